@@ -1,0 +1,302 @@
+// The durable buffer: a SQLite file in WAL mode with synchronous=FULL, so a commit survives power loss
+// (better-sqlite3 builds WAL databases to default to NORMAL, which may roll back a commit on power loss).
+// Records are kept in acceptance order (seq) until Kafka acknowledges them.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
+import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
+import { migrate } from './migrations.ts';
+import type { AppendOutcome, BufferStats, RecordBuffer, RecordBufferLimits } from './record-buffer.ts';
+
+export interface SqliteBufferOptions extends RecordBufferLimits {
+  readonly path: string;
+}
+
+export interface SqliteBufferDeps {
+  /** Told once per episode when drop_oldest deletes records (the caller logs and counts). */
+  readonly onDrop?: (records: number) => void;
+  readonly nowMs?: () => number;
+}
+
+interface RecordRow {
+  seq: number;
+  key: string;
+  stream: string;
+  source: RecordSource;
+  received_at_ms: number;
+  event_time_ms: number;
+  payload: Buffer;
+  meta: string;
+  attempts: number;
+  bytes: number;
+}
+
+export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBufferDeps = {}): RecordBuffer {
+  const nowMs = deps.nowMs ?? Date.now;
+  mkdirSync(dirname(options.path), { recursive: true });
+  const db = openDatabase(options.path);
+  const instanceId = readInstanceId(db);
+
+  const insert = db.prepare(
+    `INSERT INTO records (key, stream, source, received_at_ms, event_time_ms, payload, meta, bytes)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const selectFrom = db.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?');
+  const deleteOne = db.prepare('DELETE FROM records WHERE seq = ? RETURNING bytes');
+  const deleteOldest = db.prepare(
+    'DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?) RETURNING bytes',
+  );
+  const bumpAttempts = db.prepare('UPDATE records SET attempts = attempts + 1 WHERE seq = ?');
+  const moveToDeadLetters = db.prepare(
+    `INSERT OR REPLACE INTO dead_letters
+       SELECT seq, key, stream, source, received_at_ms, event_time_ms, payload, meta, bytes, attempts, ?, ?
+       FROM records WHERE seq = ?`,
+  );
+  const selectOldest = db.prepare('SELECT received_at_ms FROM records ORDER BY seq LIMIT 1').pluck();
+  const countDeadLetters = db.prepare('SELECT count(*) FROM dead_letters').pluck();
+  const totals = db.prepare('SELECT count(*) AS records, coalesce(sum(bytes), 0) AS bytes FROM records').get() as {
+    records: number;
+    bytes: number;
+  };
+
+  let depthRecords = totals.records;
+  let depthBytes = totals.bytes;
+  let droppedRecords = 0;
+  let deadLetters = countDeadLetters.get() as number;
+  /** Highest seq handed out by lease(); records at or below it are in flight. Not persisted: after a restart, all is re-sent. */
+  let leaseCursor = 0;
+  let closed = false;
+
+  const appendTransaction = db.transaction((groups: readonly (readonly NewRecord[])[]): AppendOutcome[] => {
+    const outcomes: AppendOutcome[] = [];
+    let droppedNow = 0;
+    for (const group of groups) {
+      let groupBytes = 0;
+      for (const record of group) groupBytes += recordBytes(record);
+      if (group.length > options.maxRecords || groupBytes > options.maxBytes) {
+        outcomes.push({ ok: false, error: new BufferFullError(`${group.length} records (${groupBytes} bytes) exceed the buffer's bounds`) });
+        continue;
+      }
+      if (!fits(group.length, groupBytes)) {
+        if (options.whenFull === 'reject') {
+          outcomes.push({ ok: false, error: fullError() });
+          continue;
+        }
+        droppedNow += dropOldestUntilFits(group.length, groupBytes);
+      }
+      const seqs: number[] = [];
+      for (const record of group) {
+        const result = insert.run(
+          record.key,
+          record.stream,
+          record.source,
+          record.receivedAtMs,
+          record.eventTimeMs,
+          record.payload,
+          JSON.stringify(record.meta),
+          recordBytes(record),
+        );
+        seqs.push(Number(result.lastInsertRowid));
+      }
+      depthRecords += group.length;
+      depthBytes += groupBytes;
+      outcomes.push({ ok: true, seqs });
+    }
+    if (droppedNow > 0) {
+      droppedRecords += droppedNow;
+      deps.onDrop?.(droppedNow);
+    }
+    return outcomes;
+  });
+
+  function fits(records: number, bytes: number): boolean {
+    return depthRecords + records <= options.maxRecords && depthBytes + bytes <= options.maxBytes;
+  }
+
+  function fullError(): BufferFullError {
+    return new BufferFullError(
+      `buffer full (${depthRecords} of ${options.maxRecords} records, ${depthBytes} of ${options.maxBytes} bytes): Kafka has not taken records fast enough; new records are refused until it does`,
+    );
+  }
+
+  function dropOldestUntilFits(records: number, bytes: number): number {
+    let dropped = 0;
+    while (!fits(records, bytes) && depthRecords > 0) {
+      const deleted = deleteOldest.all(Math.max(1, Math.min(1000, depthRecords + records - options.maxRecords))) as { bytes: number }[];
+      for (const row of deleted) depthBytes -= row.bytes;
+      depthRecords -= deleted.length;
+      dropped += deleted.length;
+    }
+    return dropped;
+  }
+
+  const ackTransaction = db.transaction((seqs: readonly number[]) => {
+    for (const seq of seqs) {
+      const row = deleteOne.get(seq) as { bytes: number } | undefined;
+      if (row === undefined) continue; // dropped by drop_oldest while in flight
+      depthRecords -= 1;
+      depthBytes -= row.bytes;
+    }
+  });
+
+  const releaseTransaction = db.transaction((seqs: readonly number[]) => {
+    for (const seq of seqs) bumpAttempts.run(seq);
+  });
+
+  const deadLetterTransaction = db.transaction((seqs: readonly number[], reason: string) => {
+    const at = nowMs();
+    for (const seq of seqs) {
+      if (moveToDeadLetters.run(reason, at, seq).changes === 0) continue;
+      const row = deleteOne.get(seq) as { bytes: number } | undefined;
+      if (row === undefined) continue;
+      depthRecords -= 1;
+      depthBytes -= row.bytes;
+      deadLetters += 1;
+    }
+  });
+
+  function toStored(row: RecordRow): StoredRecord {
+    return {
+      seq: row.seq,
+      id: `${instanceId}-${row.seq}`,
+      key: row.key,
+      stream: row.stream,
+      source: row.source,
+      receivedAtMs: row.received_at_ms,
+      eventTimeMs: row.event_time_ms,
+      payload: row.payload,
+      meta: JSON.parse(row.meta) as Record<string, string>,
+      attempts: row.attempts,
+    };
+  }
+
+  function assertOpen(): void {
+    if (closed) throw new GatewayError('BUFFER_CLOSED', `buffer ${options.path} is closed`, { retriable: false });
+  }
+
+  return {
+    append(groups) {
+      assertOpen();
+      try {
+        return appendTransaction(groups);
+      } catch (error) {
+        throw storageError(error, options.path, 'append');
+      }
+    },
+
+    lease(maxRecords, maxBytes) {
+      assertOpen();
+      const rows = selectFrom.all(leaseCursor, maxRecords) as RecordRow[];
+      const leased: StoredRecord[] = [];
+      let bytes = 0;
+      for (const row of rows) {
+        if (leased.length > 0 && bytes + row.bytes > maxBytes) break;
+        bytes += row.bytes;
+        leased.push(toStored(row));
+      }
+      const last = leased.at(-1);
+      if (last !== undefined) leaseCursor = last.seq;
+      return leased;
+    },
+
+    ack(seqs) {
+      assertOpen();
+      try {
+        ackTransaction(seqs);
+      } catch (error) {
+        throw storageError(error, options.path, 'ack');
+      }
+    },
+
+    release(seqs) {
+      assertOpen();
+      if (seqs.length === 0) return;
+      leaseCursor = Math.min(leaseCursor, Math.min(...seqs) - 1);
+      try {
+        releaseTransaction(seqs);
+      } catch (error) {
+        // The attempt count is bookkeeping only; the records are back in line either way.
+        throw storageError(error, options.path, 'release');
+      }
+    },
+
+    deadLetter(seqs, reason) {
+      assertOpen();
+      try {
+        deadLetterTransaction(seqs, reason);
+      } catch (error) {
+        throw storageError(error, options.path, 'dead-letter');
+      }
+    },
+
+    stats(): BufferStats {
+      assertOpen();
+      return {
+        depthRecords,
+        depthBytes,
+        oldestReceivedAtMs: depthRecords === 0 ? null : ((selectOldest.get() as number | undefined) ?? null),
+        deadLetters,
+        droppedRecords,
+      };
+    },
+
+    close() {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
+}
+
+function openDatabase(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (error) {
+    throw new GatewayError('BUFFER_OPEN', `cannot open buffer ${path}: ${errorMessage(error)}; check buffer.path and its directory's permissions`, {
+      retriable: false,
+      cause: error,
+    });
+  }
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    // Keep the WAL from staying large after a burst, and the page cache small for 1 GB boards.
+    db.pragma('journal_size_limit = 67108864');
+    db.pragma('cache_size = -8000');
+    const synchronous = db.pragma('synchronous', { simple: true });
+    const journalMode = db.pragma('journal_mode', { simple: true });
+    if (synchronous !== 2 || journalMode !== 'wal') {
+      throw new Error(`SQLite refused WAL + synchronous=FULL (got journal_mode=${String(journalMode)}, synchronous=${String(synchronous)})`);
+    }
+    migrate(db, path);
+  } catch (error) {
+    db.close();
+    throw new GatewayError('BUFFER_OPEN', `cannot prepare buffer ${path}: ${errorMessage(error)}`, { retriable: false, cause: error });
+  }
+  return db;
+}
+
+/** A random id per buffer file: record ids `<instance>-<seq>` stay unique even if the file is replaced. */
+function readInstanceId(db: Database.Database): string {
+  const existing = db.prepare("SELECT value FROM buffer_info WHERE name = 'instance_id'").pluck().get() as string | undefined;
+  if (existing !== undefined) return existing;
+  const created = randomBytes(6).toString('hex');
+  db.prepare("INSERT INTO buffer_info (name, value) VALUES ('instance_id', ?)").run(created);
+  return created;
+}
+
+/** SQLITE_FULL means the disk (or file system quota) is full: the same treatment as a full buffer. */
+function storageError(error: unknown, path: string, operation: string): GatewayError {
+  if (error instanceof GatewayError) return error;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'SQLITE_FULL') {
+    return new BufferFullError(`disk full: cannot ${operation} in buffer ${path}; free space on its file system (see README, "Full disk")`, error);
+  }
+  return new GatewayError('BUFFER_IO', `buffer ${path}: ${operation} failed: ${errorMessage(error)}`, {
+    retriable: true,
+    cause: error,
+  });
+}

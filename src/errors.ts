@@ -1,0 +1,51 @@
+// Error types shared by every stage. Operational failures carry a code and whether a retry can help
+// (after kafkajs src/errors.js); input problems are not thrown on the hot path but returned as results.
+
+export interface GatewayErrorOptions {
+  readonly retriable: boolean;
+  readonly cause?: unknown;
+}
+
+/** An operational failure (disk, network, Kafka). `code` is UPPER_SNAKE and stable for logs and metrics. */
+export class GatewayError extends Error {
+  readonly code: string;
+  readonly retriable: boolean;
+
+  constructor(code: string, message: string, options: GatewayErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.retriable = options.retriable;
+  }
+}
+
+/** The buffer refused records: its configured bound is reached (policy `reject`) or the disk is full. */
+export class BufferFullError extends GatewayError {
+  constructor(message: string, cause?: unknown) {
+    super('BUFFER_FULL', message, { retriable: true, cause });
+    this.name = 'BufferFullError';
+  }
+}
+
+/** The configuration cannot be used. `issues` name the key and the problem, one per line. */
+export class ConfigError extends Error {
+  readonly issues: readonly string[];
+
+  constructor(source: string, issues: readonly string[]) {
+    super(`invalid configuration in ${source}:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** Exit code for a bad configuration (sysexits EX_CONFIG); the systemd unit does not restart on it. */
+export const EXIT_CONFIG = 78;
+
+/** Programmer errors are never retried: they will fail the same way again (kafkajs UNRECOVERABLE_ERRORS). */
+export function isProgrammerError(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError;
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

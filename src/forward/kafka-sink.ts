@@ -1,0 +1,183 @@
+// The Kafka sink: a kafkajs producer with acks=all and one request in flight per broker, so a retried
+// batch can never overtake the next one. The idempotent producer is not used (experimental in kafkajs
+// and not needed: the forwarder sends one batch at a time); stable record ids make duplicates identifiable.
+import { readFileSync } from 'node:fs';
+import kafkajs, { type Producer, type SASLOptions, type TopicMessages } from 'kafkajs';
+import { errorMessage } from '../errors.ts';
+import type { HealthReport } from '../ops/lifecycle.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { toKafkaMessage } from '../record/kafka-envelope.ts';
+import type { StoredRecord } from '../record/record.ts';
+import type { Router } from '../record/routes.ts';
+import { type Sink, SinkError } from './sink.ts';
+
+const { Kafka, Partitioners, CompressionTypes, logLevel } = kafkajs;
+
+export interface KafkaSinkOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly gatewayId: string;
+  readonly compression: 'none' | 'gzip';
+  readonly requestTimeoutMs: number;
+  readonly connectionTimeoutMs: number;
+  readonly tls: { readonly caFile: string; readonly certFile: string; readonly keyFile: string } | null;
+  readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
+}
+
+export interface KafkaSinkDeps {
+  readonly router: Router;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+/** Protocol errors that mean "these records will never be accepted", whatever we retry. */
+const PERMANENT_ERRORS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'INVALID_TIMESTAMP']);
+
+export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps): Sink {
+  const log = deps.log.child({ component: 'sink.kafka' });
+  const kafkaLog = deps.log.child({ component: 'kafka' });
+  const { metrics } = deps;
+  // kafkajs logs every failed connection attempt; the forwarder reports link state changes once, so these go to debug.
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    connectionTimeout: options.connectionTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    logLevel: logLevel.INFO,
+    logCreator: () => (entry) => {
+      const { message, ...extra } = entry.log;
+      kafkaLog.debug({ namespace: entry.namespace, kafkaLevel: entry.label, ...extra }, message);
+    },
+    ...(options.tls === null ? {} : { ssl: tlsOptions(options.tls) }),
+    ...(options.sasl === null ? {} : { sasl: saslOptions(options.sasl) }),
+  });
+  const compression = options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+
+  let producer: Producer | null = null;
+  let connected: Promise<Producer> | null = null;
+  let lastError: string | null = null;
+
+  function connect(): Promise<Producer> {
+    if (connected !== null) return connected;
+    const candidate = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner, // murmur2, as the Java client: same key, same partition
+      allowAutoTopicCreation: false,
+      idempotent: false,
+      maxInFlightRequests: 1,
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    candidate.on(candidate.events.DISCONNECT, () => {
+      if (producer === candidate) {
+        producer = null;
+        connected = null;
+      }
+    });
+    connected = candidate.connect().then(
+      () => {
+        producer = candidate;
+        return candidate;
+      },
+      (error: unknown) => {
+        connected = null;
+        void candidate.disconnect().catch(() => undefined);
+        throw error;
+      },
+    );
+    return connected;
+  }
+
+  return {
+    name: 'sink.kafka',
+
+    async start() {
+      // Nothing to wait for: Kafka may be unreachable at boot, and the forwarder connects on its first send.
+      log.info({ brokers: options.brokers }, 'Kafka sink ready');
+    },
+
+    async connect() {
+      try {
+        await connect();
+      } catch (error) {
+        const failure = toSinkError(error);
+        lastError = failure.message;
+        throw failure;
+      }
+    },
+
+    async send(records) {
+      if (records.length === 0) return;
+      const startedAt = performance.now();
+      const byTopic = new Map<string, TopicMessages>();
+      for (const record of records) {
+        const topic = deps.router.topicFor(record.stream);
+        let entry = byTopic.get(topic);
+        if (entry === undefined) {
+          entry = { topic, messages: [] };
+          byTopic.set(topic, entry);
+        }
+        entry.messages.push(toKafkaMessage(record, options.gatewayId));
+      }
+      try {
+        const ready = await connect();
+        await ready.sendBatch({ topicMessages: [...byTopic.values()], acks: -1, timeout: options.requestTimeoutMs, compression });
+      } catch (error) {
+        const failure = toSinkError(error);
+        lastError = failure.message;
+        metrics.kafkaSendErrors.inc({ code: failure.code });
+        throw failure;
+      }
+      lastError = null;
+      metrics.kafkaSendSeconds.observe((performance.now() - startedAt) / 1000);
+      for (const entry of byTopic.values()) metrics.kafkaSentRecords.inc({ topic: entry.topic }, entry.messages.length);
+    },
+
+    async stop() {
+      const current = connected;
+      connected = null;
+      producer = null;
+      if (current !== null) await current.then((ready) => ready.disconnect()).catch(() => undefined);
+    },
+
+    health(): HealthReport {
+      if (lastError !== null) return { status: 'degraded', detail: lastError };
+      return { status: producer === null ? 'degraded' : 'ok', detail: producer === null ? 'not connected' : 'connected' };
+    },
+  };
+}
+
+/** Maps a kafkajs error (possibly wrapped in retry errors) to a SinkError, permanent only for record-level refusals. */
+export function toSinkError(error: unknown): SinkError {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const type = (current as { type?: unknown }).type;
+    if (typeof type === 'string') {
+      return new SinkError(type, `Kafka refused the batch: ${type}: ${current.message}`, !PERMANENT_ERRORS.has(type), error);
+    }
+    current = (current as { cause?: unknown; originalError?: unknown }).originalError ?? current.cause;
+  }
+  const name = error instanceof Error ? error.name : 'Error';
+  const code = name.startsWith('KafkaJS') ? name.slice('KafkaJS'.length).replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase() : 'KAFKA_ERROR';
+  return new SinkError(code, `Kafka send failed: ${errorMessage(error)}`, true, error);
+}
+
+function tlsOptions(tls: NonNullable<KafkaSinkOptions['tls']>): { rejectUnauthorized: true; ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  return {
+    rejectUnauthorized: true,
+    ...(tls.caFile === '' ? {} : { ca: readFileSync(tls.caFile) }),
+    ...(tls.certFile === '' ? {} : { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }),
+  };
+}
+
+function saslOptions(sasl: NonNullable<KafkaSinkOptions['sasl']>): SASLOptions {
+  const credentials = { username: sasl.username, password: sasl.password };
+  switch (sasl.mechanism) {
+    case 'plain':
+      return { mechanism: 'plain', ...credentials };
+    case 'scram-sha-256':
+      return { mechanism: 'scram-sha-256', ...credentials };
+    case 'scram-sha-512':
+      return { mechanism: 'scram-sha-512', ...credentials };
+  }
+}

@@ -1,0 +1,128 @@
+// Group commit: accepts that arrive within `commitIntervalMs` (or until `commitMaxRecords` wait) are
+// written in one SQLite transaction, so durability costs one fsync per batch instead of one per record.
+// Each caller's promise resolves only after that commit, in the order the accepts were made.
+import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
+import type { RecordBuffer } from '../buffer/record-buffer.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { NewRecord } from '../record/record.ts';
+import type { Accept, AcceptRefusal, AcceptResult } from './ingress.ts';
+
+export interface AcceptBatcherOptions {
+  /** 0 commits on the next turn of the event loop; more trades latency for bigger batches. */
+  readonly commitIntervalMs: number;
+  readonly commitMaxRecords: number;
+}
+
+export interface AcceptBatcherDeps {
+  readonly buffer: RecordBuffer;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+export interface AcceptBatcher {
+  readonly accept: Accept;
+  /** Commits what is waiting now (used at shutdown). */
+  flush(): void;
+  /** Flushes, then refuses every later accept with 'shutting-down'. */
+  close(): void;
+}
+
+interface Waiting {
+  readonly records: readonly NewRecord[];
+  readonly resolve: (result: AcceptResult) => void;
+}
+
+export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptBatcherDeps): AcceptBatcher {
+  const log = deps.log.child({ component: 'buffer.commit' });
+  const { metrics } = deps;
+  let waiting: Waiting[] = [];
+  let waitingRecords = 0;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  let closed = false;
+  /** The refusal currently in effect, so a full buffer is logged when it starts and ends, not per record. */
+  let refusing: AcceptRefusal | null = null;
+
+  function schedule(): void {
+    if (timer !== null) return;
+    timer = options.commitIntervalMs === 0 ? setImmediate(flush) : setTimeout(flush, options.commitIntervalMs);
+  }
+
+  function flush(): void {
+    if (timer !== null) {
+      clearTimeout(timer as NodeJS.Timeout);
+      clearImmediate(timer as NodeJS.Immediate);
+      timer = null;
+    }
+    if (waiting.length === 0) return;
+    const batch = waiting;
+    waiting = [];
+    waitingRecords = 0;
+
+    const startedAt = performance.now();
+    let outcomes: ReturnType<RecordBuffer['append']>;
+    try {
+      outcomes = deps.buffer.append(batch.map((entry) => entry.records));
+    } catch (error) {
+      const reason: AcceptRefusal = error instanceof BufferFullError ? 'disk-full' : 'storage-error';
+      metrics.bufferCommitFailures.inc({ code: error instanceof GatewayError ? error.code : 'UNKNOWN' });
+      enterRefusal(reason, errorMessage(error));
+      for (const entry of batch) entry.resolve({ ok: false, reason, message: errorMessage(error) });
+      return;
+    }
+    const seconds = (performance.now() - startedAt) / 1000;
+    metrics.bufferCommits.inc();
+    metrics.bufferCommitSeconds.observe(seconds);
+
+    const acceptedBySource = new Map<string, number>();
+    let committed = 0;
+    let fullMessage: string | null = null;
+    for (const [index, entry] of batch.entries()) {
+      const outcome = outcomes[index];
+      if (outcome?.ok === true) {
+        committed += entry.records.length;
+        for (const record of entry.records) acceptedBySource.set(record.source, (acceptedBySource.get(record.source) ?? 0) + 1);
+        entry.resolve({ ok: true, seqs: outcome.seqs });
+      } else {
+        fullMessage = outcome?.error.message ?? 'buffer refused the records';
+        entry.resolve({ ok: false, reason: 'buffer-full', message: fullMessage });
+      }
+    }
+    metrics.bufferCommitRecords.observe(committed);
+    for (const [source, count] of acceptedBySource) metrics.ingressAccepted.inc({ source }, count);
+    if (fullMessage !== null) enterRefusal('buffer-full', fullMessage);
+    else if (committed > 0) leaveRefusal();
+  }
+
+  function enterRefusal(reason: AcceptRefusal, message: string): void {
+    if (refusing === reason) return;
+    refusing = reason;
+    log.error({ reason }, `refusing new records: ${message}`);
+  }
+
+  function leaveRefusal(): void {
+    if (refusing === null) return;
+    log.info({ previous: refusing }, 'accepting new records again');
+    refusing = null;
+  }
+
+  const accept: Accept = (records) => {
+    if (closed) return Promise.resolve({ ok: false, reason: 'shutting-down', message: 'the gateway is shutting down' });
+    if (records.length === 0) return Promise.resolve({ ok: true, seqs: [] });
+    return new Promise<AcceptResult>((resolve) => {
+      waiting.push({ records, resolve });
+      waitingRecords += records.length;
+      if (waitingRecords >= options.commitMaxRecords) flush();
+      else schedule();
+    });
+  };
+
+  return {
+    accept,
+    flush,
+    close() {
+      flush();
+      closed = true;
+    },
+  };
+}

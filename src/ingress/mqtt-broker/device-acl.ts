@@ -1,0 +1,93 @@
+// Who may publish and subscribe where (pure functions). Devices publish to devices/{device_id}/{stream}
+// and only under their own id; non-device clients get the topic filters their account lists. Default deny.
+
+/** Who is on the other end of a connection, decided once at CONNECT. */
+export type Identity =
+  | { readonly kind: 'device'; readonly deviceId: string }
+  | { readonly kind: 'client'; readonly username: string; readonly publish: readonly string[]; readonly subscribe: readonly string[] }
+  /** allow_anonymous: the client id stands in for the device id. */
+  | { readonly kind: 'anonymous'; readonly deviceId: string };
+
+export const DEVICE_TOPIC_ROOT = 'devices';
+
+export interface DeviceTopic {
+  readonly deviceId: string;
+  /** Everything after the device id, e.g. 'telemetry' or 'telemetry/power'. */
+  readonly stream: string;
+}
+
+/** `devices/{device_id}/{stream...}` -> its parts, or null for any other topic. */
+export function parseDeviceTopic(topic: string): DeviceTopic | null {
+  if (!topic.startsWith(`${DEVICE_TOPIC_ROOT}/`)) return null;
+  const rest = topic.slice(DEVICE_TOPIC_ROOT.length + 1);
+  const slash = rest.indexOf('/');
+  if (slash <= 0 || slash === rest.length - 1) return null;
+  return { deviceId: rest.slice(0, slash), stream: rest.slice(slash + 1) };
+}
+
+export type PublishDecision =
+  | { readonly allowed: true; readonly record: DeviceTopic | null }
+  | { readonly allowed: false; readonly reason: 'not-authorized' | 'bad-topic'; readonly detail: string };
+
+export function decidePublish(identity: Identity, topic: string): PublishDecision {
+  if (topic.startsWith('$')) return { allowed: false, reason: 'not-authorized', detail: `clients may not publish to ${topic}` };
+  const deviceTopic = parseDeviceTopic(topic);
+  if (identity.kind === 'client') {
+    if (!identity.publish.some((filter) => topicMatches(filter, topic))) {
+      return { allowed: false, reason: 'not-authorized', detail: `account ${identity.username} may not publish to ${topic}` };
+    }
+    return { allowed: true, record: deviceTopic };
+  }
+  if (deviceTopic === null) {
+    return {
+      allowed: false,
+      reason: topic.startsWith(`${DEVICE_TOPIC_ROOT}/`) ? 'bad-topic' : 'not-authorized',
+      detail: `devices publish to devices/{device_id}/{stream}, not ${topic}`,
+    };
+  }
+  if (deviceTopic.deviceId !== identity.deviceId) {
+    return { allowed: false, reason: 'not-authorized', detail: `device ${identity.deviceId} may not publish as ${deviceTopic.deviceId}` };
+  }
+  return { allowed: true, record: deviceTopic };
+}
+
+export function canSubscribe(identity: Identity, filter: string): boolean {
+  switch (identity.kind) {
+    case 'client':
+      return identity.subscribe.some((allowed) => filterCovers(allowed, filter));
+    case 'device':
+      return filterCovers(`${DEVICE_TOPIC_ROOT}/${identity.deviceId}/#`, filter);
+    case 'anonymous':
+      return !filter.startsWith('$');
+  }
+}
+
+/** MQTT topic matching: does `topic` match `filter` (with + and # wildcards)? [MQTT-4.7] */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.startsWith('$') && !filter.startsWith('$')) return false; // [MQTT-4.7.2-1]
+  const filterLevels = filter.split('/');
+  const topicLevels = topic.split('/');
+  for (let index = 0; index < filterLevels.length; index++) {
+    const level = filterLevels[index];
+    if (level === '#') return true;
+    if (index >= topicLevels.length) return false;
+    if (level !== '+' && level !== topicLevels[index]) return false;
+  }
+  return filterLevels.length === topicLevels.length;
+}
+
+/** Is every topic that `filter` matches also matched by `allowed`? (A subscription may not widen its grant.) */
+export function filterCovers(allowed: string, filter: string): boolean {
+  const allowedLevels = allowed.split('/');
+  const filterLevels = filter.split('/');
+  for (let index = 0; index < allowedLevels.length; index++) {
+    const grant = allowedLevels[index];
+    if (grant === '#') return true;
+    const asked = filterLevels[index];
+    if (asked === undefined) return false;
+    if (asked === '#') return false;
+    if (grant === '+') continue;
+    if (asked === '+' || asked !== grant) return false;
+  }
+  return allowedLevels.length === filterLevels.length;
+}

@@ -1,0 +1,230 @@
+// The composition root: the only reader of Config. It maps config onto each component's options, wires
+// buffer -> sink -> forwarder -> ingress, starts them in that order (sinks before sources) and stops
+// them in reverse, so nothing is acknowledged that cannot be stored.
+import type { AddressInfo } from 'node:net';
+import type { RecordBuffer } from './buffer/record-buffer.ts';
+import { createSqliteBuffer } from './buffer/sqlite-buffer.ts';
+import { createForwarder, type Forwarder } from './forward/forwarder.ts';
+import { createKafkaSink } from './forward/kafka-sink.ts';
+import type { Sink } from './forward/sink.ts';
+import { createAcceptBatcher } from './ingress/accept-batcher.ts';
+import { createMqttIngress, type MqttIngress } from './ingress/mqtt-broker/broker.ts';
+import type { Config } from './ops/config/schema.ts';
+import { expandVariables } from './ops/config/load.ts';
+import { createOpsServer, type OpsServer, type ReadinessReport } from './ops/health.ts';
+import { type Component, startAll, stopAll } from './ops/lifecycle.ts';
+import type { Logger } from './ops/log.ts';
+import { createMetrics, type Metrics } from './ops/metrics.ts';
+import { createRouter } from './record/routes.ts';
+
+export interface Gateway {
+  start(): Promise<void>;
+  /** Stops accepting, commits what is in flight, lets the forwarder finish its batch (bounded), closes. */
+  stop(): Promise<void>;
+  mqttAddress(): { readonly tcp: AddressInfo; readonly tls: AddressInfo | null };
+  httpAddress(): AddressInfo;
+  readiness(): ReadinessReport;
+  readonly metrics: Metrics;
+}
+
+export interface GatewayDeps {
+  readonly log: Logger;
+  /** Replaces the Kafka sink (benchmarks that measure ingest alone). */
+  readonly sink?: Sink;
+}
+
+/** How long the forwarder's batch in flight may take at shutdown; well inside systemd's TimeoutStopSec. */
+const STOP_TIMEOUT_MS = 10_000;
+
+export function createGateway(config: Config, deps: GatewayDeps): Gateway {
+  const { log } = deps;
+  const metrics = createMetrics();
+  const router = createRouter(
+    config.kafka.topic,
+    config.kafka.routes.map((route) => ({ stream: route.stream, topic: route.topic, eventTimeField: route.event_time_field })),
+  );
+  const bufferLog = log.child({ component: 'buffer' });
+
+  let buffer: RecordBuffer | null = null;
+  const requireBuffer = (): RecordBuffer => {
+    if (buffer === null) throw new Error('buffer not open');
+    return buffer;
+  };
+  // The buffer is opened in start(), not here: constructors do no I/O.
+  const lazyBuffer: RecordBuffer = {
+    append: (groups) => requireBuffer().append(groups),
+    lease: (max, bytes) => requireBuffer().lease(max, bytes),
+    ack: (seqs) => requireBuffer().ack(seqs),
+    release: (seqs) => requireBuffer().release(seqs),
+    deadLetter: (seqs, reason) => requireBuffer().deadLetter(seqs, reason),
+    stats: () => requireBuffer().stats(),
+    close: () => buffer?.close(),
+  };
+  let dropEpisodeLogged = false;
+  const bufferComponent: Component = {
+    name: 'buffer',
+    async start() {
+      buffer = createSqliteBuffer(
+        {
+          path: config.buffer.path,
+          maxRecords: config.buffer.max_records,
+          maxBytes: config.buffer.max_bytes,
+          whenFull: config.buffer.when_full,
+        },
+        {
+          onDrop(records) {
+            metrics.bufferDropped.inc(records);
+            if (!dropEpisodeLogged) {
+              dropEpisodeLogged = true;
+              bufferLog.warn({ dropped: records }, 'buffer full: deleting the oldest buffered records (buffer.when_full: drop_oldest); see iotgw_buffer_dropped_total');
+            }
+          },
+        },
+      );
+      const stats = buffer.stats();
+      bufferLog.info(
+        { path: config.buffer.path, depthRecords: stats.depthRecords, deadLetters: stats.deadLetters },
+        stats.depthRecords > 0 ? `buffer open: ${stats.depthRecords} records from before the restart will be forwarded` : 'buffer open',
+      );
+    },
+    async stop() {
+      buffer?.close();
+      buffer = null;
+    },
+    health: () => (buffer === null ? { status: 'down', detail: 'buffer closed' } : { status: 'ok' }),
+  };
+
+  const sink =
+    deps.sink ??
+    createKafkaSink(
+      {
+        brokers: config.kafka.brokers,
+        clientId: config.kafka.client_id,
+        gatewayId: config.gateway_id,
+        compression: config.kafka.compression,
+        requestTimeoutMs: config.kafka.request_timeout_ms,
+        connectionTimeoutMs: config.kafka.connection_timeout_ms,
+        tls: config.kafka.tls.enabled
+          ? {
+              caFile: expandVariables(config.kafka.tls.ca_file),
+              certFile: expandVariables(config.kafka.tls.cert_file),
+              keyFile: expandVariables(config.kafka.tls.key_file),
+            }
+          : null,
+        sasl:
+          config.kafka.sasl.mechanism === 'none'
+            ? null
+            : { mechanism: config.kafka.sasl.mechanism, username: config.kafka.sasl.username, password: config.kafka.sasl.password },
+      },
+      { router, log, metrics },
+    );
+
+  const forwarder: Forwarder = createForwarder(
+    {
+      batchMaxRecords: config.kafka.batch_max_records,
+      batchMaxBytes: config.kafka.batch_max_bytes,
+      retryInitialMs: config.kafka.retry_initial_ms,
+      retryMaxMs: config.kafka.retry_max_ms,
+      stopTimeoutMs: STOP_TIMEOUT_MS,
+    },
+    { buffer: lazyBuffer, sink, log, metrics },
+  );
+
+  const batcher = createAcceptBatcher(
+    { commitIntervalMs: config.buffer.commit_interval_ms, commitMaxRecords: config.buffer.commit_max_records },
+    { buffer: lazyBuffer, log, metrics },
+  );
+  const accept: typeof batcher.accept = async (records) => {
+    const result = await batcher.accept(records);
+    if (result.ok) forwarder.notify();
+    return result;
+  };
+  // Stopping ingress must also close the batcher so that nothing accepted after it is left uncommitted.
+  const acceptComponent: Component = {
+    name: 'ingress.commit',
+    start: async () => undefined,
+    stop: async () => batcher.close(),
+    health: () => ({ status: 'ok' }),
+  };
+
+  const { mqtt } = config;
+  const mqttIngress: MqttIngress = createMqttIngress(
+    {
+      host: mqtt.host,
+      port: mqtt.port,
+      allowAnonymous: mqtt.allow_anonymous,
+      maxPayloadBytes: mqtt.max_payload_bytes,
+      maxConnections: mqtt.max_connections,
+      connectTimeoutMs: mqtt.connect_timeout_ms,
+      keepaliveLimitS: mqtt.keepalive_limit_s,
+      devices: mqtt.devices.map((device) => ({ id: device.id, passwordHash: device.password_hash })),
+      clients: mqtt.clients.map((client) => ({
+        username: client.username,
+        passwordHash: client.password_hash,
+        publish: client.publish,
+        subscribe: client.subscribe,
+      })),
+      tls:
+        mqtt.tls.cert_file === ''
+          ? null
+          : {
+              port: mqtt.tls.port,
+              certFile: expandVariables(mqtt.tls.cert_file),
+              keyFile: expandVariables(mqtt.tls.key_file),
+              caFile: expandVariables(mqtt.tls.ca_file),
+              requireClientCert: mqtt.tls.require_client_cert,
+            },
+    },
+    { accept, router, log, metrics },
+  );
+
+  function refreshMetrics(): void {
+    if (buffer === null) return;
+    const stats = buffer.stats();
+    metrics.bufferDepthRecords.set(stats.depthRecords);
+    metrics.bufferDepthBytes.set(stats.depthBytes);
+    metrics.bufferOldestAgeSeconds.set(stats.oldestReceivedAtMs === null ? 0 : Math.max(0, (Date.now() - stats.oldestReceivedAtMs) / 1000));
+    metrics.bufferDeadLetters.set(stats.deadLetters);
+  }
+
+  function readiness(): ReadinessReport {
+    const components = Object.fromEntries(ordered.map((component) => [component.name, component.health()]));
+    const stats = buffer?.stats();
+    const state = forwarder.state();
+    return {
+      ready: mqttIngress.health().status === 'ok' && buffer !== null,
+      kafka: state === 'up' ? 'up' : state === 'down' ? 'buffering' : 'starting',
+      components,
+      buffer: {
+        depthRecords: stats?.depthRecords ?? 0,
+        depthBytes: stats?.depthBytes ?? 0,
+        oldestAgeSeconds: stats?.oldestReceivedAtMs == null ? 0 : Math.round((Date.now() - stats.oldestReceivedAtMs) / 1000),
+      },
+    };
+  }
+
+  const ops: OpsServer = createOpsServer(config.http, { metrics, log, refreshMetrics, readiness });
+
+  // Start order: storage, then the way out, then the ways in. Stop runs in reverse.
+  const ordered: readonly Component[] = [bufferComponent, sink, forwarder, ops, acceptComponent, mqttIngress];
+  let started = false;
+
+  return {
+    metrics,
+    async start() {
+      await startAll(ordered);
+      started = true;
+      log.info({ gatewayId: config.gateway_id, kafka: config.kafka.brokers, topic: config.kafka.topic }, 'iotgw started');
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      const failures = await stopAll(ordered);
+      for (const failure of failures) log.error({ err: failure }, 'component failed to stop cleanly');
+      log.info('iotgw stopped');
+    },
+    mqttAddress: () => mqttIngress.address(),
+    httpAddress: () => ops.address(),
+    readiness,
+  };
+}

@@ -1,0 +1,137 @@
+// Loads the configuration once at start: YAML file -> IOTGW__SECTION__KEY environment overlay ->
+// *_file secrets -> schema validation -> a frozen Config. Every problem is reported with its key,
+// as a ConfigError (the CLI prints it and exits 78), never as a stack trace.
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, errorMessage } from '../../errors.ts';
+import { type Config, configSchema } from './schema.ts';
+
+export interface LoadConfigOptions {
+  /** YAML file; undefined means built-in defaults plus the environment. */
+  readonly path?: string | undefined;
+  /** Environment to overlay (IOTGW__*) and expand ${VAR} in file paths; defaults to process.env. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const ENV_PREFIX = 'IOTGW__';
+
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const source = options.path ?? 'built-in defaults';
+  const raw = options.path === undefined ? {} : readYamlFile(options.path);
+  const overlaid = overlayEnvironment(raw, env);
+  const issues: string[] = [];
+  resolveSecretFiles(overlaid, env, issues);
+  if (issues.length > 0) throw new ConfigError(source, issues);
+
+  const parsed = configSchema.safeParse(overlaid);
+  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(describeIssue));
+  const crossFieldIssues = checkCrossField(parsed.data);
+  if (crossFieldIssues.length > 0) throw new ConfigError(source, crossFieldIssues);
+  return deepFreeze(parsed.data);
+}
+
+function readYamlFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [`cannot read the file: ${errorMessage(error)}`]);
+  }
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      path,
+      document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]}`),
+    );
+  }
+  const value: unknown = document.toJS();
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(path, ['the file must contain a YAML mapping of sections (gateway_id, mqtt, kafka, buffer, http)']);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** IOTGW__KAFKA__BROKERS=a:9092,b:9092 sets kafka.brokers; the schema coerces strings to numbers, flags and lists. */
+function overlayEnvironment(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const result = structuredClone(raw);
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const path = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
+    let node: Record<string, unknown> = result;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path.at(-1) as string] = value;
+  }
+  return result;
+}
+
+/** `password_file: ${CREDENTIALS_DIRECTORY}/kafka` fills `password` from the file (systemd LoadCredential=). */
+function resolveSecretFiles(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: string[]): void {
+  const sasl = (raw.kafka as Record<string, unknown> | undefined)?.sasl as Record<string, unknown> | undefined;
+  if (sasl === undefined || typeof sasl.password_file !== 'string' || sasl.password_file === '') return;
+  const path = expandVariables(sasl.password_file, env);
+  try {
+    sasl.password = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    issues.push(`kafka.sasl.password_file: cannot read ${path}: ${errorMessage(error)}`);
+  }
+}
+
+export function expandVariables(text: string, env: NodeJS.ProcessEnv = process.env): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, name: string) => env[name] ?? '');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = key === '' ? '' : `${key}.`;
+    return issue.keys.map((unknown) => `${prefix}${unknown}: unknown key (check the spelling against config/iotgw.example.yaml)`).join('\n  - ');
+  }
+  return `${key || '(top level)'}: ${issue.message}`;
+}
+
+function checkCrossField(config: Config): string[] {
+  const issues: string[] = [];
+  const { tls, devices, clients } = config.mqtt;
+  if ((tls.cert_file === '') !== (tls.key_file === '')) {
+    issues.push('mqtt.tls: set both cert_file and key_file to start the TLS listener, or neither');
+  }
+  if (tls.require_client_cert && tls.ca_file === '') {
+    issues.push('mqtt.tls.require_client_cert: needs mqtt.tls.ca_file, the CA that signs device certificates');
+  }
+  const seen = new Set<string>();
+  for (const [index, device] of devices.entries()) {
+    if (seen.has(device.id)) issues.push(`mqtt.devices.${index}.id: device "${device.id}" is listed twice`);
+    seen.add(device.id);
+  }
+  for (const [index, client] of clients.entries()) {
+    if (seen.has(client.username)) issues.push(`mqtt.clients.${index}.username: "${client.username}" is already a device or client`);
+    seen.add(client.username);
+  }
+  const { sasl, tls: kafkaTls } = config.kafka;
+  if (sasl.mechanism !== 'none' && sasl.username === '') issues.push(`kafka.sasl.username: required for ${sasl.mechanism}`);
+  if (sasl.mechanism === 'plain' && !kafkaTls.enabled) {
+    issues.push('kafka.sasl.mechanism: plain sends the password in clear text; set kafka.tls.enabled: true');
+  }
+  if ((kafkaTls.cert_file === '') !== (kafkaTls.key_file === '')) {
+    issues.push('kafka.tls: set both cert_file and key_file for mutual TLS, or neither');
+  }
+  if (config.kafka.retry_max_ms < config.kafka.retry_initial_ms) {
+    issues.push('kafka.retry_max_ms: must be at least kafka.retry_initial_ms');
+  }
+  return issues;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

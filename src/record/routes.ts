@@ -1,0 +1,70 @@
+// Routes map a record's stream to its Kafka topic and say where its event time is: the device's own
+// timestamp field when the route names one and the value is plausible, else the gateway's receive time.
+
+export interface Route {
+  /** Stream name, or '*' for every stream. */
+  readonly stream: string;
+  readonly topic?: string | undefined;
+  readonly eventTimeField?: string | undefined;
+}
+
+export interface Router {
+  topicFor(stream: string): string;
+  /** Event time for a payload of `stream` received at `receivedAtMs` (never throws; falls back to receivedAtMs). */
+  eventTimeMs(stream: string, payload: Uint8Array, receivedAtMs: number): number;
+}
+
+/** Device clocks drift and reset; anything outside this window around the receive time is not trusted. */
+export const EVENT_TIME_MAX_PAST_MS = 7 * 24 * 60 * 60 * 1000;
+export const EVENT_TIME_MAX_FUTURE_MS = 10 * 60 * 1000;
+
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+export function createRouter(defaultTopic: string, routes: readonly Route[]): Router {
+  const cache = new Map<string, Route | null>();
+  function routeFor(stream: string): Route | null {
+    let route = cache.get(stream);
+    if (route === undefined) {
+      route = routes.find((candidate) => candidate.stream === stream || candidate.stream === '*') ?? null;
+      if (cache.size < 10_000) cache.set(stream, route);
+    }
+    return route;
+  }
+
+  return {
+    topicFor(stream) {
+      return routeFor(stream)?.topic ?? defaultTopic;
+    },
+    eventTimeMs(stream, payload, receivedAtMs) {
+      const field = routeFor(stream)?.eventTimeField;
+      if (field === undefined) return receivedAtMs;
+      const candidate = readTimestampField(payload, field);
+      if (candidate === null) return receivedAtMs;
+      const plausible = candidate >= receivedAtMs - EVENT_TIME_MAX_PAST_MS && candidate <= receivedAtMs + EVENT_TIME_MAX_FUTURE_MS;
+      return plausible ? candidate : receivedAtMs;
+    },
+  };
+}
+
+/** Reads `field` (dotted path) from a JSON payload as ms since the epoch: ISO-8601, epoch seconds or epoch ms. */
+export function readTimestampField(payload: Uint8Array, field: string): number | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch {
+    return null;
+  }
+  for (const part of field.split('.')) {
+    if (typeof value !== 'object' || value === null) return null;
+    value = (value as Record<string, unknown>)[part];
+  }
+  if (typeof value === 'number' && Number.isFinite(value)) {
+    // Below 1e11 it cannot be ms (that would be 1973): read it as seconds.
+    return Math.round(value < 1e11 ? value * 1000 : value);
+  }
+  if (typeof value === 'string' && value.length <= 64) {
+    const parsed = Date.parse(value);
+    return Number.isNaN(parsed) ? null : parsed;
+  }
+  return null;
+}
