@@ -33,7 +33,14 @@ interface RecordRow {
   bytes: number;
 }
 
-export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBufferDeps = {}): RecordBuffer {
+export interface SqliteBuffer extends RecordBuffer {
+  /** The settings the guarantee rests on, read back from SQLite (not assumed). */
+  durability(): { readonly journalMode: string; readonly synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' };
+}
+
+const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
+
+export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBufferDeps = {}): SqliteBuffer {
   const nowMs = deps.nowMs ?? Date.now;
   mkdirSync(dirname(options.path), { recursive: true });
   const db = openDatabase(options.path);
@@ -64,6 +71,7 @@ export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBuf
   let depthRecords = totals.records;
   let depthBytes = totals.bytes;
   let droppedRecords = 0;
+  let lastDropped = 0;
   let deadLetters = countDeadLetters.get() as number;
   /** Highest seq handed out by lease(); records at or below it are in flight. Not persisted: after a restart, all is re-sent. */
   let leaseCursor = 0;
@@ -104,12 +112,21 @@ export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBuf
       depthBytes += groupBytes;
       outcomes.push({ ok: true, seqs });
     }
-    if (droppedNow > 0) {
-      droppedRecords += droppedNow;
-      deps.onDrop?.(droppedNow);
-    }
+    droppedRecords += droppedNow;
+    lastDropped = droppedNow;
     return outcomes;
   });
+
+  /** Runs a transaction; if SQLite rolls it back, the in-memory counters go back with it. */
+  function transact<T>(run: () => T): T {
+    const saved = { depthRecords, depthBytes, droppedRecords, deadLetters };
+    try {
+      return run();
+    } catch (error) {
+      ({ depthRecords, depthBytes, droppedRecords, deadLetters } = saved);
+      throw error;
+    }
+  }
 
   function fits(records: number, bytes: number): boolean {
     return depthRecords + records <= options.maxRecords && depthBytes + bytes <= options.maxBytes;
@@ -179,11 +196,14 @@ export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBuf
   return {
     append(groups) {
       assertOpen();
+      let outcomes: AppendOutcome[];
       try {
-        return appendTransaction(groups);
+        outcomes = transact(() => appendTransaction(groups));
       } catch (error) {
         throw storageError(error, options.path, 'append');
       }
+      if (lastDropped > 0) deps.onDrop?.(lastDropped);
+      return outcomes;
     },
 
     lease(maxRecords, maxBytes) {
@@ -204,7 +224,7 @@ export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBuf
     ack(seqs) {
       assertOpen();
       try {
-        ackTransaction(seqs);
+        transact(() => ackTransaction(seqs));
       } catch (error) {
         throw storageError(error, options.path, 'ack');
       }
@@ -225,7 +245,7 @@ export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBuf
     deadLetter(seqs, reason) {
       assertOpen();
       try {
-        deadLetterTransaction(seqs, reason);
+        transact(() => deadLetterTransaction(seqs, reason));
       } catch (error) {
         throw storageError(error, options.path, 'dead-letter');
       }
@@ -240,6 +260,12 @@ export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBuf
         deadLetters,
         droppedRecords,
       };
+    },
+
+    durability() {
+      assertOpen();
+      const synchronous = db.pragma('synchronous', { simple: true }) as number;
+      return { journalMode: String(db.pragma('journal_mode', { simple: true })), synchronous: SYNCHRONOUS_NAMES[synchronous] ?? 'OFF' };
     },
 
     close() {

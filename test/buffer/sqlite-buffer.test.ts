@@ -1,0 +1,129 @@
+// The SQLite buffer: the RecordBuffer contract on a real file, plus what only a file can show:
+// durability settings, survival across reopen and kill -9, and a genuinely full disk.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { createSqliteBuffer } from '../../src/buffer/sqlite-buffer.ts';
+import { record, recordBufferContract } from '../contracts/record-buffer.contract.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+recordBufferContract('sqlite buffer', (t, limits) => {
+  const buffer = createSqliteBuffer({ path: join(tempDir(t), 'buffer.db'), ...limits });
+  t.after(() => buffer.close());
+  return buffer;
+});
+
+const limits = { maxRecords: 1_000_000, maxBytes: 1_000_000_000, whenFull: 'reject' } as const;
+
+test('sqlite buffer runs WAL with synchronous=FULL (better-sqlite3 would default to NORMAL)', (t) => {
+  const path = join(tempDir(t), 'buffer.db');
+  const buffer = createSqliteBuffer({ path, ...limits });
+  t.after(() => buffer.close());
+  assert.deepEqual(buffer.durability(), { journalMode: 'wal', synchronous: 'FULL' });
+  // WAL mode is a property of the file: another connection sees it too.
+  const probe = new Database(path, { readonly: true });
+  t.after(() => probe.close());
+  assert.equal(probe.pragma('journal_mode', { simple: true }), 'wal');
+});
+
+test('sqlite buffer keeps records, ids and order across close and reopen', (t) => {
+  const path = join(tempDir(t), 'buffer.db');
+  const first = createSqliteBuffer({ path, ...limits });
+  first.append([[record('a', 1), record('b', 2)], [record('a', 3)]]);
+  const idsBefore = first.lease(10, 1_000_000).map((r) => r.id);
+  first.close();
+
+  const second = createSqliteBuffer({ path, ...limits });
+  t.after(() => second.close());
+  const leased = second.lease(10, 1_000_000);
+  assert.deepEqual(leased.map((r) => r.meta.n), ['1', '2', '3']);
+  assert.deepEqual(leased.map((r) => r.id), idsBefore, 'record ids are stable across restarts');
+  assert.equal(second.stats().depthRecords, 3);
+});
+
+test('sqlite buffer: records whose append returned survive kill -9 of the writer', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'buffer.db');
+  // The child appends groups and prints each committed group's last n; we kill it mid-stream.
+  const script = `
+    import { createSqliteBuffer } from ${JSON.stringify(new URL('../../src/buffer/sqlite-buffer.ts', import.meta.url).href)};
+    const buffer = createSqliteBuffer({ path: ${JSON.stringify(path)}, maxRecords: 1e9, maxBytes: 1e12, whenFull: 'reject' });
+    let n = 0;
+    const payload = Buffer.alloc(200, 120);
+    setInterval(() => {
+      const group = [];
+      for (let i = 0; i < 50; i++) { n++; group.push({ key: 'k' + (n % 7), stream: 's', source: 'mqtt', receivedAtMs: n, eventTimeMs: n, payload, meta: {} }); }
+      const [outcome] = buffer.append([group]);
+      if (outcome.ok) process.stdout.write(n + '\\n');
+    }, 1);
+  `;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let lastCommitted = 0;
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    const lines = output.split('\n');
+    output = lines.pop() ?? '';
+    for (const line of lines) if (line !== '') lastCommitted = Number(line);
+  });
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (lastCommitted >= 5000) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 20);
+  });
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+  assert.ok(lastCommitted >= 5000);
+
+  const reopened = createSqliteBuffer({ path, ...limits });
+  t.after(() => reopened.close());
+  const depth = reopened.stats().depthRecords;
+  assert.ok(depth >= lastCommitted, `every record reported committed (${lastCommitted}) is still there (found ${depth})`);
+  const ordered = reopened.lease(1_000_000, 1e12).map((r) => r.receivedAtMs);
+  assert.deepEqual(ordered.slice(0, lastCommitted), Array.from({ length: lastCommitted }, (_, i) => i + 1));
+});
+
+test('sqlite buffer on a full disk: the append fails as a whole, committed records stay, and it recovers when space returns', (t) => {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'iotgw-full-disk-'));
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mountPoint], { encoding: 'utf8' });
+  assert.equal(mount.status, 0, `this test mounts a 256 KiB tmpfs to fill a real disk and needs root (CAP_SYS_ADMIN): ${mount.stderr}`);
+  mkdirSync(join(mountPoint, 'state'));
+  const path = join(mountPoint, 'state', 'buffer.db');
+  const buffer = createSqliteBuffer({ path, ...limits });
+  t.after(() => {
+    buffer.close();
+    spawnSync('umount', ['-l', mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  let committed = 0;
+  let failure: unknown = null;
+  for (let round = 0; round < 1000 && failure === null; round++) {
+    const group = Array.from({ length: 20 }, (_, i) => record('d', committed + i, 'z'.repeat(500)));
+    try {
+      const [outcome] = buffer.append([group]);
+      assert.ok(outcome?.ok);
+      committed += group.length;
+    } catch (error) {
+      failure = error;
+    }
+  }
+  assert.ok(failure !== null, 'the disk filled up');
+  assert.equal((failure as { code?: string }).code, 'BUFFER_FULL');
+  assert.match((failure as Error).message, /disk full/);
+  assert.equal(buffer.stats().depthRecords, committed, 'the failed append left nothing behind');
+
+  const grow = spawnSync('mount', ['-o', 'remount,size=4m', mountPoint]);
+  assert.equal(grow.status, 0);
+  const [outcome] = buffer.append([[record('d', 999_999)]]);
+  assert.ok(outcome?.ok, 'appends work again once there is space');
+  const all = buffer.lease(1_000_000, 1e12);
+  assert.equal(all.length, committed + 1);
+});
