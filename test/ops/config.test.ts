@@ -1,0 +1,123 @@
+// The configuration loader: the shipped example must load and list every key; environment overrides,
+// secret files and every kind of mistake must give a message naming the key.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../../src/errors.ts';
+import { loadConfig } from '../../src/ops/config/load.ts';
+import { configSchema } from '../../src/ops/config/schema.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const EXAMPLE = new URL('../../config/iotgw.example.yaml', import.meta.url).pathname;
+
+function issuesOf(run: () => unknown): readonly string[] {
+  try {
+    run();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error.issues;
+  }
+  assert.fail('expected the configuration to be refused');
+}
+
+/** Every leaf key path of the schema, e.g. 'mqtt.tls.port'. */
+function schemaKeys(schema: z.ZodType, prefix = ''): string[] {
+  let inner: z.ZodType = schema;
+  for (let depth = 0; depth < 10; depth++) {
+    const def = (inner as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType; out?: z.ZodType } }).def;
+    if (def.innerType !== undefined) inner = def.innerType;
+    else if (def.type === 'pipe' && def.out !== undefined) inner = def.out;
+    else break;
+  }
+  if (inner instanceof z.ZodObject) {
+    return Object.entries(inner.shape).flatMap(([key, child]) => schemaKeys(child as z.ZodType, prefix === '' ? key : `${prefix}.${key}`));
+  }
+  return [prefix];
+}
+
+function hasPath(value: unknown, path: string): boolean {
+  let node = value;
+  for (const key of path.split('.')) {
+    if (typeof node !== 'object' || node === null || !(key in node)) return false;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return true;
+}
+
+test('the example config loads with the real loader and equals the defaults except gateway_id', () => {
+  const fromExample = loadConfig({ path: EXAMPLE, env: {} });
+  const defaults = loadConfig({ env: {} });
+  assert.equal(fromExample.gateway_id, 'meter-room-01');
+  assert.deepEqual({ ...fromExample, gateway_id: 'x' }, { ...defaults, gateway_id: 'x' });
+});
+
+test('the example config documents every key of the schema', () => {
+  const example = parse(readFileSync(EXAMPLE, 'utf8')) as unknown;
+  const keys = schemaKeys(configSchema);
+  assert.ok(keys.includes('mqtt.tls.require_client_cert') && keys.includes('buffer.when_full') && keys.length > 40, `walked ${keys.length} keys`);
+  const missing = keys.filter((key) => !hasPath(example, key));
+  assert.deepEqual(missing, [], 'add these keys to config/iotgw.example.yaml');
+});
+
+test('the keys the issue names exist with their defaults', () => {
+  const config = loadConfig({ env: {} });
+  assert.equal(config.mqtt.host, '0.0.0.0');
+  assert.equal(config.mqtt.port, 1883);
+  assert.equal(config.mqtt.allow_anonymous, true);
+  assert.deepEqual(config.kafka.brokers, ['localhost:9092']);
+  assert.equal(config.kafka.topic, 'iotgw.records');
+  assert.equal(config.buffer.path, 'data/buffer.db');
+  assert.equal(config.http.port, 8080);
+  assert.ok(config.gateway_id.length > 0);
+  assert.ok(Object.isFrozen(config.kafka));
+});
+
+test('IOTGW__SECTION__KEY overrides the file, with lists, numbers and flags coerced', (t) => {
+  const path = join(tempDir(t), 'iotgw.yaml');
+  writeFileSync(path, 'mqtt:\n  port: 1884\nkafka:\n  topic: from-file\n');
+  const config = loadConfig({
+    path,
+    env: { IOTGW__KAFKA__BROKERS: 'a:9092, b:9093', IOTGW__MQTT__PORT: '2883', IOTGW__MQTT__ALLOW_ANONYMOUS: 'false', IOTGW__BUFFER__STATE: undefined },
+  });
+  assert.deepEqual(config.kafka.brokers, ['a:9092', 'b:9093']);
+  assert.equal(config.mqtt.port, 2883);
+  assert.equal(config.mqtt.allow_anonymous, false);
+  assert.equal(config.kafka.topic, 'from-file');
+});
+
+test('secrets come from files, with ${VAR} expanded in the path', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'kafka-password'), 's3cret\n');
+  const path = join(dir, 'iotgw.yaml');
+  writeFileSync(path, 'kafka:\n  tls: { enabled: true }\n  sasl:\n    mechanism: scram-sha-512\n    username: gw\n    password_file: ${CREDENTIALS_DIRECTORY}/kafka-password\n');
+  const config = loadConfig({ path, env: { CREDENTIALS_DIRECTORY: dir } });
+  assert.equal(config.kafka.sasl.password, 's3cret');
+  const missing = issuesOf(() => loadConfig({ path, env: { CREDENTIALS_DIRECTORY: join(dir, 'nope') } }));
+  assert.match(missing[0] ?? '', /^kafka\.sasl\.password_file: cannot read/);
+});
+
+test('bad configs are refused with the key and the problem', (t) => {
+  const dir = tempDir(t);
+  const cases: [string, RegExp][] = [
+    ['mqtt:\n  port: 70000\n', /^mqtt\.port: .*65535/],
+    ['mqtt:\n  prot: 1883\n', /^mqtt\.prot: unknown key/],
+    ['kafka:\n  brokers: [kafka]\n', /^kafka\.brokers\.0: expected host:port/],
+    ['buffer:\n  when_full: sometimes\n', /^buffer\.when_full: /],
+    ['mqtt:\n  devices:\n    - id: em-1\n      password_hash: hunter2\n', /^mqtt\.devices\.0\.password_hash: expected a password hash/],
+    ['kafka:\n  sasl: { mechanism: plain, username: u, password: p }\n', /^kafka\.sasl\.mechanism: plain sends the password in clear/],
+    ['mqtt:\n  tls: { cert_file: /etc/c.pem }\n', /^mqtt\.tls: set both cert_file and key_file/],
+    ['mqtt: [1, 2\n', /YAML syntax/],
+    ['- just\n- a list\n', /must contain a YAML mapping/],
+  ];
+  for (const [index, [yaml, expected]] of cases.entries()) {
+    const path = join(dir, `bad-${index}.yaml`);
+    writeFileSync(path, yaml);
+    const issues = issuesOf(() => loadConfig({ path, env: {} }));
+    assert.ok(issues.some((issue) => expected.test(issue)), `${JSON.stringify(yaml)} -> ${JSON.stringify(issues)}`);
+  }
+  assert.match(issuesOf(() => loadConfig({ env: { IOTGW__HTTP__PORT: 'eighty' } }))[0] ?? '', /^http\.port: /);
+  assert.match(issuesOf(() => loadConfig({ path: join(dir, 'absent.yaml'), env: {} }))[0] ?? '', /cannot read the file/);
+});
