@@ -264,7 +264,8 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
           const identity = identities.get(client);
           if (identity === undefined || !canSubscribe(identity, subscription.topic)) {
             reject('mqtt', 'not-authorized', client.id, `subscribe refused: ${client.id} may not subscribe to ${subscription.topic}`);
-            done(new Error(`not authorized to subscribe to ${subscription.topic}`));
+            // A null subscription answers SUBACK 0x80 (failure) [MQTT-3.9.3] and keeps the connection.
+            done(null, null);
             return;
           }
           done(null, subscription);

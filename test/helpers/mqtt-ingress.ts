@@ -1,0 +1,79 @@
+// Starts the real MQTT ingress (aedes on an ephemeral loopback port) over a real SQLite buffer and the
+// real group-commit batcher, for tests of what devices see. Everything is closed through the test context.
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import type { RecordBuffer } from '../../src/buffer/record-buffer.ts';
+import { createSqliteBuffer } from '../../src/buffer/sqlite-buffer.ts';
+import { createAcceptBatcher } from '../../src/ingress/accept-batcher.ts';
+import { createMqttIngress, type MqttIngressOptions } from '../../src/ingress/mqtt-broker/broker.ts';
+import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
+import { createRouter } from '../../src/record/routes.ts';
+import { type CapturedLog, captureLog } from './capture-log.ts';
+import { tempDir } from './temp-dir.ts';
+
+export interface TestIngress {
+  readonly port: number;
+  readonly tlsPort: number | null;
+  readonly buffer: RecordBuffer;
+  readonly bufferPath: string;
+  readonly metrics: Metrics;
+  readonly logs: CapturedLog;
+  /** Value of a counter/gauge sample with these labels (0 when absent). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+export const baseIngressOptions: MqttIngressOptions = {
+  host: '127.0.0.1',
+  port: 0,
+  allowAnonymous: true,
+  maxPayloadBytes: 4096,
+  maxConnections: 1000,
+  connectTimeoutMs: 5000,
+  keepaliveLimitS: 0,
+  devices: [],
+  clients: [],
+  tls: null,
+};
+
+export async function startTestIngress(
+  t: TestContext,
+  overrides: Partial<MqttIngressOptions> = {},
+  bufferOptions: { path?: string; maxRecords?: number; whenFull?: 'reject' | 'drop_oldest' } = {},
+): Promise<TestIngress> {
+  const bufferPath = bufferOptions.path ?? join(tempDir(t), 'buffer.db');
+  const buffer = createSqliteBuffer({
+    path: bufferPath,
+    maxRecords: bufferOptions.maxRecords ?? 1_000_000,
+    maxBytes: 1_000_000_000,
+    whenFull: bufferOptions.whenFull ?? 'reject',
+  });
+  const logs = captureLog();
+  const metrics = createMetrics({ processMetrics: false });
+  const batcher = createAcceptBatcher({ commitIntervalMs: 2, commitMaxRecords: 1000 }, { buffer, log: logs.log, metrics });
+  const ingress = createMqttIngress(
+    { ...baseIngressOptions, ...overrides },
+    { accept: batcher.accept, router: createRouter('records', []), log: logs.log, metrics },
+  );
+  await ingress.start();
+  t.after(async () => {
+    await ingress.stop();
+    batcher.close();
+    buffer.close();
+  });
+  const address = ingress.address();
+  return {
+    port: address.tcp.port,
+    tlsPort: address.tls?.port ?? null,
+    buffer,
+    bufferPath,
+    metrics,
+    logs,
+    async metric(name, labels = {}) {
+      const metric = metrics.registry.getSingleMetric(name);
+      if (metric === undefined) throw new Error(`no metric ${name}`);
+      const { values } = await metric.get();
+      const sample = values.find((value) => Object.entries(labels).every(([key, expected]) => String(value.labels[key]) === expected));
+      return sample?.value ?? 0;
+    },
+  };
+}
