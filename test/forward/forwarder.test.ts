@@ -1,0 +1,122 @@
+// The forwarder's promises, against the real SQLite buffer and a scripted Sink (our own interface):
+// oldest first, the same batch retried until acknowledged, link state logged once per change,
+// and a record Kafka refuses for good set aside without holding up the rest.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { createSqliteBuffer } from '../../src/buffer/sqlite-buffer.ts';
+import { createForwarder } from '../../src/forward/forwarder.ts';
+import { type Sink, SinkError } from '../../src/forward/sink.ts';
+import { createMetrics } from '../../src/ops/metrics.ts';
+import type { StoredRecord } from '../../src/record/record.ts';
+import { record } from '../contracts/record-buffer.contract.ts';
+import { captureLog } from '../helpers/capture-log.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+type Script = (batch: readonly StoredRecord[]) => SinkError | null;
+
+function scriptedSink(script: Script): Sink & { readonly attempts: (readonly string[])[]; readonly delivered: string[] } {
+  const attempts: (readonly string[])[] = [];
+  const delivered: string[] = [];
+  return {
+    name: 'sink.scripted',
+    attempts,
+    delivered,
+    async start() {},
+    async stop() {},
+    async connect() {},
+    health: () => ({ status: 'ok' }),
+    async send(batch) {
+      attempts.push(batch.map((r) => String(r.meta.n)));
+      const failure = script(batch);
+      if (failure !== null) throw failure;
+      delivered.push(...batch.map((r) => String(r.meta.n)));
+    },
+  };
+}
+
+function setup(t: TestContext, script: Script, batchMaxRecords = 3) {
+  const buffer = createSqliteBuffer({ path: join(tempDir(t), 'buffer.db'), maxRecords: 1e6, maxBytes: 1e9, whenFull: 'reject' });
+  const sink = scriptedSink(script);
+  const logs = captureLog();
+  const metrics = createMetrics({ processMetrics: false });
+  const forwarder = createForwarder(
+    { batchMaxRecords, batchMaxBytes: 1e6, retryInitialMs: 5, retryMaxMs: 20, stopTimeoutMs: 1000, idlePollMs: 10 },
+    { buffer, sink, log: logs.log, metrics, random: () => 0.5 },
+  );
+  t.after(async () => {
+    await forwarder.stop();
+    buffer.close();
+  });
+  return { buffer, sink, logs, metrics, forwarder };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test('drains the buffer oldest first and deletes only what the sink acknowledged', async (t) => {
+  const { buffer, sink, forwarder } = setup(t, () => null);
+  buffer.append([range(1, 10).map((n) => record(`d${n % 3}`, n))]);
+  await forwarder.start();
+  await waitFor(() => buffer.stats().depthRecords === 0);
+  assert.deepEqual(sink.delivered, range(1, 10).map(String));
+  assert.deepEqual(sink.attempts, [['1', '2', '3'], ['4', '5', '6'], ['7', '8', '9'], ['10']]);
+  assert.equal(forwarder.state(), 'up');
+});
+
+test('a retriable failure retries the same batch before anything newer; the outage is logged once each way', async (t) => {
+  let failuresLeft = 4;
+  const { buffer, sink, logs, forwarder, metrics } = setup(t, () => (failuresLeft-- > 0 ? new SinkError('CONNECTION', 'broker down', true) : null));
+  buffer.append([range(1, 6).map((n) => record('d', n))]);
+  await forwarder.start();
+  await waitFor(() => buffer.stats().depthRecords === 0);
+  // The probe at start is not a send; every send attempt until success is the first batch.
+  assert.deepEqual(sink.attempts.slice(0, 5), Array(5).fill(['1', '2', '3']));
+  assert.deepEqual(sink.delivered, range(1, 6).map(String));
+  const messages = logs.messages();
+  assert.equal(messages.filter((m) => m.startsWith('Kafka unreachable')).length, 1);
+  assert.equal(messages.filter((m) => m.startsWith('Kafka reachable again')).length, 1);
+  assert.equal((await metrics.forwarderUp.get()).values[0]?.value, 1);
+});
+
+test('records appended during an outage keep their place behind the retried batch', async (t) => {
+  let down = true;
+  const { buffer, sink, forwarder } = setup(t, () => (down ? new SinkError('CONNECTION', 'broker down', true) : null));
+  buffer.append([range(1, 4).map((n) => record('d', n))]);
+  await forwarder.start();
+  await waitFor(() => sink.attempts.length >= 3);
+  buffer.append([range(5, 8).map((n) => record('d', n))]);
+  down = false;
+  await waitFor(() => buffer.stats().depthRecords === 0);
+  assert.deepEqual(sink.delivered, range(1, 8).map(String));
+});
+
+test('a record the sink refuses for good is isolated by halving the batch and set aside; the rest goes through in order', async (t) => {
+  const { buffer, sink, forwarder, logs } = setup(
+    t,
+    (batch) => (batch.some((r) => r.meta.n === '5') ? new SinkError('MESSAGE_TOO_LARGE', 'too large', false) : null),
+    8,
+  );
+  buffer.append([range(1, 10).map((n) => record('d', n))]);
+  await forwarder.start();
+  await waitFor(() => buffer.stats().depthRecords === 0);
+  assert.deepEqual(sink.delivered, ['1', '2', '3', '4', '6', '7', '8', '9', '10']);
+  assert.equal(buffer.stats().deadLetters, 1);
+  assert.ok(logs.messages().some((m) => m.startsWith('record set aside as undeliverable')));
+});
+
+test('stop during a long backoff returns promptly and leaves the records buffered', async (t) => {
+  const { buffer, forwarder } = setup(t, () => new SinkError('CONNECTION', 'broker down', true));
+  buffer.append([range(1, 3).map((n) => record('d', n))]);
+  await forwarder.start();
+  await waitFor(() => forwarder.state() === 'down');
+  await forwarder.stop();
+  assert.equal(buffer.stats().depthRecords, 3);
+});
