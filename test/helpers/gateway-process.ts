@@ -40,7 +40,15 @@ export function writeGatewayConfig(dir: string, config: ConfigInput): string {
   return path;
 }
 
+/** Starts the gateway for a test; it is killed when the test ends. */
 export async function startGatewayProcess(t: TestContext, configPath: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+  const gateway = await launchGateway(configPath, env);
+  t.after(() => gateway.kill('SIGKILL'));
+  return gateway;
+}
+
+/** Starts the gateway process and resolves once it logged that it started; the caller must kill it. */
+export async function launchGateway(configPath: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' (npm test does it first)`);
   const child = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -72,12 +80,6 @@ export async function startGatewayProcess(t: TestContext, configPath: string, en
     done = true;
     for (const wake of waiters) wake();
   });
-  t.after(async () => {
-    if (!done) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
 
   function waitForLog(test: (line: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
@@ -98,8 +100,12 @@ export async function startGatewayProcess(t: TestContext, configPath: string, en
     });
   }
 
-  const started = await waitForLog((line) => line.msg === 'iotgw started');
-  void started;
+  try {
+    await waitForLog((line) => line.msg === 'iotgw started');
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
   const mqttLine = await waitForLog((line) => line.msg === 'MQTT broker listening');
   const httpLine = await waitForLog((line) => line.component === 'ops.http' && typeof line.address === 'string');
   const mqttPort = Number(String(mqttLine.tcp).split(':').at(-1));
