@@ -236,3 +236,17 @@ function makeCertificates(dir: string, devices: readonly string[]): void {
     openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...extension);
   }
 }
+
+test('connections beyond mqtt.max_connections are refused and counted; existing devices keep working', async (t) => {
+  const ingress = await startTestIngress(t, { maxConnections: 2 });
+  const url = `mqtt://127.0.0.1:${ingress.port}`;
+  const first = await connectClient(t, url, { clientId: 'em-1' });
+  await connectClient(t, url, { clientId: 'em-2' });
+  // Node's net.Server drops the third socket at once, before any MQTT is spoken.
+  const third = connectTcp(ingress.port, '127.0.0.1');
+  third.on('error', () => undefined);
+  await new Promise<void>((resolve) => third.once('close', () => resolve()));
+  await first.publishAsync('devices/em-1/telemetry', 'still-served', { qos: 1 });
+  assert.ok((await ingress.metric('iotgw_mqtt_connections_refused_total', { reason: 'max-connections' })) >= 1);
+  assert.deepEqual(storedRows(ingress.bufferPath).map((row) => row.payload), ['still-served']);
+});
