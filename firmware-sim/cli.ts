@@ -1,0 +1,374 @@
+#!/usr/bin/env node
+// firmware-sim: command line for the device fleet simulator. `firmware-sim <transport> [flags]` maps
+// each transport to its module (today: mqtt -> transports/mqtt-device.ts), prints progress to stderr
+// once per second and a summary (or one JSON object) to stdout at the end.
+// Exit codes: 0 run finished (also when stopped by SIGINT/SIGTERM), 1 no device could connect, 2 usage error.
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { runMqttFleet } from './transports/mqtt-device.ts';
+import type { MqttFleetOptions, MqttFleetProgress, MqttFleetReport } from './transports/mqtt-device.ts';
+
+const EXIT_OK = 0;
+const EXIT_NO_CONNECTION = 1;
+const EXIT_USAGE = 2;
+
+interface Command {
+  readonly name: string;
+  readonly summary: string;
+  /** Undefined while the transport is not written yet. */
+  readonly run?: (argv: readonly string[]) => Promise<number>;
+}
+
+const COMMANDS: readonly Command[] = [
+  {
+    name: 'mqtt',
+    summary: 'devices connect to an MQTT 3.1.1 broker (the gateway) and publish JSON readings',
+    run: runMqttCommand,
+  },
+  { name: 'lorawan', summary: 'LoRaWAN devices behind a Semtech UDP packet forwarder (not yet available)' },
+  { name: 'ttn', summary: 'uplinks delivered the way The Things Network does (not yet available)' },
+  { name: 'serial', summary: 'frames from a serial radio module over a PTY (not yet available)' },
+];
+
+const MAIN_HELP = `firmware-sim: simulates a fleet of smart-city devices (electricity and water meters,
+parking sensors, street lamps) talking to the iotgw gateway, and reports exactly which
+readings the gateway acknowledged.
+
+Usage:
+  firmware-sim <transport> [flags]
+  firmware-sim <transport> --help     flags, defaults and examples of one transport
+  firmware-sim --help
+
+Transports:
+${COMMANDS.map((command) => `  ${command.name.padEnd(9)}${command.summary}`).join('\n')}
+
+Readings are JSON, deterministic from --seed, e.g.
+  {"device_id":"em-000001","kind":"electricity-meter","seq":1,"ts":"2025-01-01T00:00:00.000Z",
+   "energy_kwh":27184.129,"voltage_v":229.6,"power_w":1510.3}
+
+Exit codes: 0 run finished (also after Ctrl-C / SIGTERM), 1 no device could connect, 2 bad usage.
+
+Example:
+  firmware-sim mqtt --url mqtt://127.0.0.1:1883 --devices 100 --rate 500 --duration 30
+`;
+
+const MQTT_HELP = `firmware-sim mqtt: each simulated device opens its own MQTT 3.1.1 connection (client id =
+device id, clean session, keepalive 30 s) and publishes readings to devices/{device_id}/{stream}.
+
+Like real firmware, a device waits for the PUBACK of a reading before taking the next one
+(see --inflight). When its connection drops it reconnects after about 1 s (+-25 % jitter)
+and sends every unacknowledged reading again with the same seq, so the gateway may see
+duplicates but the ledger of acknowledged readings is exact. A device whose CONNACK is
+refused (bad password, not authorized), or whose connection is closed 3 times in a row
+right after a publish with no PUBACK (publish not authorized), gives up and counts as failed.
+
+Usage:
+  firmware-sim mqtt [flags]
+
+Flags:
+  --url URL              broker: mqtt://host:port, or mqtts://host:port for TLS
+                         (tcp:// and tls:// are accepted too). Default: mqtt://127.0.0.1:1883
+  --devices N            simulated devices, one connection each. Default: 100
+  --rate R               new readings per second across the whole fleet, spread evenly
+                         over time and devices. 0 = every device publishes as fast as
+                         its acks allow. Default: 100
+  --duration S           seconds to keep publishing, counted from when publishing starts
+                         (see --start); decimals allowed; 0 = no time limit.
+                         Default: 30, or 0 when --messages is given
+  --messages N           stop after N readings in total (re-sends not counted)
+  --qos 0|1              MQTT QoS of each publish. Default: 1 (QoS 0 has no acks: nothing is re-sent)
+  --seed N               integer seed of the readings (same seed, same readings). Default: 1
+  --password P           connect with username = device id and this password
+  --stream NAME          last topic level. Default: telemetry
+  --inflight N           unacknowledged readings a device may have at once. Default: 1.
+                         For throughput benchmarks 4-8 lets each connection carry more and
+                         roughly halves the simulator's CPU per message.
+  --connect-concurrency N
+                         connection attempts in progress at once while ramping up. Default: 50
+  --start together|staggered
+                         together: connect the whole fleet first, then every device starts
+                         publishing and the --duration clock starts (steady-state numbers
+                         for benchmarks); staggered: each device publishes as soon as it is
+                         connected. Default: together
+  --prefix TEXT          put before every device id (e.g. site2-) to run several simulators
+                         against one gateway. Default: none
+  --drain-timeout S      after the stop, seconds to wait for outstanding acks. Default: 10
+  --connect-deadline S   end the run (exit 1) when no device has connected after S seconds;
+                         with --start together, stop waiting for stragglers then. Default: 30
+  --ca FILE              PEM CA certificate(s) to trust, for mqtts://
+  --cert FILE            PEM client certificate, for mqtts:// with client certificates
+  --key FILE             PEM private key of --cert
+  --json                 print the summary as one JSON object on stdout (for scripts)
+  --quiet                no progress lines on stderr
+  -h, --help             this help
+
+The run stops starting new readings at --duration or --messages (whichever comes first),
+waits up to --drain-timeout for outstanding acks (re-sending after reconnects), then
+disconnects every device. If no device has connected by --connect-deadline the run ends
+(exit 1); with --start together, devices still unconnected then join whenever they connect.
+Ctrl-C or SIGTERM stops at once and still prints the summary; a second Ctrl-C exits
+immediately. Progress (connected, published, acked, failed, rate) goes to stderr once per
+second. Exit codes: 0 run finished or stopped by a signal, 1 no device could connect,
+2 bad usage.
+
+Examples:
+  firmware-sim mqtt --devices 100 --rate 500 --duration 30
+  firmware-sim mqtt --devices 1000 --rate 0 --inflight 4 --duration 10 --json > result.json
+  firmware-sim mqtt --devices 20 --messages 10000 --qos 1 --password secret
+  firmware-sim mqtt --url mqtts://gateway.local:8883 --ca ca.pem --devices 10 --rate 1
+`;
+
+/** A usage error: printed as one line naming the flag, exit code 2. */
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    process.stderr.write(MAIN_HELP);
+    return EXIT_USAGE;
+  }
+  if (first === '-h' || first === '--help' || first === 'help') {
+    process.stdout.write(MAIN_HELP);
+    return EXIT_OK;
+  }
+  const command = COMMANDS.find((candidate) => candidate.name === first);
+  if (command === undefined) {
+    throw new UsageError(
+      first.startsWith('-')
+        ? `unknown option ${first} before the transport (see firmware-sim --help)`
+        : `unknown transport '${first}' (available: mqtt; see firmware-sim --help)`,
+    );
+  }
+  if (command.run === undefined) {
+    throw new UsageError(`transport '${command.name}' is not yet available (available: mqtt)`);
+  }
+  return command.run(rest);
+}
+
+async function runMqttCommand(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    url: { type: 'string' },
+    devices: { type: 'string' },
+    rate: { type: 'string' },
+    duration: { type: 'string' },
+    messages: { type: 'string' },
+    qos: { type: 'string' },
+    seed: { type: 'string' },
+    password: { type: 'string' },
+    stream: { type: 'string' },
+    inflight: { type: 'string' },
+    'connect-concurrency': { type: 'string' },
+    start: { type: 'string' },
+    prefix: { type: 'string' },
+    'drain-timeout': { type: 'string' },
+    'connect-deadline': { type: 'string' },
+    ca: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flags.help === true) {
+    process.stdout.write(MQTT_HELP);
+    return EXIT_OK;
+  }
+
+  const url = flags.url ?? 'mqtt://127.0.0.1:1883';
+  if (!/^(mqtts?|tcp|tls|ssl):\/\/[^/]/.test(url)) {
+    throw new UsageError(`--url must look like mqtt://host:port or mqtts://host:port, got '${url}'`);
+  }
+  const messages = optional(flags.messages, (value) => integerFlag('--messages', value, 1));
+  const durationS = optional(flags.duration, (value) => numberFlag('--duration', value, 0)) ?? (messages === undefined ? 30 : 0);
+  const qos = flags.qos ?? '1';
+  if (qos !== '0' && qos !== '1') throw new UsageError(`--qos must be 0 or 1, got '${qos}'`);
+  const start = flags.start ?? 'together';
+  if (start !== 'together' && start !== 'staggered') {
+    throw new UsageError(`--start must be together or staggered, got '${start}'`);
+  }
+  const stream = flags.stream ?? 'telemetry';
+  if (stream === '' || /[#+/]/.test(stream) || stream.includes('\u0000')) throw new UsageError(`--stream must be one topic level without / + #, got '${stream}'`);
+
+  const controller = new AbortController();
+  const options: MqttFleetOptions = {
+    url,
+    devices: integerFlag('--devices', flags.devices ?? '100', 1),
+    ratePerSecond: numberFlag('--rate', flags.rate ?? '100', 0),
+    durationMs: Math.round(durationS * 1_000),
+    qos: qos === '0' ? 0 : 1,
+    seed: integerFlag('--seed', flags.seed ?? '1', Number.MIN_SAFE_INTEGER),
+    stream,
+    inflightPerDevice: integerFlag('--inflight', flags.inflight ?? '1', 1),
+    connectConcurrency: integerFlag('--connect-concurrency', flags['connect-concurrency'] ?? '50', 1),
+    start,
+    drainTimeoutMs: Math.round(numberFlag('--drain-timeout', flags['drain-timeout'] ?? '10', 0) * 1_000),
+    connectDeadlineMs: Math.round(numberFlag('--connect-deadline', flags['connect-deadline'] ?? '30', 0) * 1_000),
+    signal: controller.signal,
+    ...(messages === undefined ? {} : { messages }),
+    ...(flags.password === undefined ? {} : { password: flags.password }),
+    ...(flags.prefix === undefined ? {} : { prefix: flags.prefix }),
+    ...(flags.ca === undefined ? {} : { ca: readFileFlag('--ca', flags.ca) }),
+    ...(flags.cert === undefined ? {} : { cert: readFileFlag('--cert', flags.cert) }),
+    ...(flags.key === undefined ? {} : { key: readFileFlag('--key', flags.key) }),
+  };
+
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) {
+      // A person pressing Ctrl-C twice wants out now, summary or not.
+      process.exit(130);
+    }
+    interrupted = true;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const cpuBefore = process.cpuUsage();
+  const quiet = flags.quiet === true;
+  let report: MqttFleetReport;
+  try {
+    report = await runMqttFleet(options, {
+      onProgress: (progress) => {
+        if (!quiet) console.error(formatProgress(progress));
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  const processStats = {
+    cpuUserMs: Math.round(cpu.user / 1_000),
+    cpuSystemMs: Math.round(cpu.system / 1_000),
+    maxRssMb: Math.round(process.resourceUsage().maxRSS / 1_024),
+  };
+
+  if (flags.json === true) {
+    const { ledger: _ledger, ...summary } = report;
+    console.log(JSON.stringify({ transport: 'mqtt', ...summary, process: processStats }));
+  } else {
+    console.log(formatSummary(report, options, processStats));
+  }
+  return report.connected === 0 ? EXIT_NO_CONNECTION : EXIT_OK;
+}
+
+type FlagConfig = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+type ParsedFlags<T extends FlagConfig> = {
+  [K in keyof T]?: T[K]['type'] extends 'boolean' ? boolean : string;
+};
+
+/** node:util parseArgs, with its multi-line errors turned into one line that names the flag. */
+function parseFlags<T extends FlagConfig>(argv: readonly string[], config: T): ParsedFlags<T> {
+  try {
+    const { values, positionals } = parseArgs({ args: [...argv], options: config, strict: true, allowPositionals: true });
+    const [positional] = positionals;
+    if (positional !== undefined) throw new UsageError(`unexpected argument '${positional}' (flags only; see --help)`);
+    return values as ParsedFlags<T>;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = (err as { code?: string }).code;
+    const message = err instanceof Error ? err.message : String(err);
+    const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${flag} (see --help)`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      if (message.includes('argument missing')) throw new UsageError(`option ${flag} needs a value (see --help)`);
+      if (message.includes('ambiguous')) {
+        throw new UsageError(`option ${flag}: a value starting with '-' must be written ${flag}=VALUE`);
+      }
+      throw new UsageError(`option ${flag} takes no value (see --help)`);
+    }
+    throw new UsageError(message.split('\n')[0] ?? message);
+  }
+}
+
+function optional<T>(value: string | undefined, parse: (value: string) => T): T | undefined {
+  return value === undefined ? undefined : parse(value);
+}
+
+function integerFlag(flag: string, value: string, min: number): number {
+  const parsed = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min) {
+    throw new UsageError(`${flag} must be an integer${min > Number.MIN_SAFE_INTEGER ? ` >= ${min}` : ''}, got '${value}'`);
+  }
+  return parsed;
+}
+
+function numberFlag(flag: string, value: string, min: number): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed < min) {
+    throw new UsageError(`${flag} must be a number >= ${min}, got '${value}'`);
+  }
+  return parsed;
+}
+
+function readFileFlag(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+function formatProgress(progress: MqttFleetProgress): string {
+  const seconds = (progress.elapsedMs / 1_000).toFixed(1).padStart(6);
+  return (
+    `[${seconds}s] connected ${progress.online}/${progress.devices}` +
+    `  published ${progress.published}  acked ${progress.acked}  in-flight ${progress.inflight}` +
+    `  failed ${progress.failed}  reconnects ${progress.reconnects}  rate ${progress.ackedPerSecond} msg/s`
+  );
+}
+
+function formatSummary(
+  report: MqttFleetReport,
+  options: MqttFleetOptions,
+  processStats: { cpuUserMs: number; cpuSystemMs: number; maxRssMb: number },
+): string {
+  const lines: string[] = [];
+  const stopped = {
+    messages: `--messages ${options.messages ?? ''} reached`,
+    duration: `--duration ${(options.durationMs / 1_000).toString()} s elapsed`,
+    aborted: 'interrupted',
+    'all-failed': 'every device failed',
+    'no-connection': 'no device could connect',
+  }[report.stoppedBy];
+  lines.push(`firmware-sim mqtt: ${report.devices} devices -> ${report.url} (QoS ${report.qos}, seed ${report.seed})`);
+  lines.push(`  stopped         ${stopped}`);
+  const rampUp = report.rampUpMs > 0 ? ` (ramp-up ${(report.rampUpMs / 1_000).toFixed(1)} s)` : '';
+  lines.push(`  connected       ${report.connected} of ${report.devices} devices${rampUp}, ${report.reconnects} reconnects`);
+  lines.push(`  published       ${report.published} readings (${report.resent} re-sent after reconnects)`);
+  if (report.qos === 1) {
+    lines.push(`  acknowledged    ${report.acked} (${report.unacked} never acknowledged)`);
+    const latency = report.ackLatencyMs;
+    lines.push(`  ack latency     p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms`);
+  } else {
+    lines.push('  acknowledged    n/a at QoS 0');
+  }
+  lines.push(`  failed          ${report.failed} devices`);
+  for (const [reason, count] of Object.entries(report.failures)) lines.push(`    ${count} x ${reason}`);
+  const errors = Object.entries(report.connectionErrors);
+  if (errors.length > 0) {
+    lines.push('  connection errors');
+    for (const [error, count] of errors) lines.push(`    ${count} x ${error}`);
+  }
+  const rate = report.qos === 1 ? `${report.ackedPerSecond} msg/s acknowledged` : `${report.publishedPerSecond} msg/s published`;
+  lines.push(`  duration        ${(report.durationMs / 1_000).toFixed(1)} s (${(report.activeMs / 1_000).toFixed(1)} s publishing), ${rate}`);
+  lines.push(
+    `  simulator       cpu ${((processStats.cpuUserMs + processStats.cpuSystemMs) / 1_000).toFixed(1)} s, max rss ${processStats.maxRssMb} MB`,
+  );
+  return lines.join('\n');
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof UsageError || err instanceof RangeError) {
+    console.error(`firmware-sim: ${err.message}`);
+    process.exitCode = EXIT_USAGE;
+  } else {
+    throw err;
+  }
+}
