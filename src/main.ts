@@ -3,7 +3,7 @@
 // them in reverse, so nothing is acknowledged that cannot be stored.
 import type { AddressInfo } from 'node:net';
 import type { RecordBuffer } from './buffer/record-buffer.ts';
-import { createSqliteBuffer } from './buffer/sqlite-buffer.ts';
+import { createWorkerBuffer, type WorkerBuffer } from './buffer/worker-buffer.ts';
 import { createForwarder, type Forwarder } from './forward/forwarder.ts';
 import { createKafkaSink } from './forward/kafka-sink.ts';
 import type { Sink } from './forward/sink.ts';
@@ -45,7 +45,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   );
   const bufferLog = log.child({ component: 'buffer' });
 
-  let buffer: RecordBuffer | null = null;
+  let buffer: WorkerBuffer | null = null;
   const requireBuffer = (): RecordBuffer => {
     if (buffer === null) throw new Error('buffer not open');
     return buffer;
@@ -58,13 +58,13 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     release: (seqs) => requireBuffer().release(seqs),
     deadLetter: (seqs, reason) => requireBuffer().deadLetter(seqs, reason),
     stats: () => requireBuffer().stats(),
-    close: () => buffer?.close(),
+    close: async () => buffer?.close(),
   };
   let dropEpisodeLogged = false;
   const bufferComponent: Component = {
     name: 'buffer',
     async start() {
-      buffer = createSqliteBuffer(
+      buffer = await createWorkerBuffer(
         {
           path: config.buffer.path,
           maxRecords: config.buffer.max_records,
@@ -79,16 +79,23 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
               bufferLog.warn({ dropped: records }, 'buffer full: deleting the oldest buffered records (buffer.when_full: drop_oldest); see iotgw_buffer_dropped_total');
             }
           },
+          onFatal(error) {
+            // Nothing can be stored any more: exit and let systemd restart us on the intact file.
+            bufferLog.fatal({ err: error }, 'buffer thread died');
+            process.nextTick(() => {
+              throw error;
+            });
+          },
         },
       );
       const stats = buffer.stats();
       bufferLog.info(
-        { path: config.buffer.path, depthRecords: stats.depthRecords, deadLetters: stats.deadLetters },
+        { path: config.buffer.path, ...buffer.durability, depthRecords: stats.depthRecords, deadLetters: stats.deadLetters },
         stats.depthRecords > 0 ? `buffer open: ${stats.depthRecords} records from before the restart will be forwarded` : 'buffer open',
       );
     },
     async stop() {
-      buffer?.close();
+      await buffer?.close();
       buffer = null;
     },
     health: () => (buffer === null ? { status: 'down', detail: 'buffer closed' } : { status: 'ok' }),
@@ -143,7 +150,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const acceptComponent: Component = {
     name: 'ingress.commit',
     start: async () => undefined,
-    stop: async () => batcher.close(),
+    stop: () => batcher.close(),
     health: () => ({ status: 'ok' }),
   };
 

@@ -1,15 +1,15 @@
-// The RecordBuffer contract held in memory, with no durability: for tests of other stages and for
+// The RecordStore contract held in memory, with no durability: for tests of other stages and for
 // benchmarks that separate the cost of SQLite from the rest. Never used by the gateway itself.
 import { BufferFullError } from '../errors.ts';
 import { type NewRecord, type StoredRecord, recordBytes } from '../record/record.ts';
-import type { AppendOutcome, RecordBuffer, RecordBufferLimits } from './record-buffer.ts';
+import type { AppendOutcome, RecordStore, RecordStoreLimits } from './record-store.ts';
 
 interface Slot {
   record: StoredRecord;
   bytes: number;
 }
 
-export function createMemoryBuffer(limits: RecordBufferLimits, deps: { readonly nowMs?: () => number } = {}): RecordBuffer {
+export function createMemoryStore(limits: RecordStoreLimits, deps: { readonly nowMs?: () => number } = {}): RecordStore {
   const nowMs = deps.nowMs ?? Date.now;
   const queue = new Map<number, Slot>(); // insertion order = seq order
   const deadLetters = new Map<number, { record: StoredRecord; reason: string; atMs: number }>();

@@ -1,46 +1,33 @@
-// The durable queue between ingress and Kafka. Synchronous on purpose: better-sqlite3 is, and one call is
-// one transaction, so a caller that got a result knows the change is committed (or was rolled back).
-import type { BufferFullError } from '../errors.ts';
+// The durable queue between ingress and Kafka, as the rest of the gateway sees it: the RecordStore
+// operations made asynchronous, because in production the store lives on its own thread
+// (worker-buffer.ts) and a commit's fsync must not stall MQTT. Each call is still one transaction.
 import type { NewRecord, StoredRecord } from '../record/record.ts';
+import type { AppendOutcome, BufferStats, RecordStore } from './record-store.ts';
 
-export type WhenFull = 'reject' | 'drop_oldest';
-
-export interface RecordBufferLimits {
-  readonly maxRecords: number;
-  readonly maxBytes: number;
-  /** reject: refuse the group that does not fit; drop_oldest: delete the oldest records to make room. */
-  readonly whenFull: WhenFull;
-}
-
-/** The result for one group of an append: committed with these seqs, or refused because the buffer is full. */
-export type AppendOutcome =
-  | { readonly ok: true; readonly seqs: readonly number[] }
-  | { readonly ok: false; readonly error: BufferFullError };
-
-export interface BufferStats {
-  readonly depthRecords: number;
-  readonly depthBytes: number;
-  /** receivedAtMs of the oldest buffered record, or null when empty. */
-  readonly oldestReceivedAtMs: number | null;
-  readonly deadLetters: number;
-  /** Records deleted by drop_oldest since this buffer was opened. */
-  readonly droppedRecords: number;
-}
+export type { AppendOutcome, BufferStats, RecordStoreLimits, WhenFull } from './record-store.ts';
 
 export interface RecordBuffer {
-  /**
-   * Appends every group all-or-nothing, all groups in one durable commit (one fsync): the group commit.
-   * Throws a GatewayError when the commit itself fails (disk full, I/O error): then nothing was stored.
-   */
-  append(groups: readonly (readonly NewRecord[])[]): readonly AppendOutcome[];
-  /** The oldest records not yet leased, in seq order; leased records are not leased again until released. */
-  lease(maxRecords: number, maxBytes: number): readonly StoredRecord[];
-  /** Kafka acknowledged these records: delete them. */
-  ack(seqs: readonly number[]): void;
-  /** A retriable send failure: count an attempt and put the records back at the head of the line. */
-  release(seqs: readonly number[]): void;
-  /** These records can never be delivered: move them aside with the reason, out of the line. */
-  deadLetter(seqs: readonly number[], reason: string): void;
+  /** Group commit: every group all-or-nothing, all groups in one durable commit. Rejects (GatewayError) if the commit fails. */
+  append(groups: readonly (readonly NewRecord[])[]): Promise<readonly AppendOutcome[]>;
+  /** The oldest records not yet leased, in seq order. */
+  lease(maxRecords: number, maxBytes: number): Promise<readonly StoredRecord[]>;
+  ack(seqs: readonly number[]): Promise<void>;
+  release(seqs: readonly number[]): Promise<void>;
+  deadLetter(seqs: readonly number[], reason: string): Promise<void>;
+  /** The figures as of the last completed operation (no round trip; for metrics and logs). */
   stats(): BufferStats;
-  close(): void;
+  close(): Promise<void>;
+}
+
+/** Runs a store on the calling thread: for the memory store in tests and benchmarks. */
+export function createInlineBuffer(store: RecordStore): RecordBuffer {
+  return {
+    append: async (groups) => store.append(groups),
+    lease: async (maxRecords, maxBytes) => store.lease(maxRecords, maxBytes),
+    ack: async (seqs) => store.ack(seqs),
+    release: async (seqs) => store.release(seqs),
+    deadLetter: async (seqs, reason) => store.deadLetter(seqs, reason),
+    stats: () => store.stats(),
+    close: async () => store.close(),
+  };
 }

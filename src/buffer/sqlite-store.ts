@@ -1,4 +1,4 @@
-// The durable buffer: a SQLite file in WAL mode with synchronous=FULL, so a commit survives power loss
+// The durable store: a SQLite file in WAL mode with synchronous=FULL, so a commit survives power loss
 // (better-sqlite3 builds WAL databases to default to NORMAL, which may roll back a commit on power loss).
 // Records are kept in acceptance order (seq) until Kafka acknowledges them.
 import { mkdirSync } from 'node:fs';
@@ -8,13 +8,13 @@ import Database from 'better-sqlite3';
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
 import { migrate } from './migrations.ts';
-import type { AppendOutcome, BufferStats, RecordBuffer, RecordBufferLimits } from './record-buffer.ts';
+import type { AppendOutcome, BufferStats, RecordStore, RecordStoreLimits } from './record-store.ts';
 
-export interface SqliteBufferOptions extends RecordBufferLimits {
+export interface SqliteStoreOptions extends RecordStoreLimits {
   readonly path: string;
 }
 
-export interface SqliteBufferDeps {
+export interface SqliteStoreDeps {
   /** Told once per episode when drop_oldest deletes records (the caller logs and counts). */
   readonly onDrop?: (records: number) => void;
   readonly nowMs?: () => number;
@@ -33,14 +33,14 @@ interface RecordRow {
   bytes: number;
 }
 
-export interface SqliteBuffer extends RecordBuffer {
+export interface SqliteStore extends RecordStore {
   /** The settings the guarantee rests on, read back from SQLite (not assumed). */
   durability(): { readonly journalMode: string; readonly synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' };
 }
 
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
-export function createSqliteBuffer(options: SqliteBufferOptions, deps: SqliteBufferDeps = {}): SqliteBuffer {
+export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStoreDeps = {}): SqliteStore {
   const nowMs = deps.nowMs ?? Date.now;
   mkdirSync(dirname(options.path), { recursive: true });
   const db = openDatabase(options.path);

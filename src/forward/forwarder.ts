@@ -84,21 +84,21 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
   }
 
   async function sendOnce(): Promise<'sent' | 'idle' | 'failed'> {
-    const batch = buffer.lease(batchLimit, options.batchMaxBytes);
+    const batch = await buffer.lease(batchLimit, options.batchMaxBytes);
     if (batch.length === 0) return 'idle';
     const seqs = batch.map((record) => record.seq);
     try {
       await sink.send(batch);
     } catch (error) {
       const failure = error instanceof SinkError ? error : new SinkError('SEND_FAILED', errorMessage(error), true, error);
-      buffer.release(seqs);
+      await buffer.release(seqs);
       if (!failure.retriable) {
         if (batch.length > 1) {
           // One record poisons the batch: halve until it is alone, then set it aside.
           batchLimit = Math.max(1, Math.ceil(batch.length / 2));
           return 'sent';
         }
-        buffer.deadLetter(seqs, failure.message);
+        await buffer.deadLetter(seqs, failure.message);
         metrics.kafkaDeadLettered.inc({ reason: failure.code });
         log.error({ recordId: batch[0]?.id, key: batch[0]?.key, code: failure.code }, `record set aside as undeliverable: ${failure.message}`);
         batchLimit = options.batchMaxRecords;
@@ -107,7 +107,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
       markDown(failure);
       return 'failed';
     }
-    buffer.ack(seqs);
+    await buffer.ack(seqs);
     batchLimit = options.batchMaxRecords;
     markUp();
     return 'sent';

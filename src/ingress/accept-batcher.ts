@@ -1,6 +1,6 @@
-// Group commit: accepts that arrive within `commitIntervalMs` (or until `commitMaxRecords` wait) are
-// written in one SQLite transaction, so durability costs one fsync per batch instead of one per record.
-// Each caller's promise resolves only after that commit, in the order the accepts were made.
+// Group commit: accepts that arrive within `commitIntervalMs` (or while the previous commit is being
+// fsynced, or until `commitMaxRecords` wait) are written in one SQLite transaction, so durability costs
+// one fsync per batch instead of one per record. Each caller's promise resolves only after that commit.
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import type { RecordBuffer } from '../buffer/record-buffer.ts';
 import type { Logger } from '../ops/log.ts';
@@ -22,10 +22,10 @@ export interface AcceptBatcherDeps {
 
 export interface AcceptBatcher {
   readonly accept: Accept;
-  /** Commits what is waiting now (used at shutdown). */
-  flush(): void;
-  /** Flushes, then refuses every later accept with 'shutting-down'. */
-  close(): void;
+  /** Commits everything waiting now, including what arrives while a commit is in flight (used at shutdown). */
+  flush(): Promise<void>;
+  /** Commits what is waiting, then refuses every later accept with 'shutting-down'. */
+  close(): Promise<void>;
 }
 
 interface Waiting {
@@ -39,30 +39,42 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
   let waiting: Waiting[] = [];
   let waitingRecords = 0;
   let timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  /** One commit in flight at a time; accepts arriving meanwhile form the next group. */
+  let committing: Promise<void> | null = null;
   let closed = false;
   /** The refusal currently in effect, so a full buffer is logged when it starts and ends, not per record. */
   let refusing: AcceptRefusal | null = null;
 
   function schedule(): void {
-    if (timer !== null) return;
-    timer = options.commitIntervalMs === 0 ? setImmediate(flush) : setTimeout(flush, options.commitIntervalMs);
+    if (timer !== null || committing !== null) return;
+    timer = options.commitIntervalMs === 0 ? setImmediate(startCommit) : setTimeout(startCommit, options.commitIntervalMs);
   }
 
-  function flush(): void {
-    if (timer !== null) {
-      clearTimeout(timer as NodeJS.Timeout);
-      clearImmediate(timer as NodeJS.Immediate);
-      timer = null;
-    }
-    if (waiting.length === 0) return;
+  function clearTimer(): void {
+    if (timer === null) return;
+    clearTimeout(timer as NodeJS.Timeout);
+    clearImmediate(timer as NodeJS.Immediate);
+    timer = null;
+  }
+
+  function startCommit(): void {
+    clearTimer();
+    if (committing !== null || waiting.length === 0) return;
     const batch = waiting;
     waiting = [];
     waitingRecords = 0;
+    committing = commit(batch).finally(() => {
+      committing = null;
+      // Whatever arrived during the commit has waited long enough: commit it at once.
+      if (waiting.length > 0) startCommit();
+    });
+  }
 
+  async function commit(batch: readonly Waiting[]): Promise<void> {
     const startedAt = performance.now();
-    let outcomes: ReturnType<RecordBuffer['append']>;
+    let outcomes: Awaited<ReturnType<RecordBuffer['append']>>;
     try {
-      outcomes = deps.buffer.append(batch.map((entry) => entry.records));
+      outcomes = await deps.buffer.append(batch.map((entry) => entry.records));
     } catch (error) {
       const reason: AcceptRefusal = error instanceof BufferFullError ? 'disk-full' : 'storage-error';
       metrics.bufferCommitFailures.inc({ code: error instanceof GatewayError ? error.code : 'UNKNOWN' });
@@ -70,9 +82,8 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
       for (const entry of batch) entry.resolve({ ok: false, reason, message: errorMessage(error) });
       return;
     }
-    const seconds = (performance.now() - startedAt) / 1000;
     metrics.bufferCommits.inc();
-    metrics.bufferCommitSeconds.observe(seconds);
+    metrics.bufferCommitSeconds.observe((performance.now() - startedAt) / 1000);
 
     const acceptedBySource = new Map<string, number>();
     let committed = 0;
@@ -106,13 +117,21 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
     refusing = null;
   }
 
+  async function flush(): Promise<void> {
+    clearTimer();
+    while (committing !== null || waiting.length > 0) {
+      if (committing === null) startCommit();
+      await committing;
+    }
+  }
+
   const accept: Accept = (records) => {
     if (closed) return Promise.resolve({ ok: false, reason: 'shutting-down', message: 'the gateway is shutting down' });
     if (records.length === 0) return Promise.resolve({ ok: true, seqs: [] });
     return new Promise<AcceptResult>((resolve) => {
       waiting.push({ records, resolve });
       waitingRecords += records.length;
-      if (waitingRecords >= options.commitMaxRecords) flush();
+      if (waitingRecords >= options.commitMaxRecords) startCommit();
       else schedule();
     });
   };
@@ -120,9 +139,9 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
   return {
     accept,
     flush,
-    close() {
-      flush();
+    async close() {
       closed = true;
+      await flush();
     },
   };
 }

@@ -1,4 +1,5 @@
-import { createMemoryBuffer } from '../../src/buffer/memory-buffer.ts';
-import { recordBufferContract } from '../contracts/record-buffer.contract.ts';
+import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
+import { createMemoryStore } from '../../src/buffer/memory-store.ts';
+import { recordBufferContract } from '../contracts/record-store.contract.ts';
 
-recordBufferContract('memory buffer', (_t, limits) => createMemoryBuffer(limits));
+recordBufferContract('memory store (inline)', async (_t, limits) => createInlineBuffer(createMemoryStore(limits)));

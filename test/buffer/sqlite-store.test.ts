@@ -7,21 +7,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { createSqliteBuffer } from '../../src/buffer/sqlite-buffer.ts';
-import { record, recordBufferContract } from '../contracts/record-buffer.contract.ts';
+import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
+import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
+import { record, recordBufferContract } from '../contracts/record-store.contract.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
-recordBufferContract('sqlite buffer', (t, limits) => {
-  const buffer = createSqliteBuffer({ path: join(tempDir(t), 'buffer.db'), ...limits });
-  t.after(() => buffer.close());
-  return buffer;
+recordBufferContract('sqlite store (inline)', async (t, limits) => {
+  const store = createSqliteStore({ path: join(tempDir(t), 'buffer.db'), ...limits });
+  t.after(() => store.close());
+  return createInlineBuffer(store);
 });
 
 const limits = { maxRecords: 1_000_000, maxBytes: 1_000_000_000, whenFull: 'reject' } as const;
 
-test('sqlite buffer runs WAL with synchronous=FULL (better-sqlite3 would default to NORMAL)', (t) => {
+test('sqlite store runs WAL with synchronous=FULL (better-sqlite3 would default to NORMAL)', (t) => {
   const path = join(tempDir(t), 'buffer.db');
-  const buffer = createSqliteBuffer({ path, ...limits });
+  const buffer = createSqliteStore({ path, ...limits });
   t.after(() => buffer.close());
   assert.deepEqual(buffer.durability(), { journalMode: 'wal', synchronous: 'FULL' });
   // WAL mode is a property of the file: another connection sees it too.
@@ -30,14 +31,14 @@ test('sqlite buffer runs WAL with synchronous=FULL (better-sqlite3 would default
   assert.equal(probe.pragma('journal_mode', { simple: true }), 'wal');
 });
 
-test('sqlite buffer keeps records, ids and order across close and reopen', (t) => {
+test('sqlite store keeps records, ids and order across close and reopen', (t) => {
   const path = join(tempDir(t), 'buffer.db');
-  const first = createSqliteBuffer({ path, ...limits });
+  const first = createSqliteStore({ path, ...limits });
   first.append([[record('a', 1), record('b', 2)], [record('a', 3)]]);
   const idsBefore = first.lease(10, 1_000_000).map((r) => r.id);
   first.close();
 
-  const second = createSqliteBuffer({ path, ...limits });
+  const second = createSqliteStore({ path, ...limits });
   t.after(() => second.close());
   const leased = second.lease(10, 1_000_000);
   assert.deepEqual(leased.map((r) => r.meta.n), ['1', '2', '3']);
@@ -45,13 +46,13 @@ test('sqlite buffer keeps records, ids and order across close and reopen', (t) =
   assert.equal(second.stats().depthRecords, 3);
 });
 
-test('sqlite buffer: records whose append returned survive kill -9 of the writer', async (t) => {
+test('sqlite store: records whose append returned survive kill -9 of the writer', async (t) => {
   const dir = tempDir(t);
   const path = join(dir, 'buffer.db');
   // The child appends groups and prints each committed group's last n; we kill it mid-stream.
   const script = `
-    import { createSqliteBuffer } from ${JSON.stringify(new URL('../../src/buffer/sqlite-buffer.ts', import.meta.url).href)};
-    const buffer = createSqliteBuffer({ path: ${JSON.stringify(path)}, maxRecords: 1e9, maxBytes: 1e12, whenFull: 'reject' });
+    import { createSqliteStore } from ${JSON.stringify(new URL('../../src/buffer/sqlite-store.ts', import.meta.url).href)};
+    const buffer = createSqliteStore({ path: ${JSON.stringify(path)}, maxRecords: 1e9, maxBytes: 1e12, whenFull: 'reject' });
     let n = 0;
     const payload = Buffer.alloc(200, 120);
     setInterval(() => {
@@ -82,7 +83,7 @@ test('sqlite buffer: records whose append returned survive kill -9 of the writer
   await new Promise((resolve) => child.once('exit', resolve));
   assert.ok(lastCommitted >= 5000);
 
-  const reopened = createSqliteBuffer({ path, ...limits });
+  const reopened = createSqliteStore({ path, ...limits });
   t.after(() => reopened.close());
   const depth = reopened.stats().depthRecords;
   assert.ok(depth >= lastCommitted, `every record reported committed (${lastCommitted}) is still there (found ${depth})`);
@@ -90,13 +91,13 @@ test('sqlite buffer: records whose append returned survive kill -9 of the writer
   assert.deepEqual(ordered.slice(0, lastCommitted), Array.from({ length: lastCommitted }, (_, i) => i + 1));
 });
 
-test('sqlite buffer on a full disk: the append fails as a whole, committed records stay, and it recovers when space returns', (t) => {
+test('sqlite store on a full disk: the append fails as a whole, committed records stay, and it recovers when space returns', (t) => {
   const mountPoint = mkdtempSync(join(tmpdir(), 'iotgw-full-disk-'));
   const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mountPoint], { encoding: 'utf8' });
   assert.equal(mount.status, 0, `this test mounts a 256 KiB tmpfs to fill a real disk and needs root (CAP_SYS_ADMIN): ${mount.stderr}`);
   mkdirSync(join(mountPoint, 'state'));
   const path = join(mountPoint, 'state', 'buffer.db');
-  const buffer = createSqliteBuffer({ path, ...limits });
+  const buffer = createSqliteStore({ path, ...limits });
   t.after(() => {
     buffer.close();
     spawnSync('umount', ['-l', mountPoint]);

@@ -1,12 +1,13 @@
-// The RecordBuffer contract: every implementation must pass these (after aedes-persistence abstract.js).
+// The RecordBuffer contract: every implementation must pass these (after aedes-persistence abstract.js):
+// the SQLite store on a worker thread (production), and the SQLite and memory stores run inline.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { RecordBuffer, RecordBufferLimits } from '../../src/buffer/record-buffer.ts';
+import type { RecordBuffer, RecordStoreLimits } from '../../src/buffer/record-buffer.ts';
 import type { NewRecord } from '../../src/record/record.ts';
 
-export type OpenBuffer = (t: TestContext, limits: RecordBufferLimits) => RecordBuffer;
+export type OpenBuffer = (t: TestContext, limits: RecordStoreLimits) => Promise<RecordBuffer>;
 
-const roomy: RecordBufferLimits = { maxRecords: 1_000_000, maxBytes: 1_000_000_000, whenFull: 'reject' };
+const roomy: RecordStoreLimits = { maxRecords: 1_000_000, maxBytes: 1_000_000_000, whenFull: 'reject' };
 
 export function record(key: string, n: number, payload = `{"n":${n}}`): NewRecord {
   return {
@@ -20,19 +21,19 @@ export function record(key: string, n: number, payload = `{"n":${n}}`): NewRecor
   };
 }
 
-function appendOk(buffer: RecordBuffer, records: readonly NewRecord[]): readonly number[] {
-  const [outcome] = buffer.append([records]);
+async function appendOk(buffer: RecordBuffer, records: readonly NewRecord[]): Promise<readonly number[]> {
+  const [outcome] = await buffer.append([records]);
   assert.ok(outcome?.ok, 'append should succeed');
   return outcome.seqs;
 }
 
 export function recordBufferContract(name: string, open: OpenBuffer): void {
-  test(`${name}: append keeps acceptance order and lease returns records intact`, (t) => {
-    const buffer = open(t, roomy);
-    const seqs = appendOk(buffer, [record('a', 1), record('b', 2), record('a', 3)]);
+  test(`${name}: append keeps acceptance order and lease returns records intact`, async (t) => {
+    const buffer = await open(t, roomy);
+    const seqs = await appendOk(buffer, [record('a', 1), record('b', 2), record('a', 3)]);
     assert.equal(seqs.length, 3);
     assert.ok((seqs[0] as number) < (seqs[1] as number) && (seqs[1] as number) < (seqs[2] as number));
-    const leased = buffer.lease(10, 1_000_000);
+    const leased = await buffer.lease(10, 1_000_000);
     assert.deepEqual(leased.map((r) => [r.key, Buffer.from(r.payload).toString()]), [['a', '{"n":1}'], ['b', '{"n":2}'], ['a', '{"n":3}']]);
     const first = leased[0];
     assert.ok(first !== undefined);
@@ -45,89 +46,89 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     assert.equal(new Set(leased.map((r) => r.id)).size, 3, 'record ids are unique');
   });
 
-  test(`${name}: leased records are not leased again; ack deletes, release puts back in order`, (t) => {
-    const buffer = open(t, roomy);
-    appendOk(buffer, [1, 2, 3, 4, 5].map((n) => record('d', n)));
-    const first = buffer.lease(2, 1_000_000);
+  test(`${name}: leased records are not leased again; ack deletes, release puts back in order`, async (t) => {
+    const buffer = await open(t, roomy);
+    await appendOk(buffer, [1, 2, 3, 4, 5].map((n) => record('d', n)));
+    const first = await buffer.lease(2, 1_000_000);
     assert.deepEqual(first.map((r) => r.meta.n), ['1', '2']);
-    const second = buffer.lease(2, 1_000_000);
+    const second = await buffer.lease(2, 1_000_000);
     assert.deepEqual(second.map((r) => r.meta.n), ['3', '4']);
-    buffer.release(second.map((r) => r.seq));
-    buffer.ack(first.map((r) => r.seq));
-    const again = buffer.lease(10, 1_000_000);
+    await buffer.release(second.map((r) => r.seq));
+    await buffer.ack(first.map((r) => r.seq));
+    const again = await buffer.lease(10, 1_000_000);
     assert.deepEqual(again.map((r) => r.meta.n), ['3', '4', '5'], 'released records come first, in order');
     assert.deepEqual(again.map((r) => r.attempts), [1, 1, 0]);
     assert.equal(buffer.stats().depthRecords, 3);
   });
 
-  test(`${name}: lease honours the byte limit but always returns at least one record`, (t) => {
-    const buffer = open(t, roomy);
-    appendOk(buffer, [record('d', 1, 'x'.repeat(100)), record('d', 2, 'y'.repeat(100))]);
-    assert.equal(buffer.lease(10, 10).length, 1);
-    assert.equal(buffer.lease(10, 10_000).length, 1);
+  test(`${name}: lease honours the byte limit but always returns at least one record`, async (t) => {
+    const buffer = await open(t, roomy);
+    await appendOk(buffer, [record('d', 1, 'x'.repeat(100)), record('d', 2, 'y'.repeat(100))]);
+    assert.equal((await buffer.lease(10, 10)).length, 1);
+    assert.equal((await buffer.lease(10, 10_000)).length, 1);
   });
 
-  test(`${name}: stats count records and bytes, and the oldest receive time`, (t) => {
-    const buffer = open(t, roomy);
+  test(`${name}: stats count records and bytes, and the oldest receive time`, async (t) => {
+    const buffer = await open(t, roomy);
     assert.deepEqual(buffer.stats().oldestReceivedAtMs, null);
-    appendOk(buffer, [record('d', 1), record('d', 2)]);
+    await appendOk(buffer, [record('d', 1), record('d', 2)]);
     const stats = buffer.stats();
     assert.equal(stats.depthRecords, 2);
     assert.ok(stats.depthBytes > 0);
     assert.equal(stats.oldestReceivedAtMs, 1_700_000_000_001);
-    buffer.ack(buffer.lease(10, 1_000_000).map((r) => r.seq));
+    await buffer.ack((await buffer.lease(10, 1_000_000)).map((r) => r.seq));
     assert.equal(buffer.stats().depthRecords, 0);
     assert.equal(buffer.stats().depthBytes, 0);
   });
 
-  test(`${name}: when full with policy reject, the group is refused whole and nothing changes`, (t) => {
-    const buffer = open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'reject' });
-    appendOk(buffer, [record('d', 1), record('d', 2)]);
-    const [outcome] = buffer.append([[record('d', 3), record('d', 4)]]);
+  test(`${name}: when full with policy reject, the group is refused whole and nothing changes`, async (t) => {
+    const buffer = await open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'reject' });
+    await appendOk(buffer, [record('d', 1), record('d', 2)]);
+    const [outcome] = await buffer.append([[record('d', 3), record('d', 4)]]);
     assert.equal(outcome?.ok, false);
     assert.equal(outcome?.ok === false && outcome.error.code, 'BUFFER_FULL');
     assert.equal(buffer.stats().depthRecords, 2);
-    assert.deepEqual(buffer.lease(10, 1_000_000).map((r) => r.meta.n), ['1', '2']);
+    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['1', '2']);
   });
 
-  test(`${name}: groups in one append are decided one by one`, (t) => {
-    const buffer = open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'reject' });
-    const outcomes = buffer.append([[record('d', 1), record('d', 2)], [record('d', 3), record('d', 4)], [record('d', 5)]]);
+  test(`${name}: groups in one append are decided one by one`, async (t) => {
+    const buffer = await open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'reject' });
+    const outcomes = await buffer.append([[record('d', 1), record('d', 2)], [record('d', 3), record('d', 4)], [record('d', 5)]]);
     assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true]);
-    assert.deepEqual(buffer.lease(10, 1_000_000).map((r) => r.meta.n), ['1', '2', '5']);
+    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['1', '2', '5']);
   });
 
-  test(`${name}: when full with policy drop_oldest, the oldest records go and are counted`, (t) => {
-    const buffer = open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'drop_oldest' });
-    appendOk(buffer, [record('d', 1), record('d', 2), record('d', 3)]);
-    appendOk(buffer, [record('d', 4), record('d', 5)]);
+  test(`${name}: when full with policy drop_oldest, the oldest records go and are counted`, async (t) => {
+    const buffer = await open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'drop_oldest' });
+    await appendOk(buffer, [record('d', 1), record('d', 2), record('d', 3)]);
+    await appendOk(buffer, [record('d', 4), record('d', 5)]);
     assert.equal(buffer.stats().droppedRecords, 2);
-    assert.deepEqual(buffer.lease(10, 1_000_000).map((r) => r.meta.n), ['3', '4', '5']);
+    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['3', '4', '5']);
   });
 
-  test(`${name}: the byte bound applies too`, (t) => {
-    const buffer = open(t, { maxRecords: 1000, maxBytes: 300, whenFull: 'reject' });
-    appendOk(buffer, [record('d', 1, 'x'.repeat(200))]);
-    const [outcome] = buffer.append([[record('d', 2, 'y'.repeat(200))]]);
+  test(`${name}: the byte bound applies too`, async (t) => {
+    const buffer = await open(t, { maxRecords: 1000, maxBytes: 300, whenFull: 'reject' });
+    await appendOk(buffer, [record('d', 1, 'x'.repeat(200))]);
+    const [outcome] = await buffer.append([[record('d', 2, 'y'.repeat(200))]]);
     assert.equal(outcome?.ok, false);
   });
 
-  test(`${name}: dead-lettered records leave the line and are counted`, (t) => {
-    const buffer = open(t, roomy);
-    appendOk(buffer, [record('d', 1), record('d', 2)]);
-    const leased = buffer.lease(1, 1_000_000);
-    buffer.deadLetter(leased.map((r) => r.seq), 'MESSAGE_TOO_LARGE');
+  test(`${name}: dead-lettered records leave the line and are counted`, async (t) => {
+    const buffer = await open(t, roomy);
+    await appendOk(buffer, [record('d', 1), record('d', 2)]);
+    const leased = await buffer.lease(1, 1_000_000);
+    await buffer.deadLetter(leased.map((r) => r.seq), 'MESSAGE_TOO_LARGE');
     assert.equal(buffer.stats().deadLetters, 1);
     assert.equal(buffer.stats().depthRecords, 1);
-    assert.deepEqual(buffer.lease(10, 1_000_000).map((r) => r.meta.n), ['2']);
+    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['2']);
   });
 
-  test(`${name}: ack of a record already dropped is harmless`, (t) => {
-    const buffer = open(t, { maxRecords: 2, maxBytes: 1_000_000, whenFull: 'drop_oldest' });
-    appendOk(buffer, [record('d', 1), record('d', 2)]);
-    const leased = buffer.lease(2, 1_000_000);
-    appendOk(buffer, [record('d', 3), record('d', 4)]); // drops 1 and 2 while they are in flight
-    buffer.ack(leased.map((r) => r.seq));
+  test(`${name}: ack of a record already dropped is harmless`, async (t) => {
+    const buffer = await open(t, { maxRecords: 2, maxBytes: 1_000_000, whenFull: 'drop_oldest' });
+    await appendOk(buffer, [record('d', 1), record('d', 2)]);
+    const leased = await buffer.lease(2, 1_000_000);
+    await appendOk(buffer, [record('d', 3), record('d', 4)]); // drops 1 and 2 while they are in flight
+    await buffer.ack(leased.map((r) => r.seq));
     assert.equal(buffer.stats().depthRecords, 2);
   });
 }

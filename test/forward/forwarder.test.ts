@@ -4,12 +4,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { createSqliteBuffer } from '../../src/buffer/sqlite-buffer.ts';
+import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
+import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
 import { createForwarder } from '../../src/forward/forwarder.ts';
 import { type Sink, SinkError } from '../../src/forward/sink.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import type { StoredRecord } from '../../src/record/record.ts';
-import { record } from '../contracts/record-buffer.contract.ts';
+import { record } from '../contracts/record-store.contract.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -36,7 +37,8 @@ function scriptedSink(script: Script): Sink & { readonly attempts: (readonly str
 }
 
 function setup(t: TestContext, script: Script, batchMaxRecords = 3) {
-  const buffer = createSqliteBuffer({ path: join(tempDir(t), 'buffer.db'), maxRecords: 1e6, maxBytes: 1e9, whenFull: 'reject' });
+  const store = createSqliteStore({ path: join(tempDir(t), 'buffer.db'), maxRecords: 1e6, maxBytes: 1e9, whenFull: 'reject' });
+  const buffer = createInlineBuffer(store);
   const sink = scriptedSink(script);
   const logs = captureLog();
   const metrics = createMetrics({ processMetrics: false });
@@ -46,7 +48,7 @@ function setup(t: TestContext, script: Script, batchMaxRecords = 3) {
   );
   t.after(async () => {
     await forwarder.stop();
-    buffer.close();
+    store.close();
   });
   return { buffer, sink, logs, metrics, forwarder };
 }
@@ -63,7 +65,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 test('drains the buffer oldest first and deletes only what the sink acknowledged', async (t) => {
   const { buffer, sink, forwarder } = setup(t, () => null);
-  buffer.append([range(1, 10).map((n) => record(`d${n % 3}`, n))]);
+  await buffer.append([range(1, 10).map((n) => record(`d${n % 3}`, n))]);
   await forwarder.start();
   await waitFor(() => buffer.stats().depthRecords === 0);
   assert.deepEqual(sink.delivered, range(1, 10).map(String));
@@ -74,7 +76,7 @@ test('drains the buffer oldest first and deletes only what the sink acknowledged
 test('a retriable failure retries the same batch before anything newer; the outage is logged once each way', async (t) => {
   let failuresLeft = 4;
   const { buffer, sink, logs, forwarder, metrics } = setup(t, () => (failuresLeft-- > 0 ? new SinkError('CONNECTION', 'broker down', true) : null));
-  buffer.append([range(1, 6).map((n) => record('d', n))]);
+  await buffer.append([range(1, 6).map((n) => record('d', n))]);
   await forwarder.start();
   await waitFor(() => buffer.stats().depthRecords === 0);
   // The probe at start is not a send; every send attempt until success is the first batch.
@@ -89,10 +91,10 @@ test('a retriable failure retries the same batch before anything newer; the outa
 test('records appended during an outage keep their place behind the retried batch', async (t) => {
   let down = true;
   const { buffer, sink, forwarder } = setup(t, () => (down ? new SinkError('CONNECTION', 'broker down', true) : null));
-  buffer.append([range(1, 4).map((n) => record('d', n))]);
+  await buffer.append([range(1, 4).map((n) => record('d', n))]);
   await forwarder.start();
   await waitFor(() => sink.attempts.length >= 3);
-  buffer.append([range(5, 8).map((n) => record('d', n))]);
+  await buffer.append([range(5, 8).map((n) => record('d', n))]);
   down = false;
   await waitFor(() => buffer.stats().depthRecords === 0);
   assert.deepEqual(sink.delivered, range(1, 8).map(String));
@@ -104,7 +106,7 @@ test('a record the sink refuses for good is isolated by halving the batch and se
     (batch) => (batch.some((r) => r.meta.n === '5') ? new SinkError('MESSAGE_TOO_LARGE', 'too large', false) : null),
     8,
   );
-  buffer.append([range(1, 10).map((n) => record('d', n))]);
+  await buffer.append([range(1, 10).map((n) => record('d', n))]);
   await forwarder.start();
   await waitFor(() => buffer.stats().depthRecords === 0);
   assert.deepEqual(sink.delivered, ['1', '2', '3', '4', '6', '7', '8', '9', '10']);
@@ -114,7 +116,7 @@ test('a record the sink refuses for good is isolated by halving the batch and se
 
 test('stop during a long backoff returns promptly and leaves the records buffered', async (t) => {
   const { buffer, forwarder } = setup(t, () => new SinkError('CONNECTION', 'broker down', true));
-  buffer.append([range(1, 3).map((n) => record('d', n))]);
+  await buffer.append([range(1, 3).map((n) => record('d', n))]);
   await forwarder.start();
   await waitFor(() => forwarder.state() === 'down');
   await forwarder.stop();

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { RecordBuffer } from '../../src/buffer/record-buffer.ts';
-import { createSqliteBuffer } from '../../src/buffer/sqlite-buffer.ts';
+import { createWorkerBuffer } from '../../src/buffer/worker-buffer.ts';
 import { createAcceptBatcher } from '../../src/ingress/accept-batcher.ts';
 import { createMqttIngress, type MqttIngressOptions } from '../../src/ingress/mqtt-broker/broker.ts';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
@@ -41,7 +41,7 @@ export async function startTestIngress(
   bufferOptions: { path?: string; maxRecords?: number; whenFull?: 'reject' | 'drop_oldest' } = {},
 ): Promise<TestIngress> {
   const bufferPath = bufferOptions.path ?? join(tempDir(t), 'buffer.db');
-  const buffer = createSqliteBuffer({
+  const buffer = await createWorkerBuffer({
     path: bufferPath,
     maxRecords: bufferOptions.maxRecords ?? 1_000_000,
     maxBytes: 1_000_000_000,
@@ -57,8 +57,8 @@ export async function startTestIngress(
   await ingress.start();
   t.after(async () => {
     await ingress.stop();
-    batcher.close();
-    buffer.close();
+    await batcher.close();
+    await buffer.close();
   });
   const address = ingress.address();
   return {
