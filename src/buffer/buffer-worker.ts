@@ -3,7 +3,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { GatewayError, errorMessage } from '../errors.ts';
 import { createSqliteStore, type SqliteStoreOptions } from './sqlite-store.ts';
-import type { WorkerReply, WorkerRequest, SerializedError } from './worker-protocol.ts';
+import type { NewRecord } from '../record/record.ts';
+import { type LeaseReply, packPayloads, type SerializedError, unpackPayloads, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('buffer-worker.ts runs only as a worker thread');
@@ -27,18 +28,36 @@ try {
   process.exit(0);
 }
 
+/** Rebuilds the groups of an append request from its flat records and packed payloads. */
+function groupsOf(request: Extract<WorkerRequest, { op: 'append' }>): NewRecord[][] {
+  const payloads = unpackPayloads(request.payloads);
+  const groups: NewRecord[][] = [];
+  let next = 0;
+  for (const size of request.sizes) {
+    const group: NewRecord[] = [];
+    for (let index = 0; index < size; index++, next++) group.push({ ...(request.records[next] as Omit<NewRecord, 'payload'>), payload: payloads[next] as Buffer });
+    groups.push(group);
+  }
+  return groups;
+}
+
 port.on('message', (request: WorkerRequest) => {
   let reply: WorkerReply;
+  let transfer: ArrayBuffer[] = [];
   try {
     let value: unknown;
     switch (request.op) {
       case 'append':
         // Outcomes carry BufferFullError instances; send plain data across the thread boundary.
-        value = store.append(request.groups).map((outcome) => (outcome.ok ? outcome : { ok: false, error: serialize(outcome.error) }));
+        value = store.append(groupsOf(request)).map((outcome) => (outcome.ok ? outcome : { ok: false, error: serialize(outcome.error) }));
         break;
-      case 'lease':
-        value = store.lease(request.maxRecords, request.maxBytes);
+      case 'lease': {
+        const leased = store.lease(request.maxRecords, request.maxBytes);
+        const payloads = packPayloads(leased.map((record) => record.payload));
+        value = { records: leased.map(({ payload: _payload, ...rest }) => rest), payloads } satisfies LeaseReply;
+        transfer = [payloads.bytes];
         break;
+      }
       case 'ack':
         store.ack(request.seqs);
         break;
@@ -59,5 +78,5 @@ port.on('message', (request: WorkerRequest) => {
   } catch (error) {
     reply = { id: request.id, ok: false, error: serialize(error) };
   }
-  port.postMessage(reply);
+  port.postMessage(reply, transfer);
 });

@@ -7,7 +7,7 @@ import { BufferFullError, GatewayError } from '../errors.ts';
 import type { StoredRecord } from '../record/record.ts';
 import type { AppendOutcome, BufferStats, RecordBuffer } from './record-buffer.ts';
 import type { SqliteStoreOptions } from './sqlite-store.ts';
-import type { SerializedError, WorkerReply, WorkerRequest } from './worker-protocol.ts';
+import { type LeaseReply, packPayloads, type SerializedError, unpackPayloads, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
 
 export interface WorkerBufferDeps {
   /** Records drop_oldest deleted (the caller counts and logs). */
@@ -78,12 +78,12 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
     if (!closing) failAll(new GatewayError('BUFFER_WORKER_DIED', `buffer thread exited (code ${code})`, { retriable: false }));
   });
 
-  function call<T>(request: WithoutId<WorkerRequest>): Promise<T> {
+  function call<T>(request: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<T> {
     if (dead !== null) return Promise.reject(dead);
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: (value) => resolve(value as T), reject });
-      worker.postMessage({ ...request, id });
+      worker.postMessage({ ...request, id }, transfer);
     });
   }
 
@@ -100,12 +100,21 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
     durability,
 
     async append(groups) {
-      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>({ op: 'append', groups });
+      const flat = groups.flat();
+      const payloads = packPayloads(flat.map((record) => record.payload));
+      const records = flat.map(({ payload: _payload, ...rest }) => rest);
+      const sizes = groups.map((group) => group.length);
+      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>(
+        { op: 'append', sizes, records, payloads },
+        [payloads.bytes],
+      );
       return outcomes.map((outcome): AppendOutcome => (outcome.ok ? outcome : { ok: false, error: new BufferFullError(outcome.error.message) }));
     },
 
     async lease(maxRecords, maxBytes) {
-      return call<StoredRecord[]>({ op: 'lease', maxRecords, maxBytes });
+      const reply = await call<LeaseReply>({ op: 'lease', maxRecords, maxBytes });
+      const payloads = unpackPayloads(reply.payloads);
+      return reply.records.map((record, index): StoredRecord => ({ ...record, payload: payloads[index] as Buffer }));
     },
 
     async ack(seqs) {

@@ -1,14 +1,27 @@
 // Messages between the main thread (worker-buffer.ts) and the buffer's thread (buffer-worker.ts).
 // Only plain data crosses: errors travel as {code, message, retriable} and are rebuilt on arrival.
-import type { NewRecord } from '../record/record.ts';
+import type { NewRecord, StoredRecord } from '../record/record.ts';
 import type { BufferStats } from './record-store.ts';
 
 export type WorkerRequest =
-  | { readonly id: number; readonly op: 'append'; readonly groups: readonly (readonly NewRecord[])[] }
+  | {
+      readonly id: number;
+      readonly op: 'append';
+      /** Group sizes, then the records of all groups in order, with their payloads packed. */
+      readonly sizes: readonly number[];
+      readonly records: readonly WithoutPayload<NewRecord>[];
+      readonly payloads: PackedPayloads;
+    }
   | { readonly id: number; readonly op: 'lease'; readonly maxRecords: number; readonly maxBytes: number }
   | { readonly id: number; readonly op: 'ack' | 'release'; readonly seqs: readonly number[] }
   | { readonly id: number; readonly op: 'deadLetter'; readonly seqs: readonly number[]; readonly reason: string }
   | { readonly id: number; readonly op: 'close' };
+
+/** The answer to a lease: the records without payloads, and the payloads packed. */
+export interface LeaseReply {
+  readonly records: readonly WithoutPayload<StoredRecord>[];
+  readonly payloads: PackedPayloads;
+}
 
 export interface SerializedError {
   readonly code: string;
@@ -28,3 +41,40 @@ export type WorkerReply =
       readonly dropped: number;
     }
   | { readonly id: number; readonly ok: false; readonly error: SerializedError };
+
+/**
+ * Payloads cross the thread boundary packed into one transferred ArrayBuffer. Structured clone copies a
+ * Buffer's whole backing ArrayBuffer, and an MQTT payload is a slice of a socket chunk many times its
+ * size: cloning them one by one copied megabytes per commit.
+ */
+export interface PackedPayloads {
+  readonly bytes: ArrayBuffer;
+  /** [offset, length] per record, in order. */
+  readonly spans: readonly number[];
+}
+
+export function packPayloads(payloads: readonly Uint8Array[]): PackedPayloads {
+  let total = 0;
+  for (const payload of payloads) total += payload.byteLength;
+  const bytes = new Uint8Array(total);
+  const spans: number[] = [];
+  let offset = 0;
+  for (const payload of payloads) {
+    bytes.set(payload, offset);
+    spans.push(offset, payload.byteLength);
+    offset += payload.byteLength;
+  }
+  return { bytes: bytes.buffer, spans };
+}
+
+/** Views into the packed bytes (no copy). */
+export function unpackPayloads(packed: PackedPayloads): Buffer[] {
+  const payloads: Buffer[] = [];
+  for (let index = 0; index < packed.spans.length; index += 2) {
+    payloads.push(Buffer.from(packed.bytes, packed.spans[index] as number, packed.spans[index + 1] as number));
+  }
+  return payloads;
+}
+
+/** A record as it crosses: everything but the payload, which travels in PackedPayloads. */
+export type WithoutPayload<T extends { payload: Uint8Array }> = Omit<T, 'payload'>;
