@@ -211,13 +211,14 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.setNoDelay(true);
+    broker?.handle(socket);
+    // After aedes' 'readable' listener: added before it, a 'data' listener would switch the socket to flowing mode.
     guardSocket(socket, options.maxPayloadBytes + PACKET_OVERHEAD_BYTES, (declared) => {
       metrics.ingressRejected.inc({ source: 'mqtt', reason: 'oversize' });
       if (once.shouldLog(`oversize:${socket.remoteAddress}`)) {
         log.warn({ reason: 'oversize', address: socket.remoteAddress, declaredBytes: declared }, 'connection closed: packet larger than mqtt.max_payload_bytes allows');
       }
     });
-    broker?.handle(socket);
   }
 
   function listen(server: Server, port: number): Promise<void> {
