@@ -37,7 +37,7 @@ say('starting the test Kafka cluster (librdkafka mock, 3 brokers) ...');
 const kafka = await startKafkaMock({ brokers: 3, topics: [{ name: TOPIC, partitions: 6 }] });
 const configPath = writeGatewayConfig(dir, {
   gateway_id: 'demo',
-  log: { level: 'warn' },
+  log: { level: 'info' },
   mqtt: { host: '127.0.0.1', port: 0 },
   http: { port: 0 },
   kafka: { brokers: [...kafka.brokers], topic: TOPIC, routes: [{ stream: 'telemetry', event_time_field: 'ts' }], retry_initial_ms: 200, retry_max_ms: 1000 },
