@@ -190,7 +190,8 @@ async function runMqttCommand(argv: readonly string[]): Promise<number> {
     throw new UsageError(`--start must be together or staggered, got '${start}'`);
   }
   const stream = flags.stream ?? 'telemetry';
-  if (stream === '' || /[#+/]/.test(stream) || stream.includes('\u0000')) throw new UsageError(`--stream must be one topic level without / + #, got '${stream}'`);
+  if (stream === '' || /[#+/]/.test(stream) || stream.includes('\u0000'))
+    throw new UsageError(`--stream must be one topic level without / + #, got '${stream}'`);
 
   const controller = new AbortController();
   const options: MqttFleetOptions = {
@@ -322,11 +323,7 @@ function formatProgress(progress: MqttFleetProgress): string {
   );
 }
 
-function formatSummary(
-  report: MqttFleetReport,
-  options: MqttFleetOptions,
-  processStats: { cpuUserMs: number; cpuSystemMs: number; maxRssMb: number },
-): string {
+function formatSummary(report: MqttFleetReport, options: MqttFleetOptions, processStats: { cpuUserMs: number; cpuSystemMs: number; maxRssMb: number }): string {
   const lines: string[] = [];
   const stopped = {
     messages: `--messages ${options.messages ?? ''} reached`,
@@ -356,9 +353,7 @@ function formatSummary(
   }
   const rate = report.qos === 1 ? `${report.ackedPerSecond} msg/s acknowledged` : `${report.publishedPerSecond} msg/s published`;
   lines.push(`  duration        ${(report.durationMs / 1_000).toFixed(1)} s (${(report.activeMs / 1_000).toFixed(1)} s publishing), ${rate}`);
-  lines.push(
-    `  simulator       cpu ${((processStats.cpuUserMs + processStats.cpuSystemMs) / 1_000).toFixed(1)} s, max rss ${processStats.maxRssMb} MB`,
-  );
+  lines.push(`  simulator       cpu ${((processStats.cpuUserMs + processStats.cpuSystemMs) / 1_000).toFixed(1)} s, max rss ${processStats.maxRssMb} MB`);
   return lines.join('\n');
 }
 

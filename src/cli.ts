@@ -104,7 +104,9 @@ async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('password: ');
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 export async function main(argv: readonly string[]): Promise<void> {

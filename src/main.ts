@@ -76,7 +76,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
             metrics.bufferDropped.inc(records);
             if (!dropEpisodeLogged) {
               dropEpisodeLogged = true;
-              bufferLog.warn({ dropped: records }, 'buffer full: deleting the oldest buffered records (buffer.when_full: drop_oldest); see iotgw_buffer_dropped_total');
+              bufferLog.warn(
+                { dropped: records },
+                'buffer full: deleting the oldest buffered records (buffer.when_full: drop_oldest); see iotgw_buffer_dropped_total',
+              );
             }
           },
           onFatal(error) {

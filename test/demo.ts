@@ -61,9 +61,24 @@ await consumer.run({
 });
 
 say(`starting firmware-sim: ${values.devices} devices, ${values.rate} msg/s for ${durationS} s ...\n`);
-const sim = spawn(process.execPath, [SIM, 'mqtt', '--url', `mqtt://127.0.0.1:${gateway.mqttPort}`, '--devices', String(values.devices), '--rate', String(values.rate), '--duration', String(durationS)], {
-  stdio: ['ignore', 'pipe', 'ignore'],
-});
+const sim = spawn(
+  process.execPath,
+  [
+    SIM,
+    'mqtt',
+    '--url',
+    `mqtt://127.0.0.1:${gateway.mqttPort}`,
+    '--devices',
+    String(values.devices),
+    '--rate',
+    String(values.rate),
+    '--duration',
+    String(durationS),
+  ],
+  {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  },
+);
 let simSummary = '';
 sim.stdout.on('data', (chunk: Buffer) => {
   simSummary += chunk.toString('utf8');
@@ -92,7 +107,11 @@ const ticker = setInterval(() => {
       say('--- Kafka is back: the buffer drains ---');
     }
     const ready = await gateway.readiness();
-    const [accepted, connected, sent] = await Promise.all([metric('iotgw_ingress_accepted_total'), metric('iotgw_mqtt_connected_clients'), metric('iotgw_kafka_sent_records_total')]);
+    const [accepted, connected, sent] = await Promise.all([
+      metric('iotgw_ingress_accepted_total'),
+      metric('iotgw_mqtt_connected_clients'),
+      metric('iotgw_kafka_sent_records_total'),
+    ]);
     say(
       `t=${String(elapsedS).padStart(3)}s  devices ${connected}  accepted ${accepted}  buffered ${ready.buffer.depthRecords}  Kafka ${ready.kafka.padEnd(9)} sent ${sent}  read back ${consumed}`,
     );

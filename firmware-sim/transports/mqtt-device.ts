@@ -278,12 +278,7 @@ export async function runMqttFleet(options: MqttFleetOptions, hooks: MqttFleetHo
   };
 
   const canPublishNew = (device: DeviceState): boolean =>
-    publishing &&
-    stoppedBy === undefined &&
-    isActive(device) &&
-    device.online &&
-    device.pending.length < inflightPerDevice &&
-    published < messageLimit;
+    publishing && stoppedBy === undefined && isActive(device) && device.online && device.pending.length < inflightPerDevice && published < messageLimit;
 
   /**
    * Writes the PUBLISH straight to the connection mqtt.js manages, and `onPuback` matches the acks.
@@ -510,10 +505,7 @@ export async function runMqttFleet(options: MqttFleetOptions, hooks: MqttFleetHo
       } else if (device.pending.length > 0 && !device.ackedOnThisConnection) {
         device.closesWithoutAck += 1;
         if (device.closesWithoutAck >= maxClosesWithoutAck) {
-          fail(
-            device,
-            `connection closed ${device.closesWithoutAck} times with a publish outstanding and no PUBACK (publish not authorized?)`,
-          );
+          fail(device, `connection closed ${device.closesWithoutAck} times with a publish outstanding and no PUBACK (publish not authorized?)`);
           return;
         }
       }

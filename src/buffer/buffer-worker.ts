@@ -35,7 +35,8 @@ function groupsOf(request: Extract<WorkerRequest, { op: 'append' }>): NewRecord[
   let next = 0;
   for (const size of request.sizes) {
     const group: NewRecord[] = [];
-    for (let index = 0; index < size; index++, next++) group.push({ ...(request.records[next] as Omit<NewRecord, 'payload'>), payload: payloads[next] as Buffer });
+    for (let index = 0; index < size; index++, next++)
+      group.push({ ...(request.records[next] as Omit<NewRecord, 'payload'>), payload: payloads[next] as Buffer });
     groups.push(group);
   }
   return groups;

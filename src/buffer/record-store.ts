@@ -14,9 +14,7 @@ export interface RecordStoreLimits {
 }
 
 /** The result for one group of an append: committed with these seqs, or refused because the buffer is full. */
-export type AppendOutcome =
-  | { readonly ok: true; readonly seqs: readonly number[] }
-  | { readonly ok: false; readonly error: BufferFullError };
+export type AppendOutcome = { readonly ok: true; readonly seqs: readonly number[] } | { readonly ok: false; readonly error: BufferFullError };
 
 export interface BufferStats {
   readonly depthRecords: number;

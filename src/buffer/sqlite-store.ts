@@ -52,9 +52,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   );
   const selectFrom = db.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?');
   const deleteOne = db.prepare('DELETE FROM records WHERE seq = ? RETURNING bytes');
-  const deleteOldest = db.prepare(
-    'DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?) RETURNING bytes',
-  );
+  const deleteOldest = db.prepare('DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?) RETURNING bytes');
   const bumpAttempts = db.prepare('UPDATE records SET attempts = attempts + 1 WHERE seq = ?');
   const moveToDeadLetters = db.prepare(
     `INSERT OR REPLACE INTO dead_letters

@@ -104,10 +104,9 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
       const payloads = packPayloads(flat.map((record) => record.payload));
       const records = flat.map(({ payload: _payload, ...rest }) => rest);
       const sizes = groups.map((group) => group.length);
-      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>(
-        { op: 'append', sizes, records, payloads },
-        [payloads.bytes],
-      );
+      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>({ op: 'append', sizes, records, payloads }, [
+        payloads.bytes,
+      ]);
       return outcomes.map((outcome): AppendOutcome => (outcome.ok ? outcome : { ok: false, error: new BufferFullError(outcome.error.message) }));
     },
 

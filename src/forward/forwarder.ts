@@ -74,10 +74,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
   function markDown(error: SinkError): void {
     if (linkState === 'down') return;
     const depth = buffer.stats().depthRecords;
-    log.warn(
-      { code: error.code, bufferedRecords: depth },
-      `Kafka unreachable (${error.message}): buffering records until it is back; retrying with backoff`,
-    );
+    log.warn({ code: error.code, bufferedRecords: depth }, `Kafka unreachable (${error.message}): buffering records until it is back; retrying with backoff`);
     linkState = 'down';
     downSinceMs = Date.now();
     metrics.forwarderUp.set(0);
@@ -169,7 +166,8 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
       });
       const result = await Promise.race([current.then(() => 'done' as const), timedOut]);
       clearTimeout(timer);
-      if (result === 'timeout') log.warn({ stopTimeoutMs: options.stopTimeoutMs }, 'batch in flight did not finish in time; it stays buffered and is sent again after restart');
+      if (result === 'timeout')
+        log.warn({ stopTimeoutMs: options.stopTimeoutMs }, 'batch in flight did not finish in time; it stays buffered and is sent again after restart');
     },
 
     health(): HealthReport {

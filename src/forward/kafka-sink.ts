@@ -8,7 +8,6 @@ import type { HealthReport } from '../ops/lifecycle.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { toKafkaMessage } from '../record/kafka-envelope.ts';
-import type { StoredRecord } from '../record/record.ts';
 import type { Router } from '../record/routes.ts';
 import { type Sink, SinkError } from './sink.ts';
 
@@ -158,7 +157,12 @@ export function toSinkError(error: unknown): SinkError {
     current = (current as { cause?: unknown; originalError?: unknown }).originalError ?? current.cause;
   }
   const name = error instanceof Error ? error.name : 'Error';
-  const code = name.startsWith('KafkaJS') ? name.slice('KafkaJS'.length).replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase() : 'KAFKA_ERROR';
+  const code = name.startsWith('KafkaJS')
+    ? name
+        .slice('KafkaJS'.length)
+        .replace(/([a-z])([A-Z])/g, '$1_$2')
+        .toUpperCase()
+    : 'KAFKA_ERROR';
   return new SinkError(code, `Kafka send failed: ${errorMessage(error)}`, true, error);
 }
 

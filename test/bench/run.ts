@@ -78,7 +78,8 @@ function peakRssMb(pid: number): number {
 async function metric(gateway: GatewayProcess, name: string): Promise<number> {
   const text = await gateway.metricsText();
   let total = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) total += Number(line.split(' ').at(-1));
+  for (const line of text.split('\n'))
+    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) total += Number(line.split(' ').at(-1));
   return total;
 }
 
@@ -149,7 +150,9 @@ async function main(): Promise<void> {
     const commits = (await metric(gateway, 'iotgw_buffer_commits_total')) - commitsBefore;
     say('');
     say(`1. max sustained QoS 1 ingest (every record committed with fsync before its PUBACK; ${INGEST_INFLIGHT} readings in flight per device)`);
-    say(`   acknowledged: ${Math.round(ingest.ackedPerSecond)} msg/s (${ingest.acked} in ${(ingest.activeMs / 1000).toFixed(1)} s, ${ingest.failed} devices failed)`);
+    say(
+      `   acknowledged: ${Math.round(ingest.ackedPerSecond)} msg/s (${ingest.acked} in ${(ingest.activeMs / 1000).toFixed(1)} s, ${ingest.failed} devices failed)`,
+    );
     say(`   PUBACK latency: p50 ${ingest.ackLatencyMs.p50} ms, p99 ${ingest.ackLatencyMs.p99} ms`);
     say(`   group commits: ${commits} (${(ingest.acked / Math.max(1, commits)).toFixed(0)} records per fsync)`);
     say(`   delivered to Kafka meanwhile: ${Math.round(sent / elapsedS)} msg/s; buffer depth at the end ${(await gateway.readiness()).buffer.depthRecords}`);
@@ -188,7 +191,9 @@ async function main(): Promise<void> {
     const liveReport = await live;
     say('');
     say('3. drain after an outage (backlog built with Kafka down, then Kafka up while 2,500 msg/s keep arriving)');
-    say(`   backlog: ${backlog} records; drained in ${drainedAfterS.toFixed(1)} s => ${Math.round(drainedRecords / drainedAfterS)} msg/s to Kafka (live traffic: ${Math.round(liveReport.ackedPerSecond)} msg/s acknowledged)`);
+    say(
+      `   backlog: ${backlog} records; drained in ${drainedAfterS.toFixed(1)} s => ${Math.round(drainedRecords / drainedAfterS)} msg/s to Kafka (live traffic: ${Math.round(liveReport.ackedPerSecond)} msg/s acknowledged)`,
+    );
 
     say('');
     say(`4. gateway peak RSS: ${peakRssMb(pid)} MB`);

@@ -41,8 +41,15 @@ test('sqlite store keeps records, ids and order across close and reopen', (t) =>
   const second = createSqliteStore({ path, ...limits });
   t.after(() => second.close());
   const leased = second.lease(10, 1_000_000);
-  assert.deepEqual(leased.map((r) => r.meta.n), ['1', '2', '3']);
-  assert.deepEqual(leased.map((r) => r.id), idsBefore, 'record ids are stable across restarts');
+  assert.deepEqual(
+    leased.map((r) => r.meta.n),
+    ['1', '2', '3'],
+  );
+  assert.deepEqual(
+    leased.map((r) => r.id),
+    idsBefore,
+    'record ids are stable across restarts',
+  );
   assert.equal(second.stats().depthRecords, 3);
 });
 
@@ -88,7 +95,10 @@ test('sqlite store: records whose append returned survive kill -9 of the writer'
   const depth = reopened.stats().depthRecords;
   assert.ok(depth >= lastCommitted, `every record reported committed (${lastCommitted}) is still there (found ${depth})`);
   const ordered = reopened.lease(1_000_000, 1e12).map((r) => r.receivedAtMs);
-  assert.deepEqual(ordered.slice(0, lastCommitted), Array.from({ length: lastCommitted }, (_, i) => i + 1));
+  assert.deepEqual(
+    ordered.slice(0, lastCommitted),
+    Array.from({ length: lastCommitted }, (_, i) => i + 1),
+  );
 });
 
 test('sqlite store on a full disk: the append fails as a whole, committed records stay, and it recovers when space returns', (t) => {

@@ -36,7 +36,10 @@ test('worker buffer: drop counts and refusals cross the thread boundary; payload
   assert.equal(tooBig?.ok, false);
   assert.equal(tooBig?.ok === false && tooBig.error.code, 'BUFFER_FULL');
   const leased = await buffer.lease(10, 1e6);
-  assert.deepEqual(leased.map((r) => Buffer.from(r.payload).toString()), ['{"n":2}', '{"n":3}', '{"n":4}']);
+  assert.deepEqual(
+    leased.map((r) => Buffer.from(r.payload).toString()),
+    ['{"n":2}', '{"n":3}', '{"n":4}'],
+  );
 });
 
 test('worker buffer refuses to start on a path it cannot open, with the reason', async (t) => {

@@ -34,7 +34,14 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     assert.equal(seqs.length, 3);
     assert.ok((seqs[0] as number) < (seqs[1] as number) && (seqs[1] as number) < (seqs[2] as number));
     const leased = await buffer.lease(10, 1_000_000);
-    assert.deepEqual(leased.map((r) => [r.key, Buffer.from(r.payload).toString()]), [['a', '{"n":1}'], ['b', '{"n":2}'], ['a', '{"n":3}']]);
+    assert.deepEqual(
+      leased.map((r) => [r.key, Buffer.from(r.payload).toString()]),
+      [
+        ['a', '{"n":1}'],
+        ['b', '{"n":2}'],
+        ['a', '{"n":3}'],
+      ],
+    );
     const first = leased[0];
     assert.ok(first !== undefined);
     assert.equal(first.stream, 'telemetry');
@@ -48,16 +55,32 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
 
   test(`${name}: leased records are not leased again; ack deletes, release puts back in order`, async (t) => {
     const buffer = await open(t, roomy);
-    await appendOk(buffer, [1, 2, 3, 4, 5].map((n) => record('d', n)));
+    await appendOk(
+      buffer,
+      [1, 2, 3, 4, 5].map((n) => record('d', n)),
+    );
     const first = await buffer.lease(2, 1_000_000);
-    assert.deepEqual(first.map((r) => r.meta.n), ['1', '2']);
+    assert.deepEqual(
+      first.map((r) => r.meta.n),
+      ['1', '2'],
+    );
     const second = await buffer.lease(2, 1_000_000);
-    assert.deepEqual(second.map((r) => r.meta.n), ['3', '4']);
+    assert.deepEqual(
+      second.map((r) => r.meta.n),
+      ['3', '4'],
+    );
     await buffer.release(second.map((r) => r.seq));
     await buffer.ack(first.map((r) => r.seq));
     const again = await buffer.lease(10, 1_000_000);
-    assert.deepEqual(again.map((r) => r.meta.n), ['3', '4', '5'], 'released records come first, in order');
-    assert.deepEqual(again.map((r) => r.attempts), [1, 1, 0]);
+    assert.deepEqual(
+      again.map((r) => r.meta.n),
+      ['3', '4', '5'],
+      'released records come first, in order',
+    );
+    assert.deepEqual(
+      again.map((r) => r.attempts),
+      [1, 1, 0],
+    );
     assert.equal(buffer.stats().depthRecords, 3);
   });
 
@@ -88,14 +111,23 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     assert.equal(outcome?.ok, false);
     assert.equal(outcome?.ok === false && outcome.error.code, 'BUFFER_FULL');
     assert.equal(buffer.stats().depthRecords, 2);
-    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['1', '2']);
+    assert.deepEqual(
+      (await buffer.lease(10, 1_000_000)).map((r) => r.meta.n),
+      ['1', '2'],
+    );
   });
 
   test(`${name}: groups in one append are decided one by one`, async (t) => {
     const buffer = await open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'reject' });
     const outcomes = await buffer.append([[record('d', 1), record('d', 2)], [record('d', 3), record('d', 4)], [record('d', 5)]]);
-    assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true]);
-    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['1', '2', '5']);
+    assert.deepEqual(
+      outcomes.map((o) => o.ok),
+      [true, false, true],
+    );
+    assert.deepEqual(
+      (await buffer.lease(10, 1_000_000)).map((r) => r.meta.n),
+      ['1', '2', '5'],
+    );
   });
 
   test(`${name}: when full with policy drop_oldest, the oldest records go and are counted`, async (t) => {
@@ -103,7 +135,10 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     await appendOk(buffer, [record('d', 1), record('d', 2), record('d', 3)]);
     await appendOk(buffer, [record('d', 4), record('d', 5)]);
     assert.equal(buffer.stats().droppedRecords, 2);
-    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['3', '4', '5']);
+    assert.deepEqual(
+      (await buffer.lease(10, 1_000_000)).map((r) => r.meta.n),
+      ['3', '4', '5'],
+    );
   });
 
   test(`${name}: the byte bound applies too`, async (t) => {
@@ -117,10 +152,16 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     const buffer = await open(t, roomy);
     await appendOk(buffer, [record('d', 1), record('d', 2)]);
     const leased = await buffer.lease(1, 1_000_000);
-    await buffer.deadLetter(leased.map((r) => r.seq), 'MESSAGE_TOO_LARGE');
+    await buffer.deadLetter(
+      leased.map((r) => r.seq),
+      'MESSAGE_TOO_LARGE',
+    );
     assert.equal(buffer.stats().deadLetters, 1);
     assert.equal(buffer.stats().depthRecords, 1);
-    assert.deepEqual((await buffer.lease(10, 1_000_000)).map((r) => r.meta.n), ['2']);
+    assert.deepEqual(
+      (await buffer.lease(10, 1_000_000)).map((r) => r.meta.n),
+      ['2'],
+    );
   });
 
   test(`${name}: ack of a record already dropped is harmless`, async (t) => {

@@ -64,7 +64,15 @@ function assertDelivered(report: MqttFleetReport, check: ReturnType<typeof check
 test('200 devices publish QoS 1: every acknowledged reading reaches Kafka once or more, keyed, with headers, in order', async (t) => {
   const { kafka, configPath } = await setup(t);
   const gateway = await startGatewayProcess(t, configPath);
-  const report = await runMqttFleet({ url: `mqtt://127.0.0.1:${gateway.mqttPort}`, devices: 200, ratePerSecond: 2000, durationMs: 0, messages: 6000, qos: 1, seed: 7 });
+  const report = await runMqttFleet({
+    url: `mqtt://127.0.0.1:${gateway.mqttPort}`,
+    devices: 200,
+    ratePerSecond: 2000,
+    durationMs: 0,
+    messages: 6000,
+    qos: 1,
+    seed: 7,
+  });
   assert.equal(report.failed, 0, JSON.stringify(report.failures));
   assert.equal(report.acked, 6000, 'with no faults every reading is acknowledged');
 

@@ -147,8 +147,7 @@ function runCli(args: readonly string[]): Promise<CliResult> {
 
 test('fleet: the same seed gives the same devices and readings', () => {
   const times = range(0, 99).map((i) => Date.UTC(2025, 0, 1) + i * 60_000);
-  const readAll = (seed: number): Reading[][] =>
-    createFleet({ devices: 40, seed }).map((device) => times.map((time) => device.nextReading(time)));
+  const readAll = (seed: number): Reading[][] => createFleet({ devices: 40, seed }).map((device) => times.map((time) => device.nextReading(time)));
 
   assert.deepEqual(readAll(7), readAll(7));
   assert.notDeepEqual(readAll(7), readAll(8));
@@ -190,12 +189,7 @@ test('fleet: seq counts from 1, registers never decrease, readings stay small', 
       assert.equal(reading.ts, new Date(time).toISOString());
       const size = JSON.stringify(reading).length;
       assert.ok(size >= 100 && size <= 300, `reading of ${size} bytes: ${JSON.stringify(reading)}`);
-      const register =
-        reading.kind === 'electricity-meter'
-          ? reading.energy_kwh
-          : reading.kind === 'water-meter'
-            ? reading.volume_m3
-            : undefined;
+      const register = reading.kind === 'electricity-meter' ? reading.energy_kwh : reading.kind === 'water-meter' ? reading.volume_m3 : undefined;
       if (register !== undefined) {
         assert.ok(register >= previousRegister, `${device.id} register went from ${previousRegister} to ${register}`);
         previousRegister = register;
@@ -355,7 +349,11 @@ test('mqtt: after the broker drops every connection, devices reconnect and re-se
   for (const { deviceId, seq } of testBroker.received) byDevice.set(deviceId, [...(byDevice.get(deviceId) ?? []), seq]);
   for (const [deviceId, seqs] of byDevice) {
     const published = report.ledger.get(deviceId)?.published ?? 0;
-    assert.deepEqual([...new Set(seqs)].sort((a, b) => a - b), range(1, published), `${deviceId} seqs at the broker`);
+    assert.deepEqual(
+      [...new Set(seqs)].sort((a, b) => a - b),
+      range(1, published),
+      `${deviceId} seqs at the broker`,
+    );
   }
   assert.equal(testBroker.received.length >= 1_500, true);
 });

@@ -49,7 +49,13 @@ function sinkFor(t: TestContext, kafka: KafkaMock, overrides: Partial<KafkaSinkO
 }
 
 test('a record becomes key = device id, value = payload bytes, timestamp = event time, with its headers', async (t) => {
-  const kafka = await kafkaMockFor(t, { brokers: 1, topics: [{ name: 'records', partitions: 3 }, { name: 'alarms', partitions: 1 }] });
+  const kafka = await kafkaMockFor(t, {
+    brokers: 1,
+    topics: [
+      { name: 'records', partitions: 3 },
+      { name: 'alarms', partitions: 1 },
+    ],
+  });
   const sink = sinkFor(t, kafka);
   await sink.start();
   await sink.send([stored(1, 'em-1'), stored(2, 'em-2'), stored(3, 'em-1', 'alarms', '{"alarm":"tamper"}')]);
@@ -68,7 +74,11 @@ test('a record becomes key = device id, value = payload bytes, timestamp = event
     'event-time': '2026-11-23T09:59:00.001Z',
   });
   const alarms = await readTopic(kafka.brokers, 'alarms', { until: (m) => m.length >= 1, timeoutMs: 20_000 });
-  assert.deepEqual(alarms.map((m) => [m.key, m.value?.toString()]), [['em-1', '{"alarm":"tamper"}']], 'the route sends the alarms stream to its own topic');
+  assert.deepEqual(
+    alarms.map((m) => [m.key, m.value?.toString()]),
+    [['em-1', '{"alarm":"tamper"}']],
+    'the route sends the alarms stream to its own topic',
+  );
 });
 
 test('gzip-compressed batches arrive intact and in order per key', async (t) => {
@@ -79,7 +89,10 @@ test('gzip-compressed batches arrive intact and in order per key', async (t) => 
   const records = await readTopic(kafka.brokers, 'records', { until: (m) => m.length >= 200, timeoutMs: 20_000 });
   for (let device = 0; device < 5; device++) {
     const seqs = records.filter((m) => m.key === `d${device}`).map((m) => (JSON.parse(m.value?.toString() ?? '{}') as { seq: number }).seq);
-    assert.deepEqual(seqs, batch.filter((r) => r.key === `d${device}`).map((r) => r.seq));
+    assert.deepEqual(
+      seqs,
+      batch.filter((r) => r.key === `d${device}`).map((r) => r.seq),
+    );
   }
 });
 
@@ -91,11 +104,17 @@ test('unreachable brokers are a retriable failure, and sends work again when the
   await sink.send([stored(1, 'em-1')]);
 
   await kafka.down('all');
-  const downError = await sink.send([stored(3, 'em-1')]).then(() => null, (error: unknown) => error);
+  const downError = await sink.send([stored(3, 'em-1')]).then(
+    () => null,
+    (error: unknown) => error,
+  );
   assert.ok(downError instanceof SinkError);
   assert.equal(downError.retriable, true);
   await kafka.up('all');
   await sink.send([stored(4, 'em-1')]);
   const records = await readTopic(kafka.brokers, 'records', { until: (m) => m.some((r) => r.headers['record-id'] === 'abcdef012345-4'), timeoutMs: 30_000 });
-  assert.ok(records.some((r) => r.headers['record-id'] === 'abcdef012345-4'), 'sends work again after the brokers return');
+  assert.ok(
+    records.some((r) => r.headers['record-id'] === 'abcdef012345-4'),
+    'sends work again after the brokers return',
+  );
 });

@@ -20,9 +20,11 @@ const run = promisify(execFile);
 function storedRows(path: string): { key: string; stream: string; payload: string }[] {
   const db = new Database(path, { readonly: true });
   try {
-    return (db.prepare('SELECT key, stream, payload FROM records ORDER BY seq').all() as { key: string; stream: string; payload: Buffer }[]).map(
-      (row) => ({ key: row.key, stream: row.stream, payload: row.payload.toString('utf8') }),
-    );
+    return (db.prepare('SELECT key, stream, payload FROM records ORDER BY seq').all() as { key: string; stream: string; payload: Buffer }[]).map((row) => ({
+      key: row.key,
+      stream: row.stream,
+      payload: row.payload.toString('utf8'),
+    }));
   } finally {
     db.close();
   }
@@ -64,7 +66,22 @@ test('a QoS 1 publish is committed to the SQLite file before the device receives
 
 test('mosquitto_pub (a second, independent client implementation) is acknowledged and stored', async (t) => {
   const ingress = await startTestIngress(t);
-  await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(ingress.port), '-V', 'mqttv311', '-i', 'wm-7', '-q', '1', '-t', 'devices/wm-7/telemetry', '-m', '{"m3":12.5}']);
+  await run('mosquitto_pub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(ingress.port),
+    '-V',
+    'mqttv311',
+    '-i',
+    'wm-7',
+    '-q',
+    '1',
+    '-t',
+    'devices/wm-7/telemetry',
+    '-m',
+    '{"m3":12.5}',
+  ]);
   assert.deepEqual(storedRows(ingress.bufferPath), [{ key: 'wm-7', stream: 'telemetry', payload: '{"m3":12.5}' }]);
 });
 
@@ -74,7 +91,10 @@ test('when the buffer refuses (full, policy reject) the device gets no PUBACK an
   await client.publishAsync('devices/em-1/telemetry', '1', { qos: 1 });
   await client.publishAsync('devices/em-1/telemetry', '2', { qos: 1 });
   assert.equal(await publishExpectingClose(client, 'devices/em-1/telemetry', '3'), false);
-  assert.deepEqual(storedRows(ingress.bufferPath).map((row) => row.payload), ['1', '2']);
+  assert.deepEqual(
+    storedRows(ingress.bufferPath).map((row) => row.payload),
+    ['1', '2'],
+  );
   assert.equal(await ingress.metric('iotgw_ingress_rejected_total', { source: 'mqtt', reason: 'buffer-full' }), 1);
   assert.ok(ingress.logs.messages().some((message) => message.startsWith('refusing new records: buffer full')));
 });
@@ -129,7 +149,10 @@ test('device credentials: right password works, wrong password and unknown users
   await assert.rejects(connectClient(t, url, { clientId: 'em-1' }), /Not authorized/i);
   await assert.rejects(connectClient(t, url, { clientId: 'em-2', username: 'em-1', password: 'em-1-secret' }), /Identifier rejected/i);
 
-  assert.deepEqual(storedRows(ingress.bufferPath).map((row) => row.payload), ['authenticated']);
+  assert.deepEqual(
+    storedRows(ingress.bufferPath).map((row) => row.payload),
+    ['authenticated'],
+  );
   assert.equal(await ingress.metric('iotgw_mqtt_connections_refused_total', { reason: 'bad-credentials' }), 2);
   assert.ok(!JSON.stringify(ingress.logs.lines()).includes('em-1-secret'), 'passwords never reach the log');
 });
@@ -181,7 +204,10 @@ test('TLS listener with client certificates: the certificate CN is the device id
   assert.equal(await publishExpectingClose(device, 'devices/em-10/telemetry', 'spoof'), false);
   await assert.rejects(connectClient(t, url, { clientId: 'em-10', ...tlsFor('em-9') }), /Identifier rejected/i);
   await assert.rejects(connectClient(t, url, { clientId: 'em-9', ca: readFileSync(join(dir, 'ca.pem')) }));
-  assert.deepEqual(storedRows(ingress.bufferPath).map((row) => row.payload), ['over-tls']);
+  assert.deepEqual(
+    storedRows(ingress.bufferPath).map((row) => row.payload),
+    ['over-tls'],
+  );
 });
 
 test('a full disk never leads to a PUBACK for an uncommitted record', async (t) => {
@@ -200,7 +226,10 @@ test('a full disk never leads to a PUBACK for an uncommitted record', async (t) 
   for (let n = 0; n < 400 && !refused; n++) {
     const client = await connectClient(t, `mqtt://127.0.0.1:${ingress.port}`, { clientId: 'em-1' });
     const closed = new Promise<'closed'>((resolve) => client.once('close', () => resolve('closed')));
-    const result = await Promise.race([client.publishAsync('devices/em-1/telemetry', `${n}:${'x'.repeat(4000)}`, { qos: 1 }).then(() => 'acked' as const), closed]);
+    const result = await Promise.race([
+      client.publishAsync('devices/em-1/telemetry', `${n}:${'x'.repeat(4000)}`, { qos: 1 }).then(() => 'acked' as const),
+      closed,
+    ]);
     if (result === 'acked') acked.push(n);
     else refused = true;
     client.end(true);
@@ -248,5 +277,8 @@ test('connections beyond mqtt.max_connections are refused and counted; existing 
   await new Promise<void>((resolve) => third.once('close', () => resolve()));
   await first.publishAsync('devices/em-1/telemetry', 'still-served', { qos: 1 });
   assert.ok((await ingress.metric('iotgw_mqtt_connections_refused_total', { reason: 'max-connections' })) >= 1);
-  assert.deepEqual(storedRows(ingress.bufferPath).map((row) => row.payload), ['still-served']);
+  assert.deepEqual(
+    storedRows(ingress.bufferPath).map((row) => row.payload),
+    ['still-served'],
+  );
 });

@@ -92,7 +92,10 @@ test('secrets come from files, with ${VAR} expanded in the path', (t) => {
   const dir = tempDir(t);
   writeFileSync(join(dir, 'kafka-password'), 's3cret\n');
   const path = join(dir, 'iotgw.yaml');
-  writeFileSync(path, 'kafka:\n  tls: { enabled: true }\n  sasl:\n    mechanism: scram-sha-512\n    username: gw\n    password_file: ${CREDENTIALS_DIRECTORY}/kafka-password\n');
+  writeFileSync(
+    path,
+    'kafka:\n  tls: { enabled: true }\n  sasl:\n    mechanism: scram-sha-512\n    username: gw\n    password_file: ${CREDENTIALS_DIRECTORY}/kafka-password\n',
+  );
   const config = loadConfig({ path, env: { CREDENTIALS_DIRECTORY: dir } });
   assert.equal(config.kafka.sasl.password, 's3cret');
   const missing = issuesOf(() => loadConfig({ path, env: { CREDENTIALS_DIRECTORY: join(dir, 'nope') } }));
@@ -116,7 +119,10 @@ test('bad configs are refused with the key and the problem', (t) => {
     const path = join(dir, `bad-${index}.yaml`);
     writeFileSync(path, yaml);
     const issues = issuesOf(() => loadConfig({ path, env: {} }));
-    assert.ok(issues.some((issue) => expected.test(issue)), `${JSON.stringify(yaml)} -> ${JSON.stringify(issues)}`);
+    assert.ok(
+      issues.some((issue) => expected.test(issue)),
+      `${JSON.stringify(yaml)} -> ${JSON.stringify(issues)}`,
+    );
   }
   assert.match(issuesOf(() => loadConfig({ env: { IOTGW__HTTP__PORT: 'eighty' } }))[0] ?? '', /^http\.port: /);
   assert.match(issuesOf(() => loadConfig({ path: join(dir, 'absent.yaml'), env: {} }))[0] ?? '', /cannot read the file/);

@@ -139,7 +139,8 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
       return { kind: 'device', deviceId };
     }
     if (username === undefined || username === '') {
-      if (!options.allowAnonymous) throw authError(NOT_AUTHORIZED, 'anonymous access is off (mqtt.allow_anonymous: false); connect with a username and password');
+      if (!options.allowAnonymous)
+        throw authError(NOT_AUTHORIZED, 'anonymous access is off (mqtt.allow_anonymous: false); connect with a username and password');
       return { kind: 'anonymous', deviceId: clientId };
     }
     if (tooManyFailures(address)) throw authError(NOT_AUTHORIZED, `too many failed logins from ${address}; wait a minute`);
@@ -216,7 +217,10 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
     guardSocket(socket, options.maxPayloadBytes + PACKET_OVERHEAD_BYTES, (declared) => {
       metrics.ingressRejected.inc({ source: 'mqtt', reason: 'oversize' });
       if (once.shouldLog(`oversize:${socket.remoteAddress}`)) {
-        log.warn({ reason: 'oversize', address: socket.remoteAddress, declaredBytes: declared }, 'connection closed: packet larger than mqtt.max_payload_bytes allows');
+        log.warn(
+          { reason: 'oversize', address: socket.remoteAddress, declaredBytes: declared },
+          'connection closed: packet larger than mqtt.max_payload_bytes allows',
+        );
       }
     });
   }
@@ -253,13 +257,20 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
               done(null, true);
             },
             (error: AuthenticateError) => {
-              refuseConnection(error.returnCode === BAD_USERNAME_OR_PASSWORD ? 'bad-credentials' : 'not-authorized', username ?? client.id, `connection refused: ${error.message}`);
+              refuseConnection(
+                error.returnCode === BAD_USERNAME_OR_PASSWORD ? 'bad-credentials' : 'not-authorized',
+                username ?? client.id,
+                `connection refused: ${error.message}`,
+              );
               done(error, false);
             },
           );
         },
         authorizePublish(client, packet, done) {
-          authorizePublish(client, packet).then(() => done(null), (error: Error) => done(error));
+          authorizePublish(client, packet).then(
+            () => done(null),
+            (error: Error) => done(error),
+          );
         },
         authorizeSubscribe(client, subscription, done) {
           const identity = identities.get(client);
@@ -299,9 +310,14 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
         await listen(tlsServer, tls.port);
       }
       const bound = this.address();
-      log.info({ tcp: `${bound.tcp.address}:${bound.tcp.port}`, tls: bound.tls === null ? null : `${bound.tls.address}:${bound.tls.port}` }, 'MQTT broker listening');
+      log.info(
+        { tcp: `${bound.tcp.address}:${bound.tcp.port}`, tls: bound.tls === null ? null : `${bound.tls.address}:${bound.tls.port}` },
+        'MQTT broker listening',
+      );
       if (options.allowAnonymous) {
-        log.warn('anonymous MQTT access is on: any client may publish as devices/{its client id}/; set mqtt.allow_anonymous: false and list mqtt.devices for production');
+        log.warn(
+          'anonymous MQTT access is on: any client may publish as devices/{its client id}/; set mqtt.allow_anonymous: false and list mqtt.devices for production',
+        );
       }
     },
 

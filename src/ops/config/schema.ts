@@ -46,9 +46,7 @@ const mqttTls = z
     cert_file: z.string().default('').describe('PEM server certificate (chain) for the TLS listener'),
     key_file: z.string().default('').describe('PEM private key for the TLS listener'),
     ca_file: z.string().default('').describe('PEM CA bundle that signs device certificates (needed for client-certificate authentication)'),
-    require_client_cert: flag
-      .default(false)
-      .describe("devices must present a certificate signed by ca_file; the certificate's CN is the device id"),
+    require_client_cert: flag.default(false).describe("devices must present a certificate signed by ca_file; the certificate's CN is the device id"),
   })
   .prefault({});
 
@@ -71,7 +69,10 @@ const mqtt = z
     allow_anonymous: flag
       .default(true)
       .describe('accept clients without credentials; they may publish only under devices/{client id}/. Turn off in production'),
-    max_payload_bytes: count().max(16 * 1024 * 1024).default(65536).describe('largest accepted PUBLISH payload; larger ones are rejected, counted and the client disconnected'),
+    max_payload_bytes: count()
+      .max(16 * 1024 * 1024)
+      .default(65536)
+      .describe('largest accepted PUBLISH payload; larger ones are rejected, counted and the client disconnected'),
     max_connections: count().default(20000).describe('simultaneous MQTT connections; further ones are refused and counted'),
     connect_timeout_ms: count().default(10000).describe('a socket that has not sent CONNECT by then is closed'),
     keepalive_limit_s: count(0).max(65535).default(3600).describe('largest keepalive a client may ask for (0 = any)'),
@@ -84,11 +85,7 @@ const mqtt = z
 const kafkaRoute = z.strictObject({
   stream: z.string().min(1).describe("stream name (the last topic level of devices/{id}/{stream}), or '*' for every stream"),
   topic: z.string().min(1).optional().describe('Kafka topic for this stream (default: kafka.topic)'),
-  event_time_field: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('JSON payload field holding when the reading was taken (ISO-8601, epoch seconds or epoch ms)'),
+  event_time_field: z.string().min(1).optional().describe('JSON payload field holding when the reading was taken (ISO-8601, epoch seconds or epoch ms)'),
 });
 
 const kafkaSasl = z
@@ -117,7 +114,9 @@ const kafka = z
     client_id: z.string().min(1).default('iotgw').describe('Kafka client id'),
     compression: z.enum(['none', 'gzip']).default('none').describe('batch compression (kafkajs ships gzip; others need codecs)'),
     batch_max_records: count().max(100000).default(2000).describe('records per produce batch'),
-    batch_max_bytes: count(1024).default(1024 * 1024).describe('payload bytes per produce batch'),
+    batch_max_bytes: count(1024)
+      .default(1024 * 1024)
+      .describe('payload bytes per produce batch'),
     request_timeout_ms: count(100).default(30000).describe('how long one produce request may take before it is retried'),
     connection_timeout_ms: count(100).default(3000).describe('TCP/TLS connect timeout per broker'),
     retry_initial_ms: count(10).default(250).describe('first delay before retrying a failed batch; doubles with jitter'),
@@ -135,7 +134,9 @@ const buffer = z
       .default(() => (process.env.STATE_DIRECTORY ? `${process.env.STATE_DIRECTORY.split(':')[0]}/buffer.db` : 'data/buffer.db'))
       .describe('SQLite file of the durable buffer (default: $STATE_DIRECTORY/buffer.db under systemd, else data/buffer.db)'),
     max_records: count().default(5_000_000).describe('most records held while Kafka is unreachable'),
-    max_bytes: count(1024).default(1024 * 1024 * 1024).describe('most payload bytes held while Kafka is unreachable'),
+    max_bytes: count(1024)
+      .default(1024 * 1024 * 1024)
+      .describe('most payload bytes held while Kafka is unreachable'),
     when_full: z
       .enum(['reject', 'drop_oldest'])
       .default('reject')
@@ -160,7 +161,9 @@ const log = z
 
 export const configSchema = z.strictObject({
   version: z.literal(1).default(1).describe('config format version'),
-  gateway_id: deviceId.default(() => hostname().replace(/[^A-Za-z0-9._:-]/g, '-') || 'iotgw').describe('this gateway\'s name, sent in every record\'s gateway-id header (default: the host name)'),
+  gateway_id: deviceId
+    .default(() => hostname().replace(/[^A-Za-z0-9._:-]/g, '-') || 'iotgw')
+    .describe("this gateway's name, sent in every record's gateway-id header (default: the host name)"),
   log,
   mqtt,
   kafka,
