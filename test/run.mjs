@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: lint (biome), compile (type errors fail the run, and process-level tests start dist/ like
-// a user would), build the librdkafka mock-cluster launcher, then run every test/**/*.test.ts with node:test.
+// `npm test`: compile (type errors fail the run, and process-level tests start dist/ like a user would),
+// build the librdkafka mock-cluster launcher, then run every test/**/*.test.ts with node:test.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -35,7 +35,6 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-step('lint and format check (biome)', process.execPath, [join(root, 'node_modules/@biomejs/biome/bin/biome'), 'check', '--error-on-warnings', '.']);
 step('compile (tsc)', process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']);
 step('build the Kafka mock-cluster launcher', process.execPath, ['--import', 'tsx', 'test/kafka-mock/build.ts']);
 step(`run ${files.length} test files`, process.execPath, ['--import', 'tsx', '--test', '--test-timeout=300000', '--test-reporter=spec', ...files]);

@@ -12,6 +12,7 @@ import { allAckedRead, checkDelivery } from '../helpers/delivery-check.ts';
 import { type GatewayProcess, freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 
 const TOPIC = 'city.telemetry';
 
@@ -36,16 +37,8 @@ async function setup(t: TestContext, overrides: { mqttPort?: number } = {}) {
   return { kafka, dir, configPath: writeGatewayConfig(dir, config) };
 }
 
-async function waitUntil(condition: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 async function drained(gateway: GatewayProcess): Promise<void> {
-  await waitUntil(async () => (await gateway.readiness()).buffer.depthRecords === 0, 'the buffer to drain');
+  await waitFor(async () => (await gateway.readiness()).buffer.depthRecords === 0, 'the buffer to drain', 60_000, 100);
 }
 
 async function readAll(kafka: KafkaMock, report: MqttFleetReport) {
@@ -105,7 +98,7 @@ test('Kafka outage under load: nothing acknowledged is lost, order holds, /ready
   const fleet = runMqttFleet({ url: `mqtt://127.0.0.1:${gateway.mqttPort}`, devices: 100, ratePerSecond: 1000, durationMs: 12_000, qos: 1, seed: 11 });
   await sleep(2500);
   await kafka.down('all');
-  await waitUntil(async () => (await gateway.readiness()).kafka === 'buffering', '/readyz to report buffering', 30_000);
+  await waitFor(async () => (await gateway.readiness()).kafka === 'buffering', '/readyz to report buffering', 30_000, 100);
   const during = await gateway.readiness();
   await sleep(4000);
   const deeper = await gateway.readiness();

@@ -17,6 +17,7 @@ import type { DeviceLedger } from '../../firmware-sim/device-ledger.ts';
 import { createFleet } from '../../firmware-sim/fleet.ts';
 import type { Reading } from '../../firmware-sim/fleet.ts';
 import { runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -90,14 +91,6 @@ async function subscribeAll(t: TestContext, url: string): Promise<Set<string>> {
   });
   await subscriber.subscribeAsync('devices/#', { qos: 1 });
   return seen;
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** A port that was free a moment ago: nothing listens there. */

@@ -13,6 +13,7 @@ import type { StoredRecord } from '../../src/record/record.ts';
 import { record } from '../contracts/record-store.contract.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 
 type Script = (batch: readonly StoredRecord[]) => SinkError | null;
 
@@ -53,21 +54,13 @@ function setup(t: TestContext, script: Script, batchMaxRecords = 3) {
   return { buffer, sink, logs, metrics, forwarder };
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 test('drains the buffer oldest first and deletes only what the sink acknowledged', async (t) => {
   const { buffer, sink, forwarder } = setup(t, () => null);
   await buffer.append([range(1, 10).map((n) => record(`d${n % 3}`, n))]);
   await forwarder.start();
-  await waitFor(() => buffer.stats().depthRecords === 0);
+  await waitFor(() => buffer.stats().depthRecords === 0, 'the buffer to drain');
   assert.deepEqual(sink.delivered, range(1, 10).map(String));
   assert.deepEqual(sink.attempts, [['1', '2', '3'], ['4', '5', '6'], ['7', '8', '9'], ['10']]);
   assert.equal(forwarder.state(), 'up');
@@ -78,7 +71,7 @@ test('a retriable failure retries the same batch before anything newer; the outa
   const { buffer, sink, logs, forwarder, metrics } = setup(t, () => (failuresLeft-- > 0 ? new SinkError('CONNECTION', 'broker down', true) : null));
   await buffer.append([range(1, 6).map((n) => record('d', n))]);
   await forwarder.start();
-  await waitFor(() => buffer.stats().depthRecords === 0);
+  await waitFor(() => buffer.stats().depthRecords === 0, 'the buffer to drain');
   // The probe at start is not a send; every send attempt until success is the first batch.
   assert.deepEqual(sink.attempts.slice(0, 5), Array(5).fill(['1', '2', '3']));
   assert.deepEqual(sink.delivered, range(1, 6).map(String));
@@ -93,10 +86,10 @@ test('records appended during an outage keep their place behind the retried batc
   const { buffer, sink, forwarder } = setup(t, () => (down ? new SinkError('CONNECTION', 'broker down', true) : null));
   await buffer.append([range(1, 4).map((n) => record('d', n))]);
   await forwarder.start();
-  await waitFor(() => sink.attempts.length >= 3);
+  await waitFor(() => sink.attempts.length >= 3, 'three failed attempts');
   await buffer.append([range(5, 8).map((n) => record('d', n))]);
   down = false;
-  await waitFor(() => buffer.stats().depthRecords === 0);
+  await waitFor(() => buffer.stats().depthRecords === 0, 'the buffer to drain');
   assert.deepEqual(sink.delivered, range(1, 8).map(String));
 });
 
@@ -108,7 +101,7 @@ test('a record the sink refuses for good is isolated by halving the batch and se
   );
   await buffer.append([range(1, 10).map((n) => record('d', n))]);
   await forwarder.start();
-  await waitFor(() => buffer.stats().depthRecords === 0);
+  await waitFor(() => buffer.stats().depthRecords === 0, 'the buffer to drain');
   assert.deepEqual(sink.delivered, ['1', '2', '3', '4', '6', '7', '8', '9', '10']);
   assert.equal(buffer.stats().deadLetters, 1);
   assert.ok(logs.messages().some((m) => m.startsWith('record set aside as undeliverable')));
@@ -118,7 +111,7 @@ test('stop during a long backoff returns promptly and leaves the records buffere
   const { buffer, forwarder } = setup(t, () => new SinkError('CONNECTION', 'broker down', true));
   await buffer.append([range(1, 3).map((n) => record('d', n))]);
   await forwarder.start();
-  await waitFor(() => forwarder.state() === 'down');
+  await waitFor(() => forwarder.state() === 'down', 'the link to be down');
   await forwarder.stop();
   assert.equal(buffer.stats().depthRecords, 3);
 });

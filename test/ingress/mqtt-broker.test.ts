@@ -14,6 +14,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { hashPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
 import { startTestIngress } from '../helpers/mqtt-ingress.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 
 const run = promisify(execFile);
 
@@ -179,10 +180,10 @@ test('subscribers (a dashboard account) receive device publishes as from any MQT
   const device = await connectClient(t, url, { clientId: 'sl-3' });
   await device.publishAsync('devices/sl-3/telemetry', '{"on":true}', { qos: 1 });
   await device.publishAsync('devices/sl-3/telemetry', '{"on":false}', { qos: 0 });
-  await waitFor(() => received.length === 2);
+  await waitFor(() => received.length === 2, 'the dashboard to receive both publishes');
   assert.deepEqual(received, ['devices/sl-3/telemetry {"on":true}', 'devices/sl-3/telemetry {"on":false}']);
   // QoS 0 is stored too (best effort: there is no acknowledgement to withhold).
-  await waitFor(() => storedRows(ingress.bufferPath).length === 2);
+  await waitFor(() => storedRows(ingress.bufferPath).length === 2, 'the QoS 0 publish to be stored');
 });
 
 test('TLS listener with client certificates: the certificate CN is the device identity', async (t) => {
@@ -241,14 +242,6 @@ test('a full disk never leads to a PUBACK for an uncommitted record', async (t) 
   assert.deepEqual(stored, acked);
   assert.ok(ingress.logs.messages().some((message) => /refusing new records: disk full/.test(message)));
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** A throwaway CA, a server certificate for localhost and one client certificate per device (CN = device id). */
 function makeCertificates(dir: string, devices: readonly string[]): void {
