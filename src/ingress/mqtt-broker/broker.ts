@@ -64,8 +64,6 @@ const LOGIN_FAILURE_WINDOW_MS = 60_000;
 /** Topic + headers on top of the payload; packets beyond payload + this are cut off at the socket. */
 const PACKET_OVERHEAD_BYTES = 65_536 + 16;
 
-const identities = new WeakMap<Client, Identity>();
-
 export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngressDeps): MqttIngress {
   const log = deps.log.child({ component: 'ingress.mqtt' });
   const nowMs = deps.nowMs ?? Date.now;
@@ -76,6 +74,8 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
   /** username -> password that verified, so reconnects skip scrypt (config is fixed for the process's life). */
   const verified = new Map<string, string>();
   const loginFailures = new Map<string, { count: number; sinceMs: number }>();
+  /** Who each connected client is, decided at CONNECT. */
+  const identities = new WeakMap<Client, Identity>();
 
   let broker: Aedes | null = null;
   let tcpServer: Server | null = null;
