@@ -41,11 +41,6 @@ export class ConfigError extends Error {
 /** Exit code for a bad configuration (sysexits EX_CONFIG); the systemd unit does not restart on it. */
 export const EXIT_CONFIG = 78;
 
-/** Programmer errors are never retried: they will fail the same way again (kafkajs UNRECOVERABLE_ERRORS). */
-export function isProgrammerError(error: unknown): boolean {
-  return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError;
-}
-
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
