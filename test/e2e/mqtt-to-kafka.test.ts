@@ -145,3 +145,24 @@ test('kill -9 under load and restart: every reading whose PUBACK a device receiv
   assertDelivered(report, check);
   t.diagnostic(`acked ${report.acked}, gateway duplicates ${check.gatewayDuplicates}, device re-sends stored twice ${check.deviceDuplicates}`);
 });
+
+test('slow Kafka (300 ms added to every broker response): devices keep being acknowledged, nothing is lost, order holds', async (t) => {
+  const { kafka, configPath } = await setup(t);
+  const gateway = await startGatewayProcess(t, configPath);
+  await kafka.setRttMs('all', 300);
+  const report = await runMqttFleet({
+    url: `mqtt://127.0.0.1:${gateway.mqttPort}`,
+    devices: 50,
+    ratePerSecond: 500,
+    durationMs: 0,
+    messages: 3000,
+    qos: 1,
+    seed: 17,
+  });
+  assert.equal(report.failed, 0, JSON.stringify(report.failures));
+  assert.equal(report.acked, 3000, 'acknowledgement does not wait for Kafka');
+  await kafka.setRttMs('all', 0);
+  await waitFor(async () => (await gateway.readiness()).buffer.depthRecords === 0, 'the buffer to drain', 60_000, 100);
+  const messages = await readAll(kafka, report);
+  assertDelivered(report, checkDelivery(report, messages));
+});
