@@ -52,7 +52,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   };
   // The buffer is opened in start(), not here: constructors do no I/O.
   const lazyBuffer: RecordBuffer = {
-    append: (groups) => requireBuffer().append(groups),
+    append: (groups, state) => requireBuffer().append(groups, state),
+    readState: (scope) => requireBuffer().readState(scope),
     lease: (max, bytes) => requireBuffer().lease(max, bytes),
     ack: (seqs) => requireBuffer().ack(seqs),
     release: (seqs) => requireBuffer().release(seqs),
@@ -144,8 +145,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     { commitIntervalMs: config.buffer.commit_interval_ms, commitMaxRecords: config.buffer.commit_max_records },
     { buffer: lazyBuffer, log, metrics },
   );
-  const accept: typeof batcher.accept = async (records) => {
-    const result = await batcher.accept(records);
+  const accept: typeof batcher.accept = async (records, state) => {
+    const result = await batcher.accept(records, state);
     if (result.ok) forwarder.notify();
     return result;
   };

@@ -50,7 +50,10 @@ port.on('message', (request: WorkerRequest) => {
     switch (request.op) {
       case 'append':
         // Outcomes carry BufferFullError instances; send plain data across the thread boundary.
-        value = store.append(groupsOf(request)).map((outcome) => (outcome.ok ? outcome : { ok: false, error: serialize(outcome.error) }));
+        value = store.append(groupsOf(request), request.state).map((outcome) => (outcome.ok ? outcome : { ok: false, error: serialize(outcome.error) }));
+        break;
+      case 'readState':
+        value = [...store.readState(request.scope)];
         break;
       case 'lease': {
         const leased = store.lease(request.maxRecords, request.maxBytes);

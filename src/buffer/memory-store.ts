@@ -13,6 +13,7 @@ export function createMemoryStore(limits: RecordStoreLimits, deps: { readonly no
   const nowMs = deps.nowMs ?? Date.now;
   const queue = new Map<number, Slot>(); // insertion order = seq order
   const deadLetters = new Map<number, { record: StoredRecord; reason: string; atMs: number }>();
+  const state = new Map<string, Map<string, string>>();
   let nextSeq = 1;
   let depthBytes = 0;
   let droppedRecords = 0;
@@ -31,7 +32,13 @@ export function createMemoryStore(limits: RecordStoreLimits, deps: { readonly no
   }
 
   return {
-    append(groups) {
+    append(groups, writes = []) {
+      for (const write of writes) {
+        const scope = state.get(write.scope) ?? new Map<string, string>();
+        state.set(write.scope, scope);
+        if (write.value === null) scope.delete(write.key);
+        else scope.set(write.key, write.value);
+      }
       const outcomes: AppendOutcome[] = [];
       for (const group of groups) {
         const sizes = group.map(recordBytes);
@@ -60,6 +67,10 @@ export function createMemoryStore(limits: RecordStoreLimits, deps: { readonly no
         outcomes.push({ ok: true, seqs });
       }
       return outcomes;
+    },
+
+    readState(scope) {
+      return new Map(state.get(scope));
     },
 
     lease(maxRecords, maxBytes) {

@@ -31,6 +31,13 @@ const MIGRATIONS: readonly string[] = [
      dead_at_ms     INTEGER NOT NULL
    );
    CREATE TABLE buffer_info (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+  // 2: device state committed together with records (LoRaWAN sessions and frame counters).
+  `CREATE TABLE device_state (
+     scope TEXT NOT NULL,
+     key   TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (scope, key)
+   ) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

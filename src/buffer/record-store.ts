@@ -26,12 +26,27 @@ export interface BufferStats {
   readonly droppedRecords: number;
 }
 
+/**
+ * A small piece of device state (a LoRaWAN session, a frame counter) written in the same transaction as
+ * records, so the state and the records it let through are committed together or not at all.
+ * value null deletes the entry.
+ */
+export interface StateWrite {
+  readonly scope: string;
+  readonly key: string;
+  readonly value: string | null;
+}
+
 export interface RecordStore {
   /**
    * Appends every group all-or-nothing, all groups in one durable commit (one fsync): the group commit.
-   * Throws a GatewayError when the commit itself fails (disk full, I/O error): then nothing was stored.
+   * `state` is written in that same commit, in order, whatever the groups' outcomes (a refused group
+   * still saw its device's state advance). Throws a GatewayError when the commit itself fails (disk
+   * full, I/O error): then nothing was stored, state included.
    */
-  append(groups: readonly (readonly NewRecord[])[]): readonly AppendOutcome[];
+  append(groups: readonly (readonly NewRecord[])[], state?: readonly StateWrite[]): readonly AppendOutcome[];
+  /** Every state entry of a scope, as committed. */
+  readState(scope: string): ReadonlyMap<string, string>;
   /** The oldest records not yet leased, in seq order; leased records are not leased again until released. */
   lease(maxRecords: number, maxBytes: number): readonly StoredRecord[];
   /** Kafka acknowledged these records: delete them. */

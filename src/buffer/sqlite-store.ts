@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
 import { migrate } from './migrations.ts';
-import type { AppendOutcome, BufferStats, RecordStore, RecordStoreLimits } from './record-store.ts';
+import type { AppendOutcome, BufferStats, RecordStore, RecordStoreLimits, StateWrite } from './record-store.ts';
 
 export interface SqliteStoreOptions extends RecordStoreLimits {
   readonly path: string;
@@ -59,6 +59,11 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
        SELECT seq, key, stream, source, received_at_ms, event_time_ms, payload, meta, bytes, attempts, ?, ?
        FROM records WHERE seq = ?`,
   );
+  const upsertState = db.prepare(
+    'INSERT INTO device_state (scope, key, value) VALUES (?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value',
+  );
+  const deleteState = db.prepare('DELETE FROM device_state WHERE scope = ? AND key = ?');
+  const selectState = db.prepare('SELECT key, value FROM device_state WHERE scope = ?');
   const selectOldest = db.prepare('SELECT received_at_ms FROM records ORDER BY seq LIMIT 1').pluck();
   const countDeadLetters = db.prepare('SELECT count(*) FROM dead_letters').pluck();
   const totals = db.prepare('SELECT count(*) AS records, coalesce(sum(bytes), 0) AS bytes FROM records').get() as {
@@ -75,7 +80,11 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   let leaseCursor = 0;
   let closed = false;
 
-  const appendTransaction = db.transaction((groups: readonly (readonly NewRecord[])[]): AppendOutcome[] => {
+  const appendTransaction = db.transaction((groups: readonly (readonly NewRecord[])[], state: readonly StateWrite[]): AppendOutcome[] => {
+    for (const write of state) {
+      if (write.value === null) deleteState.run(write.scope, write.key);
+      else upsertState.run(write.scope, write.key, write.value);
+    }
     const outcomes: AppendOutcome[] = [];
     let droppedNow = 0;
     for (const group of groups) {
@@ -192,16 +201,22 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   }
 
   return {
-    append(groups) {
+    append(groups, state = []) {
       assertOpen();
       let outcomes: AppendOutcome[];
       try {
-        outcomes = transact(() => appendTransaction(groups));
+        outcomes = transact(() => appendTransaction(groups, state));
       } catch (error) {
         throw storageError(error, options.path, 'append');
       }
       if (lastDropped > 0) deps.onDrop?.(lastDropped);
       return outcomes;
+    },
+
+    readState(scope) {
+      assertOpen();
+      const rows = selectState.all(scope) as { key: string; value: string }[];
+      return new Map(rows.map((row) => [row.key, row.value]));
     },
 
     lease(maxRecords, maxBytes) {

@@ -99,15 +99,19 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
   return {
     durability,
 
-    async append(groups) {
+    async append(groups, state = []) {
       const flat = groups.flat();
       const payloads = packPayloads(flat.map((record) => record.payload));
       const records = flat.map(({ payload: _payload, ...rest }) => rest);
       const sizes = groups.map((group) => group.length);
-      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>({ op: 'append', sizes, records, payloads }, [
+      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>({ op: 'append', sizes, records, payloads, state }, [
         payloads.bytes,
       ]);
       return outcomes.map((outcome): AppendOutcome => (outcome.ok ? outcome : { ok: false, error: new BufferFullError(outcome.error.message) }));
+    },
+
+    async readState(scope) {
+      return new Map(await call<[string, string][]>({ op: 'readState', scope }));
     },
 
     async lease(maxRecords, maxBytes) {

@@ -1,7 +1,7 @@
 // Messages between the main thread (worker-buffer.ts) and the buffer's thread (buffer-worker.ts).
 // Only plain data crosses: errors travel as {code, message, retriable} and are rebuilt on arrival.
 import type { NewRecord, StoredRecord } from '../record/record.ts';
-import type { BufferStats } from './record-store.ts';
+import type { BufferStats, StateWrite } from './record-store.ts';
 
 export type WorkerRequest =
   | {
@@ -11,7 +11,9 @@ export type WorkerRequest =
       readonly sizes: readonly number[];
       readonly records: readonly WithoutPayload<NewRecord>[];
       readonly payloads: PackedPayloads;
+      readonly state: readonly StateWrite[];
     }
+  | { readonly id: number; readonly op: 'readState'; readonly scope: string }
   | { readonly id: number; readonly op: 'lease'; readonly maxRecords: number; readonly maxBytes: number }
   | { readonly id: number; readonly op: 'ack' | 'release'; readonly seqs: readonly number[] }
   | { readonly id: number; readonly op: 'deadLetter'; readonly seqs: readonly number[]; readonly reason: string }

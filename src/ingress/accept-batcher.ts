@@ -2,7 +2,7 @@
 // fsynced, or until `commitMaxRecords` wait) are written in one SQLite transaction, so durability costs
 // one fsync per batch instead of one per record. Each caller's promise resolves only after that commit.
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
-import type { RecordBuffer } from '../buffer/record-buffer.ts';
+import type { RecordBuffer, StateWrite } from '../buffer/record-buffer.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { NewRecord } from '../record/record.ts';
@@ -30,6 +30,7 @@ export interface AcceptBatcher {
 
 interface Waiting {
   readonly records: readonly NewRecord[];
+  readonly state: readonly StateWrite[] | undefined;
   readonly resolve: (result: AcceptResult) => void;
 }
 
@@ -74,7 +75,11 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
     const startedAt = performance.now();
     let outcomes: Awaited<ReturnType<RecordBuffer['append']>>;
     try {
-      outcomes = await deps.buffer.append(batch.map((entry) => entry.records));
+      const state = batch.flatMap((entry) => entry.state ?? []);
+      outcomes = await deps.buffer.append(
+        batch.map((entry) => entry.records),
+        state,
+      );
     } catch (error) {
       const reason: AcceptRefusal = error instanceof BufferFullError ? 'disk-full' : 'storage-error';
       metrics.bufferCommitFailures.inc({ code: error instanceof GatewayError ? error.code : 'UNKNOWN' });
@@ -125,11 +130,11 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
     }
   }
 
-  const accept: Accept = (records) => {
+  const accept: Accept = (records, state) => {
     if (closed) return Promise.resolve({ ok: false, reason: 'shutting-down', message: 'the gateway is shutting down' });
-    if (records.length === 0) return Promise.resolve({ ok: true, seqs: [] });
+    if (records.length === 0 && (state === undefined || state.length === 0)) return Promise.resolve({ ok: true, seqs: [] });
     return new Promise<AcceptResult>((resolve) => {
-      waiting.push({ records, resolve });
+      waiting.push({ records, state, resolve });
       waitingRecords += records.length;
       if (waitingRecords >= options.commitMaxRecords) startCommit();
       else schedule();

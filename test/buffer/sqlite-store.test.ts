@@ -53,6 +53,16 @@ test('sqlite store keeps records, ids and order across close and reopen', (t) =>
   assert.equal(second.stats().depthRecords, 3);
 });
 
+test('sqlite store keeps device state across close and reopen', (t) => {
+  const path = join(tempDir(t), 'buffer.db');
+  const first = createSqliteStore({ path, ...limits });
+  first.append([[record('a', 1)]], [{ scope: 'lorawan.fcnt', key: '0011223344556677', value: '{"next":5}' }]);
+  first.close();
+  const second = createSqliteStore({ path, ...limits });
+  t.after(() => second.close());
+  assert.equal(second.readState('lorawan.fcnt').get('0011223344556677'), '{"next":5}');
+});
+
 test('sqlite store: records whose append returned survive kill -9 of the writer', async (t) => {
   const dir = tempDir(t);
   const path = join(dir, 'buffer.db');

@@ -172,4 +172,33 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     await buffer.ack(leased.map((r) => r.seq));
     assert.equal(buffer.stats().depthRecords, 2);
   });
+
+  test(`${name}: state is committed with the records, in order, and a null value deletes`, async (t) => {
+    const buffer = await open(t, roomy);
+    await buffer.append(
+      [[record('d', 1)]],
+      [
+        { scope: 'lorawan.session', key: 'a', value: '1' },
+        { scope: 'lorawan.session', key: 'b', value: '2' },
+        { scope: 'lorawan.session', key: 'a', value: '3' },
+        { scope: 'other', key: 'a', value: 'x' },
+      ],
+    );
+    assert.deepEqual([...(await buffer.readState('lorawan.session'))].sort(), [
+      ['a', '3'],
+      ['b', '2'],
+    ]);
+    await buffer.append([], [{ scope: 'lorawan.session', key: 'b', value: null }]);
+    assert.deepEqual([...(await buffer.readState('lorawan.session'))], [['a', '3']]);
+    assert.deepEqual([...(await buffer.readState('other'))], [['a', 'x']]);
+    assert.equal((await buffer.readState('missing')).size, 0);
+  });
+
+  test(`${name}: state advances even when the buffer refuses the group it came with`, async (t) => {
+    const buffer = await open(t, { maxRecords: 1, maxBytes: 1_000_000, whenFull: 'reject' });
+    await appendOk(buffer, [record('d', 1)]);
+    const [outcome] = await buffer.append([[record('d', 2)]], [{ scope: 'fcnt', key: 'd', value: '2' }]);
+    assert.equal(outcome?.ok, false);
+    assert.equal((await buffer.readState('fcnt')).get('d'), '2', 'a frame seen is seen: its counter must not be reusable');
+  });
 }
