@@ -17,6 +17,11 @@ export interface WorkerBufferDeps {
 }
 
 export interface WorkerBuffer extends RecordBuffer {
+  /**
+   * For the systemd watchdog: why the buffer thread cannot serve (it died, or has had requests outstanding
+   * without answering anything for `stallMs`), or null while it answers.
+   */
+  problem(stallMs: number): string | null;
   /** journal_mode and synchronous as read back from SQLite when the store opened. */
   readonly durability: { readonly journalMode: string; readonly synchronous: string };
 }
@@ -49,12 +54,14 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
   let stats: BufferStats = { depthRecords: 0, depthBytes: 0, oldestReceivedAtMs: null, deadLetters: 0, droppedRecords: 0 };
   let closing = false;
   let dead: Error | null = null;
+  let lastReplyAtMs = performance.now();
 
   const opened = new Promise<WorkerBuffer['durability']>((resolve, reject) => {
     pending.set(0, { resolve: (value) => resolve(value as WorkerBuffer['durability']), reject });
   });
 
   worker.on('message', (reply: WorkerReply) => {
+    lastReplyAtMs = performance.now();
     const waiter = pending.get(reply.id);
     if (waiter === undefined) return;
     pending.delete(reply.id);
@@ -133,6 +140,13 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
     },
 
     stats: () => stats,
+
+    problem(stallMs) {
+      if (dead !== null) return dead.message;
+      const silentMs = performance.now() - lastReplyAtMs;
+      if (pending.size > 0 && silentMs > stallMs) return `${pending.size} requests unanswered for ${Math.round(silentMs / 1000)}s`;
+      return null;
+    },
 
     async close() {
       if (closing) return;

@@ -65,7 +65,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     if (linkState === 'up') return;
     const depth = buffer.stats().depthRecords;
     if (linkState === 'down') {
-      log.info({ bufferedRecords: depth, downForMs: Date.now() - downSinceMs }, `Kafka reachable again: draining ${depth} buffered records`);
+      log.info({ bufferedRecords: depth, downForMs: Math.round(performance.now() - downSinceMs) }, `Kafka reachable again: draining ${depth} buffered records`);
     } else log.info({ bufferedRecords: depth }, 'Kafka reachable: forwarding records');
     linkState = 'up';
     metrics.forwarderUp.set(1);
@@ -76,7 +76,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     const depth = buffer.stats().depthRecords;
     log.warn({ code: error.code, bufferedRecords: depth }, `Kafka unreachable (${error.message}): buffering records until it is back; retrying with backoff`);
     linkState = 'down';
-    downSinceMs = Date.now();
+    downSinceMs = performance.now();
     metrics.forwarderUp.set(0);
   }
 
@@ -173,7 +173,8 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     health(): HealthReport {
       if (linkState === 'down') {
         const stats = buffer.stats();
-        const ageS = stats.oldestReceivedAtMs === null ? 0 : Math.round((Date.now() - stats.oldestReceivedAtMs) / 1000);
+        // Age is wall clock against wall clock (received-at); clamp so a clock step back never shows a negative age.
+        const ageS = stats.oldestReceivedAtMs === null ? 0 : Math.max(0, Math.round((Date.now() - stats.oldestReceivedAtMs) / 1000));
         return { status: 'degraded', detail: `buffering: Kafka unreachable, ${stats.depthRecords} records waiting, oldest ${ageS}s` };
       }
       return { status: 'ok', detail: linkState === 'up' ? 'forwarding' : 'waiting for the first batch' };

@@ -44,7 +44,7 @@ export interface OnceLogger {
   shouldLog(key: string): boolean;
 }
 
-export function createOnceLogger(intervalMs: number, nowMs: () => number = Date.now, maxKeys = 10_000): OnceLogger {
+export function createOnceLogger(intervalMs: number, nowMs: () => number = () => performance.now(), maxKeys = 10_000): OnceLogger {
   const lastLoggedAt = new Map<string, number>();
   return {
     shouldLog(key) {
