@@ -1,14 +1,22 @@
 // The ops endpoint (node:http, localhost by default): /metrics for Prometheus, /healthz (the process is
-// alive), /readyz (listeners up; says "buffering" while Kafka is unreachable, with the buffer's depth and age).
-import { type Server, createServer } from 'node:http';
+// alive), /readyz (listeners up; says "buffering" while Kafka is unreachable, with the buffer's depth and age),
+// the status page at / and its JSON feed /api/status. Optional basic auth guards every path but /healthz.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { errorMessage } from '../errors.ts';
 import type { Component, HealthReport } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import type { StatusSnapshot } from './status.ts';
+import { STATUS_PAGE_HTML } from './status-page.ts';
 
 export interface OpsServerOptions {
   readonly host: string;
   readonly port: number;
+  /** Basic auth for every path except /healthz; the password file is read once, at start. null = open. */
+  readonly auth?: { readonly username: string; readonly passwordFile: string } | null;
 }
 
 export interface ReadinessReport {
@@ -24,6 +32,8 @@ export interface OpsServerDeps {
   /** Brings gauges up to date before a scrape. */
   readonly refreshMetrics: () => void;
   readonly readiness: () => ReadinessReport;
+  /** The status page's feed (/api/status); without it / and /api/status answer 404. */
+  readonly status?: () => Promise<StatusSnapshot>;
 }
 
 export interface OpsServer extends Component {
@@ -32,20 +42,40 @@ export interface OpsServer extends Component {
 
 export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps): OpsServer {
   const log = deps.log.child({ component: 'ops.http' });
+  const last401ByAddress = new Map<string, number>();
+  /** One warning per address per minute: a scraper with a wrong password must not flood the journal. */
+  const once401 = (address: string): boolean => {
+    const now = Date.now();
+    if (now - (last401ByAddress.get(address) ?? 0) < 60_000) return false;
+    if (last401ByAddress.size > 1000) last401ByAddress.clear();
+    last401ByAddress.set(address, now);
+    return true;
+  };
   let server: Server | null = null;
+  let checkCredentials: ((header: string | undefined) => boolean) | null = null;
 
-  function reply(response: import('node:http').ServerResponse, status: number, type: string, body: string): void {
-    response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  function reply(response: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
+    response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...headers });
     response.end(body);
+  }
+
+  function authorized(request: IncomingMessage, path: string): boolean {
+    return checkCredentials === null || path === '/healthz' || checkCredentials(request.headers.authorization);
   }
 
   return {
     name: 'ops.http',
 
     async start() {
+      checkCredentials = options.auth == null ? null : basicAuthChecker(options.auth.username, readPasswordFile(options.auth.passwordFile));
       server = createServer((request, response) => {
-        const path = (request.url ?? '/').split('?')[0];
+        const path = (request.url ?? '/').split('?')[0] ?? '/';
         if (request.method !== 'GET' && request.method !== 'HEAD') return reply(response, 405, 'text/plain', 'GET only\n');
+        if (!authorized(request, path)) {
+          if (once401(request.socket.remoteAddress ?? '?'))
+            log.warn({ path, address: request.socket.remoteAddress }, 'ops endpoint: missing or wrong basic-auth credentials');
+          return reply(response, 401, 'text/plain', 'authentication required (http.auth)\n', { 'www-authenticate': 'Basic realm="iotgw", charset="UTF-8"' });
+        }
         switch (path) {
           case '/metrics':
             deps.refreshMetrics();
@@ -60,9 +90,24 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
             const report = deps.readiness();
             return reply(response, report.ready ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`);
           }
+          case '/':
+          case '/index.html':
+            if (deps.status === undefined) break;
+            return reply(response, 200, 'text/html; charset=utf-8', STATUS_PAGE_HTML, {
+              'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+              'x-content-type-options': 'nosniff',
+            });
+          case '/api/status':
+            if (deps.status === undefined) break;
+            deps.status().then(
+              (snapshot) => reply(response, 200, 'application/json', `${JSON.stringify(snapshot)}\n`),
+              (error: Error) => reply(response, 500, 'text/plain', `${error.message}\n`),
+            );
+            return;
           default:
-            return reply(response, 404, 'text/plain', 'not found: try /metrics, /healthz or /readyz\n');
+            break;
         }
+        reply(response, 404, 'text/plain', 'not found: try / (status page), /api/status, /metrics, /healthz or /readyz\n');
       });
       const current = server;
       await new Promise<void>((resolve, reject) => {
@@ -70,7 +115,10 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
         current.listen(options.port, options.host, () => resolve());
       });
       const bound = current.address() as AddressInfo;
-      log.info({ address: `${bound.address}:${bound.port}` }, 'ops endpoint listening (/metrics, /healthz, /readyz)');
+      log.info(
+        { address: `${bound.address}:${bound.port}`, auth: checkCredentials !== null },
+        'ops endpoint listening (/ status page, /api/status, /metrics, /healthz, /readyz)',
+      );
     },
 
     async stop() {
@@ -89,5 +137,30 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
       if (server === null) throw new Error('ops endpoint not started');
       return server.address() as AddressInfo;
     },
+  };
+}
+
+function readPasswordFile(path: string): string {
+  let password: string;
+  try {
+    password = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new Error(`http.auth.password_file: cannot read ${path}: ${errorMessage(error)}`);
+  }
+  if (password === '') throw new Error(`http.auth.password_file: ${path} is empty`);
+  return password;
+}
+
+/**
+ * `Authorization: Basic base64(user:password)` checked in constant time: both sides are hashed to 32 bytes
+ * first, so neither the length nor the first differing byte of the secret shows in the response time.
+ */
+export function basicAuthChecker(username: string, password: string): (header: string | undefined) => boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+  const expected = digest(`${username}:${password}`);
+  return (header) => {
+    const match = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header ?? '');
+    const given = match?.[1] === undefined ? '' : Buffer.from(match[1], 'base64').toString('utf8');
+    return timingSafeEqual(digest(given), expected) && match !== null;
   };
 }

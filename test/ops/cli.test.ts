@@ -25,6 +25,9 @@ test('--help lists every command, the config file, environment overrides and exi
   const { status, stdout } = iotgw(['--help']);
   assert.equal(status, 0);
   for (const text of ['iotgw run', 'config check', 'config print', 'hash-password', 'IOTGW__KAFKA__BROKERS', '78']) assert.ok(stdout.includes(text), text);
+  for (const text of ['device add', '--lorawan-abp', '--lorawan-otaa', 'buffer stats', 'buffer export', 'iotgw status', 'Examples:', '/api/status']) {
+    assert.ok(stdout.includes(text), text);
+  }
 });
 
 test('an unknown command or flag is a usage error (exit 2) that says what was wrong', () => {

@@ -46,6 +46,8 @@ export interface MqttIngressDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly nowMs?: () => number;
+  /** Told of every rejection counted in iotgw_ingress_rejected_total (the status page's recent rejections). */
+  readonly onReject?: (source: string, reason: string, detail: string) => void;
 }
 
 export interface MqttIngress extends Component {
@@ -67,8 +69,10 @@ const PACKET_OVERHEAD_BYTES = 65_536 + 16;
 export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngressDeps): MqttIngress {
   const log = deps.log.child({ component: 'ingress.mqtt' });
   const nowMs = deps.nowMs ?? Date.now;
+  // Wall clock only for received-at; windows are durations, so a clock step at NTP sync cannot stretch them.
+  const monotonicMs = (): number => performance.now();
   const { metrics } = deps;
-  const once = createOnceLogger(60_000, nowMs);
+  const once = createOnceLogger(60_000, monotonicMs);
   const devices = new Map(options.devices.map((device) => [device.id, device.passwordHash]));
   const clients = new Map(options.clients.map((client) => [client.username, client]));
   /** username -> password that verified, so reconnects skip scrypt (config is fixed for the process's life). */
@@ -85,6 +89,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
 
   function reject(source: 'mqtt', reason: string, subject: string, message: string, extra: Record<string, unknown> = {}): void {
     metrics.ingressRejected.inc({ source, reason });
+    deps.onReject?.(source, reason, `${subject}: ${message}`);
     if (once.shouldLog(`${subject}:${reason}`)) log.warn({ reason, client: subject, ...extra }, message);
   }
 
@@ -111,7 +116,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
   function tooManyFailures(address: string): boolean {
     const entry = loginFailures.get(address);
     if (entry === undefined) return false;
-    if (nowMs() - entry.sinceMs > LOGIN_FAILURE_WINDOW_MS) {
+    if (monotonicMs() - entry.sinceMs > LOGIN_FAILURE_WINDOW_MS) {
       loginFailures.delete(address);
       return false;
     }
@@ -120,9 +125,9 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
 
   function noteFailure(address: string): void {
     const entry = loginFailures.get(address);
-    if (entry === undefined || nowMs() - entry.sinceMs > LOGIN_FAILURE_WINDOW_MS) {
+    if (entry === undefined || monotonicMs() - entry.sinceMs > LOGIN_FAILURE_WINDOW_MS) {
       if (loginFailures.size > 10_000) loginFailures.clear();
-      loginFailures.set(address, { count: 1, sinceMs: nowMs() });
+      loginFailures.set(address, { count: 1, sinceMs: monotonicMs() });
     } else entry.count += 1;
   }
 
@@ -216,6 +221,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
     // After aedes' 'readable' listener: added before it, a 'data' listener would switch the socket to flowing mode.
     guardSocket(socket, options.maxPayloadBytes + PACKET_OVERHEAD_BYTES, (declared) => {
       metrics.ingressRejected.inc({ source: 'mqtt', reason: 'oversize' });
+      deps.onReject?.('mqtt', 'oversize', `${socket.remoteAddress}: packet of ${declared} bytes exceeds mqtt.max_payload_bytes; connection closed`);
       if (once.shouldLog(`oversize:${socket.remoteAddress}`)) {
         log.warn(
           { reason: 'oversize', address: socket.remoteAddress, declaredBytes: declared },

@@ -1,0 +1,158 @@
+// `iotgw device add`: adds an MQTT device (id + scrypt hash) or a LoRaWAN device (ABP or OTAA keys) to the
+// YAML config, keeping its comments and layout (yaml's Document API edits the parsed tree, not the text).
+// Validates before writing, refuses duplicates, and replaces the file atomically with its owner and mode.
+import { chownSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { Document, isMap, isSeq, parseDocument, type YAMLSeq } from 'yaml';
+import { errorMessage } from '../../errors.ts';
+import { expandVariables } from '../config/load.ts';
+import { deviceId } from '../config/schema.ts';
+import { CommandError } from './command-error.ts';
+
+export type LorawanCodec = 'raw' | 'cayenne-lpp';
+
+export type LorawanDeviceRequest =
+  | {
+      readonly activation: 'abp';
+      readonly devEui: string;
+      readonly devAddr: string;
+      readonly nwkSKey: string;
+      readonly appSKey: string;
+      readonly codec: LorawanCodec;
+      readonly name?: string;
+    }
+  | {
+      readonly activation: 'otaa';
+      readonly devEui: string;
+      readonly joinEui: string;
+      readonly appKey: string;
+      readonly codec: LorawanCodec;
+      readonly name?: string;
+    };
+
+/** Throws a CommandError (exit 2) naming the id's problem. */
+export function checkDeviceId(id: string): void {
+  const result = deviceId.safeParse(id);
+  if (!result.success) throw new CommandError(`invalid device id '${id}': ${result.error.issues[0]?.message ?? 'not allowed'}`, 2);
+}
+
+/** `70-B3-D5-7E-D0-00-00-01`, `70:b3:...` or `70B3D5...` -> 16 lower-case hex digits; CommandError otherwise. */
+export function normalizeHex(option: string, value: string | undefined, digits: number, what: string): string {
+  if (value === undefined || value === '') throw new CommandError(`--${option} is required (${what}, ${digits} hex digits)`, 2);
+  const compact = value.replace(/[\s:-]/g, '');
+  if (!new RegExp(`^[0-9A-Fa-f]{${digits}}$`).test(compact)) {
+    throw new CommandError(`--${option}: expected ${digits} hex digits (${what}), got '${value}' (${compact.length} characters)`, 2);
+  }
+  return compact.toLowerCase();
+}
+
+/** Adds `{ id, password_hash }` under mqtt.devices. */
+export function addMqttDevice(configPath: string, id: string, passwordHash: string): void {
+  checkDeviceId(id);
+  const document = readYamlDocument(configPath, 'config');
+  const root = document.contents;
+  if (root !== null && !isMap(root)) throw new CommandError(`${configPath}: the file must hold a YAML mapping of sections`);
+  for (const [list, key] of [
+    ['devices', 'id'],
+    ['clients', 'username'],
+  ] as const) {
+    const existing = document.getIn(['mqtt', list]);
+    if (existing !== undefined && existing !== null && !isSeq(existing)) throw new CommandError(`${configPath}: mqtt.${list} must be a list`);
+    for (const entry of existing?.items ?? []) {
+      if (isMap(entry) && entry.get(key) === id) {
+        throw new CommandError(
+          list === 'devices'
+            ? `device '${id}' is already in mqtt.devices of ${configPath}; remove it there first to replace its password`
+            : `'${id}' is already an account in mqtt.clients of ${configPath}; device ids and account names must differ`,
+          2,
+        );
+      }
+    }
+  }
+  appendToList(document, ['mqtt', 'devices'], { id, password_hash: passwordHash });
+  writeDocument(configPath, document);
+}
+
+/**
+ * Adds a LoRaWAN device under lorawan.devices, or to the file lorawan.devices_file names (a YAML list).
+ * Returns the file written.
+ */
+export function addLorawanDevice(configPath: string, device: LorawanDeviceRequest, env: NodeJS.ProcessEnv = process.env): string {
+  if (device.name !== undefined) checkDeviceId(device.name);
+  const config = readYamlDocument(configPath, 'config');
+  const devicesFileNode = config.getIn(['lorawan', 'devices_file']);
+  const devicesFile = typeof devicesFileNode === 'string' && devicesFileNode !== '' ? expandVariables(devicesFileNode, env) : null;
+  const inline = config.getIn(['lorawan', 'devices']);
+  const fileDocument = devicesFile === null ? null : existsSync(devicesFile) ? readYamlDocument(devicesFile, 'lorawan.devices_file') : new Document([]);
+  const fileList = fileDocument?.contents ?? null;
+  if (fileDocument !== null && fileList !== null && !isSeq(fileList)) {
+    throw new CommandError(`lorawan.devices_file ${devicesFile}: must hold a YAML list of devices (- dev_eui: ...)`);
+  }
+  for (const [where, list] of [
+    [`lorawan.devices of ${configPath}`, inline],
+    [`lorawan.devices_file ${devicesFile}`, fileList],
+  ] as const) {
+    if (list === undefined || list === null) continue;
+    if (!isSeq(list)) throw new CommandError(`${where} must be a list`);
+    for (const entry of list.items) {
+      const existing = isMap(entry) ? entry.get('dev_eui') : undefined;
+      if (typeof existing === 'string' && existing.toLowerCase() === device.devEui) {
+        throw new CommandError(`a device with dev_eui ${device.devEui} is already in ${where}; remove it there first to change its keys`, 2);
+      }
+    }
+  }
+  const entry: Record<string, string> = { dev_eui: device.devEui };
+  if (device.name !== undefined) entry.name = device.name;
+  if (device.activation === 'abp') Object.assign(entry, { dev_addr: device.devAddr, nwk_s_key: device.nwkSKey, app_s_key: device.appSKey });
+  else Object.assign(entry, { join_eui: device.joinEui, app_key: device.appKey });
+  entry.codec = device.codec;
+
+  if (fileDocument !== null && devicesFile !== null) {
+    appendToList(fileDocument, [], entry);
+    writeDocument(devicesFile, fileDocument);
+    return devicesFile;
+  }
+  appendToList(config, ['lorawan', 'devices'], entry);
+  writeDocument(configPath, config);
+  return configPath;
+}
+
+function readYamlDocument(path: string, what: string): Document {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new CommandError(`cannot read the ${what} file ${path}: ${errorMessage(error)}`);
+  }
+  const document = parseDocument(text, { uniqueKeys: true });
+  if (document.errors.length > 0) throw new CommandError(`${path}: YAML syntax: ${document.errors[0]?.message.split('\n')[0]}`);
+  return document;
+}
+
+/** Appends to the sequence at `path` (created if missing); an empty flow list `[]` becomes a block list. */
+function appendToList(document: Document, path: readonly string[], item: Record<string, string>): void {
+  const node = path.length === 0 ? document.contents : document.getIn(path, true);
+  const created = document.createNode(item);
+  if (node === undefined || node === null) {
+    if (path.length === 0) document.contents = document.createNode([item]);
+    else document.setIn(path, document.createNode([item]));
+    return;
+  }
+  if (!isSeq(node)) throw new CommandError(`${path.join('.') || 'the file'} must be a list`);
+  const list = node as YAMLSeq;
+  if (list.items.length === 0) list.flow = false;
+  list.add(created);
+}
+
+/** Write a sibling temp file, then rename over the original: a crash leaves the old file or the new one. */
+function writeDocument(path: string, document: Document): void {
+  const text = document.toString({ flowCollectionPadding: false, lineWidth: 0 });
+  const temp = `${path}.iotgw-tmp-${process.pid}`;
+  try {
+    const previous = existsSync(path) ? statSync(path) : null;
+    writeFileSync(temp, text, { mode: previous === null ? 0o640 : previous.mode & 0o777 });
+    if (previous !== null && process.getuid?.() === 0) chownSync(temp, previous.uid, previous.gid);
+    renameSync(temp, path);
+  } catch (error) {
+    throw new CommandError(`cannot write ${path}: ${errorMessage(error)}`);
+  }
+}

@@ -1,0 +1,123 @@
+// The operator commands behind cli.ts: `device add`, `buffer stats`, `buffer export`, `status`. cli.ts parses
+// argv and loads the config; these check the rest of the input, do the work and throw CommandError with a
+// message for a person (exit 2 for bad input, 1 for a failure).
+import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { hashPassword } from '../../ingress/mqtt-broker/password-hash.ts';
+import { expandVariables } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { bufferExport, bufferStats } from './buffer-commands.ts';
+import { CommandError } from './command-error.ts';
+import { addLorawanDevice, addMqttDevice, checkDeviceId, type LorawanCodec, type LorawanDeviceRequest, normalizeHex } from './device-add.ts';
+import { fetchStatus, formatStatus, readAuth, statusUrl } from './status-command.ts';
+
+export interface Io {
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  readonly readStdin: () => Promise<string>;
+}
+
+export interface DeviceAddInput {
+  readonly configPath: string | undefined;
+  readonly ids: readonly string[];
+  readonly passwordStdin: boolean;
+  readonly generatePassword: boolean;
+  readonly lorawanAbp: boolean;
+  readonly lorawanOtaa: boolean;
+  readonly devEui: string | undefined;
+  readonly devAddr: string | undefined;
+  readonly nwkSKey: string | undefined;
+  readonly appSKey: string | undefined;
+  readonly joinEui: string | undefined;
+  readonly appKey: string | undefined;
+  readonly codec: string | undefined;
+  readonly name: string | undefined;
+  /** log2 of scrypt N. */
+  readonly cost: number;
+}
+
+const CODECS: readonly LorawanCodec[] = ['raw', 'cayenne-lpp'];
+const RESTART_HINT = 'the gateway reads its devices at start: restart it to apply (systemctl restart iotgw)';
+
+export async function deviceAddCommand(input: DeviceAddInput, io: Io): Promise<void> {
+  if (input.configPath === undefined) throw new CommandError('device add edits a config file: give --config FILE (or set IOTGW_CONFIG)', 2);
+  if (input.lorawanAbp || input.lorawanOtaa) return lorawanDeviceAdd(input, io, input.configPath);
+
+  const lorawanOnly = (['devEui', 'devAddr', 'nwkSKey', 'appSKey', 'joinEui', 'appKey', 'codec'] as const).filter((key) => input[key] !== undefined);
+  if (lorawanOnly.length > 0) throw new CommandError('LoRaWAN keys need --lorawan-abp or --lorawan-otaa', 2);
+  if (input.ids.length !== 1) throw new CommandError('device add takes one device id, e.g. iotgw device add em-000001 --generate-password --config FILE', 2);
+  const id = input.ids[0] as string;
+  checkDeviceId(id);
+  if (input.passwordStdin && input.generatePassword) throw new CommandError('give --password-stdin or --generate-password, not both', 2);
+
+  let password: string;
+  if (input.passwordStdin) {
+    password = await io.readStdin();
+    if (password.length < 8) {
+      throw new CommandError('password too short: use at least 8 characters (device secrets should be long and random, e.g. openssl rand -base64 24)', 2);
+    }
+  } else {
+    password = randomBytes(24).toString('base64url');
+  }
+  addMqttDevice(input.configPath, id, await hashPassword(password, { ln: input.cost, r: 8, p: 1 }));
+  io.stdout.write(`added MQTT device ${id} to ${input.configPath}\n`);
+  if (!input.passwordStdin) {
+    io.stdout.write(`password (shown only this once; put it in the device now): ${password}\n`);
+    io.stdout.write(`the device connects with username = client id = ${id} and publishes to devices/${id}/{stream}\n`);
+  }
+  io.stdout.write(`${RESTART_HINT}\n`);
+}
+
+function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): void {
+  if (input.lorawanAbp && input.lorawanOtaa) throw new CommandError('give --lorawan-abp or --lorawan-otaa, not both', 2);
+  if (input.ids.length > 0) throw new CommandError(`a LoRaWAN device is named by --dev-eui (and optionally --name), not '${input.ids.join(' ')}'`, 2);
+  if (input.passwordStdin || input.generatePassword)
+    throw new CommandError('LoRaWAN devices have keys, not passwords: drop --password-stdin/--generate-password', 2);
+  const codec = (input.codec ?? 'raw') as LorawanCodec;
+  if (!CODECS.includes(codec)) throw new CommandError(`--codec: expected ${CODECS.join(' or ')}, got '${input.codec}'`, 2);
+  const devEui = normalizeHex('dev-eui', input.devEui, 16, 'DevEUI, 8 bytes');
+  const name = input.name === undefined ? {} : { name: input.name };
+  let request: LorawanDeviceRequest;
+  if (input.lorawanAbp) {
+    const misplaced = (['joinEui', 'appKey'] as const).filter((key) => input[key] !== undefined);
+    if (misplaced.length > 0) throw new CommandError('--join-eui and --app-key are OTAA keys: use --lorawan-otaa, or drop them for ABP', 2);
+    request = {
+      activation: 'abp',
+      devEui,
+      devAddr: normalizeHex('dev-addr', input.devAddr, 8, 'DevAddr, 4 bytes'),
+      nwkSKey: normalizeHex('nwk-s-key', input.nwkSKey, 32, 'NwkSKey, 16 bytes'),
+      appSKey: normalizeHex('app-s-key', input.appSKey, 32, 'AppSKey, 16 bytes'),
+      codec,
+      ...name,
+    };
+  } else {
+    const misplaced = (['devAddr', 'nwkSKey', 'appSKey'] as const).filter((key) => input[key] !== undefined);
+    if (misplaced.length > 0) throw new CommandError('--dev-addr, --nwk-s-key and --app-s-key are ABP keys: use --lorawan-abp, or drop them for OTAA', 2);
+    request = {
+      activation: 'otaa',
+      devEui,
+      joinEui: normalizeHex('join-eui', input.joinEui, 16, 'JoinEUI/AppEUI, 8 bytes'),
+      appKey: normalizeHex('app-key', input.appKey, 32, 'AppKey, 16 bytes'),
+      codec,
+      ...name,
+    };
+  }
+  const written = addLorawanDevice(configPath, request);
+  io.stdout.write(`added LoRaWAN ${request.activation.toUpperCase()} device ${devEui} to ${written}\n${RESTART_HINT}\n`);
+}
+
+export function bufferStatsCommand(config: Config, options: { readonly json: boolean }, io: Io): void {
+  io.stdout.write(bufferStats(config.buffer.path, { maxRecords: config.buffer.max_records, maxBytes: config.buffer.max_bytes }, options));
+}
+
+export async function bufferExportCommand(config: Config, options: { readonly out: string | undefined; readonly deadLetters: boolean }, io: Io): Promise<void> {
+  await bufferExport(config.buffer.path, { outPath: options.out ?? null, deadLetters: options.deadLetters, stdout: io.stdout, stderr: io.stderr });
+}
+
+export async function statusCommand(config: Config, options: { readonly url: string | undefined; readonly json: boolean }, io: Io): Promise<void> {
+  const { http } = config;
+  const url = options.url ?? statusUrl(http.host, http.port);
+  const auth = readAuth(http.auth.username, expandVariables(http.auth.password_file));
+  const result = await fetchStatus({ url, auth });
+  io.stdout.write(options.json ? `${JSON.stringify(result)}\n` : formatStatus(result, url));
+}

@@ -1,0 +1,74 @@
+// The ops endpoint on its own (createOpsServer on a free port): the status page and its feed, and basic auth
+// when http.auth is set: every path but /healthz needs the password, read from its file at start.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { createOpsServer, type OpsServerOptions } from '../../src/ops/health.ts';
+import { createMetrics } from '../../src/ops/metrics.ts';
+import { createStatus } from '../../src/ops/status.ts';
+import { captureLog } from '../helpers/capture-log.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+async function startOps(t: TestContext, auth: OpsServerOptions['auth'] = null) {
+  const metrics = createMetrics({ processMetrics: false });
+  const status = createStatus(
+    { gatewayId: 'gw-h', version: '0.0.0', maxRecords: 100, maxBytes: 1000 },
+    { metrics, live: () => ({ kafka: 'up', buffer: null }) },
+  );
+  const logs = captureLog();
+  const server = createOpsServer(
+    { host: '127.0.0.1', port: 0, auth },
+    {
+      metrics,
+      log: logs.log,
+      refreshMetrics: () => undefined,
+      readiness: () => ({ ready: true, kafka: 'up', components: {}, buffer: { depthRecords: 0, depthBytes: 0, oldestAgeSeconds: 0 } }),
+      status: () => status.snapshot(),
+    },
+  );
+  await server.start();
+  t.after(() => server.stop());
+  return { base: `http://127.0.0.1:${server.address().port}`, logs };
+}
+
+const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+
+test('/ serves the status page and /api/status its JSON; unknown paths list the known ones', async (t) => {
+  const { base } = await startOps(t);
+  const page = await fetch(`${base}/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+  assert.match(await page.text(), /<title>iotgw status<\/title>/);
+  const feed = (await (await fetch(`${base}/api/status`)).json()) as { gatewayId: string; kafka: { state: string } };
+  assert.equal(feed.gatewayId, 'gw-h');
+  assert.equal(feed.kafka.state, 'up');
+  const missing = await fetch(`${base}/nope`);
+  assert.equal(missing.status, 404);
+  assert.match(await missing.text(), /\/api\/status/);
+});
+
+test('with http.auth every path but /healthz asks for the password; a wrong one is refused', async (t) => {
+  const passwordFile = join(tempDir(t), 'http-password');
+  writeFileSync(passwordFile, 'correct horse battery\n');
+  const { base, logs } = await startOps(t, { username: 'ops', passwordFile });
+  assert.equal((await fetch(`${base}/healthz`)).status, 200, '/healthz stays open for liveness probes');
+  for (const path of ['/', '/api/status', '/metrics', '/readyz']) {
+    const anonymous = await fetch(`${base}${path}`);
+    assert.equal(anonymous.status, 401, path);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Basic realm="iotgw"/);
+    assert.equal((await fetch(`${base}${path}`, { headers: basic('ops', 'correct horse battery!') })).status, 401, `${path} wrong password`);
+    assert.equal((await fetch(`${base}${path}`, { headers: basic('admin', 'correct horse battery') })).status, 401, `${path} wrong user`);
+    assert.equal((await fetch(`${base}${path}`, { headers: basic('ops', 'correct horse battery') })).status, 200, `${path} right password`);
+  }
+  assert.equal((await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer x' } })).status, 401);
+  assert.equal(logs.messages().filter((message) => message.includes('basic-auth')).length, 1, 'one warning per address per minute');
+});
+
+test('an unreadable or empty http.auth.password_file stops the start with the key named', async (t) => {
+  const dir = tempDir(t);
+  await assert.rejects(startOps(t, { username: 'ops', passwordFile: join(dir, 'missing') }), /http\.auth\.password_file: cannot read .*missing/);
+  writeFileSync(join(dir, 'empty'), '\n');
+  await assert.rejects(startOps(t, { username: 'ops', passwordFile: join(dir, 'empty') }), /http\.auth\.password_file: .*empty is empty/);
+});
