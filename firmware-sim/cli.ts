@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // firmware-sim: command line for the device fleet simulator. `firmware-sim <transport> [flags]` maps
-// each transport to its module (today: mqtt -> transports/mqtt-device.ts), prints progress to stderr
+// each transport to its module (mqtt -> transports/mqtt-device.ts, lorawan -> lorawan-fleet.ts), prints progress to stderr
 // once per second and a summary (or one JSON object) to stdout at the end.
 // Exit codes: 0 run finished (also when stopped by SIGINT/SIGTERM), 1 no device could connect, 2 usage error.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { type LorawanFleetOptions, type LorawanFleetProgress, type LorawanFleetReport, lorawanDevicesConfig, runLorawanFleet } from './lorawan-fleet.ts';
 import { runMqttFleet } from './transports/mqtt-device.ts';
 import type { MqttFleetOptions, MqttFleetProgress, MqttFleetReport } from './transports/mqtt-device.ts';
 
@@ -26,7 +28,11 @@ const COMMANDS: readonly Command[] = [
     summary: 'devices connect to an MQTT 3.1.1 broker (the gateway) and publish JSON readings',
     run: runMqttCommand,
   },
-  { name: 'lorawan', summary: 'LoRaWAN devices behind a Semtech UDP packet forwarder (not yet available)' },
+  {
+    name: 'lorawan',
+    summary: 'LoRaWAN devices (ABP, OTAA) behind simulated Semtech UDP packet forwarders, real crypto',
+    run: runLorawanCommand,
+  },
   { name: 'ttn', summary: 'uplinks delivered the way The Things Network does (not yet available)' },
   { name: 'serial', summary: 'frames from a serial radio module over a PTY (not yet available)' },
 ];
@@ -139,11 +145,11 @@ async function main(argv: readonly string[]): Promise<number> {
     throw new UsageError(
       first.startsWith('-')
         ? `unknown option ${first} before the transport (see firmware-sim --help)`
-        : `unknown transport '${first}' (available: mqtt; see firmware-sim --help)`,
+        : `unknown transport '${first}' (available: mqtt, lorawan; see firmware-sim --help)`,
     );
   }
   if (command.run === undefined) {
-    throw new UsageError(`transport '${command.name}' is not yet available (available: mqtt)`);
+    throw new UsageError(`transport '${command.name}' is not yet available (available: mqtt, lorawan)`);
   }
   return command.run(rest);
 }
@@ -312,6 +318,230 @@ function readFileFlag(flag: string, path: string): Buffer {
   } catch (err) {
     throw new UsageError(`${flag}: cannot read '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+}
+
+const LORAWAN_HELP = `firmware-sim lorawan: simulated LoRaWAN 1.0.x Class-A devices (ABP and OTAA) behind G
+simulated Semtech UDP packet forwarders, talking to iotgw's LoRaWAN listener (lorawan.udp) with
+real crypto: OTAA join-request / join-accept, encrypted FRMPayload, MICs, confirmed uplinks and ACKs.
+
+Devices are the fleet models (electricity and water meters, parking sensors, street lamps). In the
+default mixed fleet meters and parking sensors send Cayenne LPP (iotgw decodes it into
+decoded_payload), water meters and street lamps a packed binary payload. DevEUIs and keys follow
+from --seed, so the devices file written once matches every later run with the same seed.
+
+How to use it with iotgw:
+  1. Write the devices file (keys are secrets: the file is created readable by you only):
+       firmware-sim lorawan --devices 50 --otaa-share 0.5 --seed 1 --write-devices /etc/iotgw/sim-devices.yaml
+  2. Point iotgw at it, in iotgw.yaml:
+       lorawan:
+         enabled: true
+         udp: { host: 0.0.0.0, port: 1700 }
+         devices_file: /etc/iotgw/sim-devices.yaml
+     and (re)start iotgw.
+  3. Run the simulator with the same --devices, --otaa-share, --codec, --prefix and --seed:
+       firmware-sim lorawan --server 127.0.0.1:1700 --devices 50 --otaa-share 0.5 --seed 1 --rate 20 --duration 60s
+     Uplinks arrive in Kafka as The Things Stack v3 uplink messages keyed by DevEUI.
+  4. Use --state FILE on every run: ABP devices then keep their frame counters, and OTAA devices their
+     sessions, from one run to the next, as real devices do. Without it a second run starts counting at
+     0 again and iotgw refuses those frames as replays (OTAA devices re-join, which is fine).
+
+Usage:
+  firmware-sim lorawan [flags]
+
+Flags:
+  --server HOST:PORT     iotgw's Semtech UDP listener. Default: 127.0.0.1:1700
+  --gateways G           simulated packet forwarders (each its own up and down socket). Default: 2
+  --devices N            simulated devices. Default: 50
+  --otaa-share S         share of OTAA devices, 0..1 (the rest are ABP). Default: 0.5
+  --codec C              mixed, cayenne-lpp or raw (the codec of every device). Default: mixed
+  --prefix TEXT          put before every device name. Default: none
+  --seed N               integer seed of keys, devices and readings. Default: 1
+  --rate R               transmissions per second across the fleet (join-requests, uplinks, replays,
+                         forgeries; retransmissions come on top); 0 = no limit. Default: 20
+  --duration D           stop starting uplinks after D (60s, 1.5m, 500ms; a bare number is seconds).
+                         Default: 60s, or none when --messages is given
+  --messages N           each device sends N new uplinks, then stops
+  --confirmed-share S    share of uplinks sent confirmed (the device waits for the ACK). Default: 0
+  --two-gateway-share S  share of frames heard by two forwarders (within iotgw's dedup window). Default: 0
+  --missed-ack-share S   share of ACKs the devices fail to hear, so they retransmit. Default: 0
+  --retransmissions N    retransmissions of an unacknowledged confirmed uplink. Default: 3
+  --ack-timeout D        wait for an ACK this long before retransmitting. Default: 3s
+  --replays N            old frames sent again, as an attacker would; iotgw must refuse them. Default: 0
+  --corrupt N            uplinks sent with a forged MIC (one bit flipped); iotgw must refuse them. Default: 0
+  --state FILE           device counters and sessions: read at the start if present, written at the end
+  --rejoin               OTAA devices join again even when --state holds their session
+  --write-devices FILE   write the devices as a YAML list for lorawan.devices_file, and exit
+  --json                 print the report as one JSON object on stdout (every frame of every device)
+  --quiet                no progress lines on stderr
+  -h, --help             this help
+
+OTAA devices first send a join-request (random DevNonce) and take the join-accept if it reaches
+the forwarder before its RX1/RX2 time; they retry with a new DevNonce after 7 s. A device takes a
+downlink as soon as it arrives rather than at its window time, so runs stay fast. Progress goes to
+stderr once per second; the summary (sent, valid, PUSH_ACKs, confirmed ACKed, joins, replays and
+forgeries) to stdout. Ctrl-C stops new transmissions and still prints the summary.
+Exit codes: 0 run finished or stopped by a signal, 1 no PUSH_DATA was acknowledged (is iotgw
+listening with lorawan.enabled: true?), 2 bad usage.
+
+Examples:
+  firmware-sim lorawan --write-devices sim-devices.yaml --devices 10 --seed 1
+  firmware-sim lorawan --devices 10 --seed 1 --messages 5 --confirmed-share 0.2 --state sim-state.json
+  firmware-sim lorawan --gateways 3 --devices 200 --rate 50 --duration 5m --two-gateway-share 0.3 \\
+    --replays 3 --corrupt 3 --state sim-state.json --json > report.json
+`;
+
+async function runLorawanCommand(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    server: { type: 'string' },
+    gateways: { type: 'string' },
+    devices: { type: 'string' },
+    'otaa-share': { type: 'string' },
+    codec: { type: 'string' },
+    prefix: { type: 'string' },
+    seed: { type: 'string' },
+    rate: { type: 'string' },
+    duration: { type: 'string' },
+    messages: { type: 'string' },
+    'confirmed-share': { type: 'string' },
+    'two-gateway-share': { type: 'string' },
+    'missed-ack-share': { type: 'string' },
+    retransmissions: { type: 'string' },
+    'ack-timeout': { type: 'string' },
+    replays: { type: 'string' },
+    corrupt: { type: 'string' },
+    state: { type: 'string' },
+    rejoin: { type: 'boolean' },
+    'write-devices': { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flags.help === true) {
+    process.stdout.write(LORAWAN_HELP);
+    return EXIT_OK;
+  }
+  const codec = flags.codec ?? 'mixed';
+  if (codec !== 'mixed' && codec !== 'raw' && codec !== 'cayenne-lpp') throw new UsageError(`--codec must be mixed, raw or cayenne-lpp, got '${codec}'`);
+  const shape = {
+    devices: integerFlag('--devices', flags.devices ?? '50', 1),
+    otaaShare: shareFlag('--otaa-share', flags['otaa-share'] ?? '0.5'),
+    codec,
+    seed: integerFlag('--seed', flags.seed ?? '1', Number.MIN_SAFE_INTEGER),
+    ...(flags.prefix === undefined ? {} : { prefix: flags.prefix }),
+  } as const;
+
+  const devicesPath = flags['write-devices'];
+  if (devicesPath !== undefined) {
+    const devices = lorawanDevicesConfig(shape);
+    const header = `# firmware-sim lorawan devices: --devices ${shape.devices} --otaa-share ${shape.otaaShare} --codec ${codec} --seed ${shape.seed}${shape.prefix === undefined ? '' : ` --prefix ${shape.prefix}`}\n# For iotgw's lorawan.devices_file. Simulator keys: never reuse them for real devices.\n`;
+    try {
+      writeFileSync(devicesPath, header + stringify(devices), { mode: 0o600 });
+    } catch (err) {
+      throw new UsageError(`--write-devices: cannot write '${devicesPath}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    console.error(`firmware-sim: wrote ${devices.length} devices to ${devicesPath}`);
+    return EXIT_OK;
+  }
+
+  const server = flags.server ?? '127.0.0.1:1700';
+  const serverMatch = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(server);
+  const serverPort = Number(serverMatch?.[2]);
+  if (serverMatch === null || !(serverPort >= 1 && serverPort <= 65_535)) throw new UsageError(`--server must be HOST:PORT, got '${server}'`);
+  const messages = optional(flags.messages, (value) => integerFlag('--messages', value, 1));
+  const durationMs = optional(flags.duration, (value) => durationFlag('--duration', value)) ?? (messages === undefined ? 60_000 : 0);
+  const controller = new AbortController();
+  const options: LorawanFleetOptions = {
+    ...shape,
+    server: { host: (serverMatch[1] ?? '').replace(/^\[|\]$/g, ''), port: serverPort },
+    gateways: integerFlag('--gateways', flags.gateways ?? '2', 1),
+    ratePerSecond: numberFlag('--rate', flags.rate ?? '20', 0),
+    durationMs,
+    confirmedShare: shareFlag('--confirmed-share', flags['confirmed-share'] ?? '0'),
+    twoGatewayShare: shareFlag('--two-gateway-share', flags['two-gateway-share'] ?? '0'),
+    missedAckShare: shareFlag('--missed-ack-share', flags['missed-ack-share'] ?? '0'),
+    maxRetransmissions: integerFlag('--retransmissions', flags.retransmissions ?? '3', 0),
+    ackTimeoutMs: durationFlag('--ack-timeout', flags['ack-timeout'] ?? '3s'),
+    replays: integerFlag('--replays', flags.replays ?? '0', 0),
+    corruptMics: integerFlag('--corrupt', flags.corrupt ?? '0', 0),
+    rejoin: flags.rejoin === true,
+    signal: controller.signal,
+    ...(messages === undefined ? {} : { messagesPerDevice: messages }),
+    ...(flags.state === undefined ? {} : { stateFile: flags.state }),
+  };
+
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const quiet = flags.quiet === true;
+  let report: LorawanFleetReport;
+  try {
+    report = await runLorawanFleet(options, {
+      onProgress: (progress) => {
+        if (!quiet) console.error(formatLorawanProgress(progress));
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (flags.json === true) {
+    const { devicesConfig: _devicesConfig, ...summary } = report;
+    console.log(JSON.stringify({ transport: 'lorawan', ...summary }));
+  } else {
+    console.log(formatLorawanSummary(report, options));
+  }
+  return report.totals.pushAcked === 0 ? EXIT_NO_CONNECTION : EXIT_OK;
+}
+
+function shareFlag(flag: string, value: string): number {
+  const parsed = numberFlag(flag, value, 0);
+  if (parsed > 1) throw new UsageError(`${flag} must be between 0 and 1, got '${value}'`);
+  return parsed;
+}
+
+/** '60s', '1.5m', '500ms', or a bare number of seconds -> ms. */
+function durationFlag(flag: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (match === null) throw new UsageError(`${flag} must be a duration such as 60s, 1.5m or 500ms, got '${value}'`);
+  const unitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] ?? 's'] ?? 1_000;
+  return Math.round(Number(match[1]) * unitMs);
+}
+
+function formatLorawanProgress(progress: LorawanFleetProgress): string {
+  const seconds = (progress.elapsedMs / 1_000).toFixed(1).padStart(6);
+  return (
+    `[${seconds}s] sent ${progress.sent}  uplinks ${progress.uplinks}  PUSH_ACK ${progress.pushAcked}` +
+    `  confirmed ACKed ${progress.confirmedAcked}  joined ${progress.joinsAccepted}  joining ${progress.joining}`
+  );
+}
+
+function formatLorawanSummary(report: LorawanFleetReport, options: LorawanFleetOptions): string {
+  const { totals } = report;
+  const otaa = report.devices.filter((device) => device.activation === 'otaa').length;
+  const stopped = {
+    messages: `every device sent its ${options.messagesPerDevice ?? 0} messages`,
+    duration: `after ${((options.durationMs ?? 0) / 1_000).toFixed(1)} s`,
+    aborted: 'interrupted',
+  }[report.stoppedBy];
+  const lines = [
+    `firmware-sim lorawan: ${report.devices.length} devices (${otaa} OTAA), ${report.gateways.length} forwarders -> ${report.server} (seed ${report.seed})`,
+    `  stopped         ${stopped}, ${(report.durationMs / 1_000).toFixed(1)} s`,
+    `  sent            ${totals.sent} frames: ${totals.uplinks} uplinks, ${totals.retransmissions} retransmissions, ${totals.replays} replays, ${totals.corrupt} forged MICs`,
+    `  valid MIC       ${totals.valid} (replays included: iotgw must still refuse them)`,
+    `  acknowledged    ${totals.pushAcked} of ${totals.pushSent} PUSH_DATA got their PUSH_ACK`,
+    `  confirmed       ${totals.confirmed} uplinks, ${totals.confirmedAcked} ACKed (${totals.acksMissed} ACKs missed on purpose)`,
+    `  joins           ${totals.joinsAccepted} accepted of ${totals.joinAttempts} join-requests`,
+    `  two gateways    ${totals.twoGatewayFrames} frames heard by two forwarders`,
+    `  downlinks       ${totals.downlinks} received, ${totals.lateDownlinks} too late, ${totals.unmatchedDownlinks} for no listening device`,
+    `  failed          ${totals.failedDevices} devices`,
+  ];
+  if (totals.replaysSkipped > 0) lines.push(`  (${totals.replaysSkipped} replays skipped: those devices had no old frame to replay)`);
+  return lines.join('\n');
 }
 
 function formatProgress(progress: MqttFleetProgress): string {

@@ -9,7 +9,12 @@ import { hashPassword } from './ingress/mqtt-broker/password-hash.ts';
 import { createGateway } from './main.ts';
 import { loadConfig } from './ops/config/load.ts';
 import type { Config } from './ops/config/schema.ts';
+import { CommandError } from './ops/commands/command-error.ts';
+import { bufferExportCommand, bufferStatsCommand, deviceAddCommand, type Io, statusCommand } from './ops/commands/ops-commands.ts';
 import { createLogger } from './ops/log.ts';
+import { SHUTDOWN_DEADLINE_MS, createShutdown } from './ops/shutdown.ts';
+import { createSystemdNotifier } from './ops/systemd.ts';
+import { DEFAULT_WATCHDOG_OPTIONS, createWatchdog, statusSummary } from './ops/watchdog.ts';
 
 const USAGE = `iotgw - IoT edge gateway: MQTT devices -> durable SQLite buffer -> Kafka
 
@@ -18,6 +23,24 @@ Usage:
   iotgw config check [--config FILE]   validate the configuration; print every problem with its key
   iotgw config print [--config FILE]   print the effective configuration (defaults + file + environment), secrets masked
   iotgw hash-password [--cost N]       read a password on stdin, print its hash for mqtt.devices[].password_hash
+  iotgw device add ID [--generate-password | --password-stdin] [--cost N] --config FILE
+                                       add an MQTT device (id + scrypt hash) to mqtt.devices; comments are kept.
+                                       --generate-password (the default) prints a random password once
+  iotgw device add --lorawan-abp --dev-eui HEX16 --dev-addr HEX8 --nwk-s-key HEX32 --app-s-key HEX32
+                   [--codec raw|cayenne-lpp] [--name ID] --config FILE
+  iotgw device add --lorawan-otaa --dev-eui HEX16 --join-eui HEX16 --app-key HEX32
+                   [--codec raw|cayenne-lpp] [--name ID] --config FILE
+                                       add a LoRaWAN device to lorawan.devices (or to lorawan.devices_file if set);
+                                       hex may contain : or - separators and is stored lower-case
+  iotgw buffer stats [--json] [--config FILE]
+                                       what waits for Kafka: depth, bytes, oldest/newest, dead letters, per
+                                       source and stream, file size (read-only; safe while the gateway runs)
+  iotgw buffer export [--out FILE] [--dead-letters] [--config FILE]
+                                       buffered (or dead-lettered) records as JSON lines to stdout or a new FILE,
+                                       for a manual replay; progress on stderr
+  iotgw status [--url URL] [--json] [--config FILE]
+                                       ask the running gateway: Kafka link, buffer depth and age, ingress rates,
+                                       devices, recent rejections (URL and basic auth from the config's http section)
   iotgw --help | --version
 
 Configuration:
@@ -26,8 +49,23 @@ Configuration:
   Every key is documented in config/iotgw.example.yaml. Any key can be overridden from the environment:
   IOTGW__SECTION__KEY=value, e.g. IOTGW__KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 or IOTGW__MQTT__PORT=1884.
 
+Examples:
+  iotgw config check --config /etc/iotgw/iotgw.yaml
+  iotgw device add em-000001 --generate-password --config /etc/iotgw/iotgw.yaml && systemctl restart iotgw
+  openssl rand -base64 24 | tee em-2.secret | iotgw device add em-000002 --password-stdin --config /etc/iotgw/iotgw.yaml
+  iotgw device add --lorawan-otaa --dev-eui 70B3D57ED0000001 --join-eui 0000000000000000 \\
+      --app-key 2B7E151628AED2A6ABF7158809CF4F3C --codec cayenne-lpp --config /etc/iotgw/iotgw.yaml
+  iotgw status --config /etc/iotgw/iotgw.yaml          (or open http://127.0.0.1:8080/ for the status page)
+  iotgw buffer stats --config /etc/iotgw/iotgw.yaml
+  iotgw buffer export --config /etc/iotgw/iotgw.yaml --out /root/backlog.jsonl
+  iotgw buffer export --dead-letters --config /etc/iotgw/iotgw.yaml | jq -r .payload_utf8
+
+Ops endpoint (http.host:http.port, basic auth with http.auth):
+  /  status page    /api/status  its JSON    /metrics  Prometheus    /healthz  alive    /readyz  ready, Kafka up|buffering
+
 Exit codes:
-  0 stopped cleanly, 1 runtime failure, 2 usage error, 78 invalid configuration (systemd does not restart on it).
+  0 stopped cleanly / done, 1 runtime failure (e.g. gateway unreachable, buffer file missing), 2 usage error
+  (bad id, bad hex key, duplicate device), 78 invalid configuration (systemd does not restart on it).
 
 Docs: README.md (delivery guarantees, configuration reference, pointing devices at the gateway).`;
 
@@ -51,6 +89,10 @@ function readConfig(path: string | undefined): Config {
 function maskSecrets(config: Config): unknown {
   const copy = structuredClone(config) as Config & { kafka: { sasl: { password: string } } };
   if (copy.kafka.sasl.password !== '') copy.kafka.sasl.password = '********';
+  // LoRaWAN keys are secrets too: show that one is set, never its value.
+  for (const device of copy.lorawan.devices as { nwk_s_key?: string; app_s_key?: string; app_key?: string }[]) {
+    for (const name of ['nwk_s_key', 'app_s_key', 'app_key'] as const) if (device[name] !== undefined) device[name] = '********';
+  }
   return copy;
 }
 
@@ -62,25 +104,23 @@ async function run(configPath: string | undefined): Promise<void> {
   }
   const gateway = createGateway(config, { log });
 
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) {
-      // Committed records are safe in SQLite; a second signal only skips the wait for the batch in flight.
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    log.info({ signal }, 'shutting down: no new records, finishing commits and the batch in flight');
-    gateway.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+  // systemd (Type=notify): READY=1 after every listener is up, STATUS= and WATCHDOG=1 while healthy, STOPPING=1.
+  const notifier = createSystemdNotifier({ log });
+  const watchdog = createWatchdog(DEFAULT_WATCHDOG_OPTIONS, { notifier, readiness: () => gateway.readiness(), log });
+  const shutdown = createShutdown(
+    { deadlineMs: SHUTDOWN_DEADLINE_MS },
+    {
+      log,
+      stop: () => gateway.stop(),
+      onStopping: () => {
+        watchdog.stop();
+        notifier.stopping();
       },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+      beforeExit: () => notifier.flush(1_000),
+    },
+  );
+  process.on('SIGTERM', () => shutdown.signal('SIGTERM'));
+  process.on('SIGINT', () => shutdown.signal('SIGINT'));
   // A bug must not leave a half-working gateway: log it, exit non-zero, let systemd restart it. SQLite holds the data.
   process.on('uncaughtException', (error) => {
     log.fatal({ err: error }, 'uncaught exception; exiting');
@@ -98,6 +138,21 @@ async function run(configPath: string | undefined): Promise<void> {
     await gateway.stop().catch(() => undefined);
     process.exit(1);
   }
+  if (shutdown.stopping) return;
+  notifier.ready(statusSummary(gateway.readiness(), null));
+  watchdog.start();
+}
+
+/** Runs an operator command; its CommandError becomes `iotgw: message` and the exit code, without a stack trace. */
+async function runCommand(command: () => void | Promise<void>): Promise<void> {
+  try {
+    await command();
+  } catch (error) {
+    if (!(error instanceof CommandError)) throw error;
+    process.stderr.write(`iotgw: ${error.message}\n`);
+    if (error.exitCode === 2) process.stderr.write("Run 'iotgw --help' for usage.\n");
+    process.exitCode = error.exitCode;
+  }
 }
 
 async function readStdin(): Promise<string> {
@@ -114,6 +169,22 @@ export async function main(argv: readonly string[]): Promise<void> {
   const OPTIONS = {
     config: { type: 'string', short: 'c' },
     cost: { type: 'string' },
+    'password-stdin': { type: 'boolean' },
+    'generate-password': { type: 'boolean' },
+    'lorawan-abp': { type: 'boolean' },
+    'lorawan-otaa': { type: 'boolean' },
+    'dev-eui': { type: 'string' },
+    'dev-addr': { type: 'string' },
+    'nwk-s-key': { type: 'string' },
+    'app-s-key': { type: 'string' },
+    'join-eui': { type: 'string' },
+    'app-key': { type: 'string' },
+    codec: { type: 'string' },
+    name: { type: 'string' },
+    json: { type: 'boolean' },
+    out: { type: 'string', short: 'o' },
+    'dead-letters': { type: 'boolean' },
+    url: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'v' },
   } as const;
@@ -132,8 +203,41 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${pkg.version}\n`);
     return;
   }
+  const io: Io = { stdout: process.stdout, stderr: process.stderr, readStdin };
+  if (positionals[0] === 'device' && positionals[1] === 'add') {
+    const cost = values.cost === undefined ? 14 : Number(values.cost);
+    if (!Number.isInteger(cost) || cost < 10 || cost > 20) usageError('--cost takes a whole number from 10 to 20 (log2 of scrypt N; default 14)');
+    return runCommand(() =>
+      deviceAddCommand(
+        {
+          configPath: values.config ?? process.env.IOTGW_CONFIG,
+          ids: positionals.slice(2),
+          passwordStdin: values['password-stdin'] === true,
+          generatePassword: values['generate-password'] === true,
+          lorawanAbp: values['lorawan-abp'] === true,
+          lorawanOtaa: values['lorawan-otaa'] === true,
+          devEui: values['dev-eui'],
+          devAddr: values['dev-addr'],
+          nwkSKey: values['nwk-s-key'],
+          appSKey: values['app-s-key'],
+          joinEui: values['join-eui'],
+          appKey: values['app-key'],
+          codec: values.codec,
+          name: values.name,
+          cost,
+        },
+        io,
+      ),
+    );
+  }
   const command = positionals.join(' ');
   switch (command) {
+    case 'buffer stats':
+      return runCommand(() => bufferStatsCommand(readConfig(values.config), { json: values.json === true }, io));
+    case 'buffer export':
+      return runCommand(() => bufferExportCommand(readConfig(values.config), { out: values.out, deadLetters: values['dead-letters'] === true }, io));
+    case 'status':
+      return runCommand(() => statusCommand(readConfig(values.config), { url: values.url, json: values.json === true }, io));
     case 'run':
       return run(values.config);
     case 'config check': {

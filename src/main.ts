@@ -8,13 +8,19 @@ import { createForwarder, type Forwarder } from './forward/forwarder.ts';
 import { createKafkaSink } from './forward/kafka-sink.ts';
 import type { Sink } from './forward/sink.ts';
 import { createAcceptBatcher } from './ingress/accept-batcher.ts';
+import { regionByName } from './ingress/lorawan/region.ts';
+import type { LorawanDeviceProfile } from './ingress/lorawan-server/device-sessions.ts';
 import { createMqttIngress, type MqttIngress } from './ingress/mqtt-broker/broker.ts';
-import type { Config } from './ops/config/schema.ts';
+import { createSemtechUdpIngress, type SemtechUdpIngress } from './ingress/semtech-udp/semtech-udp-ingress.ts';
+import type { Config, LorawanDeviceConfig } from './ops/config/schema.ts';
 import { expandVariables } from './ops/config/load.ts';
+import { createBufferWatermark } from './ops/buffer-watermark.ts';
+import { type ClockTrust, createClockTrust } from './ops/clock.ts';
 import { createOpsServer, type OpsServer, type ReadinessReport } from './ops/health.ts';
 import { type Component, startAll, stopAll } from './ops/lifecycle.ts';
 import type { Logger } from './ops/log.ts';
 import { createMetrics, type Metrics } from './ops/metrics.ts';
+import { createStatus, type KafkaLinkState, packageVersion } from './ops/status.ts';
 import { createRouter } from './record/routes.ts';
 
 export interface Gateway {
@@ -22,6 +28,8 @@ export interface Gateway {
   /** Stops accepting, commits what is in flight, lets the forwarder finish its batch (bounded), closes. */
   stop(): Promise<void>;
   mqttAddress(): { readonly tcp: AddressInfo; readonly tls: AddressInfo | null };
+  /** The Semtech UDP listener, null when lorawan.enabled is false. */
+  lorawanAddress(): AddressInfo | null;
   httpAddress(): AddressInfo;
   readiness(): ReadinessReport;
   readonly metrics: Metrics;
@@ -31,10 +39,14 @@ export interface GatewayDeps {
   readonly log: Logger;
   /** Replaces the Kafka sink (benchmarks that measure ingest alone). */
   readonly sink?: Sink;
+  /** Whether the wall clock is NTP-synchronized yet (default: timesyncd flag / timedatectl, re-checked every 5 s). */
+  readonly clockTrust?: ClockTrust;
 }
 
 /** How long the forwarder's batch in flight may take at shutdown; well inside systemd's TimeoutStopSec. */
-const STOP_TIMEOUT_MS = 10_000;
+export const STOP_TIMEOUT_MS = 10_000;
+/** A buffer thread with requests outstanding that answers nothing for this long is wedged: stop feeding the watchdog. */
+const BUFFER_STALL_MS = 20_000;
 
 export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const { log } = deps;
@@ -102,7 +114,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       await buffer?.close();
       buffer = null;
     },
-    health: () => (buffer === null ? { status: 'down', detail: 'buffer closed' } : { status: 'ok' }),
+    health: () => {
+      const problem = buffer === null ? 'buffer closed' : buffer.problem(BUFFER_STALL_MS);
+      return problem === null ? { status: 'ok' } : { status: 'down', detail: problem };
+    },
   };
 
   const sink =
@@ -145,9 +160,24 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     { commitIntervalMs: config.buffer.commit_interval_ms, commitMaxRecords: config.buffer.commit_max_records },
     { buffer: lazyBuffer, log, metrics },
   );
+  // Before NTP sync the received-at time may be far off (no RTC on a Pi): say so in a header on each record.
+  const clockTrust = deps.clockTrust ?? createClockTrust({ recheckMs: 5_000 }, { log });
+  const kafkaLink = (): KafkaLinkState => {
+    const state = forwarder.state();
+    return state === 'up' ? 'up' : state === 'down' ? 'buffering' : 'starting';
+  };
+  // The status page's model: fed one LRU update per accepted record and every counted rejection.
+  const status = createStatus(
+    { gatewayId: config.gateway_id, version: packageVersion(), maxRecords: config.buffer.max_records, maxBytes: config.buffer.max_bytes },
+    { metrics, live: () => ({ kafka: kafkaLink(), buffer: buffer?.stats() ?? null }) },
+  );
   const accept: typeof batcher.accept = async (records, state) => {
-    const result = await batcher.accept(records, state);
-    if (result.ok) forwarder.notify();
+    const marked = clockTrust.isTrusted() ? records : records.map((record) => ({ ...record, meta: { ...record.meta, clock: 'unsynchronized' } }));
+    const result = await batcher.accept(marked, state);
+    if (result.ok) {
+      forwarder.notify();
+      status.noteAccepted(records);
+    }
     return result;
   };
   // Stopping ingress must also close the batcher so that nothing accepted after it is left uncommitted.
@@ -186,8 +216,15 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
               requireClientCert: mqtt.tls.require_client_cert,
             },
     },
-    { accept, router, log, metrics },
+    { accept, router, log, metrics, onReject: status.noteRejection },
   );
+
+  const watermark = createBufferWatermark({ maxRecords: config.buffer.max_records, maxBytes: config.buffer.max_bytes }, log.child({ component: 'buffer' }));
+  let watermarkTimer: NodeJS.Timeout | null = null;
+
+  const lorawanIngress: SemtechUdpIngress | null = config.lorawan.enabled
+    ? createLorawanIngress(config, { accept, buffer: lazyBuffer, log, metrics, onReject: status.noteRejection })
+    : null;
 
   function refreshMetrics(): void {
     if (buffer === null) return;
@@ -196,6 +233,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     metrics.bufferDepthBytes.set(stats.depthBytes);
     metrics.bufferOldestAgeSeconds.set(stats.oldestReceivedAtMs === null ? 0 : Math.max(0, (Date.now() - stats.oldestReceivedAtMs) / 1000));
     metrics.bufferDeadLetters.set(stats.deadLetters);
+    const link = kafkaLink();
+    for (const state of ['up', 'buffering', 'starting'] as const) metrics.forwarderState.set({ state }, state === link ? 1 : 0);
+    watermark.observe(stats);
   }
 
   function readiness(): ReadinessReport {
@@ -203,39 +243,98 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     const stats = buffer?.stats();
     const state = forwarder.state();
     return {
-      ready: mqttIngress.health().status === 'ok' && buffer !== null,
+      ready: mqttIngress.health().status === 'ok' && (lorawanIngress === null || lorawanIngress.health().status === 'ok') && buffer !== null,
       kafka: state === 'up' ? 'up' : state === 'down' ? 'buffering' : 'starting',
       components,
       buffer: {
         depthRecords: stats?.depthRecords ?? 0,
         depthBytes: stats?.depthBytes ?? 0,
-        oldestAgeSeconds: stats?.oldestReceivedAtMs == null ? 0 : Math.round((Date.now() - stats.oldestReceivedAtMs) / 1000),
+        oldestAgeSeconds: stats?.oldestReceivedAtMs == null ? 0 : Math.max(0, Math.round((Date.now() - stats.oldestReceivedAtMs) / 1000)),
       },
     };
   }
 
-  const ops: OpsServer = createOpsServer(config.http, { metrics, log, refreshMetrics, readiness });
+  const { auth } = config.http;
+  const ops: OpsServer = createOpsServer(
+    {
+      host: config.http.host,
+      port: config.http.port,
+      auth: auth.username === '' ? null : { username: auth.username, passwordFile: expandVariables(auth.password_file) },
+    },
+    { metrics, log, refreshMetrics, readiness, status: () => status.snapshot() },
+  );
 
   // Start order: storage, then the way out, then the ways in. Stop runs in reverse.
-  const ordered: readonly Component[] = [bufferComponent, sink, forwarder, ops, acceptComponent, mqttIngress];
+  const ordered: readonly Component[] = [
+    bufferComponent,
+    sink,
+    forwarder,
+    status,
+    ops,
+    acceptComponent,
+    mqttIngress,
+    ...(lorawanIngress === null ? [] : [lorawanIngress]),
+  ];
   let started = false;
 
   return {
     metrics,
     async start() {
+      await clockTrust.start();
       await startAll(ordered);
       started = true;
+      watermarkTimer = setInterval(refreshMetrics, 5_000);
+      watermarkTimer.unref();
       log.info({ gatewayId: config.gateway_id, kafka: config.kafka.brokers, topic: config.kafka.topic }, 'iotgw started');
     },
     async stop() {
+      clockTrust.stop();
       if (!started) return;
       started = false;
+      if (watermarkTimer !== null) clearInterval(watermarkTimer);
       const failures = await stopAll(ordered);
       for (const failure of failures) log.error({ err: failure }, 'component failed to stop cleanly');
       log.info('iotgw stopped');
     },
     mqttAddress: () => mqttIngress.address(),
+    lorawanAddress: () => lorawanIngress?.address() ?? null,
     httpAddress: () => ops.address(),
     readiness,
+  };
+}
+
+function createLorawanIngress(
+  config: Config,
+  deps: Omit<Parameters<typeof createSemtechUdpIngress>[1], 'loadState'> & { readonly buffer: RecordBuffer },
+): SemtechUdpIngress {
+  const { lorawan } = config;
+  const region = regionByName(lorawan.region);
+  if (region === null) throw new Error(`lorawan.region ${lorawan.region} is not implemented`);
+  return createSemtechUdpIngress(
+    {
+      host: lorawan.udp.host,
+      port: lorawan.udp.port,
+      region,
+      netId: lorawan.net_id,
+      dedupWindowMs: lorawan.dedup_window_ms,
+      stream: lorawan.stream,
+      gatewayStatusStream: lorawan.gateway_status_stream === '' ? null : lorawan.gateway_status_stream,
+      rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
+      devices: lorawan.devices.map(toDeviceProfile),
+    },
+    { ...deps, loadState: (scope) => deps.buffer.readState(scope) },
+  );
+}
+
+function toDeviceProfile(device: LorawanDeviceConfig): LorawanDeviceProfile {
+  const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
+  return {
+    devEui: device.dev_eui,
+    name: device.name ?? `eui-${device.dev_eui}`,
+    codec: device.codec,
+    activation:
+      device.app_key !== undefined
+        ? { mode: 'otaa', joinEui: device.join_eui ?? '', appKey: key(device.app_key) }
+        : { mode: 'abp', devAddr: device.dev_addr ?? '', nwkSKey: key(device.nwk_s_key), appSKey: key(device.app_s_key) },
   };
 }

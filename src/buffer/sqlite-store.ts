@@ -59,9 +59,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
        SELECT seq, key, stream, source, received_at_ms, event_time_ms, payload, meta, bytes, attempts, ?, ?
        FROM records WHERE seq = ?`,
   );
-  const upsertState = db.prepare(
-    'INSERT INTO device_state (scope, key, value) VALUES (?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value',
-  );
+  const upsertState = db.prepare('INSERT INTO device_state (scope, key, value) VALUES (?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value');
   const deleteState = db.prepare('DELETE FROM device_state WHERE scope = ? AND key = ?');
   const selectState = db.prepare('SELECT key, value FROM device_state WHERE scope = ?');
   const selectOldest = db.prepare('SELECT received_at_ms FROM records ORDER BY seq LIMIT 1').pluck();

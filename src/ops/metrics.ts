@@ -22,6 +22,14 @@ export interface Metrics {
   readonly kafkaSendSeconds: Histogram;
   readonly kafkaDeadLettered: Counter<'reason'>;
   readonly forwarderUp: Gauge;
+  /** 1 for the current Kafka link state (up | buffering | starting), 0 for the others: the /readyz kafka field. */
+  readonly forwarderState: Gauge<'state'>;
+  readonly lorawanJoins: Counter<'result'>;
+  readonly lorawanDownlinks: Counter<'kind' | 'window' | 'result'>;
+  readonly lorawanFrameGaps: Counter;
+  readonly lorawanMacOnlyFrames: Counter;
+  readonly lorawanGateways: Gauge;
+  readonly lorawanGatewayStat: Gauge<'gateway' | 'field'>;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): Metrics {
@@ -106,5 +114,40 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       registers,
     }),
     forwarderUp: new Gauge({ name: 'iotgw_forwarder_kafka_up', help: '1 while Kafka accepts records, 0 while buffering', registers }),
+    lorawanJoins: new Counter({
+      name: 'iotgw_lorawan_joins_total',
+      help: 'OTAA join-requests by result (accepted, rejected, not-stored, accept-not-sent)',
+      labelNames: ['result'],
+      registers,
+    }),
+    lorawanDownlinks: new Counter({
+      name: 'iotgw_lorawan_downlinks_total',
+      help: 'Class-A downlinks (join-accepts, ACKs) by kind, receive window and result',
+      labelNames: ['kind', 'window', 'result'],
+      registers,
+    }),
+    lorawanFrameGaps: new Counter({
+      name: 'iotgw_lorawan_missed_frames_total',
+      help: 'Uplinks never heard, judged from jumps in the frame counters (each record carries its gap)',
+      registers,
+    }),
+    lorawanMacOnlyFrames: new Counter({
+      name: 'iotgw_lorawan_mac_only_frames_total',
+      help: 'Valid uplinks without application payload (FPort 0 or none): counters advanced, no record',
+      registers,
+    }),
+    lorawanGateways: new Gauge({ name: 'iotgw_lorawan_gateways', help: 'Packet forwarders heard from within the gateway timeout', registers }),
+    lorawanGatewayStat: new Gauge({
+      name: 'iotgw_lorawan_gateway_stat',
+      help: 'The last stat report of each packet forwarder (rxnb, rxok, rxfw, ackr, dwnb, txnb, temp)',
+      labelNames: ['gateway', 'field'],
+      registers,
+    }),
+    forwarderState: new Gauge({
+      name: 'iotgw_forwarder_link_state',
+      help: 'Kafka link state as /readyz reports it: 1 for the current state (up, buffering, starting), 0 for the others',
+      labelNames: ['state'],
+      registers,
+    }),
   };
 }

@@ -23,10 +23,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const overlaid = overlayEnvironment(raw, env);
   const issues: string[] = [];
   resolveSecretFiles(overlaid, env, issues);
+  const devicesFile = mergeLorawanDevicesFile(overlaid, env, issues);
   if (issues.length > 0) throw new ConfigError(source, issues);
 
   const parsed = configSchema.safeParse(overlaid);
-  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(describeIssue));
+  if (!parsed.success)
+    throw new ConfigError(
+      source,
+      parsed.error.issues.map((issue) => describeIssue(issue, devicesFile)),
+    );
   const crossFieldIssues = checkCrossField(parsed.data);
   if (crossFieldIssues.length > 0) throw new ConfigError(source, crossFieldIssues);
   return deepFreeze(parsed.data);
@@ -83,12 +88,48 @@ function resolveSecretFiles(raw: Record<string, unknown>, env: NodeJS.ProcessEnv
   }
 }
 
+/** Where the devices of lorawan.devices_file start in the merged list, so problems name the file. */
+interface DevicesFileSpan {
+  readonly path: string;
+  readonly firstIndex: number;
+}
+
+/** `lorawan.devices_file` holds a YAML list of devices; they are appended to lorawan.devices. */
+function mergeLorawanDevicesFile(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: string[]): DevicesFileSpan | null {
+  const lorawan = raw.lorawan as Record<string, unknown> | undefined;
+  if (lorawan === undefined || typeof lorawan.devices_file !== 'string' || lorawan.devices_file === '') return null;
+  const path = expandVariables(lorawan.devices_file, env);
+  let listed: unknown;
+  try {
+    const document = parseDocument(readFileSync(path, 'utf8'), { uniqueKeys: true });
+    if (document.errors.length > 0) {
+      issues.push(`lorawan.devices_file: ${path}: YAML syntax: ${document.errors[0]?.message.split('\n')[0]}`);
+      return null;
+    }
+    listed = document.toJS() ?? [];
+  } catch (error) {
+    issues.push(`lorawan.devices_file: cannot read ${path}: ${errorMessage(error)}`);
+    return null;
+  }
+  if (!Array.isArray(listed)) {
+    issues.push(`lorawan.devices_file: ${path} must hold a YAML list of devices (- dev_eui: ...), like lorawan.devices`);
+    return null;
+  }
+  const inline = Array.isArray(lorawan.devices) ? (lorawan.devices as unknown[]) : [];
+  lorawan.devices = [...inline, ...listed];
+  return { path, firstIndex: inline.length };
+}
+
 export function expandVariables(text: string, env: NodeJS.ProcessEnv = process.env): string {
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, name: string) => env[name] ?? '');
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const key = issue.path.map(String).join('.');
+function describeIssue(issue: z.core.$ZodIssue, devicesFile: DevicesFileSpan | null = null): string {
+  let key = issue.path.map(String).join('.');
+  const [section, list, index, ...rest] = issue.path;
+  if (devicesFile !== null && section === 'lorawan' && list === 'devices' && typeof index === 'number' && index >= devicesFile.firstIndex) {
+    key = [`${devicesFile.path}[${index - devicesFile.firstIndex}]`, ...rest.map(String)].join('.');
+  }
   if (issue.code === 'unrecognized_keys') {
     const prefix = key === '' ? '' : `${key}.`;
     return issue.keys.map((unknown) => `${prefix}${unknown}: unknown key (check the spelling against config/iotgw.example.yaml)`).join('\n  - ');
@@ -121,6 +162,11 @@ function checkCrossField(config: Config): string[] {
   }
   if ((kafkaTls.cert_file === '') !== (kafkaTls.key_file === '')) {
     issues.push('kafka.tls: set both cert_file and key_file for mutual TLS, or neither');
+  }
+  const devEuis = new Set<string>();
+  for (const [index, device] of config.lorawan.devices.entries()) {
+    if (devEuis.has(device.dev_eui)) issues.push(`lorawan.devices.${index}.dev_eui: ${device.dev_eui} is listed twice`);
+    devEuis.add(device.dev_eui);
   }
   if (config.kafka.retry_max_ms < config.kafka.retry_initial_ms) {
     issues.push('kafka.retry_max_ms: must be at least kafka.retry_initial_ms');

@@ -32,7 +32,7 @@ function list<T extends z.ZodType>(item: T) {
 const count = (min = 1) => z.coerce.number().int().min(min);
 const port = z.coerce.number().int().min(0).max(65535);
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'expected host:port, e.g. kafka-1:9092');
-const deviceId = z
+export const deviceId = z
   .string()
   .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'device ids use letters, digits and . _ : - (at most 128), so they are valid in MQTT topics and Kafka keys');
 const passwordHash = z
@@ -150,6 +150,66 @@ const http = z
   .strictObject({
     host: z.string().min(1).default('127.0.0.1').describe('address of the ops endpoint (/metrics, /healthz, /readyz)'),
     port: port.default(8080).describe('ops endpoint port; 0 picks a free port'),
+    auth: z
+      .strictObject({
+        username: z.string().default('').describe("basic-auth user for every path except /healthz; '' = no auth"),
+        password_file: z.string().default('').describe('file holding the basic-auth password, read at start (e.g. ${CREDENTIALS_DIRECTORY}/http-password)'),
+      })
+      .refine((auth) => (auth.username === '') === (auth.password_file === ''), 'set both username and password_file to require basic auth, or neither')
+      .prefault({}),
+  })
+  .prefault({});
+
+const hex = (digits: number, what: string) =>
+  z
+    .string()
+    .regex(new RegExp(`^[0-9A-Fa-f]{${digits}}$`), `expected ${digits} hex digits (${what})`)
+    .transform((text) => text.toLowerCase());
+
+const lorawanDevice = z
+  .strictObject({
+    dev_eui: hex(16, 'the DevEUI printed on the device, 8 bytes'),
+    name: deviceId.optional().describe('device id in records (end_device_ids.device_id); default eui-{dev_eui}'),
+    codec: z.enum(['raw', 'cayenne-lpp']).default('raw').describe('payload codec producing decoded_payload: raw (none) or cayenne-lpp'),
+    dev_addr: hex(8, 'ABP DevAddr, 4 bytes').optional().describe('ABP: the device address'),
+    nwk_s_key: hex(32, 'ABP NwkSKey, 16 bytes').optional().describe('ABP: network session key (secret)'),
+    app_s_key: hex(32, 'ABP AppSKey, 16 bytes').optional().describe('ABP: application session key (secret)'),
+    join_eui: hex(16, 'OTAA JoinEUI/AppEUI, 8 bytes').optional().describe('OTAA: JoinEUI (AppEUI in LoRaWAN 1.0)'),
+    app_key: hex(32, 'OTAA AppKey, 16 bytes').optional().describe('OTAA: root key (secret)'),
+  })
+  .superRefine((device, context) => {
+    const abp = [device.dev_addr, device.nwk_s_key, device.app_s_key];
+    const otaa = [device.join_eui, device.app_key];
+    const isAbp = abp.every((value) => value !== undefined);
+    const isOtaa = otaa.every((value) => value !== undefined);
+    if (isAbp && !otaa.some((value) => value !== undefined)) return;
+    if (isOtaa && !abp.some((value) => value !== undefined)) return;
+    context.addIssue({
+      code: 'custom',
+      message:
+        'give either ABP keys (dev_addr, nwk_s_key, app_s_key) or OTAA keys (join_eui, app_key), all of one kind and none of the other; `iotgw device add --help` shows both forms',
+    });
+  });
+
+const lorawan = z
+  .strictObject({
+    enabled: flag.default(false).describe('terminate LoRaWAN: listen for Semtech UDP packet forwarders and decrypt uplinks'),
+    region: z.enum(['EU868']).default('EU868').describe('regional parameters for downlinks (join-accept, ACK); EU868 only for now'),
+    net_id: hex(6, 'NetID, 3 bytes').default('000000').describe('NetID in join-accepts; 000000 is for private networks'),
+    dedup_window_ms: count(0).max(2000).default(200).describe('copies of one frame heard by several gateways within this window become one record'),
+    stream: z.string().min(1).default('uplink').describe('record stream of uplinks (kafka.routes can send it to its own topic)'),
+    gateway_status_stream: z.string().default('').describe("record stream for packet forwarders' stat reports; '' keeps them as metrics only"),
+    reject_log_interval_s: count()
+      .default(600)
+      .describe('a rejection (bad MIC, replay, unknown device) is logged at most once per device and reason per interval'),
+    udp: z
+      .strictObject({
+        host: z.string().min(1).default('0.0.0.0').describe('address the Semtech UDP listener binds to'),
+        port: port.default(1700).describe("Semtech UDP port (the packet forwarder's serv_port_up and serv_port_down); 0 picks a free port"),
+      })
+      .prefault({}),
+    devices: z.array(lorawanDevice).default([]).describe('LoRaWAN devices: ABP with session keys or OTAA with a root key'),
+    devices_file: z.string().default('').describe('YAML file with more devices (a list shaped like lorawan.devices), e.g. /etc/iotgw/lorawan-devices.yaml'),
   })
   .prefault({});
 
@@ -169,7 +229,9 @@ export const configSchema = z.strictObject({
   kafka,
   buffer,
   http,
+  lorawan,
 });
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
+export type LorawanDeviceConfig = z.infer<typeof lorawanDevice>;

@@ -1,0 +1,218 @@
+// The devices this gateway serves and their live LoRaWAN sessions: who may send (config), with which keys
+// (ABP keys from config, OTAA keys from the last join) and where each frame counter stands. The state that
+// must survive a restart (sessions, counters, used DevNonces) is serialized into StateWrites that are
+// committed in the same transaction as the records they let through (see buffer/record-store.ts), so after
+// kill -9 a counter never stands behind a record that is already in the buffer.
+import { createHash } from 'node:crypto';
+import type { StateWrite } from '../../buffer/record-buffer.ts';
+import type { Logger } from '../../ops/log.ts';
+
+export type PayloadCodecName = 'raw' | 'cayenne-lpp';
+
+export interface LorawanDeviceProfile {
+  /** 16 lower-case hex digits: the record key. */
+  readonly devEui: string;
+  /** end_device_ids.device_id in records. */
+  readonly name: string;
+  readonly codec: PayloadCodecName;
+  readonly activation: AbpActivation | OtaaActivation;
+}
+
+export interface AbpActivation {
+  readonly mode: 'abp';
+  readonly devAddr: string;
+  readonly nwkSKey: Buffer;
+  readonly appSKey: Buffer;
+}
+
+export interface OtaaActivation {
+  readonly mode: 'otaa';
+  readonly joinEui: string;
+  readonly appKey: Buffer;
+}
+
+export interface Session {
+  /** 8 lower-case hex digits, display order. */
+  readonly devAddr: string;
+  readonly nwkSKey: Buffer;
+  readonly appSKey: Buffer;
+  /** Identifies the session (ABP key fingerprint or the join's nonces): records carry it so a consumer sees re-joins. */
+  readonly id: string;
+  /** The next expected full 32-bit FCntUp; null until the session's first uplink. */
+  fcntUpNext: number | null;
+  /** The next FCntDown to use for a downlink (ACK). */
+  fcntDown: number;
+  /** The last accepted uplink's counter and its commit: a retransmission is stored again only if that commit failed. */
+  lastUplink: { readonly fcnt: number; commit: 'pending' | 'committed' | 'failed' } | null;
+}
+
+export interface LorawanDevice {
+  readonly profile: LorawanDeviceProfile;
+  session: Session | null;
+  /** DevNonces of past join-requests (LoRaWAN 1.0: the server must not accept one twice), newest last. */
+  usedDevNonces: number[];
+  /** The last JoinNonce (AppNonce) sent; each join-accept uses the next one. */
+  lastJoinNonce: number;
+}
+
+/** How many past DevNonces are kept per device: a 1.0.x device picks them at random from 65,536. */
+const MAX_DEV_NONCES = 2048;
+export const STATE_SCOPE = 'lorawan.device';
+
+interface PersistedDevice {
+  readonly v: 1;
+  readonly session: {
+    readonly dev_addr: string;
+    /** Present for OTAA sessions only; ABP keys stay in the config. */
+    readonly nwk_s_key?: string;
+    readonly app_s_key?: string;
+    readonly id: string;
+    readonly f_cnt_up_next: number | null;
+    readonly f_cnt_down: number;
+  } | null;
+  readonly dev_nonces: readonly number[];
+  readonly join_nonce: number;
+}
+
+export interface DeviceSessions {
+  byDevEui(devEui: string): LorawanDevice | undefined;
+  /** Devices whose current session uses this DevAddr (several may share one; the MIC tells them apart). */
+  byDevAddr(devAddr: string): readonly LorawanDevice[];
+  /** Replaces a device's session (after a join) and re-indexes its DevAddr. */
+  activate(device: LorawanDevice, session: Session): void;
+  /** A DevAddr no current session uses, inside the NetID's address block. */
+  allocateDevAddr(netId: string): string;
+  /** The device's persistent state, for the commit that changes it. */
+  stateWrite(device: LorawanDevice): StateWrite;
+  readonly size: number;
+}
+
+/** ABP sessions are identified by their keys, so changing a device's keys in the config restarts its counters. */
+function abpSessionId(activation: AbpActivation): string {
+  const digest = createHash('sha256').update(activation.devAddr).update(activation.nwkSKey).update(activation.appSKey).digest('hex');
+  return `abp-${digest.slice(0, 12)}`;
+}
+
+export function createDeviceSessions(
+  profiles: readonly LorawanDeviceProfile[],
+  persisted: ReadonlyMap<string, string>,
+  deps: { readonly log: Logger },
+): DeviceSessions {
+  const byEui = new Map<string, LorawanDevice>();
+  const byAddr = new Map<string, LorawanDevice[]>();
+
+  function index(device: LorawanDevice): void {
+    if (device.session === null) return;
+    const list = byAddr.get(device.session.devAddr) ?? [];
+    list.push(device);
+    byAddr.set(device.session.devAddr, list);
+  }
+
+  function unindex(device: LorawanDevice): void {
+    if (device.session === null) return;
+    const list = byAddr.get(device.session.devAddr)?.filter((candidate) => candidate !== device) ?? [];
+    if (list.length === 0) byAddr.delete(device.session.devAddr);
+    else byAddr.set(device.session.devAddr, list);
+  }
+
+  for (const profile of profiles) {
+    const saved = parsePersisted(persisted.get(profile.devEui), profile.devEui, deps.log);
+    const device: LorawanDevice = {
+      profile,
+      session: null,
+      usedDevNonces: [...(saved?.dev_nonces ?? [])],
+      lastJoinNonce: saved?.join_nonce ?? 0,
+    };
+    const { activation } = profile;
+    if (activation.mode === 'abp') {
+      const id = abpSessionId(activation);
+      const counters = saved?.session?.id === id ? saved.session : null;
+      if (saved?.session != null && counters === null) {
+        deps.log.warn({ devEui: profile.devEui }, 'LoRaWAN ABP device: keys or DevAddr changed in the config, its frame counters start over');
+      }
+      device.session = {
+        devAddr: activation.devAddr,
+        nwkSKey: activation.nwkSKey,
+        appSKey: activation.appSKey,
+        id,
+        fcntUpNext: counters?.f_cnt_up_next ?? null,
+        fcntDown: counters?.f_cnt_down ?? 0,
+        lastUplink: null,
+      };
+    } else if (saved?.session?.nwk_s_key !== undefined && saved.session.app_s_key !== undefined) {
+      device.session = {
+        devAddr: saved.session.dev_addr,
+        nwkSKey: Buffer.from(saved.session.nwk_s_key, 'hex'),
+        appSKey: Buffer.from(saved.session.app_s_key, 'hex'),
+        id: saved.session.id,
+        fcntUpNext: saved.session.f_cnt_up_next,
+        fcntDown: saved.session.f_cnt_down,
+        lastUplink: null,
+      };
+    }
+    byEui.set(profile.devEui, device);
+    index(device);
+  }
+
+  return {
+    byDevEui: (devEui) => byEui.get(devEui),
+    byDevAddr: (devAddr) => byAddr.get(devAddr) ?? [],
+    activate(device, session) {
+      unindex(device);
+      device.session = session;
+      index(device);
+    },
+    allocateDevAddr(netId) {
+      // NwkID = the 7 low bits of the NetID, in the 7 high bits of the DevAddr (LoRaWAN 1.0.2 §6.1.1).
+      const nwkId = Number.parseInt(netId, 16) & 0x7f;
+      for (;;) {
+        const nwkAddr = Math.floor(Math.random() * 0x2000000);
+        const devAddr = ((nwkId * 0x2000000 + nwkAddr) >>> 0).toString(16).padStart(8, '0');
+        if (!byAddr.has(devAddr)) return devAddr;
+      }
+    },
+    stateWrite(device) {
+      const { session } = device;
+      const isOtaa = device.profile.activation.mode === 'otaa';
+      const value: PersistedDevice = {
+        v: 1,
+        session:
+          session === null
+            ? null
+            : {
+                dev_addr: session.devAddr,
+                ...(isOtaa ? { nwk_s_key: session.nwkSKey.toString('hex'), app_s_key: session.appSKey.toString('hex') } : {}),
+                id: session.id,
+                f_cnt_up_next: session.fcntUpNext,
+                f_cnt_down: session.fcntDown,
+              },
+        dev_nonces: device.usedDevNonces.slice(-MAX_DEV_NONCES),
+        join_nonce: device.lastJoinNonce,
+      };
+      return { scope: STATE_SCOPE, key: device.profile.devEui, value: JSON.stringify(value) };
+    },
+    get size() {
+      return byEui.size;
+    },
+  };
+}
+
+function parsePersisted(text: string | undefined, devEui: string, log: Logger): PersistedDevice | null {
+  if (text === undefined) return null;
+  try {
+    const value = JSON.parse(text) as PersistedDevice;
+    if (value.v === 1) return value;
+  } catch {
+    // fall through
+  }
+  log.warn({ devEui }, 'LoRaWAN device state in the buffer is unreadable: the device starts without a session (OTAA devices rejoin)');
+  return null;
+}
+
+/** Remembers a DevNonce; false if the device used it before (a replayed join-request). */
+export function rememberDevNonce(device: LorawanDevice, devNonce: number): boolean {
+  if (device.usedDevNonces.includes(devNonce)) return false;
+  device.usedDevNonces.push(devNonce);
+  if (device.usedDevNonces.length > MAX_DEV_NONCES) device.usedDevNonces.splice(0, device.usedDevNonces.length - MAX_DEV_NONCES);
+  return true;
+}

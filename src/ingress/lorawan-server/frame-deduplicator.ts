@@ -1,0 +1,62 @@
+// Several gateways (or antennas) hear the same transmission: within a short window the copies are
+// collected under the frame's bytes and handed on once, with every reception (as ChirpStack does with its
+// deduplication_delay). A retransmission or a replay comes later than the window, and the frame counter
+// check catches it.
+import type { Reception } from './reception.ts';
+
+export interface DeduplicatedFrame {
+  readonly phyPayload: Buffer;
+  /** In arrival order. */
+  readonly receptions: readonly Reception[];
+  /** performance.now() of the first copy: downlink timing is measured from here. */
+  readonly firstSeenMono: number;
+}
+
+export interface FrameDeduplicator {
+  add(phyPayload: Buffer, reception: Reception): void;
+  /** Hands on every frame still collecting (at shutdown). */
+  flush(): void;
+  /** Frames collecting now. */
+  readonly pending: number;
+}
+
+export function createFrameDeduplicator(options: { readonly windowMs: number }, onFrame: (frame: DeduplicatedFrame) => void): FrameDeduplicator {
+  interface Collecting {
+    readonly frame: { phyPayload: Buffer; receptions: Reception[]; firstSeenMono: number };
+    readonly timer: NodeJS.Timeout;
+  }
+  const collecting = new Map<string, Collecting>();
+
+  function close(key: string): void {
+    const entry = collecting.get(key);
+    if (entry === undefined) return;
+    collecting.delete(key);
+    clearTimeout(entry.timer);
+    onFrame(entry.frame);
+  }
+
+  return {
+    add(phyPayload, reception) {
+      if (options.windowMs === 0) {
+        onFrame({ phyPayload, receptions: [reception], firstSeenMono: performance.now() });
+        return;
+      }
+      const key = phyPayload.toString('base64');
+      const entry = collecting.get(key);
+      if (entry !== undefined) {
+        entry.frame.receptions.push(reception);
+        return;
+      }
+      collecting.set(key, {
+        frame: { phyPayload, receptions: [reception], firstSeenMono: performance.now() },
+        timer: setTimeout(() => close(key), options.windowMs),
+      });
+    },
+    flush() {
+      for (const key of [...collecting.keys()]) close(key);
+    },
+    get pending() {
+      return collecting.size;
+    },
+  };
+}

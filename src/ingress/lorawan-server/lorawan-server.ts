@@ -1,0 +1,395 @@
+// The LoRaWAN 1.0.x network-server work done at the edge, for one deduplicated frame at a time:
+//   data uplink:  DevAddr -> candidate sessions -> MIC with the reconstructed 32-bit FCnt -> counter check
+//                 -> decrypt -> codec -> TTS-shaped record + the session's new counters, committed together
+//                 -> for a confirmed uplink, the ACK downlink in RX1 (RX2 if RX1 fails), sent only after
+//                 the commit, because the ACK is the device's "ok".
+//   join-request: DevEUI -> MIC with the AppKey -> DevNonce not seen before -> new session committed ->
+//                 join-accept in RX1 (tmst + 5 s), RX2 (tmst + 6 s) as fallback.
+// Everything refused is counted by reason and logged at most once per device and reason per interval.
+// Session state is only ever changed synchronously before the first await of a frame, so two frames of one
+// device never interleave their counter checks.
+import type { StateWrite } from '../../buffer/record-buffer.ts';
+import type { Logger } from '../../ops/log.ts';
+import type { Metrics } from '../../ops/metrics.ts';
+import type { NewRecord, RecordSource } from '../../record/record.ts';
+import { EVENT_TIME_MAX_FUTURE_MS, EVENT_TIME_MAX_PAST_MS } from '../../record/routes.ts';
+import type { Accept } from '../ingress.ts';
+import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter.ts';
+import { cryptFrmPayload, deriveSessionKeys, encodeDataFrame, encodeJoinAccept, verifyDataFrameMic, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
+import { type DataFrame, type JoinRequestFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
+import type { Region } from '../lorawan/region.ts';
+import { type DeviceSessions, type LorawanDevice, rememberDevNonce, type Session } from './device-sessions.ts';
+import type { DeduplicatedFrame } from './frame-deduplicator.ts';
+import { decodePayload } from './payload-codec.ts';
+import { byReceptionQuality, type Reception } from './reception.ts';
+import { buildUplinkValue } from './uplink-record.ts';
+
+/** A Class-A downlink for the transport to schedule on a gateway. */
+export interface ClassADownlink {
+  readonly gatewayEui: string;
+  readonly phyPayload: Buffer;
+  /** Concentrator µs counter at which to transmit (32-bit, wraps). */
+  readonly timestampUs: number;
+  readonly frequencyHz: number;
+  readonly datr: string;
+  readonly codingRate: string;
+  readonly powerDbm: number;
+}
+
+export interface DownlinkPath {
+  /** Whether a downlink route to this gateway is known now. */
+  canReach(gatewayEui: string): boolean;
+  send(downlink: ClassADownlink): Promise<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>;
+}
+
+export interface LorawanServerOptions {
+  readonly region: Region;
+  /** 6 hex digits. */
+  readonly netId: string;
+  readonly stream: string;
+  readonly source: RecordSource;
+  readonly rejectLogIntervalMs: number;
+}
+
+export interface LorawanServerDeps {
+  readonly accept: Accept;
+  readonly sessions: DeviceSessions;
+  /** null for a receive-only radio: no join-accepts, no ACKs. */
+  readonly downlink: DownlinkPath | null;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Told every rejection (the status page keeps the recent ones). */
+  readonly onReject?: (source: string, reason: string, detail: string) => void;
+}
+
+export type LorawanRejectReason =
+  | 'malformed-frame'
+  | 'not-uplink'
+  | 'unknown-devaddr'
+  | 'mic-mismatch'
+  | 'replay'
+  | 'retransmission'
+  | 'unknown-deveui'
+  | 'join-eui-mismatch'
+  | 'join-mic-mismatch'
+  | 'devnonce-reused'
+  | 'no-downlink-path';
+
+export interface LorawanServer {
+  /** Never rejects. Resolves when the frame's record is committed (and its downlink, if any, scheduled). */
+  handleFrame(frame: DeduplicatedFrame): Promise<void>;
+}
+
+const FCNT32 = 2 ** 32;
+
+export function createLorawanServer(options: LorawanServerOptions, deps: LorawanServerDeps): LorawanServer {
+  const { region, source } = options;
+  const { sessions, metrics } = deps;
+  const log = deps.log.child({ component: `ingress.${source}.lorawan` });
+  const lastLogged = new Map<string, number>();
+
+  function reject(reason: LorawanRejectReason, device: string, message: string): void {
+    metrics.ingressRejected.inc({ source, reason });
+    deps.onReject?.(source, reason, message);
+    const key = `${device}|${reason}`;
+    const now = performance.now();
+    const last = lastLogged.get(key);
+    if (last !== undefined && now - last < options.rejectLogIntervalMs) return;
+    if (lastLogged.size > 10_000) lastLogged.clear(); // unauthenticated input must not grow memory
+    lastLogged.set(key, now);
+    log.warn({ reason, device }, `LoRaWAN frame rejected: ${message} (logged once per device and reason every ${options.rejectLogIntervalMs / 1000} s)`);
+  }
+
+  async function handleFrame(frame: DeduplicatedFrame): Promise<void> {
+    try {
+      const parsed = parsePhyPayload(frame.phyPayload);
+      if (!parsed.ok)
+        return reject('malformed-frame', 'unknown', `${parsed.message} (${frame.phyPayload.length} bytes from gateway ${frame.receptions[0]?.gatewayEui})`);
+      const receptions = [...frame.receptions].sort(byReceptionQuality);
+      const phy = parsed.frame;
+      if (phy.kind === 'join-request') return await handleJoin(phy, receptions);
+      if (phy.kind === 'data' && phy.direction === 'up') return await handleUplink(phy, receptions);
+      return reject(
+        'not-uplink',
+        'unknown',
+        `a ${phy.kind === 'data' ? phy.mtype : 'JoinAccept'} frame on the uplink path (another network server's downlink heard by a gateway?)`,
+      );
+    } catch (error) {
+      // A bug must not take the listener down with it: log it loud, count it, go on with the next frame.
+      metrics.ingressRejected.inc({ source, reason: 'internal-error' });
+      log.error({ err: error }, 'LoRaWAN frame handling failed unexpectedly; the frame was not stored');
+    }
+  }
+
+  /**
+   * Finds the device whose session's MIC verifies, and the full counter it verified with. The counter the
+   * session expects comes first; then the two readings of a counter that went backwards (the same 2^16
+   * epoch, or a device that restarted from 0), so a replay is reported as a replay and not as a bad MIC
+   * (ChirpStack does the same). Those cost CMACs only for frames that fail the first check.
+   */
+  function matchSession(frame: DataFrame): { device: LorawanDevice; session: Session; fcnt: number } | null {
+    const candidates = sessions.byDevAddr(frame.devAddr);
+    const verifies = (session: Session, fcnt: number): boolean => verifyDataFrameMic(session.nwkSKey, 'up', frame.devAddr, fcnt, frame.micInput, frame.mic);
+    for (const device of candidates) {
+      const session = device.session;
+      if (session === null) continue;
+      const fcnt = fullFrameCounter(session.fcntUpNext ?? 0, frame.fcnt16);
+      if (verifies(session, fcnt)) return { device, session, fcnt };
+    }
+    for (const device of candidates) {
+      const session = device.session;
+      if (session === null || session.fcntUpNext === null) continue;
+      const expected = fullFrameCounter(session.fcntUpNext, frame.fcnt16);
+      const sameEpoch = (session.fcntUpNext - (session.fcntUpNext % 0x10000) + frame.fcnt16) % FCNT32;
+      for (const fcnt of new Set([sameEpoch, frame.fcnt16])) {
+        if (fcnt !== expected && verifies(session, fcnt)) return { device, session, fcnt };
+      }
+    }
+    return null;
+  }
+
+  async function handleUplink(frame: DataFrame, receptions: readonly Reception[]): Promise<void> {
+    const devAddr = frame.devAddr.toUpperCase();
+    if (sessions.byDevAddr(frame.devAddr).length === 0) {
+      return reject('unknown-devaddr', devAddr, `no device with DevAddr ${devAddr} (add it to lorawan.devices, or it belongs to another network)`);
+    }
+    const match = matchSession(frame);
+    if (match === null) {
+      return reject('mic-mismatch', devAddr, `MIC check failed for DevAddr ${devAddr} (FCnt ${frame.fcnt16}): wrong NwkSKey in the config, or a forged frame`);
+    }
+    const { device, session, fcnt } = match;
+    const devEui = device.profile.devEui;
+    const verdict = classifyFrameCounter(session.fcntUpNext, fcnt);
+    let gap = 0;
+    if (verdict.verdict === 'replay') {
+      return reject(
+        'replay',
+        devEui,
+        `device ${devEui} sent frame counter ${fcnt}, expected ${session.fcntUpNext} or a little more: a replayed frame, or the device reset its counter (an ABP device must keep counters across reboots; re-join OTAA devices)`,
+      );
+    }
+    if (verdict.verdict === 'retransmission') {
+      const previous = session.lastUplink;
+      if (previous?.fcnt !== fcnt || previous.commit !== 'failed') {
+        metrics.ingressRejected.inc({ source, reason: 'retransmission' });
+        // Stored (or being stored, and then ACKed by that frame): nothing is stored twice. A device that
+        // did not hear our ACK hears it again.
+        if (frame.confirmed && previous?.commit === 'committed') void sendAck(device, session, receptions, nextFcntDown(session));
+        return;
+      }
+      // Heard before but never stored (its commit failed): store it now.
+    } else {
+      gap = verdict.gap;
+    }
+
+    session.fcntUpNext = (fcnt + 1) % FCNT32;
+    const lastUplink: NonNullable<Session['lastUplink']> = { fcnt, commit: 'pending' };
+    session.lastUplink = lastUplink;
+    const ackFcntDown = frame.confirmed ? nextFcntDown(session) : null;
+    if (gap > 0) metrics.lorawanFrameGaps.inc(gap);
+
+    const key = frame.fport === 0 ? session.nwkSKey : session.appSKey;
+    const plaintext = frame.fport === null ? Buffer.alloc(0) : cryptFrmPayload(key, 'up', frame.devAddr, fcnt, frame.frmPayload);
+    const state: StateWrite[] = [sessions.stateWrite(device)];
+    // FPort 0 and port-less frames carry MAC commands or nothing: no application record, but the counter moves.
+    const records: NewRecord[] = frame.fport === null || frame.fport === 0 ? [] : [uplinkRecord(device, session, frame, fcnt, gap, plaintext, receptions)];
+    const result = await deps.accept(records, state);
+    if (!result.ok) {
+      lastUplink.commit = 'failed';
+      metrics.ingressRejected.inc({ source, reason: result.reason });
+      log.warn({ devEui, reason: result.reason }, `LoRaWAN uplink ${fcnt} of ${devEui} not stored: ${result.message}`);
+      return;
+    }
+    lastUplink.commit = 'committed';
+    if (records.length === 0) metrics.lorawanMacOnlyFrames.inc();
+    if (ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown);
+  }
+
+  function nextFcntDown(session: Session): number {
+    const fcntDown = session.fcntDown;
+    session.fcntDown = (fcntDown + 1) % FCNT32;
+    return fcntDown;
+  }
+
+  function uplinkRecord(
+    device: LorawanDevice,
+    session: Session,
+    frame: DataFrame,
+    fcnt: number,
+    gap: number,
+    plaintext: Buffer,
+    receptions: readonly Reception[],
+  ): NewRecord {
+    const { profile } = device;
+    const receivedAtMs = Math.min(...receptions.map((reception) => reception.receivedAtMs));
+    const value = buildUplinkValue({
+      devEui: profile.devEui,
+      deviceName: profile.name,
+      devAddr: frame.devAddr,
+      joinEui: profile.activation.mode === 'otaa' ? profile.activation.joinEui : null,
+      sessionId: session.id,
+      fport: frame.fport,
+      fcnt,
+      fcntGap: gap,
+      confirmed: frame.confirmed,
+      adr: frame.fctrl.adr,
+      fopts: frame.fopts,
+      plaintext,
+      codec: profile.codec,
+      decoded: decodePayload(profile.codec, frame.fport, plaintext),
+      receptions,
+      receivedAtMs,
+    });
+    return {
+      key: profile.devEui,
+      stream: options.stream,
+      source,
+      receivedAtMs,
+      eventTimeMs: gatewayEventTime(receptions, receivedAtMs),
+      payload: Buffer.from(JSON.stringify(value)),
+      // The frame's identity: a duplicate after a crash carries the same one (record-id differs).
+      meta: { 'lorawan-frame': `${profile.devEui}:${session.id}:${fcnt}` },
+    };
+  }
+
+  async function sendAck(device: LorawanDevice, session: Session, receptions: readonly Reception[], fcntDown: number): Promise<void> {
+    const phyPayload = encodeDataFrame({
+      mtype: 'UnconfirmedDataDown',
+      devAddr: session.devAddr,
+      fcnt32: fcntDown,
+      ack: true,
+      fport: null,
+      nwkSKey: session.nwkSKey,
+      appSKey: session.appSKey,
+    });
+    await sendClassA('ack', device, receptions, phyPayload, region.rx1DelaySeconds);
+  }
+
+  async function handleJoin(frame: JoinRequestFrame, receptions: readonly Reception[]): Promise<void> {
+    const devEui = frame.devEui;
+    const device = sessions.byDevEui(devEui);
+    if (device === undefined || device.profile.activation.mode !== 'otaa') {
+      metrics.lorawanJoins.inc({ result: 'rejected' });
+      return reject('unknown-deveui', devEui, `join-request from DevEUI ${devEui}, which is not an OTAA device in lorawan.devices`);
+    }
+    const { activation } = device.profile;
+    if (activation.joinEui !== frame.joinEui) {
+      metrics.lorawanJoins.inc({ result: 'rejected' });
+      return reject('join-eui-mismatch', devEui, `join-request from ${devEui} names JoinEUI ${frame.joinEui}, the config says ${activation.joinEui}`);
+    }
+    if (!verifyJoinRequestMic(activation.appKey, frame.micInput, frame.mic)) {
+      metrics.lorawanJoins.inc({ result: 'rejected' });
+      return reject('join-mic-mismatch', devEui, `join-request MIC check failed for ${devEui}: wrong app_key in the config, or a forged request`);
+    }
+    if (deps.downlink === null) {
+      metrics.lorawanJoins.inc({ result: 'rejected' });
+      return reject(
+        'no-downlink-path',
+        devEui,
+        `join-request from ${devEui} heard on a receive-only path: OTAA needs a gateway that can transmit the join-accept`,
+      );
+    }
+    if (!rememberDevNonce(device, frame.devNonce)) {
+      metrics.lorawanJoins.inc({ result: 'rejected' });
+      return reject('devnonce-reused', devEui, `join-request from ${devEui} reuses DevNonce ${frame.devNonce}: a replayed join-request`);
+    }
+
+    const joinNonce = (device.lastJoinNonce + 1) % 0x1000000;
+    device.lastJoinNonce = joinNonce;
+    const devAddr = sessions.allocateDevAddr(options.netId);
+    const keys = deriveSessionKeys(activation.appKey, joinNonce, options.netId, frame.devNonce);
+    sessions.activate(device, {
+      devAddr,
+      nwkSKey: keys.nwkSKey,
+      appSKey: keys.appSKey,
+      id: `otaa-${joinNonce}-${frame.devNonce}`,
+      fcntUpNext: 0,
+      fcntDown: 0,
+      lastUplink: null,
+    });
+    // The session must be durable before the device can use it: otherwise a restart would forget keys the device holds.
+    const committed = await deps.accept([], [sessions.stateWrite(device)]);
+    if (!committed.ok) {
+      metrics.lorawanJoins.inc({ result: 'not-stored' });
+      log.error({ devEui, reason: committed.reason }, `OTAA join of ${devEui} not answered: its session could not be stored (${committed.message})`);
+      return;
+    }
+    const joinAccept = encodeJoinAccept(activation.appKey, {
+      joinNonce,
+      netId: options.netId,
+      devAddr,
+      rx1DrOffset: 0,
+      rx2DataRate: region.rx2DataRate,
+      rxDelay: region.rx1DelaySeconds,
+    });
+    const sent = await sendClassA('join-accept', device, receptions, joinAccept, region.joinAcceptDelay1Seconds);
+    metrics.lorawanJoins.inc({ result: sent ? 'accepted' : 'accept-not-sent' });
+    log.info(
+      { devEui, devAddr: devAddr.toUpperCase(), sent },
+      sent ? `OTAA device ${devEui} joined as ${devAddr.toUpperCase()}` : `OTAA device ${devEui}: join-accept could not be sent`,
+    );
+  }
+
+  /** RX1 through the best gateway that can transmit; RX2 if RX1 is refused (too late, collision). */
+  async function sendClassA(
+    kind: 'ack' | 'join-accept',
+    device: LorawanDevice,
+    receptions: readonly Reception[],
+    phyPayload: Buffer,
+    rx1DelayS: number,
+  ): Promise<boolean> {
+    const path = deps.downlink;
+    const via = receptions.find((reception) => reception.timestampUs !== null && path?.canReach(reception.gatewayEui));
+    if (path === null || via === undefined || via.timestampUs === null) {
+      metrics.lorawanDownlinks.inc({ kind, window: 'none', result: 'no-route' });
+      reject(
+        'no-downlink-path',
+        device.profile.devEui,
+        `no gateway that heard ${device.profile.devEui} has a downlink route (no PULL_DATA from it lately) for the ${kind}`,
+      );
+      return false;
+    }
+    const uplinkDr = region.dataRateFromDatr(via.datr);
+    const windows: ClassADownlink[] = [];
+    if (uplinkDr !== null) {
+      windows.push({
+        gatewayEui: via.gatewayEui,
+        phyPayload,
+        timestampUs: (via.timestampUs + rx1DelayS * 1_000_000) >>> 0,
+        frequencyHz: region.rx1Frequency(via.frequencyHz),
+        datr: region.datrFromDataRate(region.rx1DataRate(uplinkDr, 0)),
+        codingRate: region.codingRate,
+        powerDbm: region.defaultTxPowerDbm,
+      });
+    }
+    windows.push({
+      gatewayEui: via.gatewayEui,
+      phyPayload,
+      timestampUs: (via.timestampUs + (rx1DelayS + 1) * 1_000_000) >>> 0,
+      frequencyHz: region.rx2FrequencyHz,
+      datr: region.datrFromDataRate(region.rx2DataRate),
+      codingRate: region.codingRate,
+      powerDbm: region.defaultTxPowerDbm,
+    });
+    for (const [index, downlink] of windows.entries()) {
+      const window = windows.length === 2 && index === 0 ? 'rx1' : 'rx2';
+      const result = await path.send(downlink);
+      metrics.lorawanDownlinks.inc({ kind, window, result: result.ok ? 'sent' : 'failed' });
+      if (result.ok) return true;
+      log.debug({ devEui: device.profile.devEui, kind, window, reason: result.reason }, 'downlink window refused');
+    }
+    return false;
+  }
+
+  return { handleFrame };
+}
+
+/** The gateway's GPS time of reception when it has one and it is plausible, else the receive time. */
+function gatewayEventTime(receptions: readonly Reception[], receivedAtMs: number): number {
+  for (const reception of receptions) {
+    if (reception.gatewayTime === null) continue;
+    const time = Date.parse(reception.gatewayTime);
+    if (Number.isFinite(time) && time >= receivedAtMs - EVENT_TIME_MAX_PAST_MS && time <= receivedAtMs + EVENT_TIME_MAX_FUTURE_MS) return time;
+  }
+  return receivedAtMs;
+}

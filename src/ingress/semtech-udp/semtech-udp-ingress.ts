@@ -1,0 +1,205 @@
+// LoRaWAN from local packet forwarders: the UDP transport (acks, gateway routes) feeds rxpk with a good
+// CRC into the deduplicator; each deduplicated frame goes through the LoRaWAN server (MIC, counters,
+// decryption, joins) into the buffer; join-accepts and ACKs go back out as PULL_RESP. Gateway `stat`
+// reports become metrics, and records on their own stream when configured.
+import type { AddressInfo } from 'node:net';
+import type { Component, HealthReport } from '../../ops/lifecycle.ts';
+import type { Logger } from '../../ops/log.ts';
+import type { Metrics } from '../../ops/metrics.ts';
+import type { Accept } from '../ingress.ts';
+import type { Region } from '../lorawan/region.ts';
+import { createDeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from '../lorawan-server/device-sessions.ts';
+import { createFrameDeduplicator, type FrameDeduplicator } from '../lorawan-server/frame-deduplicator.ts';
+import { type ClassADownlink, createLorawanServer, type DownlinkPath } from '../lorawan-server/lorawan-server.ts';
+import type { Reception } from '../lorawan-server/reception.ts';
+import type { GatewayStat, Rxpk } from './packets.ts';
+import { createUdpTransport, type GatewayInfo, type UdpTransport } from './udp-transport.ts';
+
+export interface SemtechUdpIngressOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly region: Region;
+  readonly netId: string;
+  readonly dedupWindowMs: number;
+  readonly stream: string;
+  /** null: stat reports are metrics only. */
+  readonly gatewayStatusStream: string | null;
+  readonly rejectLogIntervalMs: number;
+  readonly devices: readonly LorawanDeviceProfile[];
+}
+
+export interface SemtechUdpIngressDeps {
+  readonly accept: Accept;
+  /** Committed device state of a scope (sessions, counters), read once at start. */
+  readonly loadState: (scope: string) => Promise<ReadonlyMap<string, string>>;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly onReject?: (source: string, reason: string, detail: string) => void;
+}
+
+export interface SemtechUdpIngress extends Component {
+  address(): AddressInfo;
+  gateways(): readonly GatewayInfo[];
+}
+
+const SOURCE = 'semtech-udp';
+const STAT_FIELDS = ['rxnb', 'rxok', 'rxfw', 'ackr', 'dwnb', 'txnb', 'temp'] as const;
+
+export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps: SemtechUdpIngressDeps): SemtechUdpIngress {
+  const log = deps.log.child({ component: 'ingress.semtech-udp' });
+  const { metrics } = deps;
+  let transport: UdpTransport | null = null;
+  let deduplicator: FrameDeduplicator | null = null;
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+
+  function track(work: Promise<void>): void {
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
+  }
+
+  function toReception(gatewayEui: string, rxpk: Rxpk, receivedAtMs: number): Reception {
+    return {
+      gatewayEui,
+      timestampUs: rxpk.tmst,
+      gatewayTime: rxpk.time,
+      frequencyHz: rxpk.frequencyHz,
+      datr: String(rxpk.datr),
+      codingRate: rxpk.codr,
+      rssi: rxpk.rssi,
+      signalRssi: rxpk.rssis,
+      snr: rxpk.lsnr,
+      channel: rxpk.chan,
+      rfChain: rxpk.rfch,
+      receivedAtMs,
+    };
+  }
+
+  function onStat(gatewayEui: string, stat: GatewayStat): void {
+    for (const field of STAT_FIELDS) {
+      const value = stat[field];
+      if (typeof value === 'number') metrics.lorawanGatewayStat.set({ gateway: gatewayEui, field }, value);
+    }
+    if (options.gatewayStatusStream === null) return;
+    const receivedAtMs = Date.now();
+    const value = { gateway_ids: { gateway_id: `eui-${gatewayEui}`, eui: gatewayEui.toUpperCase() }, received_at: new Date(receivedAtMs).toISOString(), stat };
+    void deps
+      .accept([
+        {
+          key: gatewayEui,
+          stream: options.gatewayStatusStream,
+          source: SOURCE,
+          receivedAtMs,
+          eventTimeMs: receivedAtMs,
+          payload: Buffer.from(JSON.stringify(value)),
+          meta: {},
+        },
+      ])
+      .then((result) => {
+        if (!result.ok) metrics.ingressRejected.inc({ source: SOURCE, reason: result.reason });
+      });
+  }
+
+  return {
+    name: 'ingress.semtech-udp',
+
+    async start() {
+      stopping = false;
+      const persisted = await deps.loadState(STATE_SCOPE);
+      const sessions = createDeviceSessions(options.devices, persisted, { log });
+      const downlink: DownlinkPath = {
+        canReach: (gatewayEui) => transport?.gateways().some((gateway) => gateway.gatewayEui === gatewayEui && gateway.pullRoute !== null) ?? false,
+        send: async (down: ClassADownlink) => {
+          if (transport === null) return { ok: false, reason: 'the UDP listener is stopped' };
+          return transport.sendDownlink(down.gatewayEui, {
+            tmst: down.timestampUs,
+            freq: down.frequencyHz / 1e6,
+            rfch: 0,
+            powe: down.powerDbm,
+            modu: 'LORA',
+            datr: down.datr,
+            codr: down.codingRate,
+            ipol: true,
+            size: down.phyPayload.length,
+            data: down.phyPayload.toString('base64'),
+            ncrc: true,
+          });
+        },
+      };
+      const server = createLorawanServer(
+        { region: options.region, netId: options.netId, stream: options.stream, source: SOURCE, rejectLogIntervalMs: options.rejectLogIntervalMs },
+        { accept: deps.accept, sessions, downlink, log: deps.log, metrics, ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }) },
+      );
+      const dedup = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => track(server.handleFrame(frame)));
+      deduplicator = dedup;
+      const udp = createUdpTransport(
+        { host: options.host, port: options.port },
+        {
+          onRxpk(gatewayEui, rxpk, receivedAtMs) {
+            if (stopping) {
+              metrics.ingressRejected.inc({ source: SOURCE, reason: 'shutting-down' });
+              return;
+            }
+            // LoRaWAN uplinks always carry a PHY CRC: a bad or missing one means a corrupted frame.
+            if (rxpk.crcStatus !== 1) {
+              metrics.ingressRejected.inc({ source: SOURCE, reason: rxpk.crcStatus === -1 ? 'crc-bad' : 'crc-missing' });
+              return;
+            }
+            if (rxpk.modulation !== 'LORA') {
+              metrics.ingressRejected.inc({ source: SOURCE, reason: 'not-lora' });
+              return;
+            }
+            dedup.add(rxpk.data, toReception(gatewayEui, rxpk, receivedAtMs));
+          },
+          onStat,
+          onDrop(reason, detail) {
+            metrics.ingressRejected.inc({ source: SOURCE, reason });
+            deps.onReject?.(SOURCE, reason, `${detail.message} (from ${detail.from})`);
+          },
+          onGatewayConnected() {
+            metrics.lorawanGateways.set(udp.gateways().length);
+          },
+          onGatewayLost(gatewayEui) {
+            metrics.lorawanGateways.set(udp.gateways().length);
+            log.warn(
+              { gateway: gatewayEui },
+              `packet forwarder ${gatewayEui.toUpperCase()} silent for a minute: no downlinks to it until it sends PULL_DATA again`,
+            );
+          },
+        },
+        { log: deps.log },
+      );
+      await udp.start();
+      transport = udp;
+      const { address, port } = udp.address();
+      log.info(
+        { address, port, devices: sessions.size, region: options.region.name },
+        `LoRaWAN: listening for Semtech UDP packet forwarders on ${address}:${port}`,
+      );
+    },
+
+    async stop() {
+      const udp = transport;
+      // Take no new frames, hand on those still in their dedup window and wait until they are committed;
+      // the socket stays open meanwhile so their join-accepts and ACKs can still go out.
+      stopping = true;
+      deduplicator?.flush();
+      await Promise.allSettled([...inFlight]);
+      if (udp !== null) await udp.stop();
+      transport = null;
+      deduplicator = null;
+    },
+
+    health(): HealthReport {
+      if (transport === null) return { status: 'down', detail: 'not listening' };
+      return transport.health();
+    },
+
+    address() {
+      if (transport === null) throw new Error('the Semtech UDP listener is not started');
+      return transport.address();
+    },
+
+    gateways: () => transport?.gateways() ?? [],
+  };
+}
