@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // iotgw's command line: argv -> command. `run` starts the gateway; `config check|print` validate and show
 // the effective configuration; `hash-password` makes the password hashes that mqtt.devices expects.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ConfigError, EXIT_CONFIG, errorMessage } from './errors.ts';
@@ -12,6 +11,7 @@ import type { Config } from './ops/config/schema.ts';
 import { CommandError } from './ops/commands/command-error.ts';
 import { bufferExportCommand, bufferStatsCommand, deviceAddCommand, type Io, statusCommand } from './ops/commands/ops-commands.ts';
 import { createLogger } from './ops/log.ts';
+import { packageVersion } from './ops/status.ts';
 import { SHUTDOWN_DEADLINE_MS, createShutdown } from './ops/shutdown.ts';
 import { createSystemdNotifier } from './ops/systemd.ts';
 import { DEFAULT_WATCHDOG_OPTIONS, createWatchdog, statusSummary } from './ops/watchdog.ts';
@@ -194,13 +194,12 @@ export async function main(argv: readonly string[]): Promise<void> {
     usageError(errorMessage(error));
   }
   const { values, positionals } = parsed;
-  if (values.help === true || positionals.length === 0) {
-    process.stdout.write(`${USAGE}\n`);
+  if (values.version === true) {
+    process.stdout.write(`${packageVersion()}\n`);
     return;
   }
-  if (values.version === true) {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+  if (values.help === true || positionals.length === 0) {
+    process.stdout.write(`${USAGE}\n`);
     return;
   }
   const io: Io = { stdout: process.stdout, stderr: process.stderr, readStdin };

@@ -30,11 +30,12 @@ const { values: args } = parseArgs({
   options: {
     devices: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '20' },
+    only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  process.stdout.write('npm run bench [-- --devices N --seconds S]   (defaults 1000 devices, 20 s per scenario)\n');
+  process.stdout.write('npm run bench [-- --devices N --seconds S --only mqtt|lorawan]   (defaults 1000 devices, 20 s per scenario, all scenarios)\n');
   process.exit(0);
 }
 const DEVICES = Number(args.devices);
@@ -228,84 +229,88 @@ async function main(): Promise<void> {
   say('gateway: own process, SQLite WAL synchronous=FULL with group commit, acks=all to librdkafka mock cluster (3 brokers, 6 partitions)');
 
   try {
-    // 1. Max sustained ingest. Devices are paced by their PUBACKs; with one reading in flight per device
-    //    the simulator (mqtt.js, same 2 cores) spends more CPU per message than the gateway, so each
-    //    device keeps up to INGEST_INFLIGHT readings in flight here.
-    const sentBefore = await metric(gateway, 'iotgw_kafka_sent_records_total');
-    const commitsBefore = await metric(gateway, 'iotgw_buffer_commits_total');
-    const startedAt = Date.now();
-    const ingest = await runSim(gateway.mqttPort, 0, SECONDS, 1, INGEST_INFLIGHT);
-    const elapsedS = (Date.now() - startedAt) / 1000;
-    const sent = (await metric(gateway, 'iotgw_kafka_sent_records_total')) - sentBefore;
-    const commits = (await metric(gateway, 'iotgw_buffer_commits_total')) - commitsBefore;
-    say('');
-    say(`1. max sustained QoS 1 ingest (every record committed with fsync before its PUBACK; ${INGEST_INFLIGHT} readings in flight per device)`);
-    say(
-      `   acknowledged: ${Math.round(ingest.ackedPerSecond)} msg/s (${ingest.acked} in ${(ingest.activeMs / 1000).toFixed(1)} s, ${ingest.failed} devices failed)`,
-    );
-    say(`   PUBACK latency: p50 ${ingest.ackLatencyMs.p50} ms, p99 ${ingest.ackLatencyMs.p99} ms`);
-    say(`   group commits: ${commits} (${(ingest.acked / Math.max(1, commits)).toFixed(0)} records per fsync)`);
-    say(`   delivered to Kafka meanwhile: ${Math.round(sent / elapsedS)} msg/s; buffer depth at the end ${(await gateway.readiness()).buffer.depthRecords}`);
-    while ((await gateway.readiness()).buffer.depthRecords > 0) await sleep(200);
-
-    // 2. Latency at the reference rate.
-    const consumer = await latencyConsumer(kafka);
-    await sleep(2000);
-    consumer.start();
-    const steady = await runSim(gateway.mqttPort, 2500, SECONDS, 2);
-    await sleep(1000);
-    const latencies = await consumer.stop();
-    say('');
-    say('2. end-to-end latency at 2,500 msg/s (reading created -> consumed from Kafka; includes the consumer fetch)');
-    say(`   p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms, max ${latencies.at(-1)} ms over ${latencies.length} records`);
-    say(`   PUBACK latency: p50 ${steady.ackLatencyMs.p50} ms, p99 ${steady.ackLatencyMs.p99} ms (${Math.round(steady.ackedPerSecond)} msg/s acknowledged)`);
-    say(`   gateway RSS at the end of this scenario: ${rssMb(pid, 'VmRSS')} MB`);
-
-    // 3. Drain after an outage, with live traffic continuing.
-    await kafka.down('all');
-    await runSim(gateway.mqttPort, 0, Math.max(5, Math.round(SECONDS / 2)), 3);
-    const backlog = (await gateway.readiness()).buffer.depthRecords;
-    const live = runSim(gateway.mqttPort, 2500, SECONDS * 2, 4);
-    await sleep(1000);
-    const drainStartedAt = Date.now();
-    const sentAtUp = await metric(gateway, 'iotgw_kafka_sent_records_total');
-    await kafka.up('all');
-    let drainedAfterS = Number.NaN;
-    while (Date.now() - drainStartedAt < SECONDS * 2000) {
-      if ((await gateway.readiness()).buffer.depthRecords < 2500) {
-        drainedAfterS = (Date.now() - drainStartedAt) / 1000;
-        break;
-      }
-      await sleep(100);
-    }
-    const windowS = Number.isNaN(drainedAfterS) ? (Date.now() - drainStartedAt) / 1000 : drainedAfterS;
-    const drainedRecords = (await metric(gateway, 'iotgw_kafka_sent_records_total')) - sentAtUp;
-    const liveReport = await live;
-    say('');
-    say('3. drain after an outage (backlog built with Kafka down, then Kafka up while 2,500 msg/s keep arriving)');
-    say(
-      `   backlog: ${backlog} records; ${Number.isNaN(drainedAfterS) ? `not drained after ${windowS.toFixed(0)} s` : `drained in ${windowS.toFixed(1)} s`}: ${Math.round(drainedRecords / windowS)} msg/s to Kafka (live traffic: ${Math.round(liveReport.ackedPerSecond)} msg/s acknowledged)`,
-    );
-
-    // 4. LoRaWAN uplinks: UDP -> dedup -> MIC/counter/decrypt/LPP -> group commit, at rising offered rates.
-    say('');
-    say(
-      '4. LoRaWAN uplinks through Semtech UDP -> MIC, counter, decrypt, Cayenne LPP -> committed to the buffer (Kafka down; 1,000 ABP devices, 4 gateways, 8 frames per datagram)',
-    );
-    await kafka.down('all');
-    const fcnts: number[] = [];
-    for (const rate of [1000, 5000, 10000, 20000]) {
-      const acceptedBefore = await metric(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}');
-      const rejectedBefore = await metric(gateway, 'iotgw_ingress_rejected_total{source="semtech-udp",');
-      const seconds = Math.max(5, Math.round(SECONDS / 2));
-      const offered = await offerLorawan(lorawanPort, lorawanDevices, fcnts, rate, seconds);
-      await sleep(1500); // the last frames' dedup window and commit
-      const accepted = (await metric(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}')) - acceptedBefore;
-      const rejected = (await metric(gateway, 'iotgw_ingress_rejected_total{source="semtech-udp",')) - rejectedBefore;
+    if (args.only !== 'lorawan') {
+      // 1. Max sustained ingest. Devices are paced by their PUBACKs; with one reading in flight per device
+      //    the simulator (mqtt.js, same 2 cores) spends more CPU per message than the gateway, so each
+      //    device keeps up to INGEST_INFLIGHT readings in flight here.
+      const sentBefore = await metric(gateway, 'iotgw_kafka_sent_records_total');
+      const commitsBefore = await metric(gateway, 'iotgw_buffer_commits_total');
+      const startedAt = Date.now();
+      const ingest = await runSim(gateway.mqttPort, 0, SECONDS, 1, INGEST_INFLIGHT);
+      const elapsedS = (Date.now() - startedAt) / 1000;
+      const sent = (await metric(gateway, 'iotgw_kafka_sent_records_total')) - sentBefore;
+      const commits = (await metric(gateway, 'iotgw_buffer_commits_total')) - commitsBefore;
+      say('');
+      say(`1. max sustained QoS 1 ingest (every record committed with fsync before its PUBACK; ${INGEST_INFLIGHT} readings in flight per device)`);
       say(
-        `   offered ${rate} frames/s for ${seconds} s: committed ${Math.round(accepted / seconds)} frames/s (${accepted} of ${offered}; ${rejected} rejected, ${offered - accepted - rejected} lost in UDP socket buffers)`,
+        `   acknowledged: ${Math.round(ingest.ackedPerSecond)} msg/s (${ingest.acked} in ${(ingest.activeMs / 1000).toFixed(1)} s, ${ingest.failed} devices failed)`,
       );
-      if (accepted < offered * 0.9) break;
+      say(`   PUBACK latency: p50 ${ingest.ackLatencyMs.p50} ms, p99 ${ingest.ackLatencyMs.p99} ms`);
+      say(`   group commits: ${commits} (${(ingest.acked / Math.max(1, commits)).toFixed(0)} records per fsync)`);
+      say(`   delivered to Kafka meanwhile: ${Math.round(sent / elapsedS)} msg/s; buffer depth at the end ${(await gateway.readiness()).buffer.depthRecords}`);
+      while ((await gateway.readiness()).buffer.depthRecords > 0) await sleep(200);
+
+      // 2. Latency at the reference rate.
+      const consumer = await latencyConsumer(kafka);
+      await sleep(2000);
+      consumer.start();
+      const steady = await runSim(gateway.mqttPort, 2500, SECONDS, 2);
+      await sleep(1000);
+      const latencies = await consumer.stop();
+      say('');
+      say('2. end-to-end latency at 2,500 msg/s (reading created -> consumed from Kafka; includes the consumer fetch)');
+      say(`   p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms, max ${latencies.at(-1)} ms over ${latencies.length} records`);
+      say(`   PUBACK latency: p50 ${steady.ackLatencyMs.p50} ms, p99 ${steady.ackLatencyMs.p99} ms (${Math.round(steady.ackedPerSecond)} msg/s acknowledged)`);
+      say(`   gateway RSS at the end of this scenario: ${rssMb(pid, 'VmRSS')} MB`);
+
+      // 3. Drain after an outage, with live traffic continuing.
+      await kafka.down('all');
+      await runSim(gateway.mqttPort, 0, Math.max(5, Math.round(SECONDS / 2)), 3);
+      const backlog = (await gateway.readiness()).buffer.depthRecords;
+      const live = runSim(gateway.mqttPort, 2500, SECONDS * 2, 4);
+      await sleep(1000);
+      const drainStartedAt = Date.now();
+      const sentAtUp = await metric(gateway, 'iotgw_kafka_sent_records_total');
+      await kafka.up('all');
+      let drainedAfterS = Number.NaN;
+      while (Date.now() - drainStartedAt < SECONDS * 2000) {
+        if ((await gateway.readiness()).buffer.depthRecords < 2500) {
+          drainedAfterS = (Date.now() - drainStartedAt) / 1000;
+          break;
+        }
+        await sleep(100);
+      }
+      const windowS = Number.isNaN(drainedAfterS) ? (Date.now() - drainStartedAt) / 1000 : drainedAfterS;
+      const drainedRecords = (await metric(gateway, 'iotgw_kafka_sent_records_total')) - sentAtUp;
+      const liveReport = await live;
+      say('');
+      say('3. drain after an outage (backlog built with Kafka down, then Kafka up while 2,500 msg/s keep arriving)');
+      say(
+        `   backlog: ${backlog} records; ${Number.isNaN(drainedAfterS) ? `not drained after ${windowS.toFixed(0)} s` : `drained in ${windowS.toFixed(1)} s`}: ${Math.round(drainedRecords / windowS)} msg/s to Kafka (live traffic: ${Math.round(liveReport.ackedPerSecond)} msg/s acknowledged)`,
+      );
+    }
+
+    if (args.only !== 'mqtt') {
+      // 4. LoRaWAN uplinks: UDP -> dedup -> MIC/counter/decrypt/LPP -> group commit, at rising offered rates.
+      say('');
+      say(
+        '4. LoRaWAN uplinks through Semtech UDP -> MIC, counter, decrypt, Cayenne LPP -> committed to the buffer (Kafka down; 1,000 ABP devices, 4 gateways, 8 frames per datagram)',
+      );
+      await kafka.down('all');
+      const fcnts: number[] = [];
+      for (const rate of [1000, 5000, 10000, 20000]) {
+        const acceptedBefore = await metric(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}');
+        const rejectedBefore = await metric(gateway, 'iotgw_ingress_rejected_total{source="semtech-udp",');
+        const seconds = Math.max(5, Math.round(SECONDS / 2));
+        const offered = await offerLorawan(lorawanPort, lorawanDevices, fcnts, rate, seconds);
+        await sleep(1500); // the last frames' dedup window and commit
+        const accepted = (await metric(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}')) - acceptedBefore;
+        const rejected = (await metric(gateway, 'iotgw_ingress_rejected_total{source="semtech-udp",')) - rejectedBefore;
+        say(
+          `   offered ${rate} frames/s for ${seconds} s: committed ${Math.round(accepted / seconds)} frames/s (${accepted} of ${offered}; ${rejected} rejected, ${offered - accepted - rejected} lost in UDP socket buffers)`,
+        );
+        if (accepted < offered * 0.9) break;
+      }
     }
 
     say('');

@@ -30,6 +30,12 @@ test('--help lists every command, the config file, environment overrides and exi
   }
 });
 
+test('--version prints the package version alone', () => {
+  const { status, stdout } = iotgw(['--version']);
+  assert.equal(status, 0);
+  assert.match(stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
 test('an unknown command or flag is a usage error (exit 2) that says what was wrong', () => {
   const command = iotgw(['frobnicate']);
   assert.equal(command.status, 2);
