@@ -482,6 +482,7 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
       const kind: FrameKind = attempt === 0 ? 'uplink' : 'retransmission';
       if (!confirmed) {
         const sent = await transmit(member, phy);
+        member.device.markSent(fcnt);
         record(member, { ...base, kind, gateways: sent.gateways, pushAcked: sent.pushAcked }, devAddr);
         return;
       }
@@ -503,6 +504,7 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
           return true;
         },
       });
+      member.device.markSent(fcnt);
       const acked = await wait.promise;
       if (sent.listener !== null) listeners.delete(sent.listener);
       record(member, { ...base, kind, gateways: sent.gateways, pushAcked: sent.pushAcked, acked }, devAddr);

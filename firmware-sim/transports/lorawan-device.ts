@@ -189,8 +189,8 @@ export interface DeviceSession {
 export interface RecentFrame {
   readonly fcnt: number;
   readonly phyHex: string;
-  /** Wall clock when it was sent, ms since epoch. */
-  readonly sentAtMs: number;
+  /** Wall clock when it was last sent and acknowledged by a forwarder's PUSH_ACK (so surely heard), ms since epoch. */
+  sentAtMs: number;
 }
 
 /** What a state file keeps per device (JSON, snake_case like the gateway's own state). */
@@ -239,6 +239,12 @@ export interface SimLorawanDevice {
    * reception of the original.
    */
   replayCandidate(random: () => number, sentBeforeMs: number): RecentFrame | null;
+  /**
+   * The frame with this FCnt was just pushed (again): a replay of it must wait a dedup window from now. On a
+   * loaded machine the gateway may read a datagram long after it was sent, and a replay read within the
+   * window of its original is one more reception of it, not a replay.
+   */
+  markSent(fcnt: number): void;
   /** A downlink addressed to this device's DevAddr with a valid MIC, or null (someone else's, or forged). */
   receiveDownlink(phy: Uint8Array): ReceivedDownlink | null;
   snapshot(): SavedDeviceState;
@@ -340,6 +346,10 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
       const micByte = phy.length - 1 - randomInt(4);
       phy[micByte] = (phy[micByte] ?? 0) ^ (1 << randomInt(8));
       return { phy, fcnt: built.fcnt };
+    },
+
+    markSent(fcnt) {
+      for (const frame of recent) if (frame.fcnt === fcnt) frame.sentAtMs = Date.now();
     },
 
     replayCandidate(random, sentBeforeMs) {
