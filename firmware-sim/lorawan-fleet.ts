@@ -558,6 +558,8 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
     member.pendingReplays -= 1;
     const phy = Buffer.from(old.phyHex, 'hex');
     const sent = await transmit(member, phy);
+    // A second replay of the same frame within the dedup window would merge with this one.
+    member.device.markSent(old.fcnt);
     const original = member.frames.find((frame) => frame.phyHex === old.phyHex);
     record(
       member,

@@ -202,7 +202,15 @@ test('replayed frames and forged MICs are refused and counted; the frame after a
   const { totals } = report;
   assert.equal(totals.replays, 3);
   assert.equal(totals.corrupt, 3);
-  await waitFor(async () => (await harness.rejected('mic-mismatch')) + (await harness.rejected('replay')) >= 6, 'the refusals to be counted', 30_000);
+  try {
+    await waitFor(async () => (await harness.rejected('mic-mismatch')) + (await harness.rejected('replay')) >= 6, 'the refusals to be counted', 30_000);
+  } catch (error) {
+    const counted = await Promise.all(
+      ['mic-mismatch', 'replay', 'retransmission', 'unknown-devaddr', 'malformed-frame'].map(async (reason) => `${reason}=${await harness.rejected(reason)}`),
+    );
+    const sent = report.devices.flatMap((device) => device.frames.map((frame) => `${device.name}:${frame.kind}:${frame.fcnt}:${frame.pushAcked}`));
+    throw new Error(`${(error as Error).message}; counted ${counted.join(' ')}; sent ${sent.join(' ')}`);
+  }
   await waitFor(() => harness.records.length >= totals.uplinks, 'the records', 30_000);
   await new Promise((resolve) => setTimeout(resolve, 300));
   assertRecordsMatch(report, harness.records);
