@@ -303,13 +303,22 @@ async function main(): Promise<void> {
         const rejectedBefore = await metric(gateway, 'iotgw_ingress_rejected_total{source="semtech-udp",');
         const seconds = Math.max(5, Math.round(SECONDS / 2));
         const offered = await offerLorawan(lorawanPort, lorawanDevices, fcnts, rate, seconds);
-        await sleep(1500); // the last frames' dedup window and commit
-        const accepted = (await metric(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}')) - acceptedBefore;
+        // Let the last frames' dedup windows close and their commits land: wait until the count stops moving.
+        let accepted = -1;
+        for (let settled = 0; settled < 3; await sleep(500)) {
+          const now = (await metric(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}')) - acceptedBefore;
+          settled = now === accepted ? settled + 1 : 0;
+          accepted = now;
+        }
         const rejected = (await metric(gateway, 'iotgw_ingress_rejected_total{source="semtech-udp",')) - rejectedBefore;
         say(
           `   offered ${rate} frames/s for ${seconds} s: committed ${Math.round(accepted / seconds)} frames/s (${accepted} of ${offered}; ${rejected} rejected, ${offered - accepted - rejected} lost in UDP socket buffers)`,
         );
-        if (accepted < offered * 0.9) break;
+        if (accepted < offered * 0.9) {
+          const lines = (await gateway.metricsText()).split('\n').filter((line) => line.includes('semtech-udp') && !line.startsWith('#'));
+          say(`   stopping here; the gateway's semtech-udp counters: ${lines.join('; ')}`);
+          break;
+        }
       }
     }
 

@@ -86,6 +86,8 @@ export interface UdpTransportDeps {
 
 const DEFAULT_GATEWAY_TIMEOUT_MS = 60_000;
 const DEFAULT_TX_ACK_TIMEOUT_MS = 3_000;
+/** Asked of the kernel for the socket's receive buffer: a few seconds of PUSH_DATA at thousands of uplinks/s. */
+const RECV_BUFFER_BYTES = 8 * 1024 * 1024;
 /** Gateways tracked at once. The port is unauthenticated: random EUIs must not grow memory without bound. */
 const MAX_GATEWAYS = 10_000;
 /** Downlinks awaiting a TX_ACK at once; one 16-bit token space per gateway makes more pointless. */
@@ -316,7 +318,9 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
     async start() {
       if (socket !== null) return;
       stopping = false;
-      const created = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4' });
+      // A big receive buffer rides out event-loop pauses (a GC, a burst of commits) without dropping datagrams:
+      // the forwarder never retransmits. Linux caps it at net.core.rmem_max (often 208 KiB, about 90 PUSH_DATA).
+      const created = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER_BYTES });
       await new Promise<void>((resolve, reject) => {
         const onBindError = (error: NodeJS.ErrnoException) => {
           created.close();
@@ -345,7 +349,13 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
       sweepTimer = setInterval(sweep, Math.max(50, Math.min(gatewayTimeoutMs / 4, 10_000)));
       sweepTimer.unref();
       const bound = created.address();
-      log.info({ address: formatAddress(bound.address, bound.port) }, 'Semtech UDP listening for packet forwarders');
+      const receiveBuffer = created.getRecvBufferSize();
+      log.info({ address: formatAddress(bound.address, bound.port), receiveBufferBytes: receiveBuffer }, 'Semtech UDP listening for packet forwarders');
+      if (receiveBuffer < RECV_BUFFER_BYTES) {
+        log.info(
+          `the UDP receive buffer is ${receiveBuffer} bytes (kernel limit net.core.rmem_max); for sites with hundreds of uplinks per second raise it: sysctl -w net.core.rmem_max=${RECV_BUFFER_BYTES}`,
+        );
+      }
     },
 
     async stop() {
