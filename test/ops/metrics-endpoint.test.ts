@@ -156,9 +156,12 @@ test('/metrics parses and counts what devices published; /readyz says buffering 
   assert.equal(value(during, 'iotgw_forwarder_link_state', { state: 'buffering' }), 1);
   assert.equal(value(during, 'iotgw_forwarder_link_state', { state: 'up' }), 0);
   assert.equal(value(during, 'iotgw_forwarder_kafka_up'), 0);
-  assert.ok(
-    during.get('iotgw_kafka_send_errors_total')?.samples.some((sample) => sample.value > 0),
-    'failed batches are counted',
+  // The link can be judged down before the first produce attempt fails: wait for that failure to be counted.
+  await waitFor(
+    async () => (await scrape()).get('iotgw_kafka_send_errors_total')?.samples.some((sample) => sample.value > 0) === true,
+    'failed batches to be counted',
+    30_000,
+    100,
   );
   assert.equal(gateway.readiness().kafka, 'buffering');
 
