@@ -71,7 +71,8 @@ function parsePrometheusText(text: string): Map<string, Family> {
     assert.ok(match !== null, `not a sample, ${where}`);
     const [, name = '', labelText = '', valueText = ''] = match;
     const value = valueText === '+Inf' ? Number.POSITIVE_INFINITY : valueText === '-Inf' ? Number.NEGATIVE_INFINITY : Number(valueText);
-    assert.ok(valueText === 'NaN' || !Number.isNaN(value), `bad value, ${where}`);
+    // Prometheus reads values with Go's ParseFloat, which takes NaN in any case (prom-client writes "Nan").
+    assert.ok(/^nan$/i.test(valueText) || !Number.isNaN(value), `bad value, ${where}`);
     const labels: Record<string, string> = {};
     for (const [, labelName = '', quoted = ''] of labelText.matchAll(LABEL)) {
       assert.ok(!(labelName in labels), `duplicate label ${labelName}, ${where}`);
