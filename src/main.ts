@@ -9,10 +9,10 @@ import { createKafkaSink } from './forward/kafka-sink.ts';
 import type { Sink } from './forward/sink.ts';
 import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { regionByName } from './ingress/lorawan/region.ts';
-import type { LorawanDeviceProfile } from './ingress/lorawan-server/device-sessions.ts';
+import { deviceProfileFromEntry } from './ingress/lorawan-server/device-sessions.ts';
 import { createMqttIngress, type MqttIngress } from './ingress/mqtt-broker/broker.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from './ingress/semtech-udp/semtech-udp-ingress.ts';
-import type { Config, LorawanDeviceConfig } from './ops/config/schema.ts';
+import type { Config } from './ops/config/schema.ts';
 import { expandVariables } from './ops/config/load.ts';
 import { createBufferWatermark } from './ops/buffer-watermark.ts';
 import { type ClockTrust, createClockTrust } from './ops/clock.ts';
@@ -320,21 +320,8 @@ function createLorawanIngress(
       stream: lorawan.stream,
       gatewayStatusStream: lorawan.gateway_status_stream === '' ? null : lorawan.gateway_status_stream,
       rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
-      devices: lorawan.devices.map(toDeviceProfile),
+      devices: lorawan.devices.map(deviceProfileFromEntry),
     },
     { ...deps, loadState: (scope) => deps.buffer.readState(scope) },
   );
-}
-
-function toDeviceProfile(device: LorawanDeviceConfig): LorawanDeviceProfile {
-  const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
-  return {
-    devEui: device.dev_eui,
-    name: device.name ?? `eui-${device.dev_eui}`,
-    codec: device.codec,
-    activation:
-      device.app_key !== undefined
-        ? { mode: 'otaa', joinEui: device.join_eui ?? '', appKey: key(device.app_key) }
-        : { mode: 'abp', devAddr: device.dev_addr ?? '', nwkSKey: key(device.nwk_s_key), appSKey: key(device.app_s_key) },
-  };
 }

@@ -20,7 +20,7 @@ import {
 import type { StateWrite } from '../../src/buffer/record-buffer.ts';
 import type { Accept } from '../../src/ingress/ingress.ts';
 import { EU868 } from '../../src/ingress/lorawan/region.ts';
-import type { LorawanDeviceProfile } from '../../src/ingress/lorawan-server/device-sessions.ts';
+import { deviceProfileFromEntry } from '../../src/ingress/lorawan-server/device-sessions.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from '../../src/ingress/semtech-udp/semtech-udp-ingress.ts';
 import { loadConfig } from '../../src/ops/config/load.ts';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
@@ -38,20 +38,6 @@ interface Harness {
   readonly port: number;
   rejected(reason: string): Promise<number>;
   stop(): Promise<void>;
-}
-
-/** The same mapping main.ts makes from lorawan.devices to the server's device profiles. */
-function toProfile(entry: LorawanDeviceConfigEntry): LorawanDeviceProfile {
-  const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
-  return {
-    devEui: entry.dev_eui,
-    name: entry.name,
-    codec: entry.codec,
-    activation:
-      entry.app_key !== undefined
-        ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }
-        : { mode: 'abp', devAddr: entry.dev_addr ?? '', nwkSKey: key(entry.nwk_s_key), appSKey: key(entry.app_s_key) },
-  };
 }
 
 /** The gateway's LoRaWAN ingress; `state` plays the buffer's committed device state across restarts. */
@@ -76,7 +62,7 @@ async function startGatewayIngress(t: TestContext, devices: readonly LorawanDevi
       stream: 'uplink',
       gatewayStatusStream: null,
       rejectLogIntervalMs: 60_000,
-      devices: devices.map(toProfile),
+      devices: devices.map(deviceProfileFromEntry),
     },
     { accept, loadState: async () => new Map(state), log: captureLog('error').log, metrics },
   );

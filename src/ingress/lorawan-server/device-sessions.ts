@@ -31,6 +31,32 @@ export interface OtaaActivation {
   readonly appKey: Buffer;
 }
 
+/** A device as lorawan.devices lists it (snake_case keys, hex strings), already validated. */
+export interface LorawanDeviceEntry {
+  readonly dev_eui: string;
+  readonly name?: string | undefined;
+  readonly codec: PayloadCodecName;
+  readonly dev_addr?: string | undefined;
+  readonly nwk_s_key?: string | undefined;
+  readonly app_s_key?: string | undefined;
+  readonly join_eui?: string | undefined;
+  readonly app_key?: string | undefined;
+}
+
+/** lorawan.devices entry -> profile: OTAA when it has an app_key, else ABP. */
+export function deviceProfileFromEntry(entry: LorawanDeviceEntry): LorawanDeviceProfile {
+  const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
+  return {
+    devEui: entry.dev_eui,
+    name: entry.name ?? `eui-${entry.dev_eui}`,
+    codec: entry.codec,
+    activation:
+      entry.app_key !== undefined
+        ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }
+        : { mode: 'abp', devAddr: entry.dev_addr ?? '', nwkSKey: key(entry.nwk_s_key), appSKey: key(entry.app_s_key) },
+  };
+}
+
 export interface Session {
   /** 8 lower-case hex digits, display order. */
   readonly devAddr: string;

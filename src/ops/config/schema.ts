@@ -234,4 +234,3 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
-export type LorawanDeviceConfig = z.infer<typeof lorawanDevice>;
