@@ -10,6 +10,7 @@ import type { Sink } from './forward/sink.ts';
 import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { regionByName } from './ingress/lorawan/region.ts';
 import { deviceProfileFromEntry } from './ingress/lorawan-server/device-sessions.ts';
+import { builtinCodec, type CodecChoice, type PayloadCodec } from './ingress/lorawan-server/payload-codec.ts';
 import { createMqttIngress, type MqttIngress } from './ingress/mqtt-broker/broker.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from './ingress/semtech-udp/semtech-udp-ingress.ts';
 import type { Config } from './ops/config/schema.ts';
@@ -56,6 +57,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     config.kafka.routes.map((route) => ({ stream: route.stream, topic: route.topic, eventTimeField: route.event_time_field })),
   );
   const bufferLog = log.child({ component: 'buffer' });
+  // Payload codecs by configuration choice, for every ingress that decodes (LoRaWAN devices, TTN, serial raw frames).
+  const codecFor = (choice: CodecChoice): PayloadCodec => {
+    if (choice.codec === 'javascript') throw new Error('javascript payload formatters are not wired yet');
+    return builtinCodec(choice.codec);
+  };
 
   let buffer: WorkerBuffer | null = null;
   const requireBuffer = (): RecordBuffer => {
@@ -223,7 +229,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   let watermarkTimer: NodeJS.Timeout | null = null;
 
   const lorawanIngress: SemtechUdpIngress | null = config.lorawan.enabled
-    ? createLorawanIngress(config, { accept, buffer: lazyBuffer, log, metrics, onReject: status.noteRejection })
+    ? createLorawanIngress(config, { accept, buffer: lazyBuffer, codecFor, log, metrics, onReject: status.noteRejection })
     : null;
 
   function refreshMetrics(): void {
@@ -305,7 +311,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
 function createLorawanIngress(
   config: Config,
-  deps: Omit<Parameters<typeof createSemtechUdpIngress>[1], 'loadState'> & { readonly buffer: RecordBuffer },
+  deps: Omit<Parameters<typeof createSemtechUdpIngress>[1], 'loadState'> & {
+    readonly buffer: RecordBuffer;
+    readonly codecFor: (choice: CodecChoice) => PayloadCodec;
+  },
 ): SemtechUdpIngress {
   const { lorawan } = config;
   const region = regionByName(lorawan.region);
@@ -320,7 +329,7 @@ function createLorawanIngress(
       stream: lorawan.stream,
       gatewayStatusStream: lorawan.gateway_status_stream === '' ? null : lorawan.gateway_status_stream,
       rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
-      devices: lorawan.devices.map(deviceProfileFromEntry),
+      devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, deps.codecFor)),
     },
     { ...deps, loadState: (scope) => deps.buffer.readState(scope) },
   );

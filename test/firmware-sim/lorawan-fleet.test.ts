@@ -21,6 +21,7 @@ import type { StateWrite } from '../../src/buffer/record-buffer.ts';
 import type { Accept } from '../../src/ingress/ingress.ts';
 import { EU868 } from '../../src/ingress/lorawan/region.ts';
 import { deviceProfileFromEntry } from '../../src/ingress/lorawan-server/device-sessions.ts';
+import { builtinCodec } from '../../src/ingress/lorawan-server/payload-codec.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from '../../src/ingress/semtech-udp/semtech-udp-ingress.ts';
 import { loadConfig } from '../../src/ops/config/load.ts';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
@@ -62,7 +63,7 @@ async function startGatewayIngress(t: TestContext, devices: readonly LorawanDevi
       stream: 'uplink',
       gatewayStatusStream: null,
       rejectLogIntervalMs: 60_000,
-      devices: devices.map(deviceProfileFromEntry),
+      devices: devices.map((entry) => deviceProfileFromEntry(entry, (choice) => builtinCodec(choice.codec === 'cayenne-lpp' ? 'cayenne-lpp' : 'raw'))),
     },
     { accept, loadState: async () => new Map(state), log: captureLog('error').log, metrics },
   );

@@ -6,15 +6,14 @@
 import { createHash } from 'node:crypto';
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import type { Logger } from '../../ops/log.ts';
-
-export type PayloadCodecName = 'raw' | 'cayenne-lpp';
+import type { CodecChoice, CodecName, PayloadCodec } from './payload-codec.ts';
 
 export interface LorawanDeviceProfile {
   /** 16 lower-case hex digits: the record key. */
   readonly devEui: string;
   /** end_device_ids.device_id in records. */
   readonly name: string;
-  readonly codec: PayloadCodecName;
+  readonly codec: PayloadCodec;
   readonly activation: AbpActivation | OtaaActivation;
 }
 
@@ -35,7 +34,8 @@ export interface OtaaActivation {
 export interface LorawanDeviceEntry {
   readonly dev_eui: string;
   readonly name?: string | undefined;
-  readonly codec: PayloadCodecName;
+  readonly codec: CodecName;
+  readonly formatter_file?: string | undefined;
   readonly dev_addr?: string | undefined;
   readonly nwk_s_key?: string | undefined;
   readonly app_s_key?: string | undefined;
@@ -43,13 +43,13 @@ export interface LorawanDeviceEntry {
   readonly app_key?: string | undefined;
 }
 
-/** lorawan.devices entry -> profile: OTAA when it has an app_key, else ABP. */
-export function deviceProfileFromEntry(entry: LorawanDeviceEntry): LorawanDeviceProfile {
+/** lorawan.devices entry -> profile: OTAA when it has an app_key, else ABP; `codecFor` compiles (and caches) formatters. */
+export function deviceProfileFromEntry(entry: LorawanDeviceEntry, codecFor: (choice: CodecChoice) => PayloadCodec): LorawanDeviceProfile {
   const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
   return {
     devEui: entry.dev_eui,
     name: entry.name ?? `eui-${entry.dev_eui}`,
-    codec: entry.codec,
+    codec: codecFor(entry),
     activation:
       entry.app_key !== undefined
         ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }

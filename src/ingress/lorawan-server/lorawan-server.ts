@@ -235,8 +235,8 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       adr: frame.fctrl.adr,
       fopts: frame.fopts,
       plaintext,
-      codec: profile.codec,
-      decoded: decodePayload(profile.codec, frame.fport, plaintext),
+      codec: profile.codec.name,
+      decoded: decodePayload(profile.codec, frame.fport, plaintext, new Date(receivedAtMs)),
       receptions,
       receivedAtMs,
     });

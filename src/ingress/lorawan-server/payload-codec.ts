@@ -1,7 +1,7 @@
-// Per-device payload codecs: turn a decrypted FRMPayload into `decoded_payload`. A codec failure never
+// Payload codecs: turn a device's application bytes into `decoded_payload`. Raw (none), Cayenne LPP, or a
+// JavaScript payload formatter in the TTN/ChirpStack `decodeUplink(input)` form. A codec failure never
 // drops the uplink: the record goes on with the bytes and the error noted.
 import { decodeCayenneLpp } from '../lorawan/cayenne-lpp.ts';
-import type { PayloadCodecName } from './device-sessions.ts';
 
 export interface DecodedPayload {
   readonly data?: Record<string, unknown>;
@@ -9,9 +9,46 @@ export interface DecodedPayload {
   readonly warnings?: readonly string[];
 }
 
-export function decodePayload(codec: PayloadCodecName, fport: number | null, bytes: Buffer): DecodedPayload {
+/** What a codec is given: the TTN `decodeUplink` input. */
+export interface UplinkInput {
+  readonly bytes: Buffer;
+  readonly fPort: number;
+  readonly recvTime: Date;
+}
+
+export interface PayloadCodec {
+  /** 'raw', 'cayenne-lpp', or 'javascript:{file}': noted on every record as iotgw.codec. */
+  readonly name: string;
+  /** Never throws: failures come back as `error`. */
+  decode(input: UplinkInput): DecodedPayload;
+}
+
+/** A codec as configuration names it (lorawan.devices[].codec, ttn.codec, serial.raw.codec). */
+export type CodecName = 'raw' | 'cayenne-lpp' | 'javascript';
+
+export interface CodecChoice {
+  readonly codec: CodecName;
+  /** Required for 'javascript': the formatter file defining decodeUplink(input). */
+  readonly formatter_file?: string | undefined;
+}
+
+export const RAW_CODEC: PayloadCodec = { name: 'raw', decode: () => ({}) };
+
+export const CAYENNE_LPP_CODEC: PayloadCodec = {
+  name: 'cayenne-lpp',
+  decode({ bytes }) {
+    const result = decodeCayenneLpp(bytes);
+    return result.ok ? { data: result.data } : { data: result.data, error: `cayenne-lpp: ${result.error}` };
+  },
+};
+
+export function decodePayload(codec: PayloadCodec, fport: number | null, bytes: Buffer, recvTime: Date): DecodedPayload {
   // FPort 0 carries MAC commands and a frame without FPort carries nothing: no application payload to decode.
-  if (codec === 'raw' || fport === null || fport === 0) return {};
-  const result = decodeCayenneLpp(bytes);
-  return result.ok ? { data: result.data } : { data: result.data, error: `cayenne-lpp: ${result.error}` };
+  if (fport === null || fport === 0) return {};
+  return codec.decode({ bytes, fPort: fport, recvTime });
+}
+
+/** The codecs that need no file; 'javascript' is compiled by the formatter cache (javascript-formatter.ts). */
+export function builtinCodec(name: Exclude<CodecName, 'javascript'>): PayloadCodec {
+  return name === 'cayenne-lpp' ? CAYENNE_LPP_CODEC : RAW_CODEC;
 }

@@ -11,6 +11,7 @@ import { decodeJoinAccept, deriveSessionKeys, encodeDataFrame, encodeJoinRequest
 import { parsePhyPayload } from '../../../src/ingress/lorawan/phy-payload.ts';
 import { EU868 } from '../../../src/ingress/lorawan/region.ts';
 import type { LorawanDeviceProfile } from '../../../src/ingress/lorawan-server/device-sessions.ts';
+import { CAYENNE_LPP_CODEC, RAW_CODEC } from '../../../src/ingress/lorawan-server/payload-codec.ts';
 import type { Txpk } from '../../../src/ingress/semtech-udp/packets.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from '../../../src/ingress/semtech-udp/semtech-udp-ingress.ts';
 import { createMetrics, type Metrics } from '../../../src/ops/metrics.ts';
@@ -29,7 +30,7 @@ const phy = (id: string): Buffer => Buffer.from(vectors.find((vector) => vector.
 const ABP: LorawanDeviceProfile = {
   devEui: '0011223344556677',
   name: 'meter-1',
-  codec: 'raw',
+  codec: RAW_CODEC,
   activation: {
     mode: 'abp',
     devAddr: '49be7df1',
@@ -41,7 +42,7 @@ const APP_KEY = Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex');
 const OTAA: LorawanDeviceProfile = {
   devEui: '0202020202020202',
   name: 'lamp-1',
-  codec: 'cayenne-lpp',
+  codec: CAYENNE_LPP_CODEC,
   activation: { mode: 'otaa', joinEui: '0101010101010101', appKey: APP_KEY },
 };
 
