@@ -10,6 +10,7 @@ import type { Sink } from './forward/sink.ts';
 import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { regionByName } from './ingress/lorawan/region.ts';
 import { deviceProfileFromEntry } from './ingress/lorawan-server/device-sessions.ts';
+import { createLorawanNetwork, type LorawanNetwork, type LorawanNetworkDeps } from './ingress/lorawan-server/lorawan-network.ts';
 import { builtinCodec, type CodecChoice, type PayloadCodec } from './ingress/lorawan-server/payload-codec.ts';
 import { createMqttIngress, type MqttIngress } from './ingress/mqtt-broker/broker.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from './ingress/semtech-udp/semtech-udp-ingress.ts';
@@ -228,9 +229,27 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const watermark = createBufferWatermark({ maxRecords: config.buffer.max_records, maxBytes: config.buffer.max_bytes }, log.child({ component: 'buffer' }));
   let watermarkTimer: NodeJS.Timeout | null = null;
 
-  const lorawanIngress: SemtechUdpIngress | null = config.lorawan.enabled
-    ? createLorawanIngress(config, { accept, buffer: lazyBuffer, codecFor, log, metrics, onReject: status.noteRejection })
+  const lorawanNetwork: LorawanNetwork | null = config.lorawan.enabled
+    ? createLorawanNetworkFromConfig(config, {
+        accept,
+        loadState: (scope) => lazyBuffer.readState(scope),
+        codecFor,
+        log,
+        metrics,
+        onReject: status.noteRejection,
+      })
     : null;
+  const lorawanIngress: SemtechUdpIngress | null =
+    lorawanNetwork === null
+      ? null
+      : createSemtechUdpIngress(
+          {
+            host: config.lorawan.udp.host,
+            port: config.lorawan.udp.port,
+            gatewayStatusStream: config.lorawan.gateway_status_stream === '' ? null : config.lorawan.gateway_status_stream,
+          },
+          { network: lorawanNetwork, accept, log, metrics, onReject: status.noteRejection },
+        );
 
   function refreshMetrics(): void {
     if (buffer === null) return;
@@ -279,6 +298,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     ops,
     acceptComponent,
     mqttIngress,
+    ...(lorawanNetwork === null ? [] : [lorawanNetwork]),
     ...(lorawanIngress === null ? [] : [lorawanIngress]),
   ];
   let started = false;
@@ -309,28 +329,22 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   };
 }
 
-function createLorawanIngress(
+function createLorawanNetworkFromConfig(
   config: Config,
-  deps: Omit<Parameters<typeof createSemtechUdpIngress>[1], 'loadState'> & {
-    readonly buffer: RecordBuffer;
-    readonly codecFor: (choice: CodecChoice) => PayloadCodec;
-  },
-): SemtechUdpIngress {
+  deps: LorawanNetworkDeps & { readonly codecFor: (choice: CodecChoice) => PayloadCodec },
+): LorawanNetwork {
   const { lorawan } = config;
   const region = regionByName(lorawan.region);
   if (region === null) throw new Error(`lorawan.region ${lorawan.region} is not implemented`);
-  return createSemtechUdpIngress(
+  return createLorawanNetwork(
     {
-      host: lorawan.udp.host,
-      port: lorawan.udp.port,
       region,
       netId: lorawan.net_id,
       dedupWindowMs: lorawan.dedup_window_ms,
       stream: lorawan.stream,
-      gatewayStatusStream: lorawan.gateway_status_stream === '' ? null : lorawan.gateway_status_stream,
       rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
       devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, deps.codecFor)),
     },
-    { ...deps, loadState: (scope) => deps.buffer.readState(scope) },
+    deps,
   );
 }

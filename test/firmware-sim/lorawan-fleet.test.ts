@@ -21,6 +21,7 @@ import type { StateWrite } from '../../src/buffer/record-buffer.ts';
 import type { Accept } from '../../src/ingress/ingress.ts';
 import { EU868 } from '../../src/ingress/lorawan/region.ts';
 import { deviceProfileFromEntry } from '../../src/ingress/lorawan-server/device-sessions.ts';
+import { createLorawanNetwork } from '../../src/ingress/lorawan-server/lorawan-network.ts';
 import { builtinCodec } from '../../src/ingress/lorawan-server/payload-codec.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from '../../src/ingress/semtech-udp/semtech-udp-ingress.ts';
 import { loadConfig } from '../../src/ops/config/load.ts';
@@ -53,26 +54,27 @@ async function startGatewayIngress(t: TestContext, devices: readonly LorawanDevi
     }
     return { ok: true, seqs: batch.map((_, index) => index) };
   };
-  const ingress = createSemtechUdpIngress(
+  const log = captureLog('error').log;
+  const network = createLorawanNetwork(
     {
-      host: '127.0.0.1',
-      port: 0,
       region: EU868,
       netId: '000000',
       dedupWindowMs: 200,
       stream: 'uplink',
-      gatewayStatusStream: null,
       rejectLogIntervalMs: 60_000,
       devices: devices.map((entry) => deviceProfileFromEntry(entry, (choice) => builtinCodec(choice.codec === 'cayenne-lpp' ? 'cayenne-lpp' : 'raw'))),
     },
-    { accept, loadState: async () => new Map(state), log: captureLog('error').log, metrics },
+    { accept, loadState: async () => new Map(state), log, metrics },
   );
+  const ingress = createSemtechUdpIngress({ host: '127.0.0.1', port: 0, gatewayStatusStream: null }, { network, accept, log, metrics });
+  await network.start();
   await ingress.start();
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     await ingress.stop();
+    await network.stop();
   };
   t.after(stop);
   return {

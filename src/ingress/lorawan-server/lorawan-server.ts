@@ -47,7 +47,6 @@ export interface LorawanServerOptions {
   /** 6 hex digits. */
   readonly netId: string;
   readonly stream: string;
-  readonly source: RecordSource;
   readonly rejectLogIntervalMs: number;
 }
 
@@ -83,12 +82,12 @@ export interface LorawanServer {
 const FCNT32 = 2 ** 32;
 
 export function createLorawanServer(options: LorawanServerOptions, deps: LorawanServerDeps): LorawanServer {
-  const { region, source } = options;
+  const { region } = options;
   const { sessions, metrics } = deps;
-  const log = deps.log.child({ component: `ingress.${source}.lorawan` });
+  const log = deps.log.child({ component: 'ingress.lorawan' });
   const lastLogged = new Map<string, number>();
 
-  function reject(reason: LorawanRejectReason, device: string, message: string): void {
+  function reject(source: RecordSource, reason: LorawanRejectReason, device: string, message: string): void {
     metrics.ingressRejected.inc({ source, reason });
     deps.onReject?.(source, reason, message);
     const key = `${device}|${reason}`;
@@ -101,15 +100,22 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   }
 
   async function handleFrame(frame: DeduplicatedFrame): Promise<void> {
+    const { source } = frame;
     try {
       const parsed = parsePhyPayload(frame.phyPayload);
       if (!parsed.ok)
-        return reject('malformed-frame', 'unknown', `${parsed.message} (${frame.phyPayload.length} bytes from gateway ${frame.receptions[0]?.gatewayEui})`);
+        return reject(
+          source,
+          'malformed-frame',
+          'unknown',
+          `${parsed.message} (${frame.phyPayload.length} bytes from gateway ${frame.receptions[0]?.gatewayEui})`,
+        );
       const receptions = [...frame.receptions].sort(byReceptionQuality);
       const phy = parsed.frame;
-      if (phy.kind === 'join-request') return await handleJoin(phy, receptions);
-      if (phy.kind === 'data' && phy.direction === 'up') return await handleUplink(phy, receptions);
+      if (phy.kind === 'join-request') return await handleJoin(phy, receptions, source);
+      if (phy.kind === 'data' && phy.direction === 'up') return await handleUplink(phy, receptions, source);
       return reject(
+        source,
         'not-uplink',
         'unknown',
         `a ${phy.kind === 'data' ? phy.mtype : 'JoinAccept'} frame on the uplink path (another network server's downlink heard by a gateway?)`,
@@ -148,14 +154,19 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     return null;
   }
 
-  async function handleUplink(frame: DataFrame, receptions: readonly Reception[]): Promise<void> {
+  async function handleUplink(frame: DataFrame, receptions: readonly Reception[], source: RecordSource): Promise<void> {
     const devAddr = frame.devAddr.toUpperCase();
     if (sessions.byDevAddr(frame.devAddr).length === 0) {
-      return reject('unknown-devaddr', devAddr, `no device with DevAddr ${devAddr} (add it to lorawan.devices, or it belongs to another network)`);
+      return reject(source, 'unknown-devaddr', devAddr, `no device with DevAddr ${devAddr} (add it to lorawan.devices, or it belongs to another network)`);
     }
     const match = matchSession(frame);
     if (match === null) {
-      return reject('mic-mismatch', devAddr, `MIC check failed for DevAddr ${devAddr} (FCnt ${frame.fcnt16}): wrong NwkSKey in the config, or a forged frame`);
+      return reject(
+        source,
+        'mic-mismatch',
+        devAddr,
+        `MIC check failed for DevAddr ${devAddr} (FCnt ${frame.fcnt16}): wrong NwkSKey in the config, or a forged frame`,
+      );
     }
     const { device, session, fcnt } = match;
     const devEui = device.profile.devEui;
@@ -163,6 +174,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     let gap = 0;
     if (verdict.verdict === 'replay') {
       return reject(
+        source,
         'replay',
         devEui,
         `device ${devEui} sent frame counter ${fcnt}, expected ${session.fcntUpNext} or a little more: a replayed frame, or the device reset its counter (an ABP device must keep counters across reboots; re-join OTAA devices)`,
@@ -174,7 +186,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
         metrics.ingressRejected.inc({ source, reason: 'retransmission' });
         // Stored (or being stored, and then ACKed by that frame): nothing is stored twice. A device that
         // did not hear our ACK hears it again.
-        if (frame.confirmed && previous?.commit === 'committed') void sendAck(device, session, receptions, nextFcntDown(session));
+        if (frame.confirmed && previous?.commit === 'committed') void sendAck(device, session, receptions, nextFcntDown(session), source);
         return;
       }
       // Heard before but never stored (its commit failed): store it now.
@@ -192,7 +204,8 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     const plaintext = frame.fport === null ? Buffer.alloc(0) : cryptFrmPayload(key, 'up', frame.devAddr, fcnt, frame.frmPayload);
     const state: StateWrite[] = [sessions.stateWrite(device)];
     // FPort 0 and port-less frames carry MAC commands or nothing: no application record, but the counter moves.
-    const records: NewRecord[] = frame.fport === null || frame.fport === 0 ? [] : [uplinkRecord(device, session, frame, fcnt, gap, plaintext, receptions)];
+    const records: NewRecord[] =
+      frame.fport === null || frame.fport === 0 ? [] : [uplinkRecord(device, session, frame, fcnt, gap, plaintext, receptions, source)];
     const result = await deps.accept(records, state);
     if (!result.ok) {
       lastUplink.commit = 'failed';
@@ -202,7 +215,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     }
     lastUplink.commit = 'committed';
     if (records.length === 0) metrics.lorawanMacOnlyFrames.inc();
-    if (ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown);
+    if (ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown, source);
   }
 
   function nextFcntDown(session: Session): number {
@@ -219,6 +232,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     gap: number,
     plaintext: Buffer,
     receptions: readonly Reception[],
+    source: RecordSource,
   ): NewRecord {
     const { profile } = device;
     const receivedAtMs = Math.min(...receptions.map((reception) => reception.receivedAtMs));
@@ -252,7 +266,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     };
   }
 
-  async function sendAck(device: LorawanDevice, session: Session, receptions: readonly Reception[], fcntDown: number): Promise<void> {
+  async function sendAck(device: LorawanDevice, session: Session, receptions: readonly Reception[], fcntDown: number, source: RecordSource): Promise<void> {
     const phyPayload = encodeDataFrame({
       mtype: 'UnconfirmedDataDown',
       devAddr: session.devAddr,
@@ -262,36 +276,38 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       nwkSKey: session.nwkSKey,
       appSKey: session.appSKey,
     });
-    await sendClassA('ack', device, receptions, phyPayload, region.rx1DelaySeconds);
+    await sendClassA('ack', device, receptions, phyPayload, region.rx1DelaySeconds, source);
   }
 
-  async function handleJoin(frame: JoinRequestFrame, receptions: readonly Reception[]): Promise<void> {
+  async function handleJoin(frame: JoinRequestFrame, receptions: readonly Reception[], source: RecordSource): Promise<void> {
     const devEui = frame.devEui;
     const device = sessions.byDevEui(devEui);
     if (device === undefined || device.profile.activation.mode !== 'otaa') {
       metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject('unknown-deveui', devEui, `join-request from DevEUI ${devEui}, which is not an OTAA device in lorawan.devices`);
+      return reject(source, 'unknown-deveui', devEui, `join-request from DevEUI ${devEui}, which is not an OTAA device in lorawan.devices`);
     }
     const { activation } = device.profile;
     if (activation.joinEui !== frame.joinEui) {
       metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject('join-eui-mismatch', devEui, `join-request from ${devEui} names JoinEUI ${frame.joinEui}, the config says ${activation.joinEui}`);
+      return reject(source, 'join-eui-mismatch', devEui, `join-request from ${devEui} names JoinEUI ${frame.joinEui}, the config says ${activation.joinEui}`);
     }
     if (!verifyJoinRequestMic(activation.appKey, frame.micInput, frame.mic)) {
       metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject('join-mic-mismatch', devEui, `join-request MIC check failed for ${devEui}: wrong app_key in the config, or a forged request`);
+      return reject(source, 'join-mic-mismatch', devEui, `join-request MIC check failed for ${devEui}: wrong app_key in the config, or a forged request`);
     }
-    if (deps.downlink === null) {
+    // Checked before a session is made: a session the device can never hear about would only shadow the old one.
+    if (!receptions.some((reception) => reception.timestampUs !== null && deps.downlink?.canReach(reception.gatewayEui))) {
       metrics.lorawanJoins.inc({ result: 'rejected' });
       return reject(
+        source,
         'no-downlink-path',
         devEui,
-        `join-request from ${devEui} heard on a receive-only path: OTAA needs a gateway that can transmit the join-accept`,
+        `join-request from ${devEui} heard only on receive-only paths (a serial radio, or a packet forwarder that has not sent PULL_DATA yet): OTAA needs a gateway that can transmit the join-accept`,
       );
     }
     if (!rememberDevNonce(device, frame.devNonce)) {
       metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject('devnonce-reused', devEui, `join-request from ${devEui} reuses DevNonce ${frame.devNonce}: a replayed join-request`);
+      return reject(source, 'devnonce-reused', devEui, `join-request from ${devEui} reuses DevNonce ${frame.devNonce}: a replayed join-request`);
     }
 
     const joinNonce = (device.lastJoinNonce + 1) % 0x1000000;
@@ -322,7 +338,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       rx2DataRate: region.rx2DataRate,
       rxDelay: region.rx1DelaySeconds,
     });
-    const sent = await sendClassA('join-accept', device, receptions, joinAccept, region.joinAcceptDelay1Seconds);
+    const sent = await sendClassA('join-accept', device, receptions, joinAccept, region.joinAcceptDelay1Seconds, source);
     metrics.lorawanJoins.inc({ result: sent ? 'accepted' : 'accept-not-sent' });
     log.info(
       { devEui, devAddr: devAddr.toUpperCase(), sent },
@@ -337,12 +353,14 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     receptions: readonly Reception[],
     phyPayload: Buffer,
     rx1DelayS: number,
+    source: RecordSource,
   ): Promise<boolean> {
     const path = deps.downlink;
     const via = receptions.find((reception) => reception.timestampUs !== null && path?.canReach(reception.gatewayEui));
     if (path === null || via === undefined || via.timestampUs === null) {
       metrics.lorawanDownlinks.inc({ kind, window: 'none', result: 'no-route' });
       reject(
+        source,
         'no-downlink-path',
         device.profile.devEui,
         `no gateway that heard ${device.profile.devEui} has a downlink route (no PULL_DATA from it lately) for the ${kind}`,

@@ -1,16 +1,14 @@
-// LoRaWAN from local packet forwarders: the UDP transport (acks, gateway routes) feeds rxpk with a good
-// CRC into the deduplicator; each deduplicated frame goes through the LoRaWAN server (MIC, counters,
-// decryption, joins) into the buffer; join-accepts and ACKs go back out as PULL_RESP. Gateway `stat`
-// reports become metrics, and records on their own stream when configured.
+// LoRaWAN from local packet forwarders: the UDP transport (acks, gateway routes) hands rxpk with a good
+// CRC to the shared LoRaWAN network (dedup, MIC, counters, decryption, joins), and is the network's
+// downlink path: join-accepts and ACKs go back out as PULL_RESP. Gateway `stat` reports become metrics,
+// and records on their own stream when configured.
 import type { AddressInfo } from 'node:net';
 import type { Component, HealthReport } from '../../ops/lifecycle.ts';
 import type { Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { Accept } from '../ingress.ts';
-import type { Region } from '../lorawan/region.ts';
-import { createDeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from '../lorawan-server/device-sessions.ts';
-import { createFrameDeduplicator, type FrameDeduplicator } from '../lorawan-server/frame-deduplicator.ts';
-import { type ClassADownlink, createLorawanServer, type DownlinkPath } from '../lorawan-server/lorawan-server.ts';
+import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
+import type { ClassADownlink } from '../lorawan-server/lorawan-server.ts';
 import type { Reception } from '../lorawan-server/reception.ts';
 import type { GatewayStat, Rxpk } from './packets.ts';
 import { createUdpTransport, type GatewayInfo, type UdpTransport } from './udp-transport.ts';
@@ -18,20 +16,14 @@ import { createUdpTransport, type GatewayInfo, type UdpTransport } from './udp-t
 export interface SemtechUdpIngressOptions {
   readonly host: string;
   readonly port: number;
-  readonly region: Region;
-  readonly netId: string;
-  readonly dedupWindowMs: number;
-  readonly stream: string;
   /** null: stat reports are metrics only. */
   readonly gatewayStatusStream: string | null;
-  readonly rejectLogIntervalMs: number;
-  readonly devices: readonly LorawanDeviceProfile[];
 }
 
 export interface SemtechUdpIngressDeps {
+  readonly network: LorawanNetwork;
+  /** For gateway status records. */
   readonly accept: Accept;
-  /** Committed device state of a scope (sessions, counters), read once at start. */
-  readonly loadState: (scope: string) => Promise<ReadonlyMap<string, string>>;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly onReject?: (source: string, reason: string, detail: string) => void;
@@ -47,16 +39,9 @@ const STAT_FIELDS = ['rxnb', 'rxok', 'rxfw', 'ackr', 'dwnb', 'txnb', 'temp'] as 
 
 export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps: SemtechUdpIngressDeps): SemtechUdpIngress {
   const log = deps.log.child({ component: 'ingress.semtech-udp' });
-  const { metrics } = deps;
+  const { metrics, network } = deps;
   let transport: UdpTransport | null = null;
-  let deduplicator: FrameDeduplicator | null = null;
-  const inFlight = new Set<Promise<void>>();
   let stopping = false;
-
-  function track(work: Promise<void>): void {
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
-  }
 
   function toReception(gatewayEui: string, rxpk: Rxpk, receivedAtMs: number): Reception {
     return {
@@ -105,9 +90,7 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
 
     async start() {
       stopping = false;
-      const persisted = await deps.loadState(STATE_SCOPE);
-      const sessions = createDeviceSessions(options.devices, persisted, { log });
-      const downlink: DownlinkPath = {
+      network.attachDownlink({
         canReach: (gatewayEui) => transport?.gateways().some((gateway) => gateway.gatewayEui === gatewayEui && gateway.pullRoute !== null) ?? false,
         send: async (down: ClassADownlink) => {
           if (transport === null) return { ok: false, reason: 'the UDP listener is stopped' };
@@ -125,13 +108,7 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
             ncrc: true,
           });
         },
-      };
-      const server = createLorawanServer(
-        { region: options.region, netId: options.netId, stream: options.stream, source: SOURCE, rejectLogIntervalMs: options.rejectLogIntervalMs },
-        { accept: deps.accept, sessions, downlink, log: deps.log, metrics, ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }) },
-      );
-      const dedup = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => track(server.handleFrame(frame)));
-      deduplicator = dedup;
+      });
       const udp = createUdpTransport(
         { host: options.host, port: options.port },
         {
@@ -149,7 +126,7 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
               metrics.ingressRejected.inc({ source: SOURCE, reason: 'not-lora' });
               return;
             }
-            dedup.add(rxpk.data, toReception(gatewayEui, rxpk, receivedAtMs));
+            network.receive(rxpk.data, toReception(gatewayEui, rxpk, receivedAtMs), SOURCE);
           },
           onStat,
           onDrop(reason, detail) {
@@ -172,22 +149,17 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
       await udp.start();
       transport = udp;
       const { address, port } = udp.address();
-      log.info(
-        { address, port, devices: sessions.size, region: options.region.name },
-        `LoRaWAN: listening for Semtech UDP packet forwarders on ${address}:${port}`,
-      );
+      log.info({ address, port, devices: network.deviceCount }, `LoRaWAN: listening for Semtech UDP packet forwarders on ${address}:${port}`);
     },
 
     async stop() {
       const udp = transport;
-      // Take no new frames, hand on those still in their dedup window and wait until they are committed;
-      // the socket stays open meanwhile so their join-accepts and ACKs can still go out.
+      // Take no new frames, let the network commit (and answer) those it holds; the socket stays open
+      // meanwhile so their join-accepts and ACKs can still go out.
       stopping = true;
-      deduplicator?.flush();
-      await Promise.allSettled([...inFlight]);
+      await network.drain();
       if (udp !== null) await udp.stop();
       transport = null;
-      deduplicator = null;
     },
 
     health(): HealthReport {

@@ -11,6 +11,7 @@ import { decodeJoinAccept, deriveSessionKeys, encodeDataFrame, encodeJoinRequest
 import { parsePhyPayload } from '../../../src/ingress/lorawan/phy-payload.ts';
 import { EU868 } from '../../../src/ingress/lorawan/region.ts';
 import type { LorawanDeviceProfile } from '../../../src/ingress/lorawan-server/device-sessions.ts';
+import { createLorawanNetwork } from '../../../src/ingress/lorawan-server/lorawan-network.ts';
 import { CAYENNE_LPP_CODEC, RAW_CODEC } from '../../../src/ingress/lorawan-server/payload-codec.ts';
 import type { Txpk } from '../../../src/ingress/semtech-udp/packets.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from '../../../src/ingress/semtech-udp/semtech-udp-ingress.ts';
@@ -68,22 +69,18 @@ async function startHarness(t: TestContext, state = new Map<string, string>(), c
     }
     return { ok: true, seqs: batch.map((_, index) => index) };
   };
-  const ingress = createSemtechUdpIngress(
-    {
-      host: '127.0.0.1',
-      port: 0,
-      region: EU868,
-      netId: '000013',
-      dedupWindowMs: 150,
-      stream: 'uplink',
-      gatewayStatusStream: null,
-      rejectLogIntervalMs: 60_000,
-      devices: [ABP, OTAA],
-    },
-    { accept, loadState: async () => new Map(state), log: captureLog('warn').log, metrics },
+  const log = captureLog('warn').log;
+  const network = createLorawanNetwork(
+    { region: EU868, netId: '000013', dedupWindowMs: 150, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP, OTAA] },
+    { accept, loadState: async () => new Map(state), log, metrics },
   );
+  const ingress = createSemtechUdpIngress({ host: '127.0.0.1', port: 0, gatewayStatusStream: null }, { network, accept, log, metrics });
+  await network.start();
   await ingress.start();
-  t.after(() => ingress.stop());
+  t.after(async () => {
+    await ingress.stop();
+    await network.stop();
+  });
   return {
     ingress,
     metrics,

@@ -1,0 +1,131 @@
+// The one LoRaWAN network server of this gateway, shared by every way a frame comes in (Semtech UDP packet
+// forwarders, a serial radio): one set of device sessions and frame counters, one deduplicator, one server.
+// Two radios hearing the same frame make one record, and a device's counters never split between paths.
+//
+// Feeders hand over each received PHYPayload with its reception; the UDP transport also attaches the
+// downlink path (join-accepts, ACKs). The network loads the committed sessions when it starts, so it starts
+// before its feeders and stops after them; a feeder that must still send downlinks at shutdown drains it
+// first (see drain()).
+import type { Component, HealthReport } from '../../ops/lifecycle.ts';
+import type { Logger } from '../../ops/log.ts';
+import type { Metrics } from '../../ops/metrics.ts';
+import type { RecordSource } from '../../record/record.ts';
+import type { Accept } from '../ingress.ts';
+import { parsePhyPayload } from '../lorawan/phy-payload.ts';
+import type { Region } from '../lorawan/region.ts';
+import { createDeviceSessions, type DeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from './device-sessions.ts';
+import { createFrameDeduplicator, type FrameDeduplicator } from './frame-deduplicator.ts';
+import { type ClassADownlink, createLorawanServer, type DownlinkPath } from './lorawan-server.ts';
+import type { Reception } from './reception.ts';
+
+export interface LorawanNetworkOptions {
+  readonly region: Region;
+  readonly netId: string;
+  readonly dedupWindowMs: number;
+  readonly stream: string;
+  readonly rejectLogIntervalMs: number;
+  readonly devices: readonly LorawanDeviceProfile[];
+}
+
+export interface LorawanNetworkDeps {
+  readonly accept: Accept;
+  /** Committed device state of a scope (sessions, counters), read once at start. */
+  readonly loadState: (scope: string) => Promise<ReadonlyMap<string, string>>;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly onReject?: (source: string, reason: string, detail: string) => void;
+}
+
+export interface LorawanNetwork extends Component {
+  /** One received frame. Copies from other radios within the dedup window join it. */
+  receive(phyPayload: Buffer, reception: Reception, source: RecordSource): void;
+  /** Whether the bytes are an uplink of a configured device (a data frame from a known DevAddr, or a join-request from a known OTAA DevEUI). */
+  claims(phyPayload: Buffer): boolean;
+  /** Where join-accepts and ACKs go out (the UDP transport); without one the network is receive-only. */
+  attachDownlink(path: DownlinkPath): void;
+  /** Hands on frames still in their dedup window and waits until they are committed (and answered). */
+  drain(): Promise<void>;
+  readonly deviceCount: number;
+}
+
+/** A path that reaches no gateway: joins and ACKs are refused as `no-downlink-path`. */
+const NO_DOWNLINK: DownlinkPath = { canReach: () => false, send: async () => ({ ok: false, reason: 'no downlink path' }) };
+
+export function createLorawanNetwork(options: LorawanNetworkOptions, deps: LorawanNetworkDeps): LorawanNetwork {
+  const { metrics } = deps;
+  let sessions: DeviceSessions | null = null;
+  let deduplicator: FrameDeduplicator | null = null;
+  let downlink: DownlinkPath = NO_DOWNLINK;
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+
+  function track(work: Promise<void>): void {
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
+  }
+
+  async function drain(): Promise<void> {
+    stopping = true;
+    deduplicator?.flush();
+    await Promise.allSettled([...inFlight]);
+  }
+
+  return {
+    name: 'lorawan.network',
+
+    async start() {
+      stopping = false;
+      const persisted = await deps.loadState(STATE_SCOPE);
+      const loaded = createDeviceSessions(options.devices, persisted, { log: deps.log.child({ component: 'ingress.lorawan' }) });
+      // The server sees the attached path at send time, so a transport that attaches after start still answers.
+      const path: DownlinkPath = {
+        canReach: (gatewayEui) => downlink.canReach(gatewayEui),
+        send: (down: ClassADownlink) => downlink.send(down),
+      };
+      const server = createLorawanServer(
+        { region: options.region, netId: options.netId, stream: options.stream, rejectLogIntervalMs: options.rejectLogIntervalMs },
+        { accept: deps.accept, sessions: loaded, downlink: path, log: deps.log, metrics, ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }) },
+      );
+      deduplicator = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => track(server.handleFrame(frame)));
+      sessions = loaded;
+    },
+
+    async stop() {
+      await drain();
+      deduplicator = null;
+      sessions = null;
+    },
+
+    health(): HealthReport {
+      return sessions === null ? { status: 'down', detail: 'not started' } : { status: 'ok' };
+    },
+
+    receive(phyPayload, reception, source) {
+      if (stopping || deduplicator === null) {
+        metrics.ingressRejected.inc({ source, reason: 'shutting-down' });
+        return;
+      }
+      deduplicator.add(phyPayload, reception, source);
+    },
+
+    claims(phyPayload) {
+      if (sessions === null) return false;
+      const parsed = parsePhyPayload(phyPayload);
+      if (!parsed.ok) return false;
+      const frame = parsed.frame;
+      if (frame.kind === 'data') return frame.direction === 'up' && sessions.byDevAddr(frame.devAddr).length > 0;
+      if (frame.kind === 'join-request') return sessions.byDevEui(frame.devEui)?.profile.activation.mode === 'otaa';
+      return false;
+    },
+
+    attachDownlink(path) {
+      downlink = path;
+    },
+
+    drain,
+
+    get deviceCount() {
+      return sessions?.size ?? options.devices.length;
+    },
+  };
+}
