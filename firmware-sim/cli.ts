@@ -8,7 +8,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { type LorawanFleetOptions, type LorawanFleetProgress, type LorawanFleetReport, lorawanDevicesConfig, runLorawanFleet } from './lorawan-fleet.ts';
+import { createSerialRadioSim, rawNodeKey, type SerialRadioSimReport } from './serial-radio-sim.ts';
 import { runMqttFleet } from './transports/mqtt-device.ts';
+import { runTtnCommand, TTN_SUMMARY } from './ttn-command.ts';
 import type { MqttFleetOptions, MqttFleetProgress, MqttFleetReport } from './transports/mqtt-device.ts';
 
 const EXIT_OK = 0;
@@ -33,8 +35,12 @@ const COMMANDS: readonly Command[] = [
     summary: 'LoRaWAN devices (ABP, OTAA) behind simulated Semtech UDP packet forwarders, real crypto',
     run: runLorawanCommand,
   },
-  { name: 'ttn', summary: 'uplinks delivered the way The Things Network does (not yet available)' },
-  { name: 'serial', summary: 'frames from a serial radio module over a PTY (not yet available)' },
+  { name: 'ttn', summary: TTN_SUMMARY, run: runTtnCommand },
+  {
+    name: 'serial',
+    summary: 'an RN2483 LoRa radio module on a pty (socat): LoRaWAN and raw point-to-point frames',
+    run: runSerialCommand,
+  },
 ];
 
 const MAIN_HELP = `firmware-sim: simulates a fleet of smart-city devices (electricity and water meters,
@@ -145,13 +151,19 @@ async function main(argv: readonly string[]): Promise<number> {
     throw new UsageError(
       first.startsWith('-')
         ? `unknown option ${first} before the transport (see firmware-sim --help)`
-        : `unknown transport '${first}' (available: mqtt, lorawan; see firmware-sim --help)`,
+        : `unknown transport '${first}' (available: ${availableTransports()}; see firmware-sim --help)`,
     );
   }
   if (command.run === undefined) {
     throw new UsageError(`transport '${command.name}' is not yet available (available: mqtt, lorawan)`);
   }
   return command.run(rest);
+}
+
+function availableTransports(): string {
+  return COMMANDS.filter((command) => command.run !== undefined)
+    .map((command) => command.name)
+    .join(', ');
 }
 
 async function runMqttCommand(argv: readonly string[]): Promise<number> {
@@ -496,6 +508,154 @@ async function runLorawanCommand(argv: readonly string[]): Promise<number> {
     console.log(formatLorawanSummary(report, options));
   }
   return report.totals.pushAcked === 0 ? EXIT_NO_CONNECTION : EXIT_OK;
+}
+
+const SERIAL_HELP = `firmware-sim serial: a simulated Microchip RN2483 LoRa radio module on a pseudo-terminal, so the
+gateway's serial radio ingress (serial.enabled) can be tried without hardware. socat makes a pty pair;
+the gateway opens one end (--link) like a USB adapter, the simulator answers the module's commands on
+the other. Each round, every simulated device puts one frame on air: LoRaWAN uplinks of ABP devices
+(real keys and crypto; add them to lorawan.devices, see --write-devices) and/or raw point-to-point
+frames of non-LoRaWAN nodes (node id u16 | seq u16 | temperature dC s16 | battery % u8, keyed node-0a01...).
+A frame goes on air only once the gateway has armed the receiver (radio rx 0), as a real radio only
+hears then. Needs socat (apt install socat).
+
+Usage:
+  firmware-sim serial [flags]
+
+Flags:
+  --link PATH            pty link the gateway opens (its serial.path). Default: /tmp/iotgw-radio
+  --sim-link PATH        pty link the simulator uses. Default: <--link>-sim
+  --frames MODE          lorawan | raw | mixed: which frames to send (and the gateway's serial.frames
+                         in the printed config). Default: mixed
+  --devices N            LoRaWAN ABP devices (frames lorawan, mixed). Default: 3
+  --raw-nodes N          raw point-to-point nodes (frames raw, mixed). Default: 3
+  --interval DURATION    pause between rounds, e.g. 5s, 500ms. Default: 5s
+  --rounds N             stop after N rounds; 0 = until Ctrl-C. Default: 0
+  --garbage N            garbage lines (noise, unknown lines, an over-long line) per round: the gateway
+                         must count and ignore them. Default: 0
+  --codec MODE           LoRaWAN payloads: mixed, raw or cayenne-lpp. Default: mixed
+  --seed N               keys and readings follow from it. Default: 1
+  --write-devices FILE   write the LoRaWAN devices for lorawan.devices_file, then exit
+  --json                 print the summary as one JSON object on stdout
+  --quiet                no progress lines on stderr
+  -h, --help             this help
+
+Gateway config for the printed --link (also printed at the start):
+  serial: { enabled: true, path: /tmp/iotgw-radio, frames: mixed }
+  lorawan: { enabled: true, devices_file: devices.yaml }   # from --write-devices
+
+Examples:
+  firmware-sim serial --write-devices /tmp/serial-devices.yaml
+  firmware-sim serial --link /tmp/iotgw-radio --devices 3 --raw-nodes 2 --interval 2s --garbage 1
+  firmware-sim serial --frames raw --raw-nodes 10 --rounds 5 --json
+`;
+
+async function runSerialCommand(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    link: { type: 'string' },
+    'sim-link': { type: 'string' },
+    frames: { type: 'string' },
+    devices: { type: 'string' },
+    'raw-nodes': { type: 'string' },
+    interval: { type: 'string' },
+    rounds: { type: 'string' },
+    garbage: { type: 'string' },
+    codec: { type: 'string' },
+    seed: { type: 'string' },
+    'write-devices': { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flags.help === true) {
+    process.stdout.write(SERIAL_HELP);
+    return EXIT_OK;
+  }
+  const frames = flags.frames ?? 'mixed';
+  if (frames !== 'lorawan' && frames !== 'raw' && frames !== 'mixed') throw new UsageError(`--frames must be lorawan, raw or mixed, got '${frames}'`);
+  const codec = flags.codec ?? 'mixed';
+  if (codec !== 'mixed' && codec !== 'raw' && codec !== 'cayenne-lpp') throw new UsageError(`--codec must be mixed, raw or cayenne-lpp, got '${codec}'`);
+  const seed = integerFlag('--seed', flags.seed ?? '1', Number.MIN_SAFE_INTEGER);
+  const devices = frames === 'raw' ? 0 : integerFlag('--devices', flags.devices ?? '3', 0);
+  const rawNodes = frames === 'lorawan' ? 0 : integerFlag('--raw-nodes', flags['raw-nodes'] ?? '3', 0);
+  const link = flags.link ?? '/tmp/iotgw-radio';
+  const sim = createSerialRadioSim({ gatewayLink: link, simLink: flags['sim-link'] ?? `${link}-sim`, devices, rawNodes, codec, seed });
+
+  const devicesPath = flags['write-devices'];
+  if (devicesPath !== undefined) {
+    const header = `# firmware-sim serial devices: --devices ${devices} --codec ${codec} --seed ${seed}\n# For iotgw's lorawan.devices_file. Simulator keys: never reuse them for real devices.\n`;
+    try {
+      writeFileSync(devicesPath, header + stringify(sim.devicesConfig()), { mode: 0o600 });
+    } catch (err) {
+      throw new UsageError(`--write-devices: cannot write '${devicesPath}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    console.error(`firmware-sim: wrote ${devices} devices to ${devicesPath}`);
+    return EXIT_OK;
+  }
+  const intervalMs = durationFlag('--interval', flags.interval ?? '5s');
+  const rounds = integerFlag('--rounds', flags.rounds ?? '0', 0);
+  const garbage = integerFlag('--garbage', flags.garbage ?? '0', 0);
+  const quiet = flags.quiet === true;
+
+  await sim.start();
+  const snippet = stringify({
+    serial: { enabled: true, path: link, frames },
+    ...(devices === 0 ? {} : { lorawan: { enabled: true, devices_file: '<file from --write-devices, same --devices/--codec/--seed>' } }),
+  });
+  console.error(`firmware-sim serial: radio module on ${link} (simulator side ${flags['sim-link'] ?? `${link}-sim`}). Gateway config:\n${snippet}`);
+
+  const controller = new AbortController();
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const started = performance.now();
+  let round = 0;
+  try {
+    while (!controller.signal.aborted && (rounds === 0 || round < rounds)) {
+      if (!sim.isArmed() && !quiet) console.error(`waiting for the gateway to open ${link} and arm the receiver...`);
+      await sim.round({ garbage });
+      round += 1;
+      if (!quiet) {
+        const report = sim.report();
+        console.error(
+          `[${((performance.now() - started) / 1_000).toFixed(1).padStart(6)}s] round ${round}: sent ${report.sent.length}, missed ${report.missed}, inits ${report.inits}`,
+        );
+      }
+      if (rounds !== 0 && round >= rounds) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, intervalMs);
+        controller.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await sim.stop();
+  }
+  const report = sim.report();
+  if (flags.json === true) console.log(JSON.stringify({ transport: 'serial', rounds: round, ...report }));
+  else console.log(formatSerialSummary(report, round, link, rawNodes));
+  return report.sent.length === 0 && report.missed > 0 ? EXIT_NO_CONNECTION : EXIT_OK;
+}
+
+function formatSerialSummary(report: SerialRadioSimReport, rounds: number, link: string, rawNodes: number): string {
+  const lorawan = report.sent.filter((frame) => frame.kind === 'lorawan').length;
+  const raw = report.sent.length - lorawan;
+  return [
+    `firmware-sim serial: RN2483 on ${link}, ${rounds} rounds`,
+    `  sent            ${lorawan} LoRaWAN uplinks, ${raw} raw frames${rawNodes > 0 ? ` (keys ${rawNodeKey(0)}..${rawNodeKey(rawNodes - 1)})` : ''}`,
+    `  missed          ${report.missed} (the gateway's receiver was not armed in time)`,
+    `  garbage lines   ${report.garbageLines}`,
+    `  module inits    ${report.inits} (the gateway's init sequence, once per open)`,
+  ].join('\n');
 }
 
 function shareFlag(flag: string, value: string): number {

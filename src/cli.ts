@@ -6,11 +6,12 @@ import { stringify } from 'yaml';
 import { ConfigError, EXIT_CONFIG, errorMessage } from './errors.ts';
 import { hashPassword } from './ingress/mqtt-broker/password-hash.ts';
 import { createGateway } from './main.ts';
+import { checkFormatters } from './ops/config/formatter-check.ts';
 import { loadConfig } from './ops/config/load.ts';
 import type { Config } from './ops/config/schema.ts';
 import { CommandError } from './ops/commands/command-error.ts';
 import { bufferExportCommand, bufferStatsCommand, deviceAddCommand, type Io, statusCommand } from './ops/commands/ops-commands.ts';
-import { createLogger } from './ops/log.ts';
+import { createLogger, type Logger } from './ops/log.ts';
 import { packageVersion } from './ops/status.ts';
 import { SHUTDOWN_DEADLINE_MS, createShutdown } from './ops/shutdown.ts';
 import { createSystemdNotifier } from './ops/systemd.ts';
@@ -27,11 +28,13 @@ Usage:
                                        add an MQTT device (id + scrypt hash) to mqtt.devices; comments are kept.
                                        --generate-password (the default) prints a random password once
   iotgw device add --lorawan-abp --dev-eui HEX16 --dev-addr HEX8 --nwk-s-key HEX32 --app-s-key HEX32
-                   [--codec raw|cayenne-lpp] [--name ID] --config FILE
+                   [--codec raw|cayenne-lpp|javascript --formatter-file FILE.js] [--name ID] --config FILE
   iotgw device add --lorawan-otaa --dev-eui HEX16 --join-eui HEX16 --app-key HEX32
-                   [--codec raw|cayenne-lpp] [--name ID] --config FILE
+                   [--codec raw|cayenne-lpp|javascript --formatter-file FILE.js] [--name ID] --config FILE
                                        add a LoRaWAN device to lorawan.devices (or to lorawan.devices_file if set);
-                                       hex may contain : or - separators and is stored lower-case
+                                       hex may contain : or - separators and is stored lower-case;
+                                       --formatter-file (a TTN-style decodeUplink file) is compiled to check it
+                                       and stored as an absolute path
   iotgw buffer stats [--json] [--config FILE]
                                        what waits for Kafka: depth, bytes, oldest/newest, dead letters, per
                                        source and stream, file size (read-only; safe while the gateway runs)
@@ -89,11 +92,25 @@ function readConfig(path: string | undefined): Config {
 function maskSecrets(config: Config): unknown {
   const copy = structuredClone(config) as Config & { kafka: { sasl: { password: string } } };
   if (copy.kafka.sasl.password !== '') copy.kafka.sasl.password = '********';
+  // The TTS API key, top level and per application.
+  for (const ttn of [copy.ttn, ...copy.ttn.applications] as { password: string }[]) if (ttn.password !== '') ttn.password = '********';
   // LoRaWAN keys are secrets too: show that one is set, never its value.
   for (const device of copy.lorawan.devices as { nwk_s_key?: string; app_s_key?: string; app_key?: string }[]) {
     for (const name of ['nwk_s_key', 'app_s_key', 'app_key'] as const) if (device[name] !== undefined) device[name] = '********';
   }
   return copy;
+}
+
+/** A payload formatter that does not compile is a configuration error: exit 78, systemd does not restart on it. */
+function createGatewayOrExit(config: Config, log: Logger): ReturnType<typeof createGateway> {
+  try {
+    return createGateway(config, { log });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    log.fatal({ err: error }, 'cannot start: invalid configuration');
+    process.stderr.write(`iotgw: ${error.message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
 }
 
 async function run(configPath: string | undefined): Promise<void> {
@@ -102,7 +119,7 @@ async function run(configPath: string | undefined): Promise<void> {
   if (configPath === undefined && process.env.IOTGW_CONFIG === undefined) {
     log.info('no --config given: using built-in defaults (see config/iotgw.example.yaml)');
   }
-  const gateway = createGateway(config, { log });
+  const gateway = createGatewayOrExit(config, log);
 
   // systemd (Type=notify): READY=1 after every listener is up, STATUS= and WATCHDOG=1 while healthy, STOPPING=1.
   const notifier = createSystemdNotifier({ log });
@@ -180,6 +197,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     'join-eui': { type: 'string' },
     'app-key': { type: 'string' },
     codec: { type: 'string' },
+    'formatter-file': { type: 'string' },
     name: { type: 'string' },
     json: { type: 'boolean' },
     out: { type: 'string', short: 'o' },
@@ -222,6 +240,7 @@ export async function main(argv: readonly string[]): Promise<void> {
           joinEui: values['join-eui'],
           appKey: values['app-key'],
           codec: values.codec,
+          formatterFile: values['formatter-file'],
           name: values.name,
           cost,
         },
@@ -241,6 +260,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       return run(values.config);
     case 'config check': {
       const config = readConfig(values.config);
+      const source = values.config ?? process.env.IOTGW_CONFIG ?? 'built-in defaults';
+      const formatterIssues = checkFormatters(config, createLogger({ level: 'silent', gatewayId: config.gateway_id }));
+      if (formatterIssues.length > 0) {
+        process.stderr.write(`iotgw: ${new ConfigError(source, formatterIssues).message}\n`);
+        process.exit(EXIT_CONFIG);
+      }
       process.stdout.write(
         `configuration OK (${values.config ?? process.env.IOTGW_CONFIG ?? 'built-in defaults'}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
       );

@@ -11,9 +11,12 @@ import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { regionByName } from './ingress/lorawan/region.ts';
 import { deviceProfileFromEntry } from './ingress/lorawan-server/device-sessions.ts';
 import { createLorawanNetwork, type LorawanNetwork, type LorawanNetworkDeps } from './ingress/lorawan-server/lorawan-network.ts';
-import { builtinCodec, type CodecChoice, type PayloadCodec } from './ingress/lorawan-server/payload-codec.ts';
+import { createFormatterCache } from './ingress/lorawan-server/javascript-formatter.ts';
+import type { CodecChoice, PayloadCodec } from './ingress/lorawan-server/payload-codec.ts';
 import { createMqttIngress, type MqttIngress } from './ingress/mqtt-broker/broker.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from './ingress/semtech-udp/semtech-udp-ingress.ts';
+import { createSerialRadioIngress, type SerialRadioIngress } from './ingress/serial-radio/serial-radio-ingress.ts';
+import { createTtnIngress, type TtnIngress, TTS_EVENTS } from './ingress/ttn/ttn-ingress.ts';
 import type { Config } from './ops/config/schema.ts';
 import { expandVariables } from './ops/config/load.ts';
 import { createBufferWatermark } from './ops/buffer-watermark.ts';
@@ -59,10 +62,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   );
   const bufferLog = log.child({ component: 'buffer' });
   // Payload codecs by configuration choice, for every ingress that decodes (LoRaWAN devices, TTN, serial raw frames).
-  const codecFor = (choice: CodecChoice): PayloadCodec => {
-    if (choice.codec === 'javascript') throw new Error('javascript payload formatters are not wired yet');
-    return builtinCodec(choice.codec);
-  };
+  // A javascript formatter is compiled here, once per file; a broken one throws a ConfigError naming the file.
+  const formatterCache = createFormatterCache({ timeoutMs: config.formatters.timeout_ms, maxOutputBytes: config.formatters.max_output_bytes }, { log });
+  const codecFor = (choice: CodecChoice): PayloadCodec => formatterCache.codecFor(choice);
 
   let buffer: WorkerBuffer | null = null;
   const requireBuffer = (): RecordBuffer => {
@@ -289,6 +291,17 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     { metrics, log, refreshMetrics, readiness, status: () => status.snapshot() },
   );
 
+  const ttnIngresses: readonly TtnIngress[] = config.ttn.enabled
+    ? createTtnIngresses(config, { accept, buffer: lazyBuffer, codecFor, log, metrics, onReject: status.noteRejection })
+    : [];
+
+  // Not part of readiness: a serial radio is one more way in, and an unplugged adapter should not make a load
+  // balancer or systemd give up on MQTT and LoRaWAN traffic that still flows. Its own health (down, with what
+  // to check) is in /readyz's components and iotgw_serial_port_open.
+  const serialIngress: SerialRadioIngress | null = config.serial.enabled
+    ? createSerialRadioIngressFromConfig(config, { accept, lorawanNetwork, codecFor, log, metrics, onReject: status.noteRejection })
+    : null;
+
   // Start order: storage, then the way out, then the ways in. Stop runs in reverse.
   const ordered: readonly Component[] = [
     bufferComponent,
@@ -300,6 +313,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     mqttIngress,
     ...(lorawanNetwork === null ? [] : [lorawanNetwork]),
     ...(lorawanIngress === null ? [] : [lorawanIngress]),
+    ...(serialIngress === null ? [] : [serialIngress]),
+    ...ttnIngresses,
   ];
   let started = false;
 
@@ -346,5 +361,80 @@ function createLorawanNetworkFromConfig(
       devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, deps.codecFor)),
     },
     deps,
+  );
+}
+
+/** One TTN ingress per TTS application (ttn.username, then ttn.applications): TTS allows one application per connection. */
+function createTtnIngresses(
+  config: Config,
+  deps: Omit<Parameters<typeof createTtnIngress>[1], 'loadState'> & {
+    readonly buffer: RecordBuffer;
+    readonly codecFor: (choice: CodecChoice) => PayloadCodec;
+  },
+): TtnIngress[] {
+  const { ttn } = config;
+  const eventStreams = new Map(TTS_EVENTS.flatMap((event) => (ttn.events[event] ? [[event, ttn.events[event]] as const] : [])));
+  const applications = [
+    {
+      username: ttn.username,
+      password: ttn.password,
+      password_file: ttn.password_file,
+      topics: ttn.topics,
+      codec: ttn.codec,
+      formatter_file: ttn.formatter_file,
+    },
+    ...ttn.applications.map((application) => ({ ...application, topics: application.topics.length === 0 ? ttn.topics : application.topics })),
+  ];
+  const base = applications.length > 1 ? `iotgw-${config.gateway_id}` : null;
+  return applications.map((application) =>
+    createTtnIngress(
+      {
+        url: ttn.url,
+        username: application.username,
+        password: application.password === '' ? null : application.password,
+        passwordFile: application.password_file === '' ? null : expandVariables(application.password_file),
+        caFile: ttn.ca_file === '' ? null : expandVariables(ttn.ca_file),
+        // Stable across restarts; one per application, or the server would drop one connection for the other.
+        clientId: base === null ? `iotgw-${config.gateway_id}` : `${base}-${application.username.split('@')[0]}`,
+        uplinkTopics: application.topics.map((topic) => topic.replaceAll('{username}', application.username)),
+        stream: ttn.stream,
+        eventStreams,
+        codec: application.codec === 'raw' ? null : deps.codecFor({ codec: application.codec, formatter_file: expandVariables(application.formatter_file) }),
+        reconnectInitialMs: 1_000,
+        reconnectMaxMs: ttn.reconnect_max_ms,
+        maxMessageBytes: ttn.max_message_bytes,
+        rejectLogIntervalMs: ttn.reject_log_interval_s * 1000,
+      },
+      { ...deps, loadState: (scope) => deps.buffer.readState(scope) },
+    ),
+  );
+}
+
+function createSerialRadioIngressFromConfig(
+  config: Config,
+  deps: Omit<Parameters<typeof createSerialRadioIngress>[1], 'rawCodec'> & { readonly codecFor: (choice: CodecChoice) => PayloadCodec },
+): SerialRadioIngress {
+  const { serial } = config;
+  const { codecFor, ...rest } = deps;
+  return createSerialRadioIngress(
+    {
+      path: serial.path,
+      baudRate: serial.baud_rate,
+      radioId: serial.radio_id,
+      radio: {
+        frequencyHz: serial.frequency_hz,
+        spreadingFactor: serial.spreading_factor,
+        bandwidthKhz: serial.bandwidth_khz,
+        codingRate: serial.coding_rate,
+        syncWord: serial.sync_word,
+      },
+      frames: serial.frames,
+      raw: { stream: serial.raw.stream, keyOffset: serial.raw.key_offset, keyLength: serial.raw.key_length, keyPrefix: serial.raw.key_prefix },
+      commandTimeoutMs: serial.command_timeout_ms,
+      reopenInitialMs: 1_000,
+      reopenMaxMs: serial.reopen_max_delay_ms,
+      rejectLogIntervalMs: 600_000,
+    },
+    { ...rest, rawCodec: codecFor({ codec: serial.raw.codec, formatter_file: expandVariables(serial.raw.formatter_file) }) },
   );
 }

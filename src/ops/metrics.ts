@@ -30,6 +30,14 @@ export interface Metrics {
   readonly lorawanMacOnlyFrames: Counter;
   readonly lorawanGateways: Gauge;
   readonly lorawanGatewayStat: Gauge<'gateway' | 'field'>;
+  /** 1 while the serial radio's port is open and its receiver armed, by port path. */
+  readonly serialPortOpen: Gauge<'path'>;
+  readonly serialPortReopens: Counter<'path'>;
+  readonly serialRadioFrames: Counter<'kind'>;
+  /** 1 while the MQTT connection to The Things Stack for the application is up. */
+  readonly ttnConnected: Gauge<'application'>;
+  readonly ttnReconnects: Counter<'application'>;
+  readonly ttnMissedFrames: Counter<'application'>;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): Metrics {
@@ -143,10 +151,46 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       labelNames: ['gateway', 'field'],
       registers,
     }),
+    serialPortOpen: new Gauge({
+      name: 'iotgw_serial_port_open',
+      help: '1 while the serial radio port is open and receiving, 0 while it is being reopened, by port path',
+      labelNames: ['path'],
+      registers,
+    }),
+    serialPortReopens: new Counter({
+      name: 'iotgw_serial_port_reopens_total',
+      help: 'Times the serial radio port was opened again after it was lost or could not be opened, by port path',
+      labelNames: ['path'],
+      registers,
+    }),
+    serialRadioFrames: new Counter({
+      name: 'iotgw_serial_radio_frames_total',
+      help: 'What the serial radio received: lorawan and raw frames, radio-error (radio_err: CRC error)',
+      labelNames: ['kind'],
+      registers,
+    }),
     forwarderState: new Gauge({
       name: 'iotgw_forwarder_link_state',
       help: 'Kafka link state as /readyz reports it: 1 for the current state (up, buffering, starting), 0 for the others',
       labelNames: ['state'],
+      registers,
+    }),
+    ttnConnected: new Gauge({
+      name: 'iotgw_ttn_connected',
+      help: '1 while the MQTT connection to The Things Stack is up, by application',
+      labelNames: ['application'],
+      registers,
+    }),
+    ttnReconnects: new Counter({
+      name: 'iotgw_ttn_reconnects_total',
+      help: 'Connection attempts to The Things Stack after a drop or a refusal, by application',
+      labelNames: ['application'],
+      registers,
+    }),
+    ttnMissedFrames: new Counter({
+      name: 'iotgw_ttn_missed_frames_total',
+      help: 'TTN uplinks never received (QoS 0: lost while disconnected, or not heard), judged from f_cnt jumps, by application',
+      labelNames: ['application'],
       registers,
     }),
   };

@@ -114,6 +114,15 @@ test('bad configs are refused with the key and the problem', (t) => {
     ['mqtt:\n  tls: { cert_file: /etc/c.pem }\n', /^mqtt\.tls: set both cert_file and key_file/],
     ['mqtt: [1, 2\n', /YAML syntax/],
     ['- just\n- a list\n', /must contain a YAML mapping/],
+    [
+      'lorawan:\n  devices:\n    - { dev_eui: 0004a30b001c0530, join_eui: 70b3d57ed0000000, app_key: 98929b92c49edba9676d646d3b612456, codec: javascript }\n',
+      /^lorawan\.devices\.0\.formatter_file: codec javascript needs formatter_file/,
+    ],
+    [
+      'lorawan:\n  devices:\n    - { dev_eui: 0004a30b001c0530, join_eui: 70b3d57ed0000000, app_key: 98929b92c49edba9676d646d3b612456, formatter_file: /x.js }\n',
+      /^lorawan\.devices\.0\.formatter_file: formatter_file is used only with codec javascript/,
+    ],
+    ['formatters:\n  timeout_ms: 0\n', /^formatters\.timeout_ms: /],
   ];
   for (const [index, [yaml, expected]] of cases.entries()) {
     const path = join(dir, `bad-${index}.yaml`);

@@ -8,7 +8,7 @@ import { expandVariables } from '../config/load.ts';
 import { deviceId } from '../config/schema.ts';
 import { CommandError } from './command-error.ts';
 
-export type LorawanCodec = 'raw' | 'cayenne-lpp';
+export type LorawanCodec = 'raw' | 'cayenne-lpp' | 'javascript';
 
 export type LorawanDeviceRequest =
   | {
@@ -18,6 +18,8 @@ export type LorawanDeviceRequest =
       readonly nwkSKey: string;
       readonly appSKey: string;
       readonly codec: LorawanCodec;
+      /** codec javascript: the formatter file, as it is to be written. */
+      readonly formatterFile?: string;
       readonly name?: string;
     }
   | {
@@ -26,6 +28,7 @@ export type LorawanDeviceRequest =
       readonly joinEui: string;
       readonly appKey: string;
       readonly codec: LorawanCodec;
+      readonly formatterFile?: string;
       readonly name?: string;
     };
 
@@ -105,6 +108,7 @@ export function addLorawanDevice(configPath: string, device: LorawanDeviceReques
   if (device.activation === 'abp') Object.assign(entry, { dev_addr: device.devAddr, nwk_s_key: device.nwkSKey, app_s_key: device.appSKey });
   else Object.assign(entry, { join_eui: device.joinEui, app_key: device.appKey });
   entry.codec = device.codec;
+  if (device.formatterFile !== undefined) entry.formatter_file = device.formatterFile;
 
   if (fileDocument !== null && devicesFile !== null) {
     appendToList(fileDocument, [], entry);

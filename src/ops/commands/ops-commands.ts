@@ -2,10 +2,14 @@
 // argv and loads the config; these check the rest of the input, do the work and throw CommandError with a
 // message for a person (exit 2 for bad input, 1 for a failure).
 import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
+import { ConfigError } from '../../errors.ts';
+import { createFormatterCache } from '../../ingress/lorawan-server/javascript-formatter.ts';
 import { hashPassword } from '../../ingress/mqtt-broker/password-hash.ts';
 import { expandVariables } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { createLogger } from '../log.ts';
 import { bufferExport, bufferStats } from './buffer-commands.ts';
 import { CommandError } from './command-error.ts';
 import { addLorawanDevice, addMqttDevice, checkDeviceId, type LorawanCodec, type LorawanDeviceRequest, normalizeHex } from './device-add.ts';
@@ -31,19 +35,25 @@ export interface DeviceAddInput {
   readonly joinEui: string | undefined;
   readonly appKey: string | undefined;
   readonly codec: string | undefined;
+  /** --formatter-file, for --codec javascript. */
+  readonly formatterFile: string | undefined;
   readonly name: string | undefined;
   /** log2 of scrypt N. */
   readonly cost: number;
 }
 
-const CODECS: readonly LorawanCodec[] = ['raw', 'cayenne-lpp'];
+const CODECS: readonly LorawanCodec[] = ['raw', 'cayenne-lpp', 'javascript'];
+/** How long a formatter's top-level code may run when device add compiles it to check it. */
+const FORMATTER_CHECK_TIMEOUT_MS = 1_000;
 const RESTART_HINT = 'the gateway reads its devices at start: restart it to apply (systemctl restart iotgw)';
 
 export async function deviceAddCommand(input: DeviceAddInput, io: Io): Promise<void> {
   if (input.configPath === undefined) throw new CommandError('device add edits a config file: give --config FILE (or set IOTGW_CONFIG)', 2);
   if (input.lorawanAbp || input.lorawanOtaa) return lorawanDeviceAdd(input, io, input.configPath);
 
-  const lorawanOnly = (['devEui', 'devAddr', 'nwkSKey', 'appSKey', 'joinEui', 'appKey', 'codec'] as const).filter((key) => input[key] !== undefined);
+  const lorawanOnly = (['devEui', 'devAddr', 'nwkSKey', 'appSKey', 'joinEui', 'appKey', 'codec', 'formatterFile'] as const).filter(
+    (key) => input[key] !== undefined,
+  );
   if (lorawanOnly.length > 0) throw new CommandError('LoRaWAN keys need --lorawan-abp or --lorawan-otaa', 2);
   if (input.ids.length !== 1) throw new CommandError('device add takes one device id, e.g. iotgw device add em-000001 --generate-password --config FILE', 2);
   const id = input.ids[0] as string;
@@ -75,6 +85,7 @@ function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): vo
     throw new CommandError('LoRaWAN devices have keys, not passwords: drop --password-stdin/--generate-password', 2);
   const codec = (input.codec ?? 'raw') as LorawanCodec;
   if (!CODECS.includes(codec)) throw new CommandError(`--codec: expected ${CODECS.join(' or ')}, got '${input.codec}'`, 2);
+  const formatter = checkedFormatterFile(codec, input.formatterFile);
   const devEui = normalizeHex('dev-eui', input.devEui, 16, 'DevEUI, 8 bytes');
   const name = input.name === undefined ? {} : { name: input.name };
   let request: LorawanDeviceRequest;
@@ -88,6 +99,7 @@ function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): vo
       nwkSKey: normalizeHex('nwk-s-key', input.nwkSKey, 32, 'NwkSKey, 16 bytes'),
       appSKey: normalizeHex('app-s-key', input.appSKey, 32, 'AppSKey, 16 bytes'),
       codec,
+      ...formatter,
       ...name,
     };
   } else {
@@ -99,11 +111,38 @@ function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): vo
       joinEui: normalizeHex('join-eui', input.joinEui, 16, 'JoinEUI/AppEUI, 8 bytes'),
       appKey: normalizeHex('app-key', input.appKey, 32, 'AppKey, 16 bytes'),
       codec,
+      ...formatter,
       ...name,
     };
   }
   const written = addLorawanDevice(configPath, request);
   io.stdout.write(`added LoRaWAN ${request.activation.toUpperCase()} device ${devEui} to ${written}\n${RESTART_HINT}\n`);
+}
+
+/**
+ * --formatter-file goes with --codec javascript only. The file is compiled now, so a typo or a broken file is
+ * caught before the restart, and stored as an absolute path (unless it uses ${VAR}): the gateway resolves a
+ * relative path from its own working directory, not from this shell's.
+ */
+function checkedFormatterFile(codec: LorawanCodec, file: string | undefined): { readonly formatterFile?: string } {
+  if (codec !== 'javascript') {
+    if (file !== undefined) throw new CommandError(`--formatter-file goes with --codec javascript (this device has --codec ${codec})`, 2);
+    return {};
+  }
+  if (file === undefined || file === '')
+    throw new CommandError('--codec javascript needs --formatter-file PATH: the .js file that defines decodeUplink(input)', 2);
+  const stored = file.includes('${') ? file : resolve(file);
+  const cache = createFormatterCache(
+    { timeoutMs: FORMATTER_CHECK_TIMEOUT_MS, maxOutputBytes: 1 },
+    { log: createLogger({ level: 'silent', gatewayId: 'iotgw-device-add' }) },
+  );
+  try {
+    cache.codecFor({ codec: 'javascript', formatter_file: stored });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new CommandError(`--formatter-file ${error.message.replace(/^invalid configuration in formatter_file /, '')}`, 2);
+  }
+  return { formatterFile: stored };
 }
 
 export function bufferStatsCommand(config: Config, options: { readonly json: boolean }, io: Io): void {

@@ -171,6 +171,11 @@ function checkCrossField(config: Config): string[] {
   if (config.kafka.retry_max_ms < config.kafka.retry_initial_ms) {
     issues.push('kafka.retry_max_ms: must be at least kafka.retry_initial_ms');
   }
+  if (config.serial.enabled && config.serial.frames !== 'raw' && !config.lorawan.enabled) {
+    issues.push(
+      `serial.frames: ${config.serial.frames} hands frames to the LoRaWAN server, which is off; set lorawan.enabled: true (with lorawan.devices), or serial.frames: raw`,
+    );
+  }
   return issues;
 }
 

@@ -170,7 +170,15 @@ const lorawanDevice = z
   .strictObject({
     dev_eui: hex(16, 'the DevEUI printed on the device, 8 bytes'),
     name: deviceId.optional().describe('device id in records (end_device_ids.device_id); default eui-{dev_eui}'),
-    codec: z.enum(['raw', 'cayenne-lpp']).default('raw').describe('payload codec producing decoded_payload: raw (none) or cayenne-lpp'),
+    codec: z
+      .enum(['raw', 'cayenne-lpp', 'javascript'])
+      .default('raw')
+      .describe('payload codec producing decoded_payload: raw (none), cayenne-lpp, or javascript (formatter_file)'),
+    formatter_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('codec javascript: the file defining decodeUplink(input) (TTN device repository style), e.g. /etc/iotgw/formatters/em300-th.js'),
     dev_addr: hex(8, 'ABP DevAddr, 4 bytes').optional().describe('ABP: the device address'),
     nwk_s_key: hex(32, 'ABP NwkSKey, 16 bytes').optional().describe('ABP: network session key (secret)'),
     app_s_key: hex(32, 'ABP AppSKey, 16 bytes').optional().describe('ABP: application session key (secret)'),
@@ -189,6 +197,22 @@ const lorawanDevice = z
       message:
         'give either ABP keys (dev_addr, nwk_s_key, app_s_key) or OTAA keys (join_eui, app_key), all of one kind and none of the other; `iotgw device add --help` shows both forms',
     });
+  })
+  .superRefine((device, context) => {
+    if (device.codec === 'javascript' && device.formatter_file === undefined) {
+      context.addIssue({
+        code: 'custom',
+        path: ['formatter_file'],
+        message: 'codec javascript needs formatter_file: the .js file that defines decodeUplink(input)',
+      });
+    }
+    if (device.codec !== 'javascript' && device.formatter_file !== undefined) {
+      context.addIssue({
+        code: 'custom',
+        path: ['formatter_file'],
+        message: `formatter_file is used only with codec javascript (this device has codec ${device.codec})`,
+      });
+    }
   });
 
 const lorawan = z
@@ -213,6 +237,138 @@ const lorawan = z
   })
   .prefault({});
 
+const serialRaw = z
+  .strictObject({
+    stream: z.string().min(1).default('radio').describe('record stream of raw (non-LoRaWAN) frames'),
+    key_offset: count(0).max(254).default(0).describe('byte offset of the node id inside a raw frame'),
+    key_length: count(1).max(32).default(2).describe('bytes of the node id; the record key is key_prefix + their lower-case hex'),
+    key_prefix: z.string().default('node-').describe('put before the hex node id in the record key'),
+    codec: z
+      .enum(['raw', 'cayenne-lpp', 'javascript'])
+      .default('raw')
+      .describe('decodes the bytes after the node id into decoded_payload (called with fPort 1)'),
+    formatter_file: z.string().default('').describe("for codec 'javascript': the file defining decodeUplink(input)"),
+  })
+  .refine((raw) => raw.codec !== 'javascript' || raw.formatter_file !== '', "codec 'javascript' needs formatter_file")
+  .prefault({});
+
+const serial = z
+  .strictObject({
+    enabled: flag.default(false).describe('receive LoRa frames from a Microchip RN2483/RN2903 radio module on a serial port'),
+    path: z.string().min(1).default('/dev/ttyUSB0').describe("serial port of the module: a USB adapter (/dev/ttyUSB0) or a Raspberry Pi's UART (/dev/serial0)"),
+    baud_rate: count(1200).default(57600).describe('the RN2483 talks 57600 8N1'),
+    radio_id: hex(16, "this radio's id in LoRaWAN rx_metadata, 8 bytes")
+      .default('0000000000000001')
+      .describe('gateway EUI the serial radio reports in LoRaWAN records (rx_metadata); make it unique per site'),
+    frequency_hz: count(100_000_000).max(1_000_000_000).default(868_100_000).describe('receive frequency (868100000 = EU868 channel 0; US915 e.g. 902300000)'),
+    spreading_factor: count(7).max(12).default(7).describe('LoRa spreading factor 7..12'),
+    bandwidth_khz: z.coerce
+      .number()
+      .refine((khz) => khz === 125 || khz === 250 || khz === 500, 'expected 125, 250 or 500')
+      .default(125)
+      .transform((khz) => khz as 125 | 250 | 500)
+      .describe('LoRa bandwidth in kHz: 125, 250 or 500'),
+    coding_rate: z.enum(['4/5', '4/6', '4/7', '4/8']).default('4/5').describe('LoRa coding rate'),
+    sync_word: z
+      .string()
+      .regex(/^[0-9A-Fa-f]{1,2}$/, 'expected one byte in hex, e.g. 34')
+      .default('34')
+      .describe('LoRa sync word in hex: 34 for LoRaWAN public networks, 12 for private ones'),
+    frames: z
+      .enum(['lorawan', 'raw', 'mixed'])
+      .default('lorawan')
+      .describe(
+        'lorawan: every frame is a LoRaWAN uplink (needs lorawan.enabled); raw: point-to-point frames keyed by serial.raw; mixed: frames of configured LoRaWAN devices go to LoRaWAN, the rest are raw',
+      ),
+    raw: serialRaw,
+    command_timeout_ms: count(100).default(2000).describe('a radio command without an answer by then means the module is gone: the port is reopened'),
+    reopen_max_delay_ms: count(1000).default(30000).describe('the port is reopened after 1 s, doubling up to this delay while it stays unavailable'),
+  })
+  .prefault({});
+
+const ttnCodec = {
+  codec: z
+    .enum(['raw', 'cayenne-lpp', 'javascript'])
+    .default('raw')
+    .describe('local payload codec for uplinks that arrive without decoded_payload: raw (none), cayenne-lpp, or javascript (formatter_file)'),
+  formatter_file: z.string().default('').describe('codec javascript: file defining decodeUplink(input), as in the TTS console'),
+};
+
+const ttnApplication = z.strictObject({
+  username: z.string().min(1).describe('MQTT username: {application id}@{tenant id} (tenant ttn on The Things Network)'),
+  password: z.string().default('').describe('the API key (NNSXS....); prefer password_file. Never logged'),
+  password_file: z.string().default('').describe('file holding the API key, e.g. ${CREDENTIALS_DIRECTORY}/ttn-api-key'),
+  topics: list(topicFilter).default([]).describe("uplink topic filters; {username} is replaced; [] = ['v3/{username}/devices/+/up']"),
+  ...ttnCodec,
+});
+
+const ttn = z
+  .strictObject({
+    enabled: flag.default(false).describe('receive uplinks from The Things Network / The Things Stack v3 over its MQTT server integration'),
+    url: z
+      .string()
+      .regex(/^(mqtts?|tcp|tls|ssl):\/\/[^/\s]+$/, 'expected mqtts://host:8883 or mqtt://host:1883')
+      .default('mqtts://eu1.cloud.thethings.network:8883')
+      .describe('the TTS MQTT server (TTS console: Integrations -> MQTT); shared by every application'),
+    username: z.string().default('').describe('MQTT username {application id}@{tenant id}; required when enabled'),
+    password: z.string().default('').describe('the API key (env IOTGW__TTN__PASSWORD); prefer password_file. Never logged'),
+    password_file: z
+      .string()
+      .default('')
+      .describe('file holding the API key, read at start (e.g. ${CREDENTIALS_DIRECTORY}/ttn-api-key); the key needs "Read application traffic"'),
+    topics: list(topicFilter).default(['v3/{username}/devices/+/up']).describe('uplink topic filters; {username} is replaced by the username'),
+    ca_file: z.string().default('').describe('PEM CA bundle for a TTS server with a private CA (default: the system store)'),
+    stream: z.string().min(1).default('uplink').describe('record stream of TTN uplinks (the same as lorawan.stream: one consumer for both)'),
+    events: z
+      .partialRecord(z.enum(['join', 'down/queued', 'down/sent', 'down/ack', 'down/nack', 'down/failed', 'service/data', 'location/solved']), z.string())
+      .default({})
+      .describe("event -> record stream, e.g. join: ttn-joins; '' or absent = not subscribed"),
+    ...ttnCodec,
+    reconnect_max_ms: count(1000).default(60_000).describe('longest wait between reconnects; the wait starts at 1 s and doubles, with jitter'),
+    max_message_bytes: count(1024)
+      .default(256 * 1024)
+      .describe('larger TTS messages are rejected and counted'),
+    reject_log_interval_s: count().default(600).describe('a rejected message is logged at most once per reason per interval (always counted)'),
+    applications: z.array(ttnApplication).default([]).describe('more TTS applications on the same url, each its own MQTT connection'),
+  })
+  .superRefine((ttn, context) => {
+    if (!ttn.enabled) return;
+    const entries = [
+      { path: [] as string[], ...ttn },
+      ...ttn.applications.map((application, index) => ({ path: ['applications', String(index)], ...application })),
+    ];
+    for (const entry of entries) {
+      if (entry.username === '')
+        context.addIssue({ code: 'custom', path: [...entry.path, 'username'], message: 'required when ttn.enabled: {application id}@{tenant id}' });
+      else if (!/^[^@\s/+#]+@[^@\s/+#]+$/.test(entry.username))
+        context.addIssue({ code: 'custom', path: [...entry.path, 'username'], message: 'expected {application id}@{tenant id}, e.g. city-meters@ttn' });
+      if (entry.password === '' && entry.password_file === '')
+        context.addIssue({
+          code: 'custom',
+          path: [...entry.path, 'password_file'],
+          message: 'give the file holding the API key (or password, e.g. from IOTGW__TTN__PASSWORD)',
+        });
+      if (entry.codec === 'javascript' && entry.formatter_file === '')
+        context.addIssue({ code: 'custom', path: [...entry.path, 'formatter_file'], message: 'codec javascript needs formatter_file' });
+    }
+    const usernames = entries.map((entry) => entry.username);
+    if (new Set(usernames).size !== usernames.length) context.addIssue({ code: 'custom', path: ['applications'], message: 'an application is listed twice' });
+  })
+  .prefault({});
+
+const formatters = z
+  .strictObject({
+    timeout_ms: count()
+      .max(10000)
+      .default(100)
+      .describe('longest one decodeUplink call of a javascript formatter may run; it is stopped then and the record notes iotgw.codec_error'),
+    max_output_bytes: count(64)
+      .max(1024 * 1024)
+      .default(16384)
+      .describe('largest decodeUplink result (as JSON) a javascript formatter may return; larger results become iotgw.codec_error'),
+  })
+  .prefault({});
+
 const log = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('log level'),
@@ -230,6 +386,9 @@ export const configSchema = z.strictObject({
   buffer,
   http,
   lorawan,
+  formatters,
+  ttn,
+  serial,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,180 @@
+// A software Microchip RN2483/RN2903 in raw radio mode, for tests and `firmware-sim serial`: it answers the
+// ASCII commands the gateway's driver (src/ingress/serial-radio/rn2483-radio.ts) sends, one line each,
+// ending in \r\n, like the module does: `invalid_param` for unknown commands and bad values, `busy` for
+// radio commands before `mac pause` or while the receiver is armed, and `radio_rx  <hex>` only while a
+// `radio rx` is armed (after which it is idle again). No I/O here: bytes in via receive(), lines out via
+// the write function, so it runs over a pty (serial-radio-sim.ts) or serialport's mock binding alike.
+import { createLineSplitter } from '../../src/ingress/serial-radio/line-splitter.ts';
+
+export interface Rn2483EmulatorOptions {
+  readonly model?: 'RN2483' | 'RN2903';
+  /** Whether `radio get pktrssi` is answered (firmware 1.0.5 and later); default true. */
+  readonly pktRssi?: boolean;
+}
+
+/** How a transmitted packet was heard. */
+export interface AirSignal {
+  readonly snr: number;
+  readonly rssi: number;
+}
+
+export interface Rn2483Emulator {
+  /** Bytes the gateway wrote to the module. */
+  receive(chunk: Buffer): void;
+  /** A packet on the air: `radio_rx  <hex>` if the receiver is armed (then it is idle); false when nobody listened. */
+  transmit(payload: Uint8Array, signal?: AirSignal): boolean;
+  /** A reception that failed (CRC error): `radio_err` if armed; false when not armed. */
+  failReception(): boolean;
+  /** Writes raw text onto the line as if the module (or line noise) had sent it. */
+  inject(text: string): void;
+  isArmed(): boolean;
+  /** Every command received, in order (for tests and the simulator's report). */
+  commands(): readonly string[];
+  /** The `radio set` values in effect, e.g. { freq: '868100000', sf: 'sf7' }. */
+  settings(): Readonly<Record<string, string>>;
+  /** Power cycle: LoRaWAN stack running again, receiver idle, settings back to defaults, reset banner sent. */
+  reset(): void;
+}
+
+const FIRMWARE = '1.0.5 Oct 31 2018 15:06:52';
+const PAUSE_MS = '4294967245';
+const DEFAULT_SETTINGS: Readonly<Record<string, string>> = {
+  mod: 'lora',
+  freq: '868100000',
+  sf: 'sf12',
+  bw: '125',
+  cr: '4/5',
+  sync: '34',
+  crc: 'on',
+  iqi: 'off',
+  wdt: '15000',
+  pwr: '1',
+};
+
+type Check = (value: string) => boolean;
+const oneOf =
+  (...values: string[]): Check =>
+  (value) =>
+    values.includes(value);
+const integerIn =
+  (min: number, max: number): Check =>
+  (value) =>
+    /^\d+$/.test(value) && Number(value) >= min && Number(value) <= max;
+
+function settingChecks(model: 'RN2483' | 'RN2903'): Readonly<Record<string, Check>> {
+  const freq: Check =
+    model === 'RN2483'
+      ? (value) => integerIn(433_050_000, 434_790_000)(value) || integerIn(863_000_000, 870_000_000)(value)
+      : integerIn(902_000_000, 928_000_000);
+  return {
+    mod: oneOf('lora', 'fsk'),
+    freq,
+    sf: oneOf('sf7', 'sf8', 'sf9', 'sf10', 'sf11', 'sf12'),
+    bw: oneOf('125', '250', '500'),
+    cr: oneOf('4/5', '4/6', '4/7', '4/8'),
+    sync: (value) => /^[0-9A-Fa-f]{1,2}$/.test(value),
+    crc: oneOf('on', 'off'),
+    iqi: oneOf('on', 'off'),
+    wdt: integerIn(0, 4_294_967_295),
+    pwr: (value) => /^-?\d+$/.test(value) && Number(value) >= -3 && Number(value) <= 20,
+  };
+}
+
+export function createRn2483Emulator(options: Rn2483EmulatorOptions, write: (text: string) => void): Rn2483Emulator {
+  const model = options.model ?? 'RN2483';
+  const checks = settingChecks(model);
+  let paused = false;
+  let armed = false;
+  let settings: Record<string, string> = { ...DEFAULT_SETTINGS };
+  let lastSignal: AirSignal | null = null;
+  const received: string[] = [];
+  const send = (line: string): void => write(`${line}\r\n`);
+  const version = `${model} ${FIRMWARE}`;
+
+  function answer(line: string): string {
+    const words = line.trim().split(/\s+/);
+    const [group, verb, name, value, extra] = words;
+    if (line === 'sys get ver') return version;
+    if (line === 'sys reset') {
+      paused = false;
+      armed = false;
+      settings = { ...DEFAULT_SETTINGS };
+      return version;
+    }
+    if (line === 'mac pause') {
+      paused = true;
+      return PAUSE_MS;
+    }
+    if (line === 'mac resume') {
+      paused = false;
+      return 'ok';
+    }
+    if (group !== 'radio') return 'invalid_param';
+    if (verb === 'rxstop' && name === undefined) {
+      armed = false;
+      return 'ok';
+    }
+    if (verb === 'rx' && name !== undefined && value === undefined) {
+      if (!/^\d+$/.test(name)) return 'invalid_param';
+      if (!paused || armed) return 'busy';
+      armed = true;
+      return 'ok';
+    }
+    if (verb === 'get' && name !== undefined && value === undefined) {
+      if (name === 'snr') return String(lastSignal?.snr ?? -128);
+      if (name === 'pktrssi') return options.pktRssi === false ? 'invalid_param' : String(lastSignal?.rssi ?? -128);
+      return settings[name] ?? 'invalid_param';
+    }
+    if (verb === 'set' && name !== undefined && value !== undefined && extra === undefined) {
+      const check = checks[name];
+      if (check === undefined || !check(value)) return 'invalid_param';
+      if (!paused || armed) return 'busy';
+      settings[name] = value;
+      return 'ok';
+    }
+    return 'invalid_param';
+  }
+
+  const splitter = createLineSplitter(1024, {
+    onLine(line) {
+      if (line === '') return;
+      received.push(line);
+      send(answer(line));
+    },
+    onOverlong() {
+      send('invalid_param');
+    },
+  });
+
+  return {
+    receive: (chunk) => splitter.push(chunk),
+
+    transmit(payload, signal = { snr: 9, rssi: -57 }) {
+      if (!armed) return false;
+      armed = false;
+      lastSignal = signal;
+      send(`radio_rx  ${Buffer.from(payload).toString('hex').toUpperCase()}`);
+      return true;
+    },
+
+    failReception() {
+      if (!armed) return false;
+      armed = false;
+      send('radio_err');
+      return true;
+    },
+
+    inject: (text) => write(text),
+    isArmed: () => armed,
+    commands: () => received,
+    settings: () => settings,
+
+    reset() {
+      paused = false;
+      armed = false;
+      settings = { ...DEFAULT_SETTINGS };
+      lastSignal = null;
+      send(version);
+    },
+  };
+}

@@ -1,0 +1,169 @@
+// A local MQTT server posing as The Things Stack v3's MQTT server integration, for `firmware-sim ttn` and the
+// end-to-end tests: aedes on a TCP port, one application whose username is {application id}@{tenant id}
+// and whose password is an API key, subscriptions only under v3/{username}/, everything published at QoS 0
+// as TTS does. It can drop its clients' connections and refuse new ones (bad key, server unavailable) so
+// the gateway's reconnect path can be exercised, and it says how many subscribers each message reached.
+import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { Aedes, type AuthenticateError } from 'aedes';
+
+export interface TtsStandInOptions {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0: a free port. */
+  readonly port?: number;
+  readonly applicationId: string;
+  /** Default 'ttn', as on The Things Network. */
+  readonly tenantId?: string;
+  /** Default: a random key in the TTS format (NNSXS.{id}.{secret}). */
+  readonly apiKey?: string;
+}
+
+/** How new connections are answered: accepted, refused as TTS refuses a bad or revoked key, or as an unavailable server. */
+export type ConnectPolicy = 'accept' | 'not-authorized' | 'unavailable';
+
+export interface TtsStandIn {
+  /** mqtt://host:port */
+  readonly url: string;
+  readonly username: string;
+  readonly apiKey: string;
+  /** Clients whose subscriptions match `topic` now (default: any uplink topic of the application). */
+  subscribers(topic?: string): number;
+  /** Resolves when a client subscribed to the application's uplinks is connected. */
+  waitForSubscriber(timeoutMs?: number): Promise<void>;
+  /** Publishes at QoS 0 (TTS never uses more); resolves with the number of subscribers it was handed to. */
+  publish(topic: string, payload: Buffer | string): Promise<number>;
+  /** Closes every client connection at once, as a network cut would; returns how many. */
+  dropConnections(): number;
+  setConnectPolicy(policy: ConnectPolicy): void;
+  /** CONNECTs seen: accepted and refused. */
+  stats(): { readonly accepted: number; readonly refused: number };
+  stop(): Promise<void>;
+}
+
+export function generateApiKey(): string {
+  const b32 = (bytes: number): string => [...randomBytes(bytes)].map((byte) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[byte % 32]).join('');
+  return `NNSXS.${b32(39)}.${b32(52)}`;
+}
+
+export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsStandIn> {
+  const username = `${options.applicationId}@${options.tenantId ?? 'ttn'}`;
+  const apiKey = options.apiKey ?? generateApiKey();
+  const prefix = `v3/${username}/`;
+  const uplinkTopic = `${prefix}devices/stand-in/up`;
+  let policy: ConnectPolicy = 'accept';
+  let accepted = 0;
+  let refused = 0;
+  /** Client id -> topic filters it subscribed to, while connected. */
+  const subscriptions = new Map<string, Set<string>>();
+  const sockets = new Set<Socket>();
+  const subscriberWaiters = new Set<() => void>();
+
+  const refusal = (returnCode: 3 | 5, message: string): AuthenticateError => Object.assign(new Error(message), { returnCode });
+  const broker = await Aedes.createBroker({
+    // TTS accepts long client ids (aedes' default is the MQTT 3.1.1 minimum of 23).
+    maxClientsIdLength: 256,
+    authenticate(_client, user, password, done) {
+      if (policy === 'unavailable') {
+        refused += 1;
+        return done(refusal(3, 'server unavailable'), false);
+      }
+      if (policy === 'not-authorized' || user !== username || password?.toString('utf8') !== apiKey) {
+        refused += 1;
+        return done(refusal(5, 'not authorized'), false);
+      }
+      accepted += 1;
+      done(null, true);
+    },
+    authorizeSubscribe(_client, subscription, callback) {
+      if (!subscription.topic.startsWith(prefix)) return callback(new Error(`subscriptions must be under ${prefix}`));
+      callback(null, { ...subscription, qos: 0 });
+    },
+    // The integration's downlink topics (down/push, down/replace) are not simulated.
+    authorizePublish(_client, _packet, callback) {
+      callback(new Error('publishing is not simulated by the TTS stand-in'));
+    },
+  });
+  broker.on('subscribe', (subs, client) => {
+    const topics = subscriptions.get(client.id) ?? new Set<string>();
+    for (const sub of subs) topics.add(sub.topic);
+    subscriptions.set(client.id, topics);
+    if (countMatching(uplinkTopic) > 0) for (const wake of subscriberWaiters) wake();
+  });
+  broker.on('clientDisconnect', (client) => subscriptions.delete(client.id));
+
+  function countMatching(topic: string): number {
+    let count = 0;
+    for (const filters of subscriptions.values()) if ([...filters].some((filter) => topicMatches(filter, topic))) count += 1;
+    return count;
+  }
+
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    broker.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `mqtt://${host}:${address.port}`;
+
+  return {
+    url,
+    username,
+    apiKey,
+    subscribers: (topic = uplinkTopic) => countMatching(topic),
+    waitForSubscriber(timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          subscriberWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          subscriberWaiters.delete(wake);
+          reject(new Error(`no client subscribed to ${prefix}devices/+/up within ${timeoutMs} ms (is iotgw running with ttn.enabled and ttn.url ${url}?)`));
+        }, timeoutMs);
+        subscriberWaiters.add(wake);
+        if (countMatching(uplinkTopic) > 0) wake();
+      });
+    },
+    publish(topic, payload) {
+      const reached = countMatching(topic);
+      const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+      return new Promise((resolve, reject) =>
+        broker.publish({ cmd: 'publish', topic, payload: body, qos: 0, retain: false, dup: false }, (error) => (error ? reject(error) : resolve(reached))),
+      );
+    },
+    dropConnections() {
+      const count = sockets.size;
+      for (const socket of sockets) socket.destroy();
+      return count;
+    },
+    setConnectPolicy(next) {
+      policy = next;
+    },
+    stats: () => ({ accepted, refused }),
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+    },
+  };
+}
+
+/** MQTT topic filter matching (+ one level, # the rest). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const filterLevels = filter.split('/');
+  const topicLevels = topic.split('/');
+  for (const [index, level] of filterLevels.entries()) {
+    if (level === '#') return true;
+    if (index >= topicLevels.length) return false;
+    if (level !== '+' && level !== topicLevels[index]) return false;
+  }
+  return filterLevels.length === topicLevels.length;
+}

@@ -1,0 +1,163 @@
+// The Things Stack v3 application messages as they arrive over its MQTT server integration: the JSON of
+// an uplink (topic v3/{app}@{tenant}/devices/{device}/up) parsed into what the gateway needs to key,
+// order and gap-check it, and the event messages (join, down/ack, ...) checked just enough to key them.
+// Pure and total: every input gives a value or a rejection that names the field and what is wrong.
+//
+// Uplink grammar (the fields read here; everything else is kept as sent):
+//   { end_device_ids: { device_id, application_ids: { application_id }, dev_eui?, join_eui?, dev_addr? },
+//     received_at?, uplink_message: { session_key_id?, f_port?, f_cnt?, frm_payload?, decoded_payload?,
+//     received_at?, rx_metadata?, settings?, ... } }
+// f_port and f_cnt are omitted by the TTS JSON mapping when 0, frm_payload when empty (proto3 defaults).
+
+export interface TtsUplink {
+  readonly deviceId: string;
+  /** 16 lower-case hex digits. */
+  readonly devEui: string;
+  readonly applicationId: string;
+  /** Base64 as sent; null when TTS did not send one. Changes with every new session (join). */
+  readonly sessionKeyId: string | null;
+  readonly fCnt: number;
+  readonly fPort: number;
+  readonly frmPayload: Buffer;
+  readonly decodedPayload: Record<string, unknown> | undefined;
+  /** uplink_message.received_at (the network server's time), else the message's received_at; null if neither parses. */
+  readonly receivedAtMs: number | null;
+  /** The whole message, as parsed. */
+  readonly message: Record<string, unknown>;
+}
+
+export interface TtsEvent {
+  readonly deviceId: string;
+  /** Lower-case hex when the message names one (join, most downlink events), else null. */
+  readonly devEui: string | null;
+}
+
+export type TtsRejectReason = 'too-large' | 'malformed-json' | 'not-an-uplink' | 'missing-device-id' | 'missing-dev-eui' | 'bad-field';
+
+export interface TtsRejection {
+  readonly ok: false;
+  readonly reason: TtsRejectReason;
+  /** Names the field and what is wrong with it. */
+  readonly message: string;
+}
+
+export type TtsParseResult<T> = { readonly ok: true; readonly value: T } | TtsRejection;
+
+/** What TTS marks as an uplink; a message without it on an /up topic is something else. */
+const UPLINK_FIELD = 'uplink_message';
+const DEV_EUI_PATTERN = /^[0-9A-Fa-f]{16}$/;
+const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;
+const FCNT_MAX = 2 ** 32 - 1;
+
+export function parseTtsUplink(bytes: Buffer, maxBytes: number): TtsParseResult<TtsUplink> {
+  const parsed = parseObject(bytes, maxBytes);
+  if (!parsed.ok) return parsed;
+  const message = parsed.value;
+  const ids = deviceIds(message);
+  if (!ids.ok) return ids;
+  const { deviceId, devEui } = ids.value;
+  const uplink = message[UPLINK_FIELD];
+  if (!isObject(uplink)) {
+    return reject('not-an-uplink', `device ${deviceId}: no uplink_message object (is this a join or downlink event on an /up topic?)`);
+  }
+  if (devEui === null) {
+    return reject(
+      'missing-dev-eui',
+      `device ${deviceId}: end_device_ids.dev_eui is missing; records are keyed by DevEUI (set one on the device in the TTS console)`,
+    );
+  }
+  const applicationIds = (message.end_device_ids as Record<string, unknown>).application_ids;
+  const applicationId = isObject(applicationIds) ? applicationIds.application_id : undefined;
+  if (typeof applicationId !== 'string' || applicationId === '') {
+    return reject('bad-field', `device ${deviceId}: end_device_ids.application_ids.application_id must be a non-empty string`);
+  }
+
+  const fCnt = uplink.f_cnt ?? 0;
+  if (!isInteger(fCnt, 0, FCNT_MAX)) return reject('bad-field', `device ${deviceId}: uplink_message.f_cnt must be an integer 0..2^32-1, got ${show(fCnt)}`);
+  const fPort = uplink.f_port ?? 0;
+  if (!isInteger(fPort, 0, 255)) return reject('bad-field', `device ${deviceId}: uplink_message.f_port must be an integer 0..255, got ${show(fPort)}`);
+  const frm = uplink.frm_payload ?? '';
+  if (typeof frm !== 'string' || frm.length % 4 !== 0 || !BASE64_PATTERN.test(frm)) {
+    return reject('bad-field', `device ${deviceId}: uplink_message.frm_payload must be base64, got ${show(frm)}`);
+  }
+  const sessionKeyId = uplink.session_key_id ?? null;
+  if (sessionKeyId !== null && (typeof sessionKeyId !== 'string' || sessionKeyId === '')) {
+    return reject('bad-field', `device ${deviceId}: uplink_message.session_key_id must be a non-empty string, got ${show(sessionKeyId)}`);
+  }
+  const decoded = uplink.decoded_payload;
+  if (decoded !== undefined && !isObject(decoded)) {
+    return reject('bad-field', `device ${deviceId}: uplink_message.decoded_payload must be an object, got ${show(decoded)}`);
+  }
+  return {
+    ok: true,
+    value: {
+      deviceId,
+      devEui,
+      applicationId,
+      sessionKeyId,
+      fCnt,
+      fPort,
+      frmPayload: Buffer.from(frm, 'base64'),
+      decodedPayload: decoded,
+      receivedAtMs: timeMs(uplink.received_at) ?? timeMs(message.received_at),
+      message,
+    },
+  };
+}
+
+/** An event message (join, down/*, service/data, location/solved): stored as sent, keyed by DevEUI or device id. */
+export function parseTtsEvent(bytes: Buffer, maxBytes: number): TtsParseResult<TtsEvent> {
+  const parsed = parseObject(bytes, maxBytes);
+  if (!parsed.ok) return parsed;
+  const ids = deviceIds(parsed.value);
+  return ids.ok ? { ok: true, value: ids.value } : ids;
+}
+
+function parseObject(bytes: Buffer, maxBytes: number): TtsParseResult<Record<string, unknown>> {
+  if (bytes.length > maxBytes) return reject('too-large', `message of ${bytes.length} bytes exceeds ttn.max_message_bytes (${maxBytes})`);
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    return reject('malformed-json', `not JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(value)) return reject('malformed-json', `expected a JSON object, got ${show(value)}`);
+  return { ok: true, value };
+}
+
+function deviceIds(message: Record<string, unknown>): TtsParseResult<{ deviceId: string; devEui: string | null }> {
+  const ids = message.end_device_ids;
+  if (!isObject(ids)) return reject('missing-device-id', 'end_device_ids is missing: not a TTS v3 application message');
+  const deviceId = ids.device_id;
+  if (typeof deviceId !== 'string' || deviceId === '') return reject('missing-device-id', 'end_device_ids.device_id is missing or empty');
+  const devEui = ids.dev_eui;
+  if (devEui === undefined || devEui === '') return { ok: true, value: { deviceId, devEui: null } };
+  if (typeof devEui !== 'string' || !DEV_EUI_PATTERN.test(devEui)) {
+    return reject('bad-field', `device ${deviceId}: end_device_ids.dev_eui must be 16 hex digits, got ${show(devEui)}`);
+  }
+  return { ok: true, value: { deviceId, devEui: devEui.toLowerCase() } };
+}
+
+function reject(reason: TtsRejectReason, message: string): TtsRejection {
+  return { ok: false, reason, message };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isInteger(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+function timeMs(value: unknown): number | null {
+  if (typeof value !== 'string') return null;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** A short, safe rendering of untrusted input for an error message. */
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
+}
