@@ -7,24 +7,39 @@
 //   4. LoRaWAN: Semtech UDP PUSH_DATA (8 frames per datagram, 4 gateways, 1,000 ABP devices) -> MIC,
 //      counter, decrypt, Cayenne LPP -> committed to the buffer, at rising offered rates (Kafka down, so
 //      the figure is the LoRaWAN path alone)
-//   5. peak RSS of the gateway process over the whole run
+//   5. TTN: the TTS stand-in (firmware-sim, in this process) publishes v3 uplinks of 1,000 devices at QoS 0 to
+//      the gateway's ttn ingress -> parse, gap tracking, Cayenne LPP for messages without decoded_payload ->
+//      committed to the buffer, at rising offered rates and then as fast as the stand-in can (Kafka down)
+//   6. peak RSS of the gateway process over the whole run
+//   7. payload formatters in this process: µs per decode of a TTN-style JavaScript formatter (node:vm) and
+//      of the built-in Cayenne LPP codec (no gateway process; `--only formatter` starts none)
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import kafkajs from 'kafkajs';
+import { createRandom } from '../../firmware-sim/fleet.ts';
+import { startTtsStandIn, type TtsStandIn } from '../../firmware-sim/tts-stand-in.ts';
+import { createTtsFleet, type TtsFleet } from '../../firmware-sim/tts-traffic.ts';
 import { encodeDataFrame } from '../../src/ingress/lorawan/frame-crypto.ts';
+import { createFormatterCache } from '../../src/ingress/lorawan-server/javascript-formatter.ts';
+import { CAYENNE_LPP_CODEC, decodePayload, type PayloadCodec } from '../../src/ingress/lorawan-server/payload-codec.ts';
 import { encodePushData, type Rxpk } from '../../src/ingress/semtech-udp/packets.ts';
+import { configSchema } from '../../src/ops/config/schema.ts';
+import { createLogger } from '../../src/ops/log.ts';
 import { type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
 
 const { Kafka, logLevel } = kafkajs;
 const SIM = fileURLToPath(new URL('../../dist/firmware-sim/cli.js', import.meta.url));
 const TOPIC = 'bench.telemetry';
+const TTN_APPLICATION = 'bench-ttn';
+const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
+const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -35,9 +50,18 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  process.stdout.write('npm run bench [-- --devices N --seconds S --only mqtt|lorawan]   (defaults 1000 devices, 20 s per scenario, all scenarios)\n');
+  process.stdout.write(
+    `npm run bench [-- --devices N --seconds S --only ${SCENARIOS.join('|')}]   (defaults 1000 devices, 20 s per scenario, all scenarios)\n`,
+  );
   process.exit(0);
 }
+if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.only)) {
+  process.stderr.write(`--only must be one of ${SCENARIOS.join(', ')}, got '${args.only}' (npm run bench -- --help)\n`);
+  process.exit(2);
+}
+/** mqtt runs scenarios 1-3, lorawan 4, ttn 5, formatter 7; without --only, all of them (6 comes with any gateway scenario). */
+const selected = (scenario: (typeof SCENARIOS)[number]): boolean => args.only === undefined || args.only === scenario;
+const say = (line: string) => process.stdout.write(`${line}\n`);
 const DEVICES = Number(args.devices);
 const SECONDS = Number(args.seconds);
 const INGEST_INFLIGHT = 8;
@@ -198,11 +222,190 @@ async function offerLorawan(port: number, devices: ReturnType<typeof benchLorawa
   return sent;
 }
 
+/** How far a counter moved from `before` once it stops moving (3 reads 500 ms apart alike): commits still landing are counted. */
+async function settledDelta(gateway: GatewayProcess, name: string, before: number): Promise<number> {
+  let delta = -1;
+  for (let settled = 0; settled < 3; await sleep(500)) {
+    const now = (await metric(gateway, name)) - before;
+    settled = now === delta ? settled + 1 : 0;
+    delta = now;
+  }
+  return delta;
+}
+
+/** iotgw_ingress_rejected_total of one source, by reason. */
+async function rejectedByReason(gateway: GatewayProcess, source: string): Promise<Map<string, number>> {
+  const prefix = `iotgw_ingress_rejected_total{source="${source}",`;
+  const counts = new Map<string, number>();
+  for (const line of (await gateway.metricsText()).split('\n')) {
+    const reason = line.startsWith(prefix) ? /reason="([^"]*)"/.exec(line)?.[1] : undefined;
+    if (reason !== undefined) counts.set(reason, Number(line.split(' ').at(-1)));
+  }
+  return counts;
+}
+
+/**
+ * User + system CPU seconds used so far (fields 14 and 15 of /proc/.../stat, in Linux's 1/100 s): the whole
+ * process, or with `mainThreadOnly` its main thread alone (the event loop, where the gateway's work happens).
+ */
+function cpuSeconds(pid: number, mainThreadOnly = false): number {
+  const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface TtnOffer {
+  readonly published: number;
+  /** Published while the gateway was not subscribed (QoS 0: nobody received them). */
+  readonly unheard: number;
+  readonly activeS: number;
+  /** CPU of this process (the stand-in and the message generator) per second of the run: 1 = one core busy. */
+  readonly standInCores: number;
+}
+
+/**
+ * Publishes the fleet's next uplinks (devices round robin) through the TTS stand-in at `rate` msg/s, or as fast
+ * as it can when `rate` is 0, for `seconds`. Each publish resolves once aedes has written the message to the
+ * gateway's socket, and the gateway reads its socket only as fast as it commits, so a slower gateway holds the
+ * stand-in back (TCP backpressure) instead of losing messages.
+ */
+async function offerTtn(standIn: TtsStandIn, fleet: TtsFleet, rate: number, seconds: number): Promise<TtnOffer> {
+  const cpuBefore = process.cpuUsage();
+  const startedAt = performance.now();
+  const endAt = startedAt + seconds * 1000;
+  let published = 0;
+  let unheard = 0;
+  while (performance.now() < endAt) {
+    const due = rate === 0 ? published + 100 : Math.floor(((performance.now() - startedAt) / 1000) * rate);
+    while (published < due && performance.now() < endAt) {
+      const device = fleet.devices[published % fleet.devices.length] as (typeof fleet.devices)[number];
+      const message = JSON.stringify(fleet.nextUplink(device, Date.now()));
+      if ((await standIn.publish(`v3/${standIn.username}/devices/${device.deviceId}/up`, message)) === 0) unheard += 1;
+      published += 1;
+    }
+    if (rate > 0) await sleep(5);
+  }
+  const activeS = (performance.now() - startedAt) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  return { published, unheard, activeS, standInCores: (cpu.user + cpu.system) / 1e6 / activeS };
+}
+
+/** 5. TTS v3 uplinks over MQTT (QoS 0) -> the gateway's ttn ingress -> committed, at rising offered rates, then flat out. */
+async function benchTtn(gateway: GatewayProcess, standIn: TtsStandIn, kafka: KafkaMock): Promise<void> {
+  say('');
+  say(
+    `5. TTN uplinks from the TTS stand-in (MQTT, QoS 0, ${DEVICES} devices, half with decoded_payload) -> parse, f_cnt gaps, Cayenne LPP for the rest -> committed to the buffer (Kafka down)`,
+  );
+  await kafka.down('all');
+  await standIn.waitForSubscriber();
+  const fleet = createTtsFleet(TTN_APPLICATION, { devices: DEVICES, seed: 5, decodedShare: 0.5 });
+  const accepted = 'iotgw_ingress_accepted_total{source="ttn"}';
+  const seconds = Math.max(5, Math.round(SECONDS / 2));
+  for (const rate of [1000, 5000, 0]) {
+    const acceptedBefore = await metric(gateway, accepted);
+    const rejectedBefore = await rejectedByReason(gateway, 'ttn');
+    const pid = gateway.child.pid as number;
+    const cpuBefore = { process: cpuSeconds(pid), loop: cpuSeconds(pid, true) };
+    const offer = await offerTtn(standIn, fleet, rate, seconds);
+    const gatewayCores = { process: (cpuSeconds(pid) - cpuBefore.process) / offer.activeS, loop: (cpuSeconds(pid, true) - cpuBefore.loop) / offer.activeS };
+    const committed = await settledDelta(gateway, accepted, acceptedBefore);
+    const rejected = [...(await rejectedByReason(gateway, 'ttn'))]
+      .map(([reason, count]) => [reason, count - (rejectedBefore.get(reason) ?? 0)] as const)
+      .filter(([, count]) => count > 0);
+    const rejectedTotal = rejected.reduce((sum, [, count]) => sum + count, 0);
+    const publishedPerS = Math.round(offer.published / offer.activeS);
+    const committedPerS = Math.round(committed / offer.activeS);
+    const lost = offer.published - committed - rejectedTotal;
+    say(
+      `   offered ${rate === 0 ? 'as fast as the stand-in can' : `${rate} msg/s`} for ${seconds} s: stand-in published ${publishedPerS} msg/s, committed ${committedPerS} msg/s (${committed} of ${offer.published}; rejected ${rejected.length === 0 ? '0' : rejected.map(([reason, count]) => `${count} ${reason}`).join(', ')}; ${lost} lost${offer.unheard === 0 ? '' : `, ${offer.unheard} of them published while the gateway was not subscribed`})`,
+    );
+    say(
+      `   CPU: gateway ${gatewayCores.process.toFixed(2)} cores (event loop ${gatewayCores.loop.toFixed(2)}), stand-in and message generator ${offer.standInCores.toFixed(2)} cores`,
+    );
+    if (rate > 0 && publishedPerS < rate * 0.9) say(`   the stand-in fell short of ${rate} msg/s: the gateway held it back or it ran out of CPU`);
+    if (rate === 0) say(`   ${ttnVerdict(gatewayCores, offer.standInCores, committedPerS)}`);
+    if (committed + rejectedTotal < offer.published * 0.9) {
+      const lines = (await gateway.metricsText()).split('\n').filter((line) => line.includes('source="ttn"') && !line.startsWith('#'));
+      say(`   stopping here; the gateway's ttn counters: ${lines.join('; ')}`);
+      break;
+    }
+  }
+}
+
+/** Which side held the flat-out TTN run back, judged by CPU: both the stand-in and the gateway's work are single-threaded. */
+function ttnVerdict(gatewayCores: { readonly process: number; readonly loop: number }, standInCores: number, committedPerS: number): string {
+  const busy = 0.85;
+  if (gatewayCores.loop >= busy) return `the gateway's event loop was saturated: ${committedPerS} msg/s is its TTN ceiling on this machine`;
+  if (standInCores >= busy) {
+    return `the stand-in is the limit (a core busy publishing while the gateway's event loop had time to spare): the gateway's TTN ceiling is above ${committedPerS} msg/s`;
+  }
+  if (gatewayCores.process + standInCores >= busy * cpus().length) {
+    return `the stand-in could not saturate the gateway: together they kept the machine's ${cpus().length} cores busy, so ${committedPerS} msg/s is a lower bound of the gateway's TTN ceiling (run the stand-in elsewhere to find it)`;
+  }
+  return `neither the gateway's event loop nor the stand-in had a full core (${cpus().length} cores, shared): ${committedPerS} msg/s is a lower bound of the gateway's TTN ceiling`;
+}
+
+/** Temperature / humidity / battery readings as the climate-sensor formatter's FPort 1 frame and as the same readings in Cayenne LPP. */
+function climatePayloads(count: number): { readonly formatter: Buffer[]; readonly lpp: Buffer[] } {
+  const random = createRandom(11);
+  const int16 = (value: number): number[] => [(value >> 8) & 0xff, value & 0xff];
+  const formatter: Buffer[] = [];
+  const lpp: Buffer[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const centiCelsius = Math.round((random() * 40 - 10) * 100);
+    const halfPercent = Math.round(random() * 200);
+    const batteryMv = Math.round(2400 + random() * 1200); // some below 2500 mV: the formatter adds a warning
+    formatter.push(Buffer.from([...int16(centiCelsius), halfPercent, ...int16(batteryMv)]));
+    lpp.push(Buffer.from([1, 103, ...int16(Math.round(centiCelsius / 10)), 2, 104, halfPercent, 3, 2, ...int16(Math.round(batteryMv / 10))]));
+  }
+  return { formatter, lpp };
+}
+
+/** Decodes every payload once (after a warm-up of 1,000) through decodePayload, as the ingress paths call it. */
+function timeDecodes(codec: PayloadCodec, payloads: readonly Buffer[]): { readonly usPerDecode: number; readonly perSecond: number; readonly errors: number } {
+  const recvTime = new Date();
+  for (const bytes of payloads.slice(0, 1000)) decodePayload(codec, 1, bytes, recvTime);
+  let errors = 0;
+  const startedAt = performance.now();
+  for (const bytes of payloads) if (decodePayload(codec, 1, bytes, recvTime).error !== undefined) errors += 1;
+  const elapsedMs = performance.now() - startedAt;
+  return { usPerDecode: (elapsedMs * 1000) / payloads.length, perSecond: payloads.length / (elapsedMs / 1000), errors };
+}
+
+/** 7. Payload formatter cost in this process: the JavaScript formatter (node:vm) against the built-in Cayenne LPP codec. */
+function benchFormatters(): void {
+  const decodes = 20_000;
+  const limits = configSchema.shape.formatters.parse({});
+  const cache = createFormatterCache(
+    { timeoutMs: limits.timeout_ms, maxOutputBytes: limits.max_output_bytes },
+    { log: createLogger({ level: 'silent', gatewayId: 'bench' }) },
+  );
+  const payloads = climatePayloads(decodes);
+  const javascript = timeDecodes(cache.codecFor({ codec: 'javascript', formatter_file: CLIMATE_FORMATTER }), payloads.formatter);
+  const lpp = timeDecodes(CAYENNE_LPP_CODEC, payloads.lpp);
+  const line = (result: ReturnType<typeof timeDecodes>) =>
+    `${result.usPerDecode.toFixed(1)} µs per decode, ${Math.round(result.perSecond)} decodes/s${result.errors === 0 ? '' : ` (${result.errors} decode errors!)`}`;
+  say('');
+  say(`7. payload decode cost, in this process (${decodes} temperature/humidity/battery readings each, through decodePayload as the ingress paths call it)`);
+  say(`   javascript formatter (climate-sensor.js in node:vm, ${limits.timeout_ms} ms limit): ${line(javascript)}`);
+  say(`   cayenne-lpp (built in): ${line(lpp)}; the formatter costs ${(javascript.usPerDecode / lpp.usPerDecode).toFixed(0)}x as much`);
+}
+
 async function main(): Promise<void> {
+  say(`iotgw bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${DEVICES} devices, ${SECONDS} s per scenario`);
+  if (selected('mqtt') || selected('lorawan') || selected('ttn')) await gatewayScenarios();
+  if (selected('formatter')) benchFormatters();
+}
+
+/** Scenarios 1-6: one gateway process against the Kafka mock, fed by firmware-sim, Semtech UDP and the TTS stand-in. */
+async function gatewayScenarios(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'iotgw-bench-'));
   const lorawanDevices = benchLorawanDevices(1000);
   const lorawanPort = await freeUdpPort();
   const kafka = await startKafkaMock({ brokers: 3, topics: [{ name: TOPIC, partitions: 6 }] });
+  const standIn = selected('ttn') ? await startTtsStandIn({ applicationId: TTN_APPLICATION }) : null;
+  const ttnKeyFile = join(dir, 'ttn-api-key');
+  if (standIn !== null) writeFileSync(ttnKeyFile, `${standIn.apiKey}\n`, { mode: 0o600 });
   const configPath = writeGatewayConfig(dir, {
     gateway_id: 'bench',
     log: { level: 'info' },
@@ -221,15 +424,16 @@ async function main(): Promise<void> {
         codec: 'cayenne-lpp' as const,
       })),
     },
+    ...(standIn === null
+      ? {}
+      : { ttn: { enabled: true, url: standIn.url, username: standIn.username, password_file: ttnKeyFile, codec: 'cayenne-lpp' as const } }),
   });
   const gateway = await launchGateway(configPath);
   const pid = gateway.child.pid as number;
-  const say = (line: string) => process.stdout.write(`${line}\n`);
-  say(`iotgw bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${DEVICES} devices, ${SECONDS} s per scenario`);
   say('gateway: own process, SQLite WAL synchronous=FULL with group commit, acks=all to librdkafka mock cluster (3 brokers, 6 partitions)');
 
   try {
-    if (args.only !== 'lorawan') {
+    if (selected('mqtt')) {
       // 1. Max sustained ingest. Devices are paced by their PUBACKs; with one reading in flight per device
       //    the simulator (mqtt.js, same 2 cores) spends more CPU per message than the gateway, so each
       //    device keeps up to INGEST_INFLIGHT readings in flight here.
@@ -290,7 +494,7 @@ async function main(): Promise<void> {
       );
     }
 
-    if (args.only !== 'mqtt') {
+    if (selected('lorawan')) {
       // 4. LoRaWAN uplinks: UDP -> dedup -> MIC/counter/decrypt/LPP -> group commit, at rising offered rates.
       say('');
       say(
@@ -304,12 +508,7 @@ async function main(): Promise<void> {
         const seconds = Math.max(5, Math.round(SECONDS / 2));
         const offered = await offerLorawan(lorawanPort, lorawanDevices, fcnts, rate, seconds);
         // Let the last frames' dedup windows close and their commits land: wait until the count stops moving.
-        let accepted = -1;
-        for (let settled = 0; settled < 3; await sleep(500)) {
-          const now = (await metric(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}')) - acceptedBefore;
-          settled = now === accepted ? settled + 1 : 0;
-          accepted = now;
-        }
+        const accepted = await settledDelta(gateway, 'iotgw_ingress_accepted_total{source="semtech-udp"}', acceptedBefore);
         const rejected = (await metric(gateway, 'iotgw_ingress_rejected_total{source="semtech-udp",')) - rejectedBefore;
         say(
           `   offered ${rate} frames/s for ${seconds} s: committed ${Math.round(accepted / seconds)} frames/s (${accepted} of ${offered}; ${rejected} rejected, ${offered - accepted - rejected} lost in UDP socket buffers)`,
@@ -322,10 +521,13 @@ async function main(): Promise<void> {
       }
     }
 
+    if (standIn !== null) await benchTtn(gateway, standIn, kafka);
+
     say('');
-    say(`5. gateway peak RSS over all scenarios: ${rssMb(pid, 'VmHWM')} MB`);
+    say(`6. gateway peak RSS over all scenarios: ${rssMb(pid, 'VmHWM')} MB`);
   } finally {
     await gateway.kill('SIGTERM');
+    await standIn?.stop();
     await kafka.stop();
     rmSync(dir, { recursive: true, force: true });
   }
