@@ -9,7 +9,7 @@
 // Session state is only ever changed synchronously before the first await of a frame, so two frames of one
 // device never interleave their counter checks.
 import type { StateWrite } from '../../buffer/record-buffer.ts';
-import type { Logger } from '../../ops/log.ts';
+import { createOnceLogger, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { NewRecord, RecordSource } from '../../record/record.ts';
 import { EVENT_TIME_MAX_FUTURE_MS, EVENT_TIME_MAX_PAST_MS } from '../../record/routes.ts';
@@ -85,17 +85,12 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   const { region } = options;
   const { sessions, metrics } = deps;
   const log = deps.log.child({ component: 'ingress.lorawan' });
-  const lastLogged = new Map<string, number>();
+  const rejectLog = createOnceLogger(options.rejectLogIntervalMs);
 
   function reject(source: RecordSource, reason: LorawanRejectReason, device: string, message: string): void {
     metrics.ingressRejected.inc({ source, reason });
     deps.onReject?.(source, reason, message);
-    const key = `${device}|${reason}`;
-    const now = performance.now();
-    const last = lastLogged.get(key);
-    if (last !== undefined && now - last < options.rejectLogIntervalMs) return;
-    if (lastLogged.size > 10_000) lastLogged.clear(); // unauthenticated input must not grow memory
-    lastLogged.set(key, now);
+    if (!rejectLog.shouldLog(`${device}|${reason}`)) return;
     log.warn({ reason, device }, `LoRaWAN frame rejected: ${message} (logged once per device and reason every ${options.rejectLogIntervalMs / 1000} s)`);
   }
 
