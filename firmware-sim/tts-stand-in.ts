@@ -1,7 +1,7 @@
 // A local MQTT server posing as The Things Stack v3's MQTT server integration, for `firmware-sim ttn` and the
 // end-to-end tests: aedes on a TCP port, one application whose username is {application id}@{tenant id}
 // and whose password is an API key, subscriptions only under v3/{username}/, everything published at QoS 0
-// as TTS does. It can drop its clients' connections and refuse new ones (bad key, server unavailable) so
+// as TTS does, and a subscription outside v3/{username}/ refused in the SUBACK. It can drop its clients' connections and refuse new ones (bad key, server unavailable) so
 // the gateway's reconnect path can be exercised, and it says how many subscribers each message reached.
 import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
@@ -76,7 +76,8 @@ export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsSt
       done(null, true);
     },
     authorizeSubscribe(_client, subscription, callback) {
-      if (!subscription.topic.startsWith(prefix)) return callback(new Error(`subscriptions must be under ${prefix}`));
+      // As TTS: a filter outside the application is refused in the SUBACK (0x80); the connection stays up.
+      if (!subscription.topic.startsWith(prefix)) return callback(null, null);
       callback(null, { ...subscription, qos: 0 });
     },
     // The integration's downlink topics (down/push, down/replace) are not simulated.

@@ -63,7 +63,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const bufferLog = log.child({ component: 'buffer' });
   // Payload codecs by configuration choice, for every ingress that decodes (LoRaWAN devices, TTN, serial raw frames).
   // A javascript formatter is compiled here, once per file; a broken one throws a ConfigError naming the file.
-  const formatterCache = createFormatterCache({ timeoutMs: config.formatters.timeout_ms, maxOutputBytes: config.formatters.max_output_bytes }, { log });
+  const formatterCache = createFormatterCache(
+    { timeoutMs: config.formatters.timeout_ms, maxOutputBytes: config.formatters.max_output_bytes },
+    { log, metrics },
+  );
   const codecFor = (choice: CodecChoice): PayloadCodec => formatterCache.codecFor(choice);
 
   let buffer: WorkerBuffer | null = null;
@@ -391,15 +394,16 @@ function createTtnIngresses(
       {
         url: ttn.url,
         username: application.username,
-        password: application.password === '' ? null : application.password,
-        passwordFile: application.password_file === '' ? null : expandVariables(application.password_file),
+        // The config loader has read password_file into password.
+        password: application.password,
         caFile: ttn.ca_file === '' ? null : expandVariables(ttn.ca_file),
-        // Stable across restarts; one per application, or the server would drop one connection for the other.
-        clientId: base === null ? `iotgw-${config.gateway_id}` : `${base}-${application.username.split('@')[0]}`,
+        // Stable across restarts; one per application (the whole username: app ids repeat across tenants),
+        // or the server would drop one connection for the other.
+        clientId: base === null ? `iotgw-${config.gateway_id}` : `${base}-${application.username}`,
         uplinkTopics: application.topics.map((topic) => topic.replaceAll('{username}', application.username)),
         stream: ttn.stream,
         eventStreams,
-        codec: application.codec === 'raw' ? null : deps.codecFor({ codec: application.codec, formatter_file: expandVariables(application.formatter_file) }),
+        codec: deps.codecFor({ codec: application.codec, formatter_file: expandVariables(application.formatter_file) }),
         reconnectInitialMs: 1_000,
         reconnectMaxMs: ttn.reconnect_max_ms,
         maxMessageBytes: ttn.max_message_bytes,
@@ -433,7 +437,7 @@ function createSerialRadioIngressFromConfig(
       commandTimeoutMs: serial.command_timeout_ms,
       reopenInitialMs: 1_000,
       reopenMaxMs: serial.reopen_max_delay_ms,
-      rejectLogIntervalMs: 600_000,
+      rejectLogIntervalMs: serial.reject_log_interval_s * 1000,
     },
     { ...rest, rawCodec: codecFor({ codec: serial.raw.codec, formatter_file: expandVariables(serial.raw.formatter_file) }) },
   );

@@ -2,14 +2,18 @@
 // ASCII commands the gateway's driver (src/ingress/serial-radio/rn2483-radio.ts) sends, one line each,
 // ending in \r\n, like the module does: `invalid_param` for unknown commands and bad values, `busy` for
 // radio commands before `mac pause` or while the receiver is armed, and `radio_rx  <hex>` only while a
-// `radio rx` is armed (after which it is idle again). No I/O here: bytes in via receive(), lines out via
-// the write function, so it runs over a pty (serial-radio-sim.ts) or serialport's mock binding alike.
+// `radio rx` is armed (after which it is idle again). Like the module, it keeps its state (paused, armed,
+// settings) for as long as it has power: closing and reopening the port changes nothing, only reset()
+// (a power cycle: the adapter unplugged) does. No I/O here: bytes in via receive(), lines out via the
+// write function, so it runs over a pty (serial-radio-sim.ts) or serialport's mock binding alike.
 import { createLineSplitter } from '../../src/ingress/serial-radio/line-splitter.ts';
 
 export interface Rn2483EmulatorOptions {
   readonly model?: 'RN2483' | 'RN2903';
   /** Whether `radio get pktrssi` is answered (firmware 1.0.5 and later); default true. */
   readonly pktRssi?: boolean;
+  /** Whether `radio rxstop` is known; default true (false: older firmware, it answers invalid_param). */
+  readonly rxStop?: boolean;
 }
 
 /** How a transmitted packet was heard. */
@@ -34,6 +38,8 @@ export interface Rn2483Emulator {
   settings(): Readonly<Record<string, string>>;
   /** Power cycle: LoRaWAN stack running again, receiver idle, settings back to defaults, reset banner sent. */
   reset(): void;
+  /** While true, the LoRaWAN stack is busy (mid-transmission) and `mac pause` answers 0. */
+  setMacBusy(busy: boolean): void;
 }
 
 const FIRMWARE = '1.0.5 Oct 31 2018 15:06:52';
@@ -85,6 +91,7 @@ export function createRn2483Emulator(options: Rn2483EmulatorOptions, write: (tex
   const checks = settingChecks(model);
   let paused = false;
   let armed = false;
+  let macBusy = false;
   let settings: Record<string, string> = { ...DEFAULT_SETTINGS };
   let lastSignal: AirSignal | null = null;
   const received: string[] = [];
@@ -102,6 +109,7 @@ export function createRn2483Emulator(options: Rn2483EmulatorOptions, write: (tex
       return version;
     }
     if (line === 'mac pause') {
+      if (macBusy) return '0';
       paused = true;
       return PAUSE_MS;
     }
@@ -111,6 +119,7 @@ export function createRn2483Emulator(options: Rn2483EmulatorOptions, write: (tex
     }
     if (group !== 'radio') return 'invalid_param';
     if (verb === 'rxstop' && name === undefined) {
+      if (options.rxStop === false) return 'invalid_param';
       armed = false;
       return 'ok';
     }
@@ -175,6 +184,10 @@ export function createRn2483Emulator(options: Rn2483EmulatorOptions, write: (tex
       settings = { ...DEFAULT_SETTINGS };
       lastSignal = null;
       send(version);
+    },
+
+    setMacBusy(busy) {
+      macBusy = busy;
     },
   };
 }

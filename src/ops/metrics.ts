@@ -38,6 +38,9 @@ export interface Metrics {
   readonly ttnConnected: Gauge<'application'>;
   readonly ttnReconnects: Counter<'application'>;
   readonly ttnMissedFrames: Counter<'application'>;
+  /** Uplinks a javascript formatter did not decode, by codec (javascript:<file>) and kind of failure. */
+  readonly formatterErrors: Counter<'codec' | 'kind'>;
+  readonly ttnFCntResets: Counter<'application'>;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): Metrics {
@@ -187,9 +190,21 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       labelNames: ['application'],
       registers,
     }),
+    formatterErrors: new Counter({
+      name: 'iotgw_formatter_errors_total',
+      help: 'Uplinks a javascript payload formatter did not decode (kept with iotgw.codec_error), by codec and kind: threw, errors, timeout, output, cooldown',
+      labelNames: ['codec', 'kind'],
+      registers,
+    }),
     ttnMissedFrames: new Counter({
       name: 'iotgw_ttn_missed_frames_total',
       help: 'TTN uplinks never received (QoS 0: lost while disconnected, or not heard), judged from f_cnt jumps, by application',
+      labelNames: ['application'],
+      registers,
+    }),
+    ttnFCntResets: new Counter({
+      name: 'iotgw_ttn_f_cnt_resets_total',
+      help: 'TTN uplinks whose f_cnt went back within the same session (an ABP device that reset), stored and marked iotgw.f_cnt_reset, by application',
       labelNames: ['application'],
       registers,
     }),

@@ -18,6 +18,11 @@ export interface Router {
 export const EVENT_TIME_MAX_PAST_MS = 7 * 24 * 60 * 60 * 1000;
 export const EVENT_TIME_MAX_FUTURE_MS = 10 * 60 * 1000;
 
+/** A device's or network's time for a record received at `receivedAtMs`: within the window, else null. */
+export function plausibleEventTime(timeMs: number, receivedAtMs: number): number | null {
+  return timeMs >= receivedAtMs - EVENT_TIME_MAX_PAST_MS && timeMs <= receivedAtMs + EVENT_TIME_MAX_FUTURE_MS ? timeMs : null;
+}
+
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
 export function createRouter(defaultTopic: string, routes: readonly Route[]): Router {
@@ -40,8 +45,7 @@ export function createRouter(defaultTopic: string, routes: readonly Route[]): Ro
       if (field === undefined) return receivedAtMs;
       const candidate = readTimestampField(payload, field);
       if (candidate === null) return receivedAtMs;
-      const plausible = candidate >= receivedAtMs - EVENT_TIME_MAX_PAST_MS && candidate <= receivedAtMs + EVENT_TIME_MAX_FUTURE_MS;
-      return plausible ? candidate : receivedAtMs;
+      return plausibleEventTime(candidate, receivedAtMs) ?? receivedAtMs;
     },
   };
 }

@@ -1,7 +1,8 @@
 // End to end with a JavaScript payload formatter: a simulated packet forwarder -> the gateway process (Semtech
 // UDP, LoRaWAN server, a TTN-style decodeUplink file in node:vm, SQLite) -> librdkafka's mock cluster. A frame
 // the formatter decodes reaches Kafka with decoded_payload; frames whose formatter throws, or runs an endless
-// promise chain until the time limit, reach Kafka too, with iotgw.codec_error and their bytes intact.
+// promise chain until the time limit, reach Kafka too, with iotgw.codec_error and their bytes intact, and
+// are counted in iotgw_formatter_errors_total.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { test } from 'node:test';
 import { createSimulatedForwarder } from '../../firmware-sim/transports/packet-forwarder.ts';
 import { encodeDataFrame } from '../../src/ingress/lorawan/frame-crypto.ts';
 import type { ConfigInput } from '../../src/ops/config/schema.ts';
-import { startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
+import { type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -37,6 +38,15 @@ const FORMATTER = `function decodeUplink(input) {
 interface UplinkValue {
   uplink_message: { f_port: number; f_cnt: number; frm_payload: string; decoded_payload?: Record<string, unknown>; decoded_payload_warnings?: string[] };
   iotgw: { codec: string; codec_error?: string };
+}
+
+async function formatterErrors(gateway: GatewayProcess, kind: string): Promise<number> {
+  const text = await gateway.metricsText();
+  const labels = ['codec="javascript:thermometer.js"', `kind="${kind}"`];
+  const line = text
+    .split('\n')
+    .find((candidate) => candidate.startsWith('iotgw_formatter_errors_total{') && labels.every((label) => candidate.includes(label)));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -123,5 +133,8 @@ test('a javascript formatter decodes uplinks into Kafka; a throwing or stuck for
 
   assert.deepEqual(value(4).uplink_message.decoded_payload, { temperature: -5 });
   assert.deepEqual(value(4).uplink_message.decoded_payload_warnings, ['below freezing']);
+  assert.equal(await formatterErrors(gateway, 'threw'), 1);
+  assert.equal(await formatterErrors(gateway, 'timeout'), 1);
+  assert.equal(await formatterErrors(gateway, 'errors'), 0);
   assert.equal(gateway.child.exitCode, null, 'the gateway is still running');
 });

@@ -44,6 +44,7 @@ interface RawValue {
   rssi?: number;
   payload: string;
   frame: string;
+  iotgw: { codec: string; codec_error?: string };
 }
 
 /** The Kafka identity of a sent frame: DevEUI + FCnt, or node key + frame bytes. */
@@ -147,6 +148,7 @@ test('serial radio -> gateway -> Kafka: LoRaWAN and raw frames, garbage ignored,
       assert.equal(Buffer.from(value.payload, 'base64').toString('hex'), frame.payloadHex.slice(4), 'payload = the bytes after the node id');
       assert.deepEqual(value.radio, { id: RADIO_ID, frequency: 868_100_000, spreading_factor: 7, bandwidth: 125_000 });
       assert.ok(Number.isInteger(value.snr) && Number.isInteger(value.rssi));
+      assert.deepEqual(value.iotgw, { codec: 'raw' }, 'the codec that ran, as on LoRaWAN records');
     }
   }
   t.diagnostic(

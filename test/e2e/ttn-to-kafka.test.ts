@@ -21,6 +21,8 @@ import { waitFor } from '../helpers/wait-for.ts';
 
 const TOPIC = 'city.ttn';
 const APPLICATION = 'city-sensors';
+/** The `application` label and iotgw.application: the whole username, unique across tenants. */
+const USERNAME = `${APPLICATION}@ttn`;
 
 async function metricValue(gateway: GatewayProcess, name: string, labels: readonly string[] = []): Promise<number> {
   const text = await gateway.metricsText();
@@ -33,7 +35,7 @@ async function metricValue(gateway: GatewayProcess, name: string, labels: readon
 const accepted = (gateway: GatewayProcess): Promise<number> => metricValue(gateway, 'iotgw_ingress_accepted_total', ['source="ttn"']);
 const rejected = (gateway: GatewayProcess, reason: string): Promise<number> =>
   metricValue(gateway, 'iotgw_ingress_rejected_total', ['source="ttn"', `reason="${reason}"`]);
-const reconnects = (gateway: GatewayProcess): Promise<number> => metricValue(gateway, 'iotgw_ttn_reconnects_total', [`application="${APPLICATION}"`]);
+const reconnects = (gateway: GatewayProcess): Promise<number> => metricValue(gateway, 'iotgw_ttn_reconnects_total', [`application="${USERNAME}"`]);
 
 interface RecordValue extends Record<string, unknown> {
   uplink_message: Record<string, unknown> & { f_cnt?: number; frm_payload: string };
@@ -87,7 +89,7 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
   }
   assert.equal(await rejected(gateway, 'duplicate'), first.duplicates.length);
   assert.equal(await accepted(gateway), first.uplinks.length + 1, 'duplicates and malformed messages were not stored');
-  assert.equal(await metricValue(gateway, 'iotgw_ttn_connected', [`application="${APPLICATION}"`]), 1);
+  assert.equal(await metricValue(gateway, 'iotgw_ttn_connected', [`application="${USERNAME}"`]), 1);
 
   // The cut: TTS refuses the key for a while, then is unavailable; the gateway keeps retrying with backoff.
   standIn.setConnectPolicy('not-authorized');
@@ -96,7 +98,7 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
   await gateway.waitForLog((line) => String(line.msg).startsWith('TTN refused the connection: not authorized; check ttn.username'));
   standIn.setConnectPolicy('unavailable');
   await waitFor(async () => (await reconnects(gateway)) >= 3, 'three reconnect attempts', 30_000, 100);
-  assert.equal(await metricValue(gateway, 'iotgw_ttn_connected', [`application="${APPLICATION}"`]), 0);
+  assert.equal(await metricValue(gateway, 'iotgw_ttn_connected', [`application="${USERNAME}"`]), 0);
   const lost = await publishTtsTraffic(standIn, fleet, { messagesPerDevice: 1 });
   assert.ok(
     lost.uplinks.every((entry) => entry.reached === 0),
@@ -149,10 +151,10 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
       original.uplink_message.decoded_payload = decodeCayenneLpp(Buffer.from(original.uplink_message.frm_payload, 'base64')).data;
       assert.equal(iotgw.codec, 'cayenne-lpp', where);
     } else {
-      assert.equal(iotgw.codec, undefined, `${where}: decoded by TTS, not again`);
+      assert.equal(iotgw.codec, 'tts', `${where}: decoded by TTS, not again`);
     }
     assert.deepEqual(rest, original, `${where}: the TTS message intact`);
-    assert.equal(iotgw.application, APPLICATION);
+    assert.equal(iotgw.application, USERNAME);
     assert.equal(iotgw.f_cnt_gap, entry.expectedGap, `${where}: f_cnt_gap`);
     gaps += iotgw.f_cnt_gap;
   }
@@ -160,7 +162,7 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
     third.uplinks.slice(0, fleet.devices.length).every((entry) => (entry.expectedGap ?? 0) >= 1),
     'the first uplink after the reconnect marks the lost one',
   );
-  assert.equal(await metricValue(gateway, 'iotgw_ttn_missed_frames_total', [`application="${APPLICATION}"`]), gaps);
+  assert.equal(await metricValue(gateway, 'iotgw_ttn_missed_frames_total', [`application="${USERNAME}"`]), gaps);
   const joins = messages.filter((message) => message.headers['ttn-event'] === 'join');
   assert.equal(joins.length, 1);
   assert.equal(joins[0]?.key, joinDevice.devEui);

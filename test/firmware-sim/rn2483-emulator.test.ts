@@ -1,5 +1,6 @@
 // The simulator's RN2483 answers like the module: invalid_param for unknown commands and bad values, busy
-// for radio commands before `mac pause` or while armed, radio_rx only while a receive is armed.
+// for radio commands before `mac pause` or while armed, radio_rx only while a receive is armed; state kept
+// until a power cycle; rxstop ends a receive (unknown to older firmware); `mac pause` 0 while the stack is busy.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRn2483Emulator } from '../../firmware-sim/transports/rn2483-emulator.ts';
@@ -51,4 +52,32 @@ test('radio_rx only while armed, then idle; busy when armed twice; radio_err lik
   assert.equal(lines.at(-1), 'radio_err\r\n');
   emulator.reset();
   assert.equal(ask('radio rx 0'), 'busy\r\n', 'after a power cycle the LoRaWAN stack runs again');
+});
+
+test('rxstop ends an armed receive so settings are accepted again; older firmware answers invalid_param', () => {
+  const { emulator, ask } = module();
+  ask('mac pause');
+  ask('radio rx 0');
+  assert.equal(ask('radio set mod lora'), 'busy\r\n', 'still receiving');
+  assert.equal(ask('radio rxstop'), 'ok\r\n');
+  assert.equal(emulator.isArmed(), false);
+  assert.equal(ask('radio set mod lora'), 'ok\r\n');
+
+  const old = module({ rxStop: false });
+  old.ask('mac pause');
+  old.ask('radio rx 0');
+  assert.equal(old.ask('radio rxstop'), 'invalid_param\r\n');
+  assert.equal(old.emulator.isArmed(), true, 'only a power cycle ends it');
+  old.emulator.reset();
+  assert.equal(old.emulator.isArmed(), false);
+});
+
+test('mac pause answers 0 while the LoRaWAN stack is busy, and radio commands stay refused', () => {
+  const { emulator, ask } = module();
+  emulator.setMacBusy(true);
+  assert.equal(ask('mac pause'), '0\r\n');
+  assert.equal(ask('radio set sf sf7'), 'busy\r\n');
+  emulator.setMacBusy(false);
+  assert.equal(ask('mac pause'), '4294967245\r\n');
+  assert.equal(ask('radio set sf sf7'), 'ok\r\n');
 });

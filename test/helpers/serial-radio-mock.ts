@@ -1,5 +1,6 @@
 // An RN2483 emulator (firmware-sim) on the far side of serialport's mock binding: the real SerialPortStream
-// and its binding contract, with the module answering every command the gateway writes. The adapter can be
+// and its binding contract, with the module answering every command the gateway writes. The module keeps
+// power, and so its state, across a port close and reopen, as the real one does. The adapter can be
 // unplugged (the stream closes with a disconnect error, and opens fail) and plugged back in (a fresh,
 // power-cycled module).
 import { SerialPortMock } from 'serialport';
@@ -8,7 +9,7 @@ import type { SerialPortStream } from '../../src/ingress/serial-radio/serial-rad
 
 export interface MockRadio {
   readonly path: string;
-  /** The module on the currently open port (a new one after every replug). */
+  /** The module behind the port: the same across reopens, a new (power-cycled) one after unplug() and plug(). */
   emulator(): Rn2483Emulator;
   /** The stream the gateway has open now, or null. */
   stream(): SerialPortMock | null;
@@ -31,16 +32,19 @@ export function mockRadio(options: Rn2483EmulatorOptions & { readonly plugged?: 
   SerialPortMock.binding.createPort(path, { echo: false, record: true });
   let plugged = options.plugged ?? true;
   let current: SerialPortMock | null = null;
-  let emulator = createRn2483Emulator(options, () => undefined);
+  /** Where the module's lines go: the binding of the open port; nowhere while it is closed. */
+  let output: ((text: string) => void) | null = null;
+  const powerOn = (): Rn2483Emulator => createRn2483Emulator(options, (text) => output?.(text));
+  let emulator = powerOn();
   let opens = 0;
 
-  /** Joins a freshly opened binding port to a new emulator: what the gateway writes, the module reads. */
+  /** Joins a freshly opened binding port to the module: what the gateway writes, the module reads. */
   function attach(stream: SerialPortMock): void {
     const binding = stream.port as NonNullable<SerialPortMock['port']>;
-    emulator = createRn2483Emulator(options, (text) => {
-      if (binding.isOpen) binding.emitData(text);
-    });
     const module = emulator;
+    output = (text) => {
+      if (binding.isOpen) binding.emitData(text);
+    };
     const write = binding.write.bind(binding);
     binding.write = async (buffer: Buffer) => {
       await write(buffer);
@@ -79,6 +83,7 @@ export function mockRadio(options: Rn2483EmulatorOptions & { readonly plugged?: 
       });
     },
     plug() {
+      if (!plugged) emulator = powerOn();
       plugged = true;
     },
     opens: () => opens,

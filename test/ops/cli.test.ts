@@ -58,6 +58,17 @@ test('a malformed config exits 78 naming each bad key, with no stack trace; run 
   }
 });
 
+test('an unreadable ttn password_file exits 78 from config check and run, naming the key', (t) => {
+  const path = join(tempDir(t), 'ttn.yaml');
+  writeFileSync(path, 'ttn:\n  enabled: true\n  username: city@ttn\n  password_file: /nonexistent/ttn-api-key\n');
+  for (const command of [['config', 'check'], ['run']]) {
+    const { status, stderr } = iotgw([...command, '--config', path]);
+    assert.equal(status, 78, command.join(' '));
+    assert.match(stderr, /ttn\.password_file: cannot read \/nonexistent\/ttn-api-key/);
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
 test('config check accepts the shipped example; config print shows the effective config with secrets masked', (t) => {
   const example = fileURLToPath(new URL('../../config/iotgw.example.yaml', import.meta.url));
   const check = iotgw(['config', 'check', '--config', example]);

@@ -102,6 +102,27 @@ test('secrets come from files, with ${VAR} expanded in the path', (t) => {
   assert.match(missing[0] ?? '', /^kafka\.sasl\.password_file: cannot read/);
 });
 
+test('ttn API key files are read by the loader: a missing or empty one is a config error naming the key, only while ttn is enabled', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'ttn-api-key'), 'NNSXS.KEY\n');
+  writeFileSync(join(dir, 'empty-key'), '');
+  const path = join(dir, 'iotgw.yaml');
+  const ttn = (enabled: boolean, parkingKey: string): string =>
+    `ttn:\n  enabled: ${enabled}\n  username: city@ttn\n  password_file: \${CREDENTIALS_DIRECTORY}/ttn-api-key\n` +
+    `  applications:\n    - { username: parking@ttn, password_file: "${join(dir, parkingKey)}" }\n`;
+  writeFileSync(path, ttn(true, 'ttn-api-key'));
+  const config = loadConfig({ path, env: { CREDENTIALS_DIRECTORY: dir } });
+  assert.equal(config.ttn.password, 'NNSXS.KEY');
+  assert.equal(config.ttn.applications[0]?.password, 'NNSXS.KEY');
+  const missing = issuesOf(() => loadConfig({ path, env: { CREDENTIALS_DIRECTORY: join(dir, 'nope') } }));
+  assert.match(missing[0] ?? '', /^ttn\.password_file: cannot read .*nope\/ttn-api-key/);
+  writeFileSync(path, ttn(true, 'empty-key'));
+  const empty = issuesOf(() => loadConfig({ path, env: { CREDENTIALS_DIRECTORY: dir } }));
+  assert.match(empty[0] ?? '', /^ttn\.applications\.0\.password_file: .*empty-key is empty/);
+  writeFileSync(path, ttn(false, 'no-such-file'));
+  assert.equal(loadConfig({ path, env: { CREDENTIALS_DIRECTORY: dir } }).ttn.password, '', 'disabled: not read');
+});
+
 test('bad configs are refused with the key and the problem', (t) => {
   const dir = tempDir(t);
   const cases: [string, RegExp][] = [
@@ -123,6 +144,7 @@ test('bad configs are refused with the key and the problem', (t) => {
       /^lorawan\.devices\.0\.formatter_file: formatter_file is used only with codec javascript/,
     ],
     ['formatters:\n  timeout_ms: 0\n', /^formatters\.timeout_ms: /],
+    ['formatters:\n  timeout_ms: 1001\n', /^formatters\.timeout_ms: .*1000/],
   ];
   for (const [index, [yaml, expected]] of cases.entries()) {
     const path = join(dir, `bad-${index}.yaml`);

@@ -6,6 +6,13 @@
 //
 // node:vm isolates against mistakes (a stray global, an endless loop, a huge or odd result); it is NOT a
 // security boundary against hostile code. Formatters are files the operator installs, trusted like the config.
+// Still, nothing of the host should leak by accident. import() would: without --experimental-vm-modules, Node
+// 20, 22 and 24 ignore Script's importModuleDynamically and reject import() with a host TypeError, whose
+// constructor.constructor is the host's Function (it compiles strings: `return process`). An in-context
+// rejection needs that flag, so instead the formatter is compiled with every `import` in its text written
+// `impor\u0074`: the same identifiers, property names, strings and regular expressions, but V8 refuses an
+// escaped keyword, so the import() call (however spaced or commented) cannot compile. Only String.raw,
+// Function.prototype.toString and columns in stack traces see the difference.
 // A known Node limit: stopping an endless promise chain at the time limit leaves async_hooks' stack unbalanced,
 // which aborts the process when async hooks are enabled (AsyncLocalStorage, APM agents). iotgw enables none.
 import { readFileSync, realpathSync } from 'node:fs';
@@ -15,6 +22,7 @@ import { type Context, createContext, Script } from 'node:vm';
 import { ConfigError, errorMessage } from '../../errors.ts';
 import { expandVariables } from '../../ops/config/load.ts';
 import type { Logger } from '../../ops/log.ts';
+import type { Metrics } from '../../ops/metrics.ts';
 import { builtinCodec, type CodecChoice, type DecodedPayload, type PayloadCodec, type UplinkInput } from './payload-codec.ts';
 
 export interface FormatterCacheOptions {
@@ -30,6 +38,8 @@ export interface FormatterCacheOptions {
 
 export interface FormatterCacheDeps {
   readonly log: Logger;
+  /** Counts uplinks a formatter did not decode; the gateway passes its metrics, `config check` none. */
+  readonly metrics?: Pick<Metrics, 'formatterErrors'>;
   /** Monotonic milliseconds for the cool-down; default performance.now. */
   readonly nowMs?: () => number;
   /** Expands ${VAR} in formatter_file; default process.env. */
@@ -43,6 +53,19 @@ export interface FormatterCache {
    */
   codecFor(choice: CodecChoice): PayloadCodec;
 }
+
+/** The `kind` label of iotgw_formatter_errors_total. */
+export type FormatterFailure =
+  /** decodeUplink threw (or the call failed in the context). */
+  | 'threw'
+  /** decodeUplink returned a non-empty errors list. */
+  | 'errors'
+  /** decodeUplink ran past formatters.timeout_ms and was stopped. */
+  | 'timeout'
+  /** The result was not { data: {...} }: a Promise, a non-object, something JSON cannot hold, over max_output_bytes. */
+  | 'output'
+  /** Not called: the formatter is resting after timeouts in a row. */
+  | 'cooldown';
 
 const DEFAULT_MAX_CONSECUTIVE_TIMEOUTS = 5;
 const DEFAULT_COOLDOWN_MS = 60_000;
@@ -99,7 +122,6 @@ const SETUP_SCRIPT = new Script(
 })(globalThis);`,
   { filename: 'iotgw-formatter-setup.js' },
 );
-const DYNAMIC_IMPORT = /\bimport\s*\(/;
 const HAS_DECODER_SCRIPT = new Script('__iotgw.hasDecoder()', { filename: 'iotgw-formatter-check.js' });
 const CALL_SCRIPT = new Script('__iotgw.call(__iotgwInput)', { filename: 'iotgw-formatter-call.js' });
 
@@ -126,7 +148,7 @@ export function createFormatterCache(options: FormatterCacheOptions, deps: Forma
     }
     const cached = byRealPath.get(realPath);
     if (cached !== undefined) return cached;
-    const codec = compileFormatter(realPath, { ...options, nowMs, log });
+    const codec = compileFormatter(realPath, { ...options, nowMs, log, metrics: deps.metrics });
     byRealPath.set(realPath, codec);
     log.info({ file: realPath, codec: codec.name }, 'payload formatter compiled');
     return codec;
@@ -142,10 +164,17 @@ function formatterError(path: string, issue: string): ConfigError {
 interface CompileSettings extends FormatterCacheOptions {
   readonly nowMs: () => number;
   readonly log: Logger;
+  readonly metrics: Pick<Metrics, 'formatterErrors'> | undefined;
+}
+
+/** A decode result and, when it holds no data, why: the counter's kind. */
+interface Outcome {
+  readonly payload: DecodedPayload;
+  readonly failure?: FormatterFailure;
 }
 
 function compileFormatter(path: string, settings: CompileSettings): PayloadCodec {
-  const { timeoutMs, maxOutputBytes, nowMs, log } = settings;
+  const { timeoutMs, maxOutputBytes, nowMs, log, metrics } = settings;
   const maxConsecutiveTimeouts = settings.maxConsecutiveTimeouts ?? DEFAULT_MAX_CONSECUTIVE_TIMEOUTS;
   const cooldownMs = settings.cooldownMs ?? DEFAULT_COOLDOWN_MS;
   const name = `javascript:${basename(path)}`;
@@ -156,20 +185,28 @@ function compileFormatter(path: string, settings: CompileSettings): PayloadCodec
   } catch (error) {
     throw formatterError(path, `cannot read it: ${errorMessage(error)}`);
   }
-  // import() would hand the formatter a rejection error from the host realm, whose constructor reaches the
-  // host's Function: refuse it up front (no TTN codec imports anything).
-  if (DYNAMIC_IMPORT.test(source)) {
-    throw formatterError(path, 'it calls import(); payload formatters cannot load modules: put everything decodeUplink needs in the one file');
-  }
   let script: Script;
   try {
     script = new Script(source, { filename: path });
   } catch (error) {
-    const line = /:(\d+)\s*$/.exec(String((error as Error).stack).split('\n')[0] ?? '')?.[1];
+    const line = syntaxErrorLine(error);
     throw formatterError(
       path,
       `JavaScript syntax error${line === undefined ? '' : ` on line ${line}`}: ${errorMessage(error)}; fix the file (node --check ${path} shows where)`,
     );
+  }
+  // The file compiles as written; compiled again with `import` escaped (see the header), it fails only where
+  // import is the keyword: import() or import.meta. Line numbers stay, so the error can name the line.
+  if (source.includes('import')) {
+    try {
+      script = new Script(source.replaceAll('import', 'impor\\u0074'), { filename: path });
+    } catch (error) {
+      const line = syntaxErrorLine(error);
+      throw formatterError(
+        path,
+        `it calls import()${line === undefined ? '' : ` on line ${line}`}; payload formatters cannot load modules: put everything decodeUplink needs in the one file`,
+      );
+    }
   }
 
   // A null-prototype sandbox: the context's global then inherits nothing from the host, so
@@ -201,17 +238,22 @@ function compileFormatter(path: string, settings: CompileSettings): PayloadCodec
   let coolingLogged = false;
 
   function decode(input: UplinkInput): DecodedPayload {
+    const { payload, failure } = callDecoder(input);
+    if (failure !== undefined) metrics?.formatterErrors.inc({ codec: name, kind: failure });
+    return payload;
+  }
+
+  function callDecoder(input: UplinkInput): Outcome {
     if (consecutiveTimeouts >= maxConsecutiveTimeouts && nowMs() < coolUntilMs) {
-      return {
-        error: `decodeUplink not called: it timed out ${consecutiveTimeouts} times in a row; it is tried again ${Math.ceil((coolUntilMs - nowMs()) / 1000)} s from now`,
-      };
+      const error = `decodeUplink not called: it timed out ${consecutiveTimeouts} times in a row; it is tried again ${Math.ceil((coolUntilMs - nowMs()) / 1000)} s from now`;
+      return { payload: { error }, failure: 'cooldown' };
     }
     let output: unknown;
     try {
       sandbox.__iotgwInput = JSON.stringify({ bytes: Array.from(input.bytes), fPort: input.fPort, recvTimeMs: input.recvTime.getTime() });
       output = CALL_SCRIPT.runInContext(context, { timeout: timeoutMs });
     } catch (error) {
-      if (!isTimeout(error)) return { error: clip(`decodeUplink failed: ${describeThrown(error)}`) };
+      if (!isTimeout(error)) return { payload: { error: clip(`decodeUplink failed: ${describeThrown(error)}`) }, failure: 'threw' };
       consecutiveTimeouts += 1;
       if (consecutiveTimeouts >= maxConsecutiveTimeouts) {
         // An endless formatter would take timeoutMs of every uplink from the event loop: stop calling it for a while.
@@ -224,7 +266,7 @@ function compileFormatter(path: string, settings: CompileSettings): PayloadCodec
           );
         }
       }
-      return { error: `decodeUplink did not finish within ${timeoutMs} ms` };
+      return { payload: { error: `decodeUplink did not finish within ${timeoutMs} ms` }, failure: 'timeout' };
     }
     if (coolingLogged) log.info({ file: path }, `payload formatter ${path} finishes again`);
     consecutiveTimeouts = 0;
@@ -236,35 +278,40 @@ function compileFormatter(path: string, settings: CompileSettings): PayloadCodec
 }
 
 /** The tagged string from SETUP_SCRIPT's `call` -> DecodedPayload. */
-function fromOutput(output: unknown, maxOutputBytes: number): DecodedPayload {
-  if (typeof output !== 'string' || output === '') return { error: 'decodeUplink: no result from the formatter context' };
+function fromOutput(output: unknown, maxOutputBytes: number): Outcome {
+  const bad = (error: string): Outcome => ({ payload: { error }, failure: 'output' });
+  if (typeof output !== 'string' || output === '') return bad('decodeUplink: no result from the formatter context');
   const text = output.slice(1);
   switch (output[0]) {
     case 't':
-      return { error: clip(`decodeUplink threw ${text}`) };
+      return { payload: { error: clip(`decodeUplink threw ${text}`) }, failure: 'threw' };
     case 'p':
-      return { error: 'decodeUplink returned a Promise; it must return { data, warnings, errors } without async' };
+      return bad('decodeUplink returned a Promise; it must return { data, warnings, errors } without async');
     case 's':
-      return { error: clip(`decodeUplink returned something JSON cannot hold: ${text}`) };
+      return bad(clip(`decodeUplink returned something JSON cannot hold: ${text}`));
     case 'u':
-      return { error: `decodeUplink returned ${text}, not an object like { data: {...} }` };
+      return bad(`decodeUplink returned ${text}, not an object like { data: {...} }`);
     default: {
       const bytes = Buffer.byteLength(text);
-      if (bytes > maxOutputBytes) return { error: `decodeUplink output is ${bytes} bytes of JSON, over formatters.max_output_bytes (${maxOutputBytes})` };
+      if (bytes > maxOutputBytes) return bad(`decodeUplink output is ${bytes} bytes of JSON, over formatters.max_output_bytes (${maxOutputBytes})`);
       return fromResult(JSON.parse(text) as unknown);
     }
   }
 }
 
 /** TTN's result contract: `data` an object; `warnings` and `errors` lists of strings; errors mean no data. */
-function fromResult(result: unknown): DecodedPayload {
-  if (!isPlainObject(result)) return { error: `decodeUplink must return an object like { data: {...} }, got ${kindOf(result)}` };
+function fromResult(result: unknown): Outcome {
+  if (!isPlainObject(result)) {
+    return { payload: { error: `decodeUplink must return an object like { data: {...} }, got ${kindOf(result)}` }, failure: 'output' };
+  }
   const warnings = asStrings(result.warnings);
   const withWarnings = warnings.length === 0 ? {} : { warnings };
   const errors = asStrings(result.errors);
-  if (errors.length > 0) return { error: clip(`decodeUplink errors: ${errors.join('; ')}`), ...withWarnings };
-  if (!isPlainObject(result.data)) return { error: `decodeUplink's data must be an object, got ${kindOf(result.data)}`, ...withWarnings };
-  return { data: result.data, ...withWarnings };
+  if (errors.length > 0) return { payload: { error: clip(`decodeUplink errors: ${errors.join('; ')}`), ...withWarnings }, failure: 'errors' };
+  if (!isPlainObject(result.data)) {
+    return { payload: { error: `decodeUplink's data must be an object, got ${kindOf(result.data)}`, ...withWarnings }, failure: 'output' };
+  }
+  return { payload: { data: result.data, ...withWarnings } };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -284,6 +331,11 @@ function asStrings(value: unknown): string[] {
 
 function clip(text: string): string {
   return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS)}...`;
+}
+
+/** The line V8 names in a SyntaxError's first stack line ("<file>:<line>"), if any. */
+function syntaxErrorLine(error: unknown): string | undefined {
+  return /:(\d+)\s*$/.exec(String((error as Error).stack).split('\n')[0] ?? '')?.[1];
 }
 
 function isTimeout(error: unknown): boolean {

@@ -12,7 +12,7 @@ import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { createOnceLogger, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { NewRecord, RecordSource } from '../../record/record.ts';
-import { EVENT_TIME_MAX_FUTURE_MS, EVENT_TIME_MAX_PAST_MS } from '../../record/routes.ts';
+import { plausibleEventTime } from '../../record/routes.ts';
 import type { Accept } from '../ingress.ts';
 import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter.ts';
 import { cryptFrmPayload, deriveSessionKeys, encodeDataFrame, encodeJoinAccept, verifyDataFrameMic, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
@@ -401,8 +401,8 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
 function gatewayEventTime(receptions: readonly Reception[], receivedAtMs: number): number {
   for (const reception of receptions) {
     if (reception.gatewayTime === null) continue;
-    const time = Date.parse(reception.gatewayTime);
-    if (Number.isFinite(time) && time >= receivedAtMs - EVENT_TIME_MAX_PAST_MS && time <= receivedAtMs + EVENT_TIME_MAX_FUTURE_MS) return time;
+    const time = plausibleEventTime(Date.parse(reception.gatewayTime), receivedAtMs);
+    if (time !== null) return time;
   }
   return receivedAtMs;
 }

@@ -4,6 +4,9 @@
 //   payload = the bytes after the node id (17 2c 01), what the codec decodes (with fPort 1); `frame`
 //   keeps every byte as received, so a header before the node id is never lost.
 // Frames shorter than key_offset + key_length are refused.
+// The decoder's output sits where it does in LoRaWAN and TTN records (uplink-record.ts): decoded_payload and
+// decoded_payload_warnings beside the bytes, and what TTS has no field for under `iotgw`: the codec that
+// ran (always, 'raw' included) and its error.
 import type { NewRecord, RecordSource } from '../../record/record.ts';
 import { decodePayload, type PayloadCodec } from '../lorawan-server/payload-codec.ts';
 import type { RadioFrame, RadioSettings } from './rn2483-radio.ts';
@@ -33,9 +36,9 @@ export interface RawFrameValue {
   readonly payload: string;
   /** base64 of the whole frame. */
   readonly frame: string;
-  readonly codec?: string;
   readonly decoded_payload?: Record<string, unknown>;
-  readonly codec_error?: string;
+  readonly decoded_payload_warnings?: readonly string[];
+  readonly iotgw: { readonly codec: string; readonly codec_error?: string };
 }
 
 export type RawRecordResult =
@@ -57,7 +60,7 @@ export function buildRawRecord(frame: RadioFrame, rule: RawFrameRule, context: R
   const nodeId = `${rule.keyPrefix}${frame.payload.subarray(rule.keyOffset, keyEnd).toString('hex')}`;
   const payload = frame.payload.subarray(keyEnd);
   const receivedAt = new Date(frame.receivedAtMs);
-  const decoded = context.codec.name === 'raw' ? {} : decodePayload(context.codec, RAW_FRAME_FPORT, payload, receivedAt);
+  const decoded = decodePayload(context.codec, RAW_FRAME_FPORT, payload, receivedAt);
   const value: RawFrameValue = {
     node_id: nodeId,
     radio: {
@@ -71,9 +74,9 @@ export function buildRawRecord(frame: RadioFrame, rule: RawFrameRule, context: R
     received_at: receivedAt.toISOString(),
     payload: payload.toString('base64'),
     frame: frame.payload.toString('base64'),
-    ...(context.codec.name === 'raw' ? {} : { codec: context.codec.name }),
     ...(decoded.data === undefined ? {} : { decoded_payload: decoded.data }),
-    ...(decoded.error === undefined ? {} : { codec_error: decoded.error }),
+    ...(decoded.warnings === undefined || decoded.warnings.length === 0 ? {} : { decoded_payload_warnings: decoded.warnings }),
+    iotgw: { codec: context.codec.name, ...(decoded.error === undefined ? {} : { codec_error: decoded.error }) },
   };
   const meta: Record<string, string> = { 'radio-id': context.radioId, 'radio-frequency': String(context.radio.frequencyHz) };
   if (frame.snr !== null) meta.snr = String(frame.snr);

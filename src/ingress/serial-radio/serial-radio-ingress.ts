@@ -10,7 +10,7 @@ import { SerialPort } from 'serialport';
 import type { Duplex } from 'node:stream';
 import { backoffDelayMs } from '../../forward/backoff.ts';
 import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import type { Logger } from '../../ops/log.ts';
+import { createOnceLogger, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import type { Accept } from '../ingress.ts';
@@ -111,7 +111,8 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   let everOpen = false;
   let lastProblem = 'not opened yet';
   const inFlight = new Set<Promise<void>>();
-  const lastLogged = new Map<string, number>();
+  /** One for the ingress's lifetime, shared with every driver, so a reopen does not log each reason again. */
+  const logOnce = createOnceLogger(options.rejectLogIntervalMs);
 
   function setState(next: SerialPortState, message: string, fields: Record<string, unknown> = {}, level: 'info' | 'warn' = 'info'): void {
     metrics.serialPortOpen.set({ path: options.path }, next === 'open' ? 1 : 0);
@@ -123,16 +124,20 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   function reject(reason: string, detail: string): void {
     metrics.ingressRejected.inc({ source: SOURCE, reason });
     deps.onReject?.(SOURCE, reason, detail);
-    const now = Date.now();
-    const last = lastLogged.get(reason);
-    if (last !== undefined && now - last < options.rejectLogIntervalMs) return;
-    lastLogged.set(reason, now);
+    if (!logOnce.shouldLog(`reject:${reason}`)) return;
     log.warn({ reason }, `serial radio frame rejected: ${detail} (logged once per reason every ${options.rejectLogIntervalMs / 1000} s)`);
   }
 
+  /** A frame that failed in a way nobody handled (a bug): logged and counted, never an unhandled rejection. */
+  function internalError(error: unknown, what: string): void {
+    metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
+    if (logOnce.shouldLog(`internal:${what}`)) log.error({ err: error }, `serial radio: ${what} failed unexpectedly; the frame was not stored`);
+  }
+
+  /** Keeps `work` for stop() to wait on. */
   function track(work: Promise<void>): void {
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
+    const settled: Promise<void> = work.catch((error: unknown) => internalError(error, 'storing a frame')).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
   }
 
   function toLorawan(frame: RadioFrame): void {
@@ -180,9 +185,13 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
       metrics.ingressRejected.inc({ source: SOURCE, reason: 'shutting-down' });
       return;
     }
-    const network = deps.lorawanNetwork;
-    if (options.frames === 'lorawan' || (options.frames === 'mixed' && network !== null && network.claims(frame.payload))) toLorawan(frame);
-    else toRaw(frame);
+    try {
+      const network = deps.lorawanNetwork;
+      if (options.frames === 'lorawan' || (options.frames === 'mixed' && network !== null && network.claims(frame.payload))) toLorawan(frame);
+      else toRaw(frame);
+    } catch (error) {
+      internalError(error, 'handling a frame');
+    }
   }
 
   function scheduleRetry(): void {
@@ -200,7 +209,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   function lose(id: number, problem: string, hint: string, error?: unknown): void {
     if (id !== session || stopping) return;
     session += 1;
-    radio?.stop();
+    radio?.detach();
     radio = null;
     const lost = port;
     port = null;
@@ -240,6 +249,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
       { settings: options.radio, commandTimeoutMs: options.commandTimeoutMs },
       {
         log,
+        logOnce,
         events: {
           onFrame,
           onRadioError: () => metrics.serialRadioFrames.inc({ kind: 'radio-error' }),
@@ -284,8 +294,10 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
       session += 1;
       if (retryTimer !== null) clearTimeout(retryTimer);
       retryTimer = null;
-      radio?.stop();
+      // rxstop before the port closes: the module keeps power, and should not go on receiving for nobody.
+      const receiver = radio;
       radio = null;
+      await receiver?.stop();
       const open = port;
       port = null;
       if (open?.isOpen) await new Promise<void>((resolve) => open.close(() => resolve()));

@@ -1,39 +1,53 @@
 // Frame-counter bookkeeping for uplinks that TTS already verified: TTS publishes at QoS 0 and never
-// retransmits, so the only sign that uplinks were lost (our link to TTN was down, or the device was not
-// heard) is a jump in f_cnt. Per device it keeps the session and the last counter, and judges each uplink:
-// the next one (gap 0), a jump (gap = frames never seen), a duplicate (same session, counter not ahead:
-// dropped), or the start of a new session (new session_key_id, or a counter back near 0 after a re-join
-// or an ABP reset: no gap). Pure; the state is persisted with each record (scope STATE_SCOPE, key DevEUI).
+// retransmits, so the only sign that uplinks were lost (our link to TTN was down, the device was not heard,
+// or a commit failed) is a jump in f_cnt. Per device it keeps the session, the last counter and the last
+// message's identity, and judges each uplink: the next one (gap 0), a jump (gap = frames never seen), a new
+// session (new session_key_id: no gap), a counter that went back in the same session (an ABP device that
+// reset: stored, no gap, marked), or an exact copy of the last message (a duplicate delivery: dropped). TTS
+// accepted every uplink it publishes, so nothing but a copy is dropped.
+// Pure; the state is persisted with each record (scope STATE_SCOPE, key DevEUI).
 
 export const STATE_SCOPE = 'ttn.device';
 
 export interface DeviceCounter {
   readonly sessionKeyId: string | null;
   readonly lastFCnt: number;
+  /** The identity of the last stored message (TtsUplink.uplinkId); null in state written before it was kept. */
+  readonly lastUplinkId: string | null;
 }
 
 export type FrameVerdict =
-  | { readonly kind: 'first' | 'next' | 'new-session'; readonly gap: 0 }
+  | { readonly kind: 'first' | 'next' | 'new-session' | 'reset'; readonly gap: 0 }
   | { readonly kind: 'gap'; readonly gap: number }
   | { readonly kind: 'duplicate'; readonly lastFCnt: number };
 
-/** A counter at or below this, behind the last one by at least this much, is a device that started over. */
-const RESTART_FCNT = 16;
-
-export function judgeFrame(previous: DeviceCounter | undefined, sessionKeyId: string | null, fCnt: number): FrameVerdict {
+export function judgeFrame(previous: DeviceCounter | undefined, sessionKeyId: string | null, fCnt: number, uplinkId: string): FrameVerdict {
   if (previous === undefined) return { kind: 'first', gap: 0 };
+  if (fCnt === previous.lastFCnt && uplinkId === previous.lastUplinkId && sessionKeyId === previous.sessionKeyId) {
+    return { kind: 'duplicate', lastFCnt: previous.lastFCnt };
+  }
   if (sessionKeyId !== null && previous.sessionKeyId !== null && sessionKeyId !== previous.sessionKeyId) return { kind: 'new-session', gap: 0 };
   if (fCnt > previous.lastFCnt) {
     const gap = fCnt - previous.lastFCnt - 1;
     return gap === 0 ? { kind: 'next', gap: 0 } : { kind: 'gap', gap };
   }
-  if (fCnt <= RESTART_FCNT && previous.lastFCnt - fCnt >= RESTART_FCNT) return { kind: 'new-session', gap: 0 };
-  return { kind: 'duplicate', lastFCnt: previous.lastFCnt };
+  // Not ahead, not a copy: TTS accepted it, so the device's counter started over (ABP reset, or 32-bit wrap).
+  return { kind: 'reset', gap: 0 };
 }
 
 export interface FrameGapTracker {
   /** Judges the uplink and, unless it is a duplicate, records it as the device's latest. */
-  observe(devEui: string, sessionKeyId: string | null, fCnt: number): FrameVerdict;
+  observe(devEui: string, sessionKeyId: string | null, fCnt: number, uplinkId: string): FrameVerdict;
+  /** The device's latest counter, as observe() left it: hand it to committed() or failed() with the commit's result. */
+  latest(devEui: string): DeviceCounter | undefined;
+  /** The commit that stored `counter` succeeded: it is what the buffer holds for the device now. */
+  committed(devEui: string, counter: DeviceCounter): void;
+  /**
+   * The commit that stored `counter` failed (nothing of it was written): unless a later uplink of the device was
+   * already observed, the device goes back to its last committed counter, so the next uplink's gap counts the lost
+   * one. A later uplink already on its way was judged against the lost one and cannot be corrected.
+   */
+  failed(devEui: string, counter: DeviceCounter): void;
   /** The device's state as a state-table value (JSON), for the commit that stores its record. */
   stateValue(devEui: string): string | null;
   readonly size: number;
@@ -42,19 +56,34 @@ export interface FrameGapTracker {
 /** `persisted`: the committed state of STATE_SCOPE (DevEUI -> JSON), as loaded at start. Unreadable entries are skipped. */
 export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = new Map()): FrameGapTracker {
   const devices = new Map<string, DeviceCounter>();
+  const committedCounters = new Map<string, DeviceCounter>();
   for (const [devEui, json] of persisted) {
     const counter = parseCounter(json);
-    if (counter !== null) devices.set(devEui, counter);
+    if (counter === null) continue;
+    devices.set(devEui, counter);
+    committedCounters.set(devEui, counter);
   }
   return {
-    observe(devEui, sessionKeyId, fCnt) {
-      const verdict = judgeFrame(devices.get(devEui), sessionKeyId, fCnt);
-      if (verdict.kind !== 'duplicate') devices.set(devEui, { sessionKeyId, lastFCnt: fCnt });
+    observe(devEui, sessionKeyId, fCnt, uplinkId) {
+      const verdict = judgeFrame(devices.get(devEui), sessionKeyId, fCnt, uplinkId);
+      if (verdict.kind !== 'duplicate') devices.set(devEui, { sessionKeyId, lastFCnt: fCnt, lastUplinkId: uplinkId });
       return verdict;
+    },
+    latest: (devEui) => devices.get(devEui),
+    committed(devEui, counter) {
+      committedCounters.set(devEui, counter);
+    },
+    failed(devEui, counter) {
+      if (devices.get(devEui) !== counter) return;
+      const previous = committedCounters.get(devEui);
+      if (previous === undefined) devices.delete(devEui);
+      else devices.set(devEui, previous);
     },
     stateValue(devEui) {
       const counter = devices.get(devEui);
-      return counter === undefined ? null : JSON.stringify({ session_key_id: counter.sessionKeyId, last_f_cnt: counter.lastFCnt });
+      return counter === undefined
+        ? null
+        : JSON.stringify({ session_key_id: counter.sessionKeyId, last_f_cnt: counter.lastFCnt, last_uplink_id: counter.lastUplinkId });
     },
     get size() {
       return devices.size;
@@ -64,9 +93,10 @@ export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = n
 
 function parseCounter(json: string): DeviceCounter | null {
   try {
-    const value = JSON.parse(json) as { session_key_id?: unknown; last_f_cnt?: unknown };
+    const value = JSON.parse(json) as { session_key_id?: unknown; last_f_cnt?: unknown; last_uplink_id?: unknown };
     const sessionKeyId = typeof value.session_key_id === 'string' ? value.session_key_id : null;
-    return typeof value.last_f_cnt === 'number' && Number.isInteger(value.last_f_cnt) ? { sessionKeyId, lastFCnt: value.last_f_cnt } : null;
+    const lastUplinkId = typeof value.last_uplink_id === 'string' ? value.last_uplink_id : null;
+    return typeof value.last_f_cnt === 'number' && Number.isInteger(value.last_f_cnt) ? { sessionKeyId, lastFCnt: value.last_f_cnt, lastUplinkId } : null;
   } catch {
     return null;
   }

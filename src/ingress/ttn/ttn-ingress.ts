@@ -8,8 +8,10 @@
 // is published while this link is down, or cannot be committed, is lost; the f_cnt gap on the next
 // record (and iotgw_ttn_missed_frames_total) makes such losses visible. The link reconnects on its own
 // with exponential backoff and jitter, also after a refused CONNACK (a revoked key may be restored).
+// Every metric label, log line and record names the application by its full username ({app}@{tenant}):
+// two tenants may hold applications of the same id.
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt';
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { errorMessage } from '../../errors.ts';
 import { backoffDelayMs } from '../../forward/backoff.ts';
@@ -17,7 +19,7 @@ import type { Component, HealthReport } from '../../ops/lifecycle.ts';
 import { createOnceLogger, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { NewRecord } from '../../record/record.ts';
-import { EVENT_TIME_MAX_FUTURE_MS, EVENT_TIME_MAX_PAST_MS } from '../../record/routes.ts';
+import { plausibleEventTime } from '../../record/routes.ts';
 import type { Accept } from '../ingress.ts';
 import { decodePayload, type PayloadCodec } from '../lorawan-server/payload-codec.ts';
 import { createFrameGapTracker, type FrameGapTracker, STATE_SCOPE } from './frame-gap-tracker.ts';
@@ -30,11 +32,10 @@ export type TtsEventName = (typeof TTS_EVENTS)[number];
 export interface TtnIngressOptions {
   /** mqtts://eu1.cloud.thethings.network:8883 or mqtt://host:1883. */
   readonly url: string;
-  /** `{application id}@{tenant id}`. */
+  /** `{application id}@{tenant id}`; also the `application` label of metrics, logs and records. */
   readonly username: string;
-  /** The API key; null: read passwordFile at start. */
-  readonly password: string | null;
-  readonly passwordFile: string | null;
+  /** The API key (the config loader has read ttn password_file). */
+  readonly password: string;
   /** PEM CA bundle for a server with a private CA; null: the system store. */
   readonly caFile: string | null;
   readonly clientId: string;
@@ -43,8 +44,8 @@ export interface TtnIngressOptions {
   readonly stream: string;
   /** Event name -> record stream; events not listed are not subscribed to. */
   readonly eventStreams: ReadonlyMap<TtsEventName, string>;
-  /** Runs on uplinks that arrive without decoded_payload; null: none. */
-  readonly codec: PayloadCodec | null;
+  /** Runs on uplinks that arrive without decoded_payload (RAW_CODEC: none). */
+  readonly codec: PayloadCodec;
   readonly reconnectInitialMs: number;
   readonly reconnectMaxMs: number;
   readonly maxMessageBytes: number;
@@ -60,6 +61,8 @@ export interface TtnIngressDeps {
   readonly onReject?: (source: string, reason: string, detail: string) => void;
   /** Jitter source for the reconnect backoff. */
   readonly random?: () => number;
+  /** Schedules a reconnect and returns its cancel; tests pass their own to see it pending. Default: setTimeout. */
+  readonly schedule?: (callback: () => void, delayMs: number) => () => void;
 }
 
 export interface TtnIngress extends Component {
@@ -71,28 +74,35 @@ const SOURCE = 'ttn';
 /** Messages whose commit is still pending before mqtt.js is asked to wait (TCP backpressure towards TTS). */
 const MAX_IN_FLIGHT = 2_000;
 
-/** The application id is the username up to the '@' of the tenant. */
-export function applicationIdOf(username: string): string {
-  const at = username.lastIndexOf('@');
-  return at === -1 ? username : username.slice(0, at);
-}
+/** What iotgw.codec says when TTS's own payload formatter filled decoded_payload and no local codec ran. */
+export const TTS_DECODED = 'tts';
+
+const noop = (): void => undefined;
+
+const defaultSchedule = (callback: () => void, delayMs: number): (() => void) => {
+  const timer = setTimeout(callback, delayMs);
+  return () => clearTimeout(timer);
+};
 
 export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDeps): TtnIngress {
-  const application = applicationIdOf(options.username);
+  const application = options.username;
   const log = deps.log.child({ component: 'ingress.ttn', application });
   const { metrics } = deps;
   const rejectLog = createOnceLogger(options.rejectLogIntervalMs);
   const lossLog = createOnceLogger(options.rejectLogIntervalMs);
   const random = deps.random ?? Math.random;
+  const schedule = deps.schedule ?? defaultSchedule;
   const eventTopics = [...options.eventStreams.keys()].map((event) => `v3/${options.username}/devices/+/${event}`);
 
   let client: MqttClient | null = null;
   let tracker: FrameGapTracker = createFrameGapTracker();
   let connected = false;
+  /** TTS granted every subscription of this connection: until then nothing arrives. */
+  let subscribed = false;
   let stopping = false;
   /** Consecutive failed connection attempts; 0 while connected. */
   let attempts = 0;
-  let reconnectTimer: NodeJS.Timeout | null = null;
+  let cancelReconnect: (() => void) | null = null;
   /** What was last logged about the link ('connected', 'refused:5', 'error:ECONNREFUSED'), so each state is logged once. */
   let linkState = 'starting';
   let lastProblem = 'not connected yet';
@@ -115,7 +125,12 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
     );
   }
 
-  function track(work: Promise<void>): void {
+  function track(commitment: Promise<unknown>, what: string): void {
+    // commit() does not reject unless something below it is broken (accept() never rejects): counted and logged, never unhandled.
+    const work = commitment.then(noop, (error: unknown) => {
+      metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
+      if (lossLog.shouldLog('internal-error')) log.error({ err: error }, `TTN ${what}: storing failed unexpectedly (${errorMessage(error)}); it may be lost`);
+    });
     inFlight.add(work);
     void work.finally(() => {
       inFlight.delete(work);
@@ -158,7 +173,8 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       payload: bytes,
       meta: { 'ttn-event': event, 'ttn-application': application },
     };
-    track(commit([record], [], `${event} event of ${record.key}`));
+    const what = `${event} event of ${record.key}`;
+    track(commit([record], [], what), what);
   }
 
   function handleUplink(topic: string, bytes: Buffer, receivedAtMs: number): void {
@@ -168,22 +184,34 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       return;
     }
     const uplink = parsed.value;
-    const verdict = tracker.observe(uplink.devEui, uplink.sessionKeyId, uplink.fCnt);
+    const verdict = tracker.observe(uplink.devEui, uplink.sessionKeyId, uplink.fCnt, uplink.uplinkId);
     if (verdict.kind === 'duplicate') {
-      const message = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui} is not after the last one stored (${verdict.lastFCnt}) in the same session: a duplicate, dropped`;
+      const message = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui} is an exact copy of the last one stored (same counter and received_at): a duplicate delivery, dropped`;
       reject({ reason: 'duplicate', message }, topic);
       return;
     }
-    if (verdict.gap > 0) metrics.ttnMissedFrames.inc({ application }, verdict.gap);
+    const counter = tracker.latest(uplink.devEui);
     const state: StateWrite[] = [{ scope: STATE_SCOPE, key: uplink.devEui, value: tracker.stateValue(uplink.devEui) }];
-    const record = uplinkRecord(uplink, verdict.gap, receivedAtMs);
-    track(commit([record], state, `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui}`));
+    const record = uplinkRecord(uplink, verdict.gap, verdict.kind === 'reset', receivedAtMs);
+    const what = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui}`;
+    track(
+      commit([record], state, what).then((stored) => {
+        // Lost: the device goes back to its committed counter, so its next record counts this uplink in f_cnt_gap
+        // (and the metrics count what the stored records say, never one frame twice).
+        if (counter !== undefined && !stored) tracker.failed(uplink.devEui, counter);
+        if (!stored) return;
+        if (counter !== undefined) tracker.committed(uplink.devEui, counter);
+        if (verdict.gap > 0) metrics.ttnMissedFrames.inc({ application }, verdict.gap);
+        if (verdict.kind === 'reset') metrics.ttnFCntResets.inc({ application });
+      }),
+      what,
+    );
   }
 
-  function uplinkRecord(uplink: TtsUplink, gap: number, receivedAtMs: number): NewRecord {
-    const iotgw: Record<string, unknown> = { f_cnt_gap: gap, application };
+  function uplinkRecord(uplink: TtsUplink, gap: number, fCntReset: boolean, receivedAtMs: number): NewRecord {
+    const iotgw: Record<string, unknown> = { f_cnt_gap: gap, ...(fCntReset ? { f_cnt_reset: true } : {}), application, codec: TTS_DECODED };
     let message = uplink.message;
-    if (options.codec !== null && uplink.decodedPayload === undefined) {
+    if (uplink.decodedPayload === undefined) {
       const decoded = decodePayload(options.codec, uplink.fPort, uplink.frmPayload, new Date(uplink.receivedAtMs ?? receivedAtMs));
       iotgw.codec = options.codec.name;
       if (decoded.error !== undefined) iotgw.codec_error = decoded.error;
@@ -199,32 +227,34 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       stream: options.stream,
       source: SOURCE,
       receivedAtMs,
-      eventTimeMs: plausibleTime(uplink.receivedAtMs, receivedAtMs),
+      eventTimeMs: uplink.receivedAtMs === null ? receivedAtMs : (plausibleEventTime(uplink.receivedAtMs, receivedAtMs) ?? receivedAtMs),
       payload: Buffer.from(JSON.stringify({ ...message, iotgw })),
       // The frame's identity: the same uplink stored twice (it cannot be, but a consumer can check) has the same one.
       meta: { 'ttn-uplink': `${uplink.devEui}:${uplink.sessionKeyId ?? ''}:${uplink.fCnt}`, 'ttn-application': application },
     };
   }
 
-  async function commit(records: readonly NewRecord[], state: readonly StateWrite[], what: string): Promise<void> {
+  /** Resolves true when stored; false when refused (counted and logged: TTS will not send it again). */
+  async function commit(records: readonly NewRecord[], state: readonly StateWrite[], what: string): Promise<boolean> {
     const result = await deps.accept(records, state);
-    if (result.ok) return;
+    if (result.ok) return true;
     metrics.ingressRejected.inc({ source: SOURCE, reason: result.reason });
     deps.onReject?.(SOURCE, result.reason, `${what}: ${result.message}`);
-    if (!lossLog.shouldLog(result.reason)) return;
+    if (!lossLog.shouldLog(result.reason)) return false;
     log.warn(
       { reason: result.reason },
       `TTN ${what} not stored: ${result.message}. TTS publishes at QoS 0 and never sends it again: it is lost (logged once per reason every ${options.rejectLogIntervalMs / 1000} s)`,
     );
+    return false;
   }
 
   function scheduleReconnect(): void {
-    if (stopping || reconnectTimer !== null || client === null) return;
+    if (stopping || cancelReconnect !== null || client === null) return;
     attempts += 1;
     const delayMs = backoffDelayMs(attempts, { initialMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs }, random);
     log.debug({ attempt: attempts, delayMs }, 'TTN: reconnecting');
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = null;
+    cancelReconnect = schedule(() => {
+      cancelReconnect = null;
       if (stopping || client === null) return;
       metrics.ttnReconnects.inc({ application });
       client.reconnect();
@@ -233,17 +263,22 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
 
   function onConnect(mqttClient: MqttClient): void {
     connected = true;
+    subscribed = false;
     attempts = 0;
     metrics.ttnConnected.set({ application }, 1);
     noteLink('connected', 'info', { url: options.url }, `TTN: connected to ${options.url} as ${options.username}`);
     const topics = [...options.uplinkTopics, ...eventTopics];
+    lastProblem = 'subscribing';
     mqttClient.subscribe(topics, { qos: 0 }, (error, granted) => {
-      if (error) {
+      const refused = refusedTopics(topics, error, granted);
+      if (refused === null) {
+        lastProblem = `subscribing failed: ${errorMessage(error)}`;
         log.error({ err: error, topics }, 'TTN: subscribing failed; reconnecting');
         mqttClient.stream.destroy();
         return;
       }
-      const refused = (granted ?? []).filter((grant) => grant.qos === 128).map((grant) => grant.topic);
+      // The connection stays up (granted topics still deliver) and health stays degraded: reconnecting would not
+      // change the answer, which depends on ttn.topics and the key's rights.
       if (refused.length > 0) {
         lastProblem = `subscription refused: ${refused.join(', ')}`;
         log.error(
@@ -251,6 +286,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
           `TTN refused the subscription to ${refused.join(', ')}: topics must start with v3/${options.username}/ and the API key needs "Read application traffic"`,
         );
       } else {
+        subscribed = true;
         log.info({ topics }, 'TTN: subscribed');
       }
     });
@@ -265,7 +301,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
           `refused:${code}`,
           'error',
           { code },
-          `TTN refused the connection: not authorized; check ttn.username (${options.username}) and the API key rights (Read application traffic); retrying every ${options.reconnectMaxMs / 1000} s at most`,
+          `TTN refused the connection: not authorized; check ttn.username (${options.username}) and the API key rights (Read application traffic); retrying with backoff (1 s doubling to ${options.reconnectMaxMs / 1000} s)`,
         );
       } else {
         noteLink(`refused:${code}`, 'warn', { code }, `TTN refused the connection: ${error.message}; retrying with backoff`);
@@ -282,6 +318,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   }
 
   function onClose(): void {
+    subscribed = false;
     if (connected && !stopping) {
       connected = false;
       metrics.ttnConnected.set({ application }, 0);
@@ -302,14 +339,13 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
 
     async start() {
       stopping = false;
-      const password = options.password ?? readSecret(options.passwordFile, 'ttn password_file (the TTS API key)');
-      const ca = options.caFile === null ? undefined : readSecret(options.caFile, 'ttn.ca_file');
+      const ca = options.caFile === null ? undefined : readCaFile(options.caFile);
       tracker = createFrameGapTracker(await deps.loadState(STATE_SCOPE));
       metrics.ttnConnected.set({ application }, 0);
       const clientOptions: IClientOptions = {
         clientId: options.clientId,
         username: options.username,
-        password,
+        password: options.password,
         clean: true,
         protocolVersion: 4,
         keepalive: 60,
@@ -339,8 +375,8 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
 
     async stop() {
       stopping = true;
-      if (reconnectTimer !== null) clearTimeout(reconnectTimer);
-      reconnectTimer = null;
+      cancelReconnect?.();
+      cancelReconnect = null;
       const mqttClient = client;
       client = null;
       waitingForRoom?.();
@@ -348,12 +384,13 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       if (mqttClient !== null) await mqttClient.endAsync(true);
       await Promise.allSettled([...inFlight]);
       connected = false;
+      subscribed = false;
       metrics.ttnConnected.set({ application }, 0);
     },
 
     health(): HealthReport {
       if (client === null) return { status: 'down', detail: 'not started' };
-      if (connected) return { status: 'ok' };
+      if (connected && subscribed) return { status: 'ok' };
       return { status: 'degraded', detail: `TTN ${options.username}: ${lastProblem}` };
     },
 
@@ -368,16 +405,23 @@ function eventOf(topic: string): string {
   return levels.slice(4).join('/');
 }
 
-function plausibleTime(timeMs: number | null, receivedAtMs: number): number {
-  if (timeMs === null) return receivedAtMs;
-  return timeMs >= receivedAtMs - EVENT_TIME_MAX_PAST_MS && timeMs <= receivedAtMs + EVENT_TIME_MAX_FUTURE_MS ? timeMs : receivedAtMs;
+/**
+ * The topics TTS refused in its SUBACK (return code 0x80); null when subscribing failed without an answer.
+ * mqtt.js 5 reports a SUBACK holding a refusal as an error carrying the packet, so the codes are read from it.
+ */
+function refusedTopics(topics: readonly string[], error: Error | null | undefined, granted: readonly ISubscriptionGrant[] | undefined): string[] | null {
+  if (error) {
+    const codes = (error as { packet?: { granted?: unknown } }).packet?.granted;
+    if (!Array.isArray(codes)) return null;
+    return topics.filter((_, index) => typeof codes[index] === 'number' && codes[index] >= 0x80);
+  }
+  return (granted ?? []).filter((grant) => grant.qos >= 0x80).map((grant) => grant.topic);
 }
 
-function readSecret(path: string | null, what: string): string {
-  if (path === null || path === '') throw new Error(`${what}: no file given`);
+function readCaFile(path: string): Buffer {
   try {
-    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    return readFileSync(path);
   } catch (error) {
-    throw new Error(`${what}: cannot read ${path}: ${errorMessage(error)}`);
+    throw new Error(`ttn.ca_file: cannot read ${path}: ${errorMessage(error)}; give a readable PEM CA bundle, or '' for the system store`);
   }
 }

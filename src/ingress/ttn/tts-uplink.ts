@@ -8,6 +8,7 @@
 //     received_at?, uplink_message: { session_key_id?, f_port?, f_cnt?, frm_payload?, decoded_payload?,
 //     received_at?, rx_metadata?, settings?, ... } }
 // f_port and f_cnt are omitted by the TTS JSON mapping when 0, frm_payload when empty (proto3 defaults).
+import { createHash } from 'node:crypto';
 
 export interface TtsUplink {
   readonly deviceId: string;
@@ -22,6 +23,11 @@ export interface TtsUplink {
   readonly decodedPayload: Record<string, unknown> | undefined;
   /** uplink_message.received_at (the network server's time), else the message's received_at; null if neither parses. */
   readonly receivedAtMs: number | null;
+  /**
+   * What identifies this message, so an exact copy can be told from a device whose counter went back:
+   * uplink_message.received_at as sent, else the correlation ids, else a hash of the bytes.
+   */
+  readonly uplinkId: string;
   /** The whole message, as parsed. */
   readonly message: Record<string, unknown>;
 }
@@ -100,6 +106,7 @@ export function parseTtsUplink(bytes: Buffer, maxBytes: number): TtsParseResult<
       frmPayload: Buffer.from(frm, 'base64'),
       decodedPayload: decoded,
       receivedAtMs: timeMs(uplink.received_at) ?? timeMs(message.received_at),
+      uplinkId: uplinkIdOf(uplink, message, bytes),
       message,
     },
   };
@@ -136,6 +143,13 @@ function deviceIds(message: Record<string, unknown>): TtsParseResult<{ deviceId:
     return reject('bad-field', `device ${deviceId}: end_device_ids.dev_eui must be 16 hex digits, got ${show(devEui)}`);
   }
   return { ok: true, value: { deviceId, devEui: devEui.toLowerCase() } };
+}
+
+function uplinkIdOf(uplink: Record<string, unknown>, message: Record<string, unknown>, bytes: Buffer): string {
+  if (typeof uplink.received_at === 'string' && uplink.received_at !== '') return uplink.received_at;
+  const ids = message.correlation_ids;
+  if (Array.isArray(ids) && ids.length > 0 && ids.every((id) => typeof id === 'string')) return ids.join(' ');
+  return `sha256:${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`;
 }
 
 function reject(reason: TtsRejectReason, message: string): TtsRejection {

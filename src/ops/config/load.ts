@@ -34,6 +34,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     );
   const crossFieldIssues = checkCrossField(parsed.data);
   if (crossFieldIssues.length > 0) throw new ConfigError(source, crossFieldIssues);
+  resolveTtnPasswordFiles(parsed.data, env, issues);
+  if (issues.length > 0) throw new ConfigError(source, issues);
   return deepFreeze(parsed.data);
 }
 
@@ -80,11 +82,36 @@ function overlayEnvironment(raw: Record<string, unknown>, env: NodeJS.ProcessEnv
 function resolveSecretFiles(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: string[]): void {
   const sasl = (raw.kafka as Record<string, unknown> | undefined)?.sasl as Record<string, unknown> | undefined;
   if (sasl === undefined || typeof sasl.password_file !== 'string' || sasl.password_file === '') return;
-  const path = expandVariables(sasl.password_file, env);
+  const password = readSecretFile('kafka.sasl.password_file', sasl.password_file, env, issues);
+  if (password !== null) sasl.password = password;
+}
+
+/**
+ * ttn.password_file and ttn.applications[].password_file (the TTS API keys) fill `password`, when ttn is enabled:
+ * after validation, so a disabled section may keep a path that does not exist on this machine.
+ */
+function resolveTtnPasswordFiles(config: Config, env: NodeJS.ProcessEnv, issues: string[]): void {
+  if (!config.ttn.enabled) return;
+  const entries = [
+    { key: 'ttn', entry: config.ttn },
+    ...config.ttn.applications.map((application, index) => ({ key: `ttn.applications.${index}`, entry: application })),
+  ];
+  for (const { key, entry } of entries) {
+    if (entry.password_file === '') continue;
+    const password = readSecretFile(`${key}.password_file`, entry.password_file, env, issues);
+    if (password === '') issues.push(`${key}.password_file: ${expandVariables(entry.password_file, env)} is empty; it must hold the TTS API key (NNSXS....)`);
+    else if (password !== null) entry.password = password;
+  }
+}
+
+/** The file's text without its final newline; null (and an issue naming `key`) when it cannot be read. */
+function readSecretFile(key: string, file: string, env: NodeJS.ProcessEnv, issues: string[]): string | null {
+  const path = expandVariables(file, env);
   try {
-    sasl.password = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
   } catch (error) {
-    issues.push(`kafka.sasl.password_file: cannot read ${path}: ${errorMessage(error)}`);
+    issues.push(`${key}: cannot read ${path}: ${errorMessage(error)}`);
+    return null;
   }
 }
 

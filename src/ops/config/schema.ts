@@ -283,6 +283,9 @@ const serial = z
     raw: serialRaw,
     command_timeout_ms: count(100).default(2000).describe('a radio command without an answer by then means the module is gone: the port is reopened'),
     reopen_max_delay_ms: count(1000).default(30000).describe('the port is reopened after 1 s, doubling up to this delay while it stays unavailable'),
+    reject_log_interval_s: count()
+      .default(600)
+      .describe('a rejected frame or an ignored line from the module is logged at most once per reason per interval (always counted)'),
   })
   .prefault({});
 
@@ -359,9 +362,11 @@ const ttn = z
 const formatters = z
   .strictObject({
     timeout_ms: count()
-      .max(10000)
+      .max(1000)
       .default(100)
-      .describe('longest one decodeUplink call of a javascript formatter may run; it is stopped then and the record notes iotgw.codec_error'),
+      .describe(
+        'longest one decodeUplink call of a javascript formatter may run (1..1000); it is stopped then and the record notes iotgw.codec_error. The call runs on the main thread: while it runs, nothing else does (downlinks due within RX1 = 1 s, MQTT acknowledgements, watchdog pings), and a stuck formatter costs this much per uplink, 5 times before it is rested',
+      ),
     max_output_bytes: count(64)
       .max(1024 * 1024)
       .default(16384)

@@ -1,7 +1,9 @@
 // JavaScript payload formatters (TTN `decodeUplink(input)` form) run in node:vm: realistic codecs decode; TTN's
 // warnings and errors map onto the record; endless loops (and promise chains), throws and odd or oversized output become an error
 // on the record instead of an exception; the context reaches nothing of the host; one file is compiled once;
-// a broken file is refused at codecFor with its name; a formatter that keeps timing out is rested.
+// a broken file is refused at codecFor with its name; import() cannot be compiled, however it is spelled, while
+// `import` in comments, strings and names is fine; a formatter that keeps timing out is rested; every failure is
+// counted in iotgw_formatter_errors_total by kind.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../src/errors.ts';
 import { createFormatterCache, type FormatterCacheOptions } from '../../../src/ingress/lorawan-server/javascript-formatter.ts';
 import type { DecodedPayload, PayloadCodec } from '../../../src/ingress/lorawan-server/payload-codec.ts';
+import { createMetrics } from '../../../src/ops/metrics.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
 import { tempDir } from '../../helpers/temp-dir.ts';
 
@@ -232,7 +235,7 @@ test('a missing file, a syntax error or no decodeUplink is refused at codecFor, 
   const importer = formatterFile(dir, 'importer.js', "function decodeUplink() { import('node:fs'); return { data: {} }; }\n");
   assert.match(
     configErrorText(() => javascript(cache, importer)),
-    /importer\.js:\n {2}- it calls import\(\); payload formatters cannot load modules/,
+    /importer\.js:\n {2}- it calls import\(\) on line 1; payload formatters cannot load modules/,
   );
 
   assert.match(
@@ -276,4 +279,102 @@ test('after 5 timeouts in a row the formatter is rested for the cool-down, logge
   assert.ok(captured.messages().some((message) => /sometimes-stuck\.js finishes again/.test(message)));
   assert.deepEqual(decode(codec, [0], 66), { error: 'decodeUplink did not finish within 20 ms' }, 'the count starts over');
   assert.deepEqual(decode(codec, [0], 1), { data: { ok: true } });
+});
+
+// import() rejects with a host error (Node 20, 22 and 24 ignore importModuleDynamically without
+// --experimental-vm-modules), whose constructor.constructor is the host's Function: every spelling must be refused.
+test('import() is refused however it is spelled, so its host-realm rejection never reaches a formatter', (t) => {
+  const dir = tempDir(t);
+  const cache = createFormatterCache(LIMITS, { log: captureLog().log });
+  const reachProcess = ".catch(function (e) { globalThis.__iotgwEscaped = e.constructor.constructor('return process')(); })";
+  const variants: Record<string, string> = {
+    'comment-between': `import/**/('x')${reachProcess};`,
+    'arrow-in-review': "import/**/('x').catch(e => e.constructor.constructor('return process')());",
+    'newline-between': `import\n('x')${reachProcess};`,
+    'line-comment-between': `import // load\n('x')${reachProcess};`,
+    'in-decoder': `function probe() { return import ( 'node:fs' )${reachProcess}; }`,
+    'computed-specifier': `var name = 'node:' + 'fs'; import(name)${reachProcess};`,
+    'in-template-expression': `var text = \`\${import('x')${reachProcess}}\`;`,
+  };
+  for (const [label, code] of Object.entries(variants)) {
+    const file = formatterFile(dir, `${label}.js`, `function decodeUplink() { return { data: { escaped: typeof __iotgwEscaped } }; }\n${code}\n`);
+    assert.match(
+      configErrorText(() => javascript(cache, file)),
+      /- it calls import\(\) on line \d+; payload formatters cannot load modules/,
+      label,
+    );
+  }
+  const escapedKeyword = formatterFile(dir, 'escaped-keyword.js', `function decodeUplink() { return { data: {} }; }\n\\u0069mport('x')${reachProcess};\n`);
+  assert.match(
+    configErrorText(() => javascript(cache, escapedKeyword)),
+    /- JavaScript syntax error on line 2: Keyword must not contain escaped characters/,
+  );
+  assert.equal((globalThis as Record<string, unknown>).__iotgwEscaped, undefined);
+});
+
+test('`import` in comments, strings, regular expressions and names compiles and keeps its meaning', (t) => {
+  const dir = tempDir(t);
+  const codec = javascript(
+    createFormatterCache(LIMITS, { log: captureLog().log }),
+    formatterFile(
+      dir,
+      'mentions-import.js',
+      `// Ported from a codec that used import('./helpers.js'); everything is inline now.
+      /* import( */
+      var important = { import: 'import(', imported: true };
+      function decodeUplink(input) {
+        var reimported = important.import + "import" + \`import\${input.fPort}\`;
+        return { data: {
+          text: reimported,
+          key: Object.keys(important)[0],
+          matches: /import\\(/.test('import(') && /[import]/u.test('t'),
+          flag: important.imported,
+        } };
+      }`,
+    ),
+  );
+  assert.deepEqual(decode(codec, [1], 7), { data: { text: 'import(importimport7', key: 'import', matches: true, flag: true } });
+});
+
+test('every uplink a formatter does not decode is counted in iotgw_formatter_errors_total by kind', async (t) => {
+  const dir = tempDir(t);
+  const metrics = createMetrics({ processMetrics: false });
+  let nowMs = 0;
+  const cache = createFormatterCache(
+    { timeoutMs: 20, maxOutputBytes: 100, maxConsecutiveTimeouts: 2, cooldownMs: 1000 },
+    { log: captureLog().log, metrics, nowMs: () => nowMs },
+  );
+  const codec = javascript(
+    cache,
+    formatterFile(
+      dir,
+      'counted.js',
+      `function decodeUplink(input) {
+        switch (input.fPort) {
+          case 1: return { data: { ok: true } };
+          case 2: throw new RangeError('bad length');
+          case 3: return { errors: ['unknown FPort'] };
+          case 4: for (;;) {}
+          case 5: return Promise.resolve({ data: {} });
+          case 6: return { data: { text: 'x'.repeat(200) } };
+          default: return { data: [1] };
+        }
+      }`,
+    ),
+  );
+  for (const fPort of [1, 2, 2, 3, 5, 6, 7, 4, 4]) decode(codec, [0], fPort);
+  assert.match(decode(codec, [0], 1).error ?? '', /^decodeUplink not called/, 'resting after 2 timeouts');
+  nowMs += 1001;
+  assert.deepEqual(decode(codec, [0], 1), { data: { ok: true } });
+
+  const counted = Object.fromEntries(
+    (await metrics.formatterErrors.get()).values.map(({ labels, value }) => [`${String(labels.codec)} ${String(labels.kind)}`, value]),
+  );
+  assert.deepEqual(counted, {
+    'javascript:counted.js threw': 2,
+    'javascript:counted.js errors': 1,
+    'javascript:counted.js output': 3,
+    'javascript:counted.js timeout': 2,
+    'javascript:counted.js cooldown': 1,
+  });
 });

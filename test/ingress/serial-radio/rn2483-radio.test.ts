@@ -1,6 +1,7 @@
 // The RN2483 driver over serialport's mock binding, with the firmware-sim emulator as the module: the init
 // sequence in order, frames with their SNR, re-arming after every frame and radio_err, junk on the line
-// counted without stopping the loop, and a module that stops answering reported as a failure.
+// counted without stopping the loop, and a module that stops answering reported as a failure. The module
+// keeps power across a port close: a receive left armed is ended with rxstop, on init and on stop().
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import type { SerialPortMock } from 'serialport';
@@ -10,6 +11,7 @@ import {
   type RadioFrame,
   type RadioLineProblem,
   type Rn2483Radio,
+  type Rn2483RadioEvents,
 } from '../../../src/ingress/serial-radio/rn2483-radio.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
 import { type MockRadio, mockRadio } from '../../helpers/serial-radio-mock.ts';
@@ -29,12 +31,19 @@ interface Harness {
   readonly logs: ReturnType<typeof captureLog>;
 }
 
-async function harness(t: TestContext, options: { commandTimeoutMs?: number; pktRssi?: boolean } = {}): Promise<Harness> {
-  const mock = mockRadio(options.pktRssi === undefined ? {} : { pktRssi: options.pktRssi });
-  const stream = await mock.openStream();
-  t.after(() => {
-    if (stream.isOpen) stream.close();
+interface HarnessOptions {
+  readonly commandTimeoutMs?: number;
+  readonly pktRssi?: boolean;
+  readonly rxStop?: boolean;
+  readonly onFrame?: (frame: RadioFrame) => void;
+}
+
+async function harness(t: TestContext, options: HarnessOptions = {}): Promise<Harness> {
+  const mock = mockRadio({
+    ...(options.pktRssi === undefined ? {} : { pktRssi: options.pktRssi }),
+    ...(options.rxStop === undefined ? {} : { rxStop: options.rxStop }),
   });
+  const stream = await mock.openStream();
   const logs = captureLog();
   const frames: RadioFrame[] = [];
   const problems: RadioLineProblem[] = [];
@@ -46,7 +55,10 @@ async function harness(t: TestContext, options: { commandTimeoutMs?: number; pkt
     {
       log: logs.log,
       events: {
-        onFrame: (frame) => frames.push(frame),
+        onFrame: (frame) => {
+          options.onFrame?.(frame);
+          frames.push(frame);
+        },
         onRadioError: () => {
           radioErrors.count += 1;
         },
@@ -55,7 +67,10 @@ async function harness(t: TestContext, options: { commandTimeoutMs?: number; pkt
       },
     },
   );
-  t.after(() => radio.stop());
+  t.after(async () => {
+    await radio.stop();
+    if (stream.isOpen) stream.close();
+  });
   return { radio, mock, stream, frames, problems, failures, radioErrors, logs };
 }
 
@@ -68,6 +83,7 @@ test('init: version check, mac pause, radio settings, then the receiver is armed
   assert.deepEqual(mock.emulator().commands(), [
     'sys get ver',
     'mac pause',
+    'radio rxstop',
     'radio set mod lora',
     'radio set freq 868100000',
     'radio set sf sf7',
@@ -82,7 +98,7 @@ test('init: version check, mac pause, radio settings, then the receiver is armed
   ]);
   // What went over the wire: one command per line, \r\n terminated.
   const recording = (stream.port as unknown as { recording: Buffer }).recording.toString('latin1');
-  assert.ok(recording.startsWith('sys get ver\r\nmac pause\r\nradio set mod lora\r\n'));
+  assert.ok(recording.startsWith('sys get ver\r\nmac pause\r\nradio rxstop\r\nradio set mod lora\r\n'));
   assert.equal(mock.emulator().isArmed(), true);
   assert.equal(radio.isReceiving(), true);
 });
@@ -187,4 +203,102 @@ test('no answer at all during init: start rejects with a timeout, no failure eve
   binding.write = async () => undefined;
   await assert.rejects(h.radio.start(), (error: RadioError) => error.code === 'COMMAND_TIMEOUT' && error.message.includes("'sys get ver'"));
   assert.deepEqual(h.failures, []);
+});
+
+const NO_EVENTS: Rn2483RadioEvents = { onFrame: () => undefined, onRadioError: () => undefined, onLineProblem: () => undefined, onFailure: () => undefined };
+
+/** Closes the port as the gateway does on a loss, and opens it again: the module kept power. */
+async function reopen(h: Harness): Promise<SerialPortMock> {
+  h.radio.detach();
+  await new Promise<void>((resolve) => h.stream.close(() => resolve()));
+  return h.mock.openStream();
+}
+
+/** A second driver on `stream`; stopped (rxstop answered) before the stream closes. */
+function secondRadio(t: TestContext, stream: SerialPortMock, log: Harness['logs']['log'], events: Partial<Rn2483RadioEvents> = {}): Rn2483Radio {
+  const radio = createRn2483Radio(stream, { settings: SETTINGS, commandTimeoutMs: 5_000 }, { log, events: { ...NO_EVENTS, ...events } });
+  t.after(async () => {
+    await radio.stop();
+    if (stream.isOpen) stream.close();
+  });
+  return radio;
+}
+
+test('a port reopened while the module is still receiving: rxstop ends that receive, and init works on the same module', async (t) => {
+  const h = await harness(t);
+  await h.radio.start();
+  const module = h.mock.emulator();
+  assert.equal(module.isArmed(), true);
+  const stream = await reopen(h);
+  assert.equal(h.mock.emulator(), module, 'the same module: a port close is no power cycle');
+  assert.equal(module.isArmed(), true, 'still in radio rx 0 from the first session');
+
+  const frames: RadioFrame[] = [];
+  const problems: RadioLineProblem[] = [];
+  const again = secondRadio(t, stream, h.logs.log, { onFrame: (frame) => frames.push(frame), onLineProblem: (kind) => problems.push(kind) });
+  await again.start();
+  const second = module.commands().slice(module.commands().lastIndexOf('sys get ver'));
+  assert.deepEqual(second.slice(0, 4), ['sys get ver', 'mac pause', 'radio rxstop', 'radio set mod lora']);
+  assert.equal(second.at(-1), 'radio rx 0');
+  assert.equal(module.isArmed(), true);
+  assert.equal(module.transmit(Buffer.from('beef', 'hex')), true);
+  await waitFor(() => frames.length === 1 && module.isArmed(), 'a frame on the reopened port');
+  assert.deepEqual(frames[0]?.payload, Buffer.from('beef', 'hex'));
+  assert.deepEqual(problems, []);
+});
+
+test('stop() ends the receive with rxstop, and the module is idle for the next session', async (t) => {
+  const h = await harness(t);
+  await h.radio.start();
+  const module = h.mock.emulator();
+  await h.radio.stop();
+  assert.equal(module.commands().at(-1), 'radio rxstop');
+  assert.equal(module.isArmed(), false);
+  assert.equal(h.radio.isReceiving(), false);
+  assert.equal(module.transmit(Buffer.from([1])), false, 'nobody listening after stop');
+  assert.deepEqual(h.failures, []);
+  await h.radio.stop(); // twice is harmless
+});
+
+test('firmware without rxstop, left receiving: the first setting answers busy and the start fails at once, naming it', async (t) => {
+  const h = await harness(t, { rxStop: false });
+  await h.radio.start();
+  const again = secondRadio(t, await reopen(h), h.logs.log);
+  await assert.rejects(
+    again.start(),
+    (error: RadioError) => error.code === 'SETTING_REFUSED' && /busy to 'radio set mod lora'/.test(error.message) && /re-plug the adapter/.test(error.message),
+  );
+  assert.equal(again.isReceiving(), false);
+});
+
+test("'mac pause' answering 0 (the LoRaWAN stack is busy) fails the start; the next attempt works", async (t) => {
+  const h = await harness(t);
+  const module = h.mock.emulator();
+  module.setMacBusy(true);
+  await assert.rejects(h.radio.start(), (error: RadioError) => error.code === 'MAC_PAUSE_REFUSED' && error.message.includes("'mac pause' answered 0"));
+  assert.equal(module.commands().includes('radio set mod lora'), false, 'no radio command after a refused pause');
+  module.setMacBusy(false);
+  const again = secondRadio(t, await reopen(h), h.logs.log);
+  await again.start();
+  assert.equal(again.isReceiving(), true);
+});
+
+test('a frame handler that throws: logged, and the receiver is re-armed for the next frame', async (t) => {
+  let calls = 0;
+  const h = await harness(t, {
+    onFrame: () => {
+      calls += 1;
+      if (calls === 1) throw new TypeError('handler bug');
+    },
+  });
+  await h.radio.start();
+  const module = h.mock.emulator();
+  assert.equal(module.transmit(Buffer.from([1])), true);
+  await waitFor(() => calls === 1 && module.isArmed(), 'the throwing handler, then re-arming');
+  assert.equal(module.transmit(Buffer.from([2])), true);
+  await waitFor(() => h.frames.length === 1, 'the next frame');
+  assert.deepEqual(h.frames[0]?.payload, Buffer.from([2]));
+  assert.equal(h.radio.isReceiving(), true);
+  assert.deepEqual(h.failures, []);
+  assert.ok(h.logs.lines().some((line) => line.level === 'error' && String(line.msg).includes('the onFrame handler threw')));
 });

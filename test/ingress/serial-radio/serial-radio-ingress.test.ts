@@ -1,7 +1,8 @@
 // The serial radio ingress over serialport's mock binding with the firmware-sim RN2483 emulator as the
 // module: raw frames keyed by the byte rule, short frames refused; mixed mode handing the frames of
 // configured LoRaWAN devices to the real LoRaWAN network; an adapter missing at boot, unplugged and
-// plugged back in: reopened, with the state in metrics, logs and health.
+// plugged back in: reopened, with the state in metrics, logs and health; a port closed while the module
+// (still powered) is receiving: reopened on the same module; stop() leaves the module idle.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { type TestContext, test } from 'node:test';
@@ -49,14 +50,23 @@ interface Harness {
 
 async function startHarness(
   t: TestContext,
-  options: { frames?: SerialFrames; plugged?: boolean; network?: boolean; codec?: typeof RAW_CODEC } = {},
+  options: {
+    frames?: SerialFrames;
+    plugged?: boolean;
+    network?: boolean;
+    codec?: typeof RAW_CODEC;
+    accept?: Accept;
+    onReject?: (source: string, reason: string, detail: string) => void;
+  } = {},
 ): Promise<Harness> {
   const metrics = createMetrics({ processMetrics: false });
   const records: NewRecord[] = [];
-  const accept: Accept = async (batch, _writes: readonly StateWrite[] = []) => {
-    records.push(...batch);
-    return { ok: true, seqs: batch.map((_, index) => index) };
-  };
+  const accept: Accept =
+    options.accept ??
+    (async (batch, _writes: readonly StateWrite[] = []) => {
+      records.push(...batch);
+      return { ok: true, seqs: batch.map((_, index) => index) };
+    });
   const logs = captureLog('debug');
   let network: LorawanNetwork | null = null;
   if (options.network === true) {
@@ -81,7 +91,15 @@ async function startHarness(
       reopenMaxMs: 100,
       rejectLogIntervalMs: 60_000,
     },
-    { accept, lorawanNetwork: network, rawCodec: options.codec ?? RAW_CODEC, log: logs.log, metrics, createPort: mock.createPort },
+    {
+      accept,
+      lorawanNetwork: network,
+      rawCodec: options.codec ?? RAW_CODEC,
+      log: logs.log,
+      metrics,
+      createPort: mock.createPort,
+      ...(options.onReject === undefined ? {} : { onReject: options.onReject }),
+    },
   );
   await ingress.start();
   t.after(() => ingress.stop());
@@ -115,6 +133,7 @@ test('raw frames: keyed by the configured bytes, payload after the key, SNR/RSSI
   assert.equal(Buffer.from(String(value.frame), 'base64').toString('hex'), '010a1b172c');
   assert.ok(!Number.isNaN(Date.parse(String(value.received_at))));
   assert.equal(value.decoded_payload, undefined);
+  assert.deepEqual(value.iotgw, { codec: 'raw' }, 'the codec is named on every record, raw included');
   assert.equal(await h.metric('iotgw_serial_radio_frames_total', 'kind=raw'), 1);
 });
 
@@ -124,10 +143,16 @@ test('raw frames shorter than key_offset + key_length are refused and counted', 
   emulator.transmit(Buffer.from('0102', 'hex'));
   await waitFor(async () => (await h.metric('iotgw_ingress_rejected_total', 'source=serial-radio,reason=frame-too-short')) === 1, 'the short frame counted');
   await waitFor(() => emulator.isArmed(), 're-armed');
+  emulator.transmit(Buffer.from('03', 'hex'));
+  await waitFor(
+    async () => (await h.metric('iotgw_ingress_rejected_total', 'source=serial-radio,reason=frame-too-short')) === 2,
+    'the second short frame counted',
+  );
+  await waitFor(() => emulator.isArmed(), 're-armed again');
   emulator.transmit(Buffer.from('00ffee', 'hex'));
   await waitFor(() => h.records.length === 1, 'the next frame (exactly long enough)');
   assert.equal(h.records[0]?.key, 'node-ffee');
-  assert.ok(h.logs.messages().some((message) => message.includes('no node id at bytes 1..2')));
+  assert.equal(h.logs.messages().filter((message) => message.includes('no node id at bytes 1..2')).length, 1, 'logged once per reason per interval');
 });
 
 test('a raw codec decodes the bytes after the key', async (t) => {
@@ -137,7 +162,7 @@ test('a raw codec decodes the bytes after the key', async (t) => {
   await waitFor(() => h.records.length === 1, 'the record');
   const value = JSON.parse(Buffer.from(h.records[0]?.payload ?? []).toString('utf8')) as Record<string, unknown>;
   assert.deepEqual(value.decoded_payload, { temperature_1: 27.2 });
-  assert.equal(value.codec, 'cayenne-lpp');
+  assert.deepEqual(value.iotgw, { codec: 'cayenne-lpp' });
 });
 
 test('mixed: frames of configured LoRaWAN devices go to the LoRaWAN network, the rest are raw', async (t) => {
@@ -220,4 +245,55 @@ test('a module that stops answering is reopened', async (t) => {
   await waitFor(() => h.ingress.state() === 'open', 'the port to be reopened', 10_000);
   assert.ok(h.logs.lines().some((line) => line.state === 'reopening' && String(line.msg).includes("did not answer 'radio get snr'")));
   assert.equal(await h.metric('iotgw_serial_port_reopens_total', `path=${h.mock.path}`), 1);
+});
+
+test('the port closes while the module keeps receiving (it stays powered): reopened on the same module, rxstop first, frames flow', async (t) => {
+  const h = await startHarness(t);
+  const module = h.mock.emulator();
+  assert.equal(module.isArmed(), true);
+  const stream = h.mock.stream();
+  await new Promise<void>((resolve) => stream?.close(() => resolve()));
+  await waitFor(() => h.ingress.state() === 'reopening', 'the close to be noticed');
+  assert.equal(module.isArmed(), true, 'still in radio rx 0: closing a port does not power-cycle the module');
+  await waitFor(() => h.ingress.state() === 'open', 'the port to be reopened');
+  assert.equal(h.mock.emulator(), module, 'the same module');
+  const second = module.commands().slice(module.commands().lastIndexOf('sys get ver'));
+  assert.deepEqual(second.slice(0, 4), ['sys get ver', 'mac pause', 'radio rxstop', 'radio set mod lora']);
+  module.transmit(Buffer.from('00000404', 'hex'));
+  await waitFor(() => h.records.length === 1, 'a frame after the reopen');
+  assert.equal(h.records[0]?.key, 'node-0004');
+  assert.equal(await h.metric('iotgw_serial_port_reopens_total', `path=${h.mock.path}`), 1);
+  assert.equal(await h.metric('iotgw_ingress_rejected_total', 'source=serial-radio,reason=unexpected-line'), 0);
+});
+
+test('stop() ends the receive with rxstop before closing the port', async (t) => {
+  const h = await startHarness(t);
+  const module = h.mock.emulator();
+  await h.ingress.stop();
+  assert.equal(module.commands().at(-1), 'radio rxstop');
+  assert.equal(module.isArmed(), false);
+  assert.equal(h.mock.stream()?.isOpen, false);
+  assert.equal(h.ingress.state(), 'stopped');
+});
+
+test('a refused commit whose reject hook throws: counted, logged, no unhandled rejection, and frames go on', async (t) => {
+  let commits = 0;
+  const h = await startHarness(t, {
+    accept: async () => {
+      commits += 1;
+      return { ok: false, reason: 'buffer-full', message: 'the buffer is full' };
+    },
+    onReject: (_source, reason) => {
+      if (reason === 'buffer-full') throw new TypeError('status hook bug');
+    },
+  });
+  const module = h.mock.emulator();
+  module.transmit(Buffer.from('00000505', 'hex'));
+  await waitFor(async () => (await h.metric('iotgw_ingress_rejected_total', 'source=serial-radio,reason=internal-error')) === 1, 'the escaped error counted');
+  assert.equal(await h.metric('iotgw_ingress_rejected_total', 'source=serial-radio,reason=buffer-full'), 1);
+  assert.ok(h.logs.lines().some((line) => line.level === 'error' && String(line.msg).includes('storing a frame failed unexpectedly')));
+  await waitFor(() => module.isArmed(), 're-armed');
+  module.transmit(Buffer.from('00000606', 'hex'));
+  await waitFor(() => commits === 2, 'the next frame offered for commit');
+  assert.equal(h.ingress.health().status, 'ok');
 });

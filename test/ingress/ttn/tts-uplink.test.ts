@@ -1,7 +1,8 @@
 // The TTS v3 uplink parser and the f_cnt gap tracker: a good uplink from the simulator parses into what
 // the gateway keys and orders by; each malformed class is refused with its reason and a message naming the
-// field; the tracker reports gaps, drops duplicates, starts over on a new session, and continues from the
-// state it persisted.
+// field; the tracker reports gaps, drops exact copies only, stores a counter that went back (ABP reset),
+// starts over on a new session, rolls back a device whose commit failed, and continues from the state it
+// persisted.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createTtsFleet } from '../../../firmware-sim/tts-traffic.ts';
@@ -101,36 +102,80 @@ test('events are keyed by DevEUI, or by device id when the message has none', ()
   assert.equal(bad.ok, false);
 });
 
-test('gap tracker: next frame, gaps, duplicates, a new session key, and a counter reset after a re-join', () => {
+test('gap tracker: next frame, gaps, exact copies, a new session key, and a counter that went back (ABP reset)', () => {
   const tracker = createFrameGapTracker();
   const eui = '70b3d57ed0050001';
-  assert.deepEqual(tracker.observe(eui, 'S1', 10), { kind: 'first', gap: 0 });
-  assert.deepEqual(tracker.observe(eui, 'S1', 11), { kind: 'next', gap: 0 });
-  assert.deepEqual(tracker.observe(eui, 'S1', 15), { kind: 'gap', gap: 3 });
-  assert.deepEqual(tracker.observe(eui, 'S1', 15), { kind: 'duplicate', lastFCnt: 15 });
-  assert.deepEqual(tracker.observe(eui, 'S1', 12), { kind: 'duplicate', lastFCnt: 15 }, 'an older frame of the same session');
-  assert.deepEqual(tracker.observe(eui, 'S1', 16), { kind: 'next', gap: 0 }, 'a duplicate does not move the counter');
-  assert.deepEqual(tracker.observe(eui, 'S2', 0), { kind: 'new-session', gap: 0 }, 'a join: new session_key_id');
-  assert.deepEqual(tracker.observe(eui, 'S2', 2), { kind: 'gap', gap: 1 });
-  // Without a session key id: a counter back near 0 from far ahead is a device that started over.
-  assert.deepEqual(judgeFrame({ sessionKeyId: null, lastFCnt: 500 }, null, 1), { kind: 'new-session', gap: 0 });
-  assert.deepEqual(judgeFrame({ sessionKeyId: null, lastFCnt: 10 }, null, 3), { kind: 'duplicate', lastFCnt: 10 });
+  assert.deepEqual(tracker.observe(eui, 'S1', 10, 't10'), { kind: 'first', gap: 0 });
+  assert.deepEqual(tracker.observe(eui, 'S1', 11, 't11'), { kind: 'next', gap: 0 });
+  assert.deepEqual(tracker.observe(eui, 'S1', 15, 't15'), { kind: 'gap', gap: 3 });
+  assert.deepEqual(tracker.observe(eui, 'S1', 15, 't15'), { kind: 'duplicate', lastFCnt: 15 }, 'the same message again');
+  assert.deepEqual(tracker.observe(eui, 'S1', 16, 't16'), { kind: 'next', gap: 0 }, 'a duplicate does not move the counter');
+  // TTS accepted it, so a counter that went back in the same session is a device that started over: stored, no gap.
+  assert.deepEqual(tracker.observe(eui, 'S1', 3, 't3'), { kind: 'reset', gap: 0 }, 'ABP reset: last 16, now 3');
+  assert.deepEqual(tracker.observe(eui, 'S1', 4, 't4'), { kind: 'next', gap: 0 }, 'counting goes on from the reset counter');
+  assert.deepEqual(tracker.observe(eui, 'S1', 4, 't4-again'), { kind: 'reset', gap: 0 }, 'the same counter in another message is not a copy');
+  assert.deepEqual(tracker.observe(eui, 'S2', 0, 'u0'), { kind: 'new-session', gap: 0 }, 'a join: new session_key_id');
+  assert.deepEqual(tracker.observe(eui, 'S2', 2, 'u2'), { kind: 'gap', gap: 1 });
+  // Without a session key id the same rules hold.
+  assert.deepEqual(judgeFrame({ sessionKeyId: null, lastFCnt: 500, lastUplinkId: 'a' }, null, 1, 'b'), { kind: 'reset', gap: 0 });
+  assert.deepEqual(judgeFrame({ sessionKeyId: null, lastFCnt: 10, lastUplinkId: 'a' }, null, 10, 'a'), { kind: 'duplicate', lastFCnt: 10 });
   // Other devices are independent.
-  assert.deepEqual(tracker.observe('70b3d57ed0050002', 'S9', 7), { kind: 'first', gap: 0 });
+  assert.deepEqual(tracker.observe('70b3d57ed0050002', 'S9', 7, 'v7'), { kind: 'first', gap: 0 });
+});
+
+test('uplink identity: received_at, else the correlation ids, else a hash of the bytes; copies match, other messages do not', () => {
+  const message = sampleUplink();
+  const parse = (value: unknown): string => {
+    const result = parseTtsUplink(bytes(value), MAX);
+    assert.ok(result.ok, JSON.stringify(result));
+    return result.value.uplinkId;
+  };
+  assert.equal(parse(message), (message.uplink_message as { received_at: string }).received_at);
+  const withoutTime = withUplink(message, (uplink) => {
+    delete uplink.received_at;
+  });
+  assert.equal(parse(withoutTime), (message.correlation_ids as string[]).join(' '));
+  const bare = { ...withoutTime, correlation_ids: undefined };
+  assert.match(parse(bare), /^sha256:[0-9a-f]{32}$/);
+  assert.equal(parse(bare), parse(structuredClone(bare)), 'an exact copy has the same identity');
+  assert.notEqual(parse(bare), parse({ ...bare, received_at: '2025-03-01T12:00:09Z' }));
+});
+
+test('gap tracker: a failed commit rolls the device back, so the next uplink counts the lost one', () => {
+  const eui = '70b3d57ed0050005';
+  const tracker = createFrameGapTracker();
+  tracker.observe(eui, 'S1', 1, 'a');
+  tracker.committed(eui, tracker.latest(eui) ?? assert.fail('observed'));
+  tracker.observe(eui, 'S1', 2, 'b');
+  tracker.failed(eui, tracker.latest(eui) ?? assert.fail('observed'));
+  assert.equal(tracker.stateValue(eui), JSON.stringify({ session_key_id: 'S1', last_f_cnt: 1, last_uplink_id: 'a' }), 'back to the committed one');
+  assert.deepEqual(tracker.observe(eui, 'S1', 3, 'c'), { kind: 'gap', gap: 1 }, 'f_cnt 2 was lost');
+  // A later uplink already observed: the failed one cannot move the device back under it.
+  const pending = tracker.latest(eui) ?? assert.fail('observed');
+  tracker.observe(eui, 'S1', 4, 'd');
+  tracker.failed(eui, pending);
+  assert.deepEqual(tracker.observe(eui, 'S1', 5, 'e'), { kind: 'next', gap: 0 });
+  // A device whose only uplink was lost is unknown again.
+  tracker.observe('70b3d57ed0050006', null, 9, 'x');
+  tracker.failed('70b3d57ed0050006', tracker.latest('70b3d57ed0050006') ?? assert.fail('observed'));
+  assert.equal(tracker.stateValue('70b3d57ed0050006'), null);
 });
 
 test('gap tracker: a restart continues from the persisted state', () => {
   const eui = '70b3d57ed0050003';
   const before = createFrameGapTracker();
-  before.observe(eui, 'S1', 20);
+  before.observe(eui, 'S1', 20, 'm20');
   const persisted = new Map([
     [eui, before.stateValue(eui) ?? ''],
     ['70b3d57ed0050004', 'not json'],
   ]);
   const after = createFrameGapTracker(persisted);
   assert.equal(after.size, 1, 'an unreadable entry is skipped');
-  assert.deepEqual(after.observe(eui, 'S1', 20), { kind: 'duplicate', lastFCnt: 20 }, 'stored before the restart: not stored again');
-  assert.deepEqual(after.observe(eui, 'S1', 23), { kind: 'gap', gap: 2 });
-  assert.equal(after.stateValue(eui), JSON.stringify({ session_key_id: 'S1', last_f_cnt: 23 }));
+  assert.deepEqual(after.observe(eui, 'S1', 20, 'm20'), { kind: 'duplicate', lastFCnt: 20 }, 'stored before the restart: not stored again');
+  assert.deepEqual(after.observe(eui, 'S1', 23, 'm23'), { kind: 'gap', gap: 2 });
+  assert.equal(after.stateValue(eui), JSON.stringify({ session_key_id: 'S1', last_f_cnt: 23, last_uplink_id: 'm23' }));
   assert.equal(after.stateValue('0000000000000000'), null);
+  // State written before the identity was kept: a repeated counter is stored (as a reset), never dropped.
+  const old = createFrameGapTracker(new Map([[eui, JSON.stringify({ session_key_id: 'S1', last_f_cnt: 30 })]]));
+  assert.deepEqual(old.observe(eui, 'S1', 30, 'm30'), { kind: 'reset', gap: 0 });
 });
