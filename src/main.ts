@@ -359,6 +359,7 @@ function createLorawanNetworkFromConfig(
       region,
       netId: lorawan.net_id,
       dedupWindowMs: lorawan.dedup_window_ms,
+      maxFramesInFlight: lorawan.max_frames_in_flight,
       stream: lorawan.stream,
       rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
       devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, deps.codecFor)),

@@ -60,6 +60,7 @@ async function startGatewayIngress(t: TestContext, devices: readonly LorawanDevi
       region: EU868,
       netId: '000000',
       dedupWindowMs: 200,
+      maxFramesInFlight: 10_000,
       stream: 'uplink',
       rejectLogIntervalMs: 60_000,
       devices: devices.map((entry) => deviceProfileFromEntry(entry, (choice) => builtinCodec(choice.codec === 'cayenne-lpp' ? 'cayenne-lpp' : 'raw'))),

@@ -7,7 +7,7 @@
 // before its feeders and stops after them; a feeder that must still send downlinks at shutdown drains it
 // first (see drain()).
 import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import type { Logger } from '../../ops/log.ts';
+import { createOnceLogger, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import type { Accept } from '../ingress.ts';
@@ -25,6 +25,12 @@ export interface LorawanNetworkOptions {
   readonly stream: string;
   readonly rejectLogIntervalMs: number;
   readonly devices: readonly LorawanDeviceProfile[];
+  /**
+   * Frames held at once (collecting copies, or waiting for their commit). UDP has no backpressure: when the
+   * buffer commits slower than radios deliver, frames past this are refused (counted as `overloaded`) instead
+   * of queuing in memory without bound. None of them was acknowledged.
+   */
+  readonly maxFramesInFlight: number;
 }
 
 export interface LorawanNetworkDeps {
@@ -58,6 +64,8 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
   let downlink: DownlinkPath = NO_DOWNLINK;
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
+  const overloadLog = createOnceLogger(options.rejectLogIntervalMs);
+  const log = deps.log.child({ component: 'ingress.lorawan' });
 
   function track(work: Promise<void>): void {
     inFlight.add(work);
@@ -76,7 +84,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
     async start() {
       stopping = false;
       const persisted = await deps.loadState(STATE_SCOPE);
-      const loaded = createDeviceSessions(options.devices, persisted, { log: deps.log.child({ component: 'ingress.lorawan' }) });
+      const loaded = createDeviceSessions(options.devices, persisted, { log });
       // The server sees the attached path at send time, so a transport that attaches after start still answers.
       const path: DownlinkPath = {
         canReach: (gatewayEui) => downlink.canReach(gatewayEui),
@@ -103,6 +111,16 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
     receive(phyPayload, reception, source) {
       if (stopping || deduplicator === null) {
         metrics.ingressRejected.inc({ source, reason: 'shutting-down' });
+        return;
+      }
+      if (inFlight.size + deduplicator.pending >= options.maxFramesInFlight) {
+        metrics.ingressRejected.inc({ source, reason: 'overloaded' });
+        if (overloadLog.shouldLog('overloaded')) {
+          log.warn(
+            { maxFramesInFlight: options.maxFramesInFlight },
+            `LoRaWAN: ${options.maxFramesInFlight} frames are waiting for the buffer; refusing new frames until it catches up (counted as reason "overloaded"; logged once every ${options.rejectLogIntervalMs / 1000} s). A slow SD card, or more traffic than this box handles: see npm run bench`,
+          );
+        }
         return;
       }
       deduplicator.add(phyPayload, reception, source);

@@ -221,6 +221,9 @@ const lorawan = z
     region: z.enum(['EU868']).default('EU868').describe('regional parameters for downlinks (join-accept, ACK); EU868 only for now'),
     net_id: hex(6, 'NetID, 3 bytes').default('000000').describe('NetID in join-accepts; 000000 is for private networks'),
     dedup_window_ms: count(0).max(2000).default(200).describe('copies of one frame heard by several gateways within this window become one record'),
+    max_frames_in_flight: count(100)
+      .default(10_000)
+      .describe('frames held while the buffer commits; past this, new frames are refused and counted (UDP cannot slow the radios down)'),
     stream: z.string().min(1).default('uplink').describe('record stream of uplinks (kafka.routes can send it to its own topic)'),
     gateway_status_stream: z.string().default('').describe("record stream for packet forwarders' stat reports; '' keeps them as metrics only"),
     reject_log_interval_s: count()

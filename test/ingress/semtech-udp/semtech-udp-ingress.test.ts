@@ -56,7 +56,7 @@ interface Harness {
   rejected(reason: string): Promise<number>;
 }
 
-async function startHarness(t: TestContext, state = new Map<string, string>(), commitDelayMs = 0): Promise<Harness> {
+async function startHarness(t: TestContext, state = new Map<string, string>(), commitDelayMs = 0, maxFramesInFlight = 10_000): Promise<Harness> {
   const metrics = createMetrics({ processMetrics: false });
   const records: NewRecord[] = [];
   const accept: Accept = async (batch, writes: readonly StateWrite[] = []) => {
@@ -71,7 +71,7 @@ async function startHarness(t: TestContext, state = new Map<string, string>(), c
   };
   const log = captureLog('warn').log;
   const network = createLorawanNetwork(
-    { region: EU868, netId: '000013', dedupWindowMs: 150, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP, OTAA] },
+    { region: EU868, netId: '000013', dedupWindowMs: 150, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP, OTAA], maxFramesInFlight },
     { accept, loadState: async () => new Map(state), log, metrics },
   );
   const ingress = createSemtechUdpIngress({ host: '127.0.0.1', port: 0, gatewayStatusStream: null }, { network, accept, log, metrics });
@@ -266,6 +266,26 @@ test('a retransmission that arrives while the first copy is still being committe
   await waitFor(async () => harness.records.length === 1 && (await harness.rejected('retransmission')) === 1, 'one record, one retransmission');
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(harness.records.length, 1);
+});
+
+test('past max frames in flight, new frames are refused as overloaded instead of queuing; room comes back after the commit', async (t) => {
+  const harness = await startHarness(t, new Map(), 500, 2);
+  const gateway = await harness.forwarder('aa555a0000000001');
+  const { activation } = ABP;
+  assert.ok(activation.mode === 'abp');
+  const keys = { nwkSKey: activation.nwkSKey, appSKey: activation.appSKey };
+  const uplink = (fcnt32: number): Buffer =>
+    encodeDataFrame({ mtype: 'UnconfirmedDataUp', devAddr: '49be7df1', fcnt32, fport: 1, payload: Buffer.from(`reading ${fcnt32}`), ...keys });
+  await gateway.pushRxpk([10, 11, 12, 13].map((fcnt) => ({ phyPayload: uplink(fcnt) })));
+  await waitFor(async () => (await harness.rejected('overloaded')) === 2, 'two frames refused as overloaded');
+  await waitFor(() => harness.records.length === 2, 'the two frames held are stored');
+  await gateway.pushRxpk([{ phyPayload: uplink(14) }]);
+  await waitFor(() => harness.records.length === 3, 'a frame after the commit is stored');
+  assert.deepEqual(
+    harness.records.map((record) => uplinkOf(record).uplink_message.f_cnt),
+    [10, 11, 14],
+  );
+  assert.equal(await harness.rejected('overloaded'), 2);
 });
 
 test('frame counters and OTAA sessions come back from the committed state after a restart', async (t) => {

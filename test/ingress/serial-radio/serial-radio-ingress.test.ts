@@ -71,7 +71,7 @@ async function startHarness(
   let network: LorawanNetwork | null = null;
   if (options.network === true) {
     network = createLorawanNetwork(
-      { region: EU868, netId: '000013', dedupWindowMs: 20, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP] },
+      { region: EU868, netId: '000013', dedupWindowMs: 20, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP], maxFramesInFlight: 1000 },
       { accept, loadState: async () => new Map(), log: logs.log, metrics },
     );
     await network.start();
