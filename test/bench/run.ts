@@ -31,7 +31,7 @@ import { CAYENNE_LPP_CODEC, decodePayload, type PayloadCodec } from '../../src/i
 import { encodePushData, type Rxpk } from '../../src/ingress/semtech-udp/packets.ts';
 import { configSchema } from '../../src/ops/config/schema.ts';
 import { createLogger } from '../../src/ops/log.ts';
-import { type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
+import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
 
 const { Kafka, logLevel } = kafkajs;
@@ -162,14 +162,6 @@ function benchLorawanDevices(count: number) {
     nwkSKey: key('nwk', index),
     appSKey: key('app', index),
   }));
-}
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
 }
 
 /**

@@ -4,14 +4,13 @@
 // promise chain until the time limit, reach Kafka too, with iotgw.codec_error and their bytes intact, and
 // are counted in iotgw_formatter_errors_total.
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createSimulatedForwarder } from '../../firmware-sim/transports/packet-forwarder.ts';
 import { encodeDataFrame } from '../../src/ingress/lorawan/frame-crypto.ts';
 import type { ConfigInput } from '../../src/ops/config/schema.ts';
-import { type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
+import { freeUdpPort, type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -40,22 +39,8 @@ interface UplinkValue {
   iotgw: { codec: string; codec_error?: string };
 }
 
-async function formatterErrors(gateway: GatewayProcess, kind: string): Promise<number> {
-  const text = await gateway.metricsText();
-  const labels = ['codec="javascript:thermometer.js"', `kind="${kind}"`];
-  const line = text
-    .split('\n')
-    .find((candidate) => candidate.startsWith('iotgw_formatter_errors_total{') && labels.every((label) => candidate.includes(label)));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
+const formatterErrors = (gateway: GatewayProcess, kind: string): Promise<number> =>
+  gateway.metric('iotgw_formatter_errors_total', ['codec="javascript:thermometer.js"', `kind="${kind}"`]);
 
 test('a javascript formatter decodes uplinks into Kafka; a throwing or stuck formatter still lets the uplink through with iotgw.codec_error', async (t) => {
   const kafka = await kafkaMockFor(t, { brokers: 1, topics: [{ name: TOPIC, partitions: 1 }] });

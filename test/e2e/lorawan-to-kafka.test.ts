@@ -6,7 +6,6 @@
 // from its state file, OTAA devices use their persisted sessions without re-joining, and a replay of a
 // frame from before the restart is refused.
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,31 +13,16 @@ import { stringify } from 'yaml';
 import { type LorawanFleetOptions, type LorawanFleetReport, lorawanDevicesConfig, runLorawanFleet, type SentFrame } from '../../firmware-sim/lorawan-fleet.ts';
 import { createSimulatedForwarder } from '../../firmware-sim/transports/packet-forwarder.ts';
 import type { ConfigInput } from '../../src/ops/config/schema.ts';
-import { type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
+import { freeUdpPort, type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type ConsumedMessage, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const TOPIC = 'city.lorawan';
 
-/** A UDP port that was free a moment ago, so the restarted gateway listens where the forwarders send. */
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
-async function metricValue(gateway: GatewayProcess, name: string, labels: string): Promise<number> {
-  const text = await gateway.metricsText();
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${name}{`) && labels.split(',').every((label) => candidate.includes(label)));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
-
-const accepted = (gateway: GatewayProcess): Promise<number> => metricValue(gateway, 'iotgw_ingress_accepted_total', 'source="semtech-udp"');
+const accepted = (gateway: GatewayProcess): Promise<number> => gateway.metric('iotgw_ingress_accepted_total', ['source="semtech-udp"']);
 const rejected = (gateway: GatewayProcess, reason: string): Promise<number> =>
-  metricValue(gateway, 'iotgw_ingress_rejected_total', `source="semtech-udp",reason="${reason}"`);
+  gateway.metric('iotgw_ingress_rejected_total', ['source="semtech-udp"', `reason="${reason}"`]);
 
 interface UplinkValue {
   end_device_ids: { device_id: string; dev_eui: string; dev_addr: string; join_eui?: string };

@@ -12,19 +12,13 @@ import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { createSerialRadioSim, type SerialSentFrame } from '../../firmware-sim/serial-radio-sim.ts';
 import type { ConfigInput } from '../../src/ops/config/schema.ts';
-import { type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
+import { startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type ConsumedMessage, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const TOPIC = 'city.serial';
 const RADIO_ID = '00000000000000a1';
-
-async function metricValue(gateway: GatewayProcess, name: string, labels: string): Promise<number> {
-  const text = await gateway.metricsText();
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${name}{`) && labels.split(',').every((label) => candidate.includes(label)));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
 
 interface UplinkValue {
   end_device_ids: { dev_eui: string };
@@ -78,9 +72,9 @@ test('serial radio -> gateway -> Kafka: LoRaWAN and raw frames, garbage ignored,
     serial: { enabled: true, path: gatewayLink, frames: 'mixed', radio_id: RADIO_ID, frequency_hz: 868_100_000, reopen_max_delay_ms: 1000 },
   };
   const gateway = await startGatewayProcess(t, writeGatewayConfig(dir, config));
-  const accepted = (): Promise<number> => metricValue(gateway, 'iotgw_ingress_accepted_total', 'source="serial-radio"');
-  const rejected = (reason: string): Promise<number> => metricValue(gateway, 'iotgw_ingress_rejected_total', `source="serial-radio",reason="${reason}"`);
-  const portOpen = (): Promise<number> => metricValue(gateway, 'iotgw_serial_port_open', `path="${gatewayLink}"`);
+  const accepted = (): Promise<number> => gateway.metric('iotgw_ingress_accepted_total', ['source="serial-radio"']);
+  const rejected = (reason: string): Promise<number> => gateway.metric('iotgw_ingress_rejected_total', ['source="serial-radio"', `reason="${reason}"`]);
+  const portOpen = (): Promise<number> => gateway.metric('iotgw_serial_port_open', [`path="${gatewayLink}"`]);
 
   await waitFor(() => sim.isArmed(), 'the gateway to open the port and arm the receiver', 20_000, 20);
   await waitFor(async () => (await portOpen()) === 1, 'iotgw_serial_port_open 1', 10_000, 50);
@@ -108,7 +102,7 @@ test('serial radio -> gateway -> Kafka: LoRaWAN and raw frames, garbage ignored,
   assert.equal(sim.report().missed, 0);
   assert.equal(sim.report().inits, 2, 'the init sequence ran once per open');
   await waitFor(async () => (await accepted()) >= sent.length, 'the frames after the replug to be committed', 30_000, 100);
-  assert.ok((await metricValue(gateway, 'iotgw_serial_port_reopens_total', `path="${gatewayLink}"`)) >= 1, 'the reopen is counted');
+  assert.ok((await gateway.metric('iotgw_serial_port_reopens_total', [`path="${gatewayLink}"`])) >= 1, 'the reopen is counted');
   assert.equal(await portOpen(), 1);
 
   // Kafka: every frame exactly once, with the right key and content.

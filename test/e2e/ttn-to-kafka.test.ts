@@ -24,18 +24,10 @@ const APPLICATION = 'city-sensors';
 /** The `application` label and iotgw.application: the whole username, unique across tenants. */
 const USERNAME = `${APPLICATION}@ttn`;
 
-async function metricValue(gateway: GatewayProcess, name: string, labels: readonly string[] = []): Promise<number> {
-  const text = await gateway.metricsText();
-  const line = text
-    .split('\n')
-    .find((candidate) => (candidate.startsWith(`${name}{`) || candidate.startsWith(`${name} `)) && labels.every((label) => candidate.includes(label)));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
-
-const accepted = (gateway: GatewayProcess): Promise<number> => metricValue(gateway, 'iotgw_ingress_accepted_total', ['source="ttn"']);
+const accepted = (gateway: GatewayProcess): Promise<number> => gateway.metric('iotgw_ingress_accepted_total', ['source="ttn"']);
 const rejected = (gateway: GatewayProcess, reason: string): Promise<number> =>
-  metricValue(gateway, 'iotgw_ingress_rejected_total', ['source="ttn"', `reason="${reason}"`]);
-const reconnects = (gateway: GatewayProcess): Promise<number> => metricValue(gateway, 'iotgw_ttn_reconnects_total', [`application="${USERNAME}"`]);
+  gateway.metric('iotgw_ingress_rejected_total', ['source="ttn"', `reason="${reason}"`]);
+const reconnects = (gateway: GatewayProcess): Promise<number> => gateway.metric('iotgw_ttn_reconnects_total', [`application="${USERNAME}"`]);
 
 interface RecordValue extends Record<string, unknown> {
   uplink_message: Record<string, unknown> & { f_cnt?: number; frm_payload: string };
@@ -89,7 +81,7 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
   }
   assert.equal(await rejected(gateway, 'duplicate'), first.duplicates.length);
   assert.equal(await accepted(gateway), first.uplinks.length + 1, 'duplicates and malformed messages were not stored');
-  assert.equal(await metricValue(gateway, 'iotgw_ttn_connected', [`application="${USERNAME}"`]), 1);
+  assert.equal(await gateway.metric('iotgw_ttn_connected', [`application="${USERNAME}"`]), 1);
 
   // The cut: TTS refuses the key for a while, then is unavailable; the gateway keeps retrying with backoff.
   standIn.setConnectPolicy('not-authorized');
@@ -98,7 +90,7 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
   await gateway.waitForLog((line) => String(line.msg).startsWith('TTN refused the connection: not authorized; check ttn.username'));
   standIn.setConnectPolicy('unavailable');
   await waitFor(async () => (await reconnects(gateway)) >= 3, 'three reconnect attempts', 30_000, 100);
-  assert.equal(await metricValue(gateway, 'iotgw_ttn_connected', [`application="${USERNAME}"`]), 0);
+  assert.equal(await gateway.metric('iotgw_ttn_connected', [`application="${USERNAME}"`]), 0);
   const lost = await publishTtsTraffic(standIn, fleet, { messagesPerDevice: 1 });
   assert.ok(
     lost.uplinks.every((entry) => entry.reached === 0),
@@ -162,7 +154,7 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
     third.uplinks.slice(0, fleet.devices.length).every((entry) => (entry.expectedGap ?? 0) >= 1),
     'the first uplink after the reconnect marks the lost one',
   );
-  assert.equal(await metricValue(gateway, 'iotgw_ttn_missed_frames_total', [`application="${USERNAME}"`]), gaps);
+  assert.equal(await gateway.metric('iotgw_ttn_missed_frames_total', [`application="${USERNAME}"`]), gaps);
   const joins = messages.filter((message) => message.headers['ttn-event'] === 'join');
   assert.equal(joins.length, 1);
   assert.equal(joins[0]?.key, joinDevice.devEui);

@@ -1,6 +1,7 @@
 // Runs the built gateway (`node dist/src/cli.js run`) as its own process, as a user or systemd would, so
 // tests can SIGKILL it and restart it on the same buffer. The JSON log lines are parsed and kept.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -21,8 +22,19 @@ export interface GatewayProcess {
   readiness(): Promise<{ kafka: string; buffer: { depthRecords: number } }>;
   /** GET /metrics as text. */
   metricsText(): Promise<string>;
+  /** The value of the first sample of `name` whose labels include every `labels` entry (e.g. 'source="ttn"'); 0 if none. */
+  metric(name: string, labels?: readonly string[]): Promise<number>;
   kill(signal: NodeJS.Signals): Promise<number | null>;
   readonly child: ChildProcess;
+}
+
+/** A UDP port that was free a moment ago (so a restarted gateway listens where the forwarders send). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
 }
 
 /** A port that was free a moment ago (so a restarted gateway can take the same one). */
@@ -111,6 +123,8 @@ export async function launchGateway(configPath: string, env: NodeJS.ProcessEnv =
   const mqttPort = Number(String(mqttLine.tcp).split(':').at(-1));
   const httpPort = Number(String(httpLine.address).split(':').at(-1));
 
+  const metricsText = async (): Promise<string> => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+
   return {
     mqttPort,
     httpPort,
@@ -121,8 +135,13 @@ export async function launchGateway(configPath: string, env: NodeJS.ProcessEnv =
       const response = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
       return (await response.json()) as { kafka: string; buffer: { depthRecords: number } };
     },
-    async metricsText() {
-      return (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    metricsText,
+    async metric(name, labels = []) {
+      const text = await metricsText();
+      const line = text
+        .split('\n')
+        .find((candidate) => (candidate.startsWith(`${name}{`) || candidate.startsWith(`${name} `)) && labels.every((label) => candidate.includes(label)));
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
     },
     async kill(signal) {
       if (done) return child.exitCode;
