@@ -178,10 +178,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     const state = forwarder.state();
     return state === 'up' ? 'up' : state === 'down' ? 'buffering' : 'starting';
   };
-  // The status page's model: fed one LRU update per accepted record and every counted rejection.
+  // The status page's model: fed one LRU update per accepted record and every counted rejection. The ways in
+  // are built below (they report rejections to it), so it reads them through a closure, only once started.
   const status = createStatus(
     { gatewayId: config.gateway_id, version: packageVersion(), maxRecords: config.buffer.max_records, maxBytes: config.buffer.max_bytes },
-    { metrics, live: () => ({ kafka: kafkaLink(), buffer: buffer?.stats() ?? null }) },
+    { metrics, live: () => ({ kafka: kafkaLink(), buffer: buffer?.stats() ?? null }), waysIn: () => waysIn },
   );
   const accept: typeof batcher.accept = async (records, state) => {
     const marked = clockTrust.isTrusted() ? records : records.map((record) => ({ ...record, meta: { ...record.meta, clock: 'unsynchronized' } }));
@@ -305,7 +306,15 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     ? createSerialRadioIngressFromConfig(config, { accept, lorawanNetwork, codecFor, log, metrics, onReject: status.noteRejection })
     : null;
 
-  // Start order: storage, then the way out, then the ways in. Stop runs in reverse.
+  // The ways in, as the status page lists them (lorawan.network is not one: it decodes what UDP and serial hear).
+  const waysIn: readonly Component[] = [
+    mqttIngress,
+    ...(lorawanIngress === null ? [] : [lorawanIngress]),
+    ...(serialIngress === null ? [] : [serialIngress]),
+    ...ttnIngresses,
+  ];
+  // Start order: storage, then the way out, then the LoRaWAN network its radio paths feed, then the ways in.
+  // Stop runs in reverse.
   const ordered: readonly Component[] = [
     bufferComponent,
     sink,
@@ -313,11 +322,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     status,
     ops,
     acceptComponent,
-    mqttIngress,
     ...(lorawanNetwork === null ? [] : [lorawanNetwork]),
-    ...(lorawanIngress === null ? [] : [lorawanIngress]),
-    ...(serialIngress === null ? [] : [serialIngress]),
-    ...ttnIngresses,
+    ...waysIn,
   ];
   let started = false;
 

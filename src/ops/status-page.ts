@@ -1,7 +1,7 @@
 // The status page served at `/` by the ops endpoint: one dependency-free HTML document with inline CSS
 // and JS that polls /api/status every 2 s and draws the buffer history as inline SVG. It is a string
 // module so `tsc` output carries it (no asset copying). Every figure from the gateway is set with
-// textContent (device ids and rejection details are untrusted input).
+// textContent (device ids, rejection details and the ways in's health details are untrusted input).
 
 export const STATUS_PAGE_HTML = `<!doctype html>
 <html lang="en">
@@ -42,6 +42,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   th { color: var(--muted); font-weight: 500; }
   td.num, th.num { text-align: right; }
   td.detail { overflow-wrap: anywhere; }
+  td.state { font-weight: 600; white-space: nowrap; }
+  td.state::before { content: "● "; }
+  td.state.ok { color: var(--ok); } td.state.degraded { color: var(--warn); } td.state.down { color: var(--bad); } td.state.unknown { color: var(--idle); }
   .empty { color: var(--muted); font-style: italic; }
 </style>
 </head>
@@ -73,6 +76,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       <div class="axis"><span class="from">-10 min</span><span class="max"></span><span>now</span></div></section>
   </div>
   <div class="tables">
+    <section><h2>Ways in</h2><div class="scroll"><table id="links">
+      <thead><tr><th>link</th><th>state</th><th>detail</th></tr></thead><tbody></tbody></table></div></section>
     <section><h2>Ingress by source</h2><div class="scroll"><table id="sources">
       <thead><tr><th>source</th><th class="num">records/s</th><th class="num">accepted</th><th class="num">rejected</th></tr></thead><tbody></tbody></table></div></section>
     <section><h2>Recently seen devices</h2><div class="scroll"><table id="devices">
@@ -164,6 +169,7 @@ function render(s) {
   chart("chart-depth", samples, (x) => x.depthRecords, css.getPropertyValue("--depth").trim());
   chart("chart-age", samples, (x) => x.oldestAgeSeconds, css.getPropertyValue("--age").trim());
   chart("chart-rate", samples, (x) => Object.values(x.ingressPerSecond).reduce((a, b) => a + b, 0), css.getPropertyValue("--rate").trim());
+  fill("links", s.links.map((l) => [[l.name], [l.status, "state " + (["ok", "degraded", "down"].includes(l.status) ? l.status : "unknown")], [l.detail ?? "", "detail"]]), "none enabled", 3);
   fill("sources", s.ingress.sources.map((x) => [[x.source], [rate(x.perSecond), "num"], [num(x.accepted), "num"], [num(x.rejected), "num"]]), "no records yet", 4);
   fill("devices", s.devices.recent.slice(0, 20).map((d) => [[d.id], [d.source], [duration((s.nowMs - d.lastSeenMs) / 1000) + " ago", "num"], [num(d.count), "num"]]), "no devices yet", 4);
   fill("rejections", s.rejections.slice(0, 50).map((r) => [[new Date(r.atMs).toLocaleTimeString()], [r.source], [r.reason], [r.detail, "detail"]]), "none", 4);

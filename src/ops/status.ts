@@ -1,9 +1,11 @@
 // The status page's model (beside the flow): bounded rings of buffer/ingress samples (the last ~10 minutes,
 // kept server side so a fresh page load shows history), a bounded LRU of recently seen devices fed from the
-// accept path, the last rejections fed from the ingress adapters, and rates computed from the Prometheus
-// counters between samples. Served as JSON at /api/status; `iotgw status` and the page read it.
+// accept path, the last rejections fed from the ingress adapters, the health of every way in (MQTT broker,
+// Semtech UDP, serial radio, TTN links) read when asked, and rates computed from the Prometheus counters
+// between samples. Served as JSON at /api/status; `iotgw status` and the page read it.
 import { existsSync, readFileSync } from 'node:fs';
 import type { BufferStats } from '../buffer/record-store.ts';
+import { errorMessage } from '../errors.ts';
 import type { Component, HealthReport } from './lifecycle.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -100,6 +102,15 @@ export interface Rejection {
   readonly detail: string;
 }
 
+/** One way in (an ingress component) as its health() reports it now. */
+export interface IngressLink {
+  /** The component's name: ingress.mqtt, ingress.semtech-udp, ingress.serial-radio, ingress.ttn.{username}. */
+  readonly name: string;
+  readonly status: HealthReport['status'];
+  /** What the component says about itself (may quote a peer's error: the page renders it with textContent). */
+  readonly detail?: string;
+}
+
 /** Counter totals at one moment; rates are differences between two of these. */
 export interface CounterTotals {
   readonly acceptedBySource: Readonly<Record<string, number>>;
@@ -158,6 +169,8 @@ export interface StatusSnapshot {
     readonly seenRecently: number;
     readonly recent: readonly SeenDevice[];
   };
+  /** Every way in, in start order. */
+  readonly links: readonly IngressLink[];
   readonly rejections: readonly Rejection[];
   readonly history: { readonly intervalMs: number; readonly samples: readonly StatusSample[] };
 }
@@ -181,6 +194,8 @@ export interface StatusDeps {
   readonly metrics: Metrics;
   /** The link state and buffer figures now (null while the buffer is closed). */
   readonly live: () => { readonly kafka: KafkaLinkState; readonly buffer: BufferStats | null };
+  /** The ingress components, in start order; asked for their health() at each snapshot. Default none. */
+  readonly waysIn?: () => readonly Pick<Component, 'name' | 'health'>[];
   readonly nowMs?: () => number;
 }
 
@@ -207,6 +222,21 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
   let previous: { atMs: number; totals: CounterTotals } | null = null;
   let timer: NodeJS.Timeout | null = null;
   let sampling: Promise<void> | null = null;
+
+  function links(): IngressLink[] {
+    return (deps.waysIn?.() ?? []).map((component) => {
+      let report: HealthReport;
+      try {
+        report = component.health();
+      } catch (error) {
+        // A status read must not fail because one component's health() did: show that one as down instead.
+        report = { status: 'down', detail: `health check failed: ${errorMessage(error)}` };
+      }
+      return report.detail === undefined
+        ? { name: component.name, status: report.status }
+        : { name: component.name, status: report.status, detail: shorten(report.detail) };
+    });
+  }
 
   function liveFigures(atMs: number) {
     const { kafka, buffer } = deps.live();
@@ -278,7 +308,7 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
         atMs: nowMs(),
         source,
         reason,
-        detail: detail.length > DETAIL_MAX_CHARS ? `${detail.slice(0, DETAIL_MAX_CHARS - 1)}…` : detail,
+        detail: shorten(detail),
       });
     },
 
@@ -324,6 +354,7 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
           seenRecently: devices.countSince(atMs - intervalMs * (options.historySamples ?? 300)),
           recent: devices.recent(RECENT_DEVICES_SHOWN),
         },
+        links: links(),
         rejections: rejections.toArray().reverse(),
         history: { intervalMs, samples },
       };
@@ -373,6 +404,10 @@ export function packageVersion(): string {
     }
   }
   return 'unknown';
+}
+
+function shorten(detail: string): string {
+  return detail.length > DETAIL_MAX_CHARS ? `${detail.slice(0, DETAIL_MAX_CHARS - 1)}…` : detail;
 }
 
 function round2(value: number): number {

@@ -22,7 +22,10 @@ export interface OpsGateway {
   readonly mqttUrl: string;
 }
 
-export async function startOpsGateway(t: TestContext, overrides: { readonly http?: ConfigInput['http'] } = {}): Promise<OpsGateway> {
+export async function startOpsGateway(
+  t: TestContext,
+  overrides: { readonly http?: ConfigInput['http']; readonly lorawan?: ConfigInput['lorawan']; readonly serial?: ConfigInput['serial'] } = {},
+): Promise<OpsGateway> {
   const kafka = await kafkaMockFor(t, { brokers: 1, topics: [{ name: OPS_TOPIC, partitions: 2 }] });
   const dir = tempDir(t);
   const config = configSchema.parse({
@@ -39,6 +42,8 @@ export async function startOpsGateway(t: TestContext, overrides: { readonly http
       connection_timeout_ms: 500,
     },
     buffer: { path: join(dir, 'buffer.db') },
+    ...(overrides.lorawan === undefined ? {} : { lorawan: overrides.lorawan }),
+    ...(overrides.serial === undefined ? {} : { serial: overrides.serial }),
   } satisfies ConfigInput);
   const logs = captureLog('warn');
   const gateway = createGateway(config, { log: logs.log });

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createOpsServer } from '../../src/ops/health.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
-import { createStatus } from '../../src/ops/status.ts';
+import { createStatus, type StatusSnapshot } from '../../src/ops/status.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { freePort } from '../helpers/gateway-process.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -29,7 +29,7 @@ async function iotgw(args: string[]): Promise<{ status: number; stdout: string; 
   }
 }
 
-test('iotgw status prints the Kafka link, buffer, ingress, devices and rejections; --json; basic auth from the config', async (t) => {
+test('iotgw status prints the Kafka link, buffer, ways in, ingress, devices and rejections; --json; basic auth from the config', async (t) => {
   const dir = tempDir(t);
   const passwordFile = join(dir, 'http-password');
   writeFileSync(passwordFile, 's3cret-ops\n');
@@ -42,6 +42,10 @@ test('iotgw status prints the Kafka link, buffer, ingress, devices and rejection
         kafka: 'buffering',
         buffer: { depthRecords: 42, depthBytes: 4200, oldestReceivedAtMs: Date.now() - 75_000, deadLetters: 1, droppedRecords: 0 },
       }),
+      waysIn: () => [
+        { name: 'ingress.mqtt', health: () => ({ status: 'ok', detail: '1 clients' }) },
+        { name: 'ingress.ttn.city@ttn', health: () => ({ status: 'degraded', detail: 'TTN city@ttn: subscribing' }) },
+      ],
     },
   );
   metrics.ingressAccepted.inc({ source: 'mqtt' }, 42);
@@ -69,15 +73,23 @@ test('iotgw status prints the Kafka link, buffer, ingress, devices and rejection
   assert.match(summary.stdout, new RegExp(`^iotgw gw-status 9\\.9\\.9, up .* \\(http://127\\.0\\.0\\.1:${port}\\)`));
   assert.match(summary.stdout, /Kafka link: {3}BUFFERING/);
   assert.match(summary.stdout, /buffer: {7}42 records, 4\.2 kB \(4\.20 % of the bound\), oldest 1 min 1[45] s; dead letters 1/);
+  assert.match(
+    summary.stdout,
+    /\nways in: {6}1 ok, 1 DEGRADED\n {2}ingress\.mqtt {9}ok {7}1 clients\n {2}ingress\.ttn\.city@ttn DEGRADED TTN city@ttn: subscribing\n/,
+  );
   assert.match(summary.stdout, /mqtt .*accepted 42, rejected 1/);
   assert.match(summary.stdout, /em-000007 \(mqtt\)/);
   assert.match(summary.stdout, /not-authorized: em-9: publish refused/);
 
   const json = await iotgw(['status', '--json', '--config', config]);
   assert.equal(json.status, 0, json.stderr);
-  const parsed = JSON.parse(json.stdout) as { readiness: { kafka: string }; status: { buffer: { depthRecords: number } } };
+  const parsed = JSON.parse(json.stdout) as { readiness: { kafka: string }; status: StatusSnapshot };
   assert.equal(parsed.readiness.kafka, 'buffering');
   assert.equal(parsed.status.buffer.depthRecords, 42);
+  assert.deepEqual(parsed.status.links, [
+    { name: 'ingress.mqtt', status: 'ok', detail: '1 clients' },
+    { name: 'ingress.ttn.city@ttn', status: 'degraded', detail: 'TTN city@ttn: subscribing' },
+  ]);
 
   const noAuth = await iotgw(['status', '--url', `http://127.0.0.1:${port}`]);
   assert.equal(noAuth.status, 1);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createOpsServer, type OpsServerOptions } from '../../src/ops/health.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
-import { createStatus } from '../../src/ops/status.ts';
+import { createStatus, type StatusSnapshot } from '../../src/ops/status.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -14,7 +14,22 @@ async function startOps(t: TestContext, auth: OpsServerOptions['auth'] = null) {
   const metrics = createMetrics({ processMetrics: false });
   const status = createStatus(
     { gatewayId: 'gw-h', version: '0.0.0', maxRecords: 100, maxBytes: 1000 },
-    { metrics, live: () => ({ kafka: 'up', buffer: null }) },
+    {
+      metrics,
+      live: () => ({ kafka: 'up', buffer: null }),
+      // Ways in as the status model sees them: a name and a health report (one long, one whose health() throws).
+      waysIn: () => [
+        { name: 'ingress.mqtt', health: () => ({ status: 'ok', detail: '2 clients' }) },
+        { name: 'ingress.serial-radio', health: () => ({ status: 'down', detail: `/dev/ttyUSB0: ${'x'.repeat(500)}` }) },
+        { name: 'ingress.ttn.city@ttn', health: () => ({ status: 'degraded', detail: 'TTN city@ttn: subscribing' }) },
+        {
+          name: 'ingress.semtech-udp',
+          health: () => {
+            throw new Error('socket gone');
+          },
+        },
+      ],
+    },
   );
   const logs = captureLog();
   const server = createOpsServer(
@@ -41,9 +56,22 @@ test('/ serves the status page and /api/status its JSON; unknown paths list the 
   assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
   assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
   assert.match(await page.text(), /<title>iotgw status<\/title>/);
-  const feed = (await (await fetch(`${base}/api/status`)).json()) as { gatewayId: string; kafka: { state: string } };
+  const feed = (await (await fetch(`${base}/api/status`)).json()) as StatusSnapshot;
   assert.equal(feed.gatewayId, 'gw-h');
   assert.equal(feed.kafka.state, 'up');
+  assert.deepEqual(
+    feed.links.map((link) => [link.name, link.status]),
+    [
+      ['ingress.mqtt', 'ok'],
+      ['ingress.serial-radio', 'down'],
+      ['ingress.ttn.city@ttn', 'degraded'],
+      ['ingress.semtech-udp', 'down'],
+    ],
+    'every way in, in the order given',
+  );
+  assert.equal(feed.links[0]?.detail, '2 clients');
+  assert.equal(feed.links[1]?.detail?.length, 240, 'a long detail is shortened');
+  assert.equal(feed.links[3]?.detail, 'health check failed: socket gone', 'a throwing health() shows as down, not as a failed status read');
   const missing = await fetch(`${base}/nope`);
   assert.equal(missing.status, 404);
   assert.match(await missing.text(), /\/api\/status/);

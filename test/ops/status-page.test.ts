@@ -1,6 +1,7 @@
 // The status page in a real headless browser (Debian's chromium driven by playwright-core): it loads from
 // the gateway's ops endpoint, shows live figures that change as firmware-sim devices publish and as Kafka
-// goes down and up, renders untrusted device text as text, and fits a phone screen. Screenshots are kept
+// goes down and up, lists every way in with its state, renders untrusted device text as text, and fits a
+// phone screen. Screenshots are kept
 // in test-artifacts/ for a person to look at.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -39,8 +40,22 @@ async function waitForText(page: Page, selector: string, expected: string | RegE
   );
 }
 
-test('the status page shows live Kafka, buffer, ingress, device and rejection figures, and fits a phone', async (t) => {
-  const { kafka, baseUrl, mqttUrl } = await startOpsGateway(t);
+interface LinkRow {
+  readonly name: string;
+  readonly state: string;
+  readonly stateClass: string;
+  readonly color: string;
+  readonly detail: string;
+}
+
+const MISSING_TTY = '/dev/iotgw-test-no-such-tty';
+
+test('the status page shows live Kafka, buffer, ways in, ingress, device and rejection figures, and fits a phone', async (t) => {
+  // Three ways in: the MQTT broker and the Semtech UDP listener come up; the serial radio's adapter is missing.
+  const { kafka, baseUrl, mqttUrl } = await startOpsGateway(t, {
+    lorawan: { enabled: true, udp: { host: '127.0.0.1', port: 0 } },
+    serial: { enabled: true, path: MISSING_TTY },
+  });
   const startedAt = Date.now();
   const step = (what: string): void => t.diagnostic(`${((Date.now() - startedAt) / 1000).toFixed(1)} s: ${what}`);
   const browser = await launchBrowser();
@@ -61,6 +76,31 @@ test('the status page shows live Kafka, buffer, ingress, device and rejection fi
   await waitForText(page, '#kafka-state', /^(up|starting)$/);
   await waitForText(page, '#conn', /^live/);
   step('page live');
+
+  // The ways in, read from one render (the serial ingress is briefly 'degraded' while it retries the open).
+  let links: LinkRow[] = [];
+  await waitFor(
+    async () => {
+      links = (await page.evaluate(
+        `[...document.querySelectorAll("#links tbody tr")].map((tr) => ({ name: tr.cells[0].textContent, state: tr.cells[1]?.textContent,
+          stateClass: tr.cells[1]?.className, color: tr.cells[1] && getComputedStyle(tr.cells[1]).color, detail: tr.cells[2]?.textContent }))`,
+      )) as LinkRow[];
+      return links.length === 3 && links[2]?.state === 'down';
+    },
+    `the ways in panel to list three links, the serial radio down (shows ${JSON.stringify(links)})`,
+    60_000,
+    250,
+  );
+  assert.deepEqual(
+    links.map((link) => [link.name, link.state, link.stateClass]),
+    [
+      ['ingress.mqtt', 'ok', 'state ok'],
+      ['ingress.semtech-udp', 'ok', 'state ok'],
+      ['ingress.serial-radio', 'down', 'state down'],
+    ],
+  );
+  assert.notEqual(links[0]?.color, links[2]?.color, 'ok and down are drawn in different colours');
+  assert.ok(links[2]?.detail.includes(MISSING_TTY), `the serial radio's detail names its port (${links[2]?.detail})`);
 
   // Kafka down, then devices publish: the page must show the backlog and the link state.
   await kafka.down('all');
@@ -120,6 +160,11 @@ test('the status page shows live Kafka, buffer, ingress, device and rejection fi
     'a history sample saw records/s from mqtt',
   );
   assert.ok(snapshot.history.samples.some((sample) => sample.depthRecords === published));
+  assert.deepEqual(
+    snapshot.links.map((link) => link.name),
+    ['ingress.mqtt', 'ingress.semtech-udp', 'ingress.serial-radio'],
+    '/api/status lists the ways in in start order',
+  );
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: `${ARTIFACTS}status-page-buffering.png`, fullPage: true });
 

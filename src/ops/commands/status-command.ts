@@ -1,6 +1,6 @@
 // `iotgw status`: asks the running gateway's ops endpoint (/readyz and /api/status) and prints a summary for
-// a person: Kafka link, buffer depth and age, ingress rates, devices, recent rejections. The URL and basic
-// auth come from the config's http section unless --url is given.
+// a person: Kafka link, buffer depth and age, the state of each way in, ingress rates, devices, recent
+// rejections. The URL and basic auth come from the config's http section unless --url is given.
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../../errors.ts';
 import type { ReadinessReport } from '../health.ts';
@@ -73,6 +73,9 @@ export function formatStatus({ readiness, status }: GatewayStatus, url: string):
         ? 'BUFFERING: Kafka unreachable, records are kept in the buffer'
         : 'starting: no batch sent yet';
   const fill = Math.max(buffer.depthRecords / buffer.maxRecords, buffer.depthBytes / buffer.maxBytes) * 100;
+  // A gateway still running an older iotgw (upgraded, not yet restarted) has no links in its answer.
+  const links = (status as Partial<StatusSnapshot>).links;
+  const nameWidth = Math.max(12, ...(links ?? []).map((link) => link.name.length));
   const lines = [
     `iotgw ${status.gatewayId} ${status.version}, up ${formatDuration(status.uptimeSeconds)} (${url})`,
     `ready:        ${readiness.ready ? 'yes' : 'NO'}${Object.entries(readiness.components)
@@ -81,6 +84,10 @@ export function formatStatus({ readiness, status }: GatewayStatus, url: string):
       .join('')}`,
     `Kafka link:   ${linkText}; ${formatCount(kafka.sentRecords)} sent (${kafka.sentPerSecond}/s), ${formatCount(kafka.sendErrors)} failed batches`,
     `buffer:       ${formatCount(buffer.depthRecords)} records, ${formatBytes(buffer.depthBytes)} (${fill.toFixed(fill < 10 ? 2 : 0)} % of the bound), oldest ${buffer.depthRecords === 0 ? '-' : formatDuration(buffer.oldestAgeSeconds)}; dead letters ${formatCount(buffer.deadLetters)}, dropped ${formatCount(buffer.droppedRecords)}`,
+    `ways in:      ${links === undefined ? 'not reported (the gateway runs an older iotgw: restart it)' : waysInSummary(links)}`,
+    ...(links ?? []).map((link) =>
+      `  ${link.name.padEnd(nameWidth)} ${(link.status === 'ok' ? 'ok' : link.status.toUpperCase()).padEnd(8)}${link.detail === undefined ? '' : ` ${link.detail}`}`.trimEnd(),
+    ),
     `ingress:      ${ingress.perSecond} records/s${ingress.sources.length === 0 ? ', nothing received yet' : ''}`,
     ...ingress.sources.map(
       (source) =>
@@ -98,4 +105,14 @@ export function formatStatus({ readiness, status }: GatewayStatus, url: string):
       .map((rejection) => `  ${new Date(rejection.atMs).toISOString()} ${rejection.source} ${rejection.reason}: ${rejection.detail}`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** 'all 3 ok', or the count in each state with the bad ones in capitals: '2 ok, 1 DEGRADED, 1 DOWN'. */
+function waysInSummary(links: StatusSnapshot['links']): string {
+  if (links.length === 0) return 'none enabled';
+  const ok = links.filter((link) => link.status === 'ok').length;
+  if (ok === links.length) return `all ${ok} ok`;
+  const degraded = links.filter((link) => link.status === 'degraded').length;
+  const down = links.filter((link) => link.status === 'down').length;
+  return [`${ok} ok`, ...(degraded === 0 ? [] : [`${degraded} DEGRADED`]), ...(down === 0 ? [] : [`${down} DOWN`])].join(', ');
 }
