@@ -27,6 +27,7 @@ export interface Metrics {
   readonly lorawanJoins: Counter<'result'>;
   readonly lorawanDownlinks: Counter<'kind' | 'window' | 'result'>;
   readonly lorawanFrameGaps: Counter;
+  readonly lorawanFCntResets: Counter;
   readonly lorawanMacOnlyFrames: Counter;
   readonly lorawanGateways: Gauge;
   readonly lorawanGatewayStat: Gauge<'gateway' | 'field'>;
@@ -140,6 +141,11 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     lorawanFrameGaps: new Counter({
       name: 'iotgw_lorawan_missed_frames_total',
       help: 'Uplinks never heard, judged from jumps in the frame counters (each record carries its gap)',
+      registers,
+    }),
+    lorawanFCntResets: new Counter({
+      name: 'iotgw_lorawan_f_cnt_resets_total',
+      help: 'Uplinks of resets_f_cnt devices whose frame counter started over (a reboot; each such record has iotgw.f_cnt_reset)',
       registers,
     }),
     lorawanMacOnlyFrames: new Counter({

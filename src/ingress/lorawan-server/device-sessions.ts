@@ -14,6 +14,8 @@ export interface LorawanDeviceProfile {
   /** end_device_ids.device_id in records. */
   readonly name: string;
   readonly codec: PayloadCodec;
+  /** ABP without non-volatile counters: a counter back at the start of the count is a reboot, not a replay. */
+  readonly resetsFCnt?: boolean;
   readonly activation: AbpActivation | OtaaActivation;
 }
 
@@ -36,6 +38,7 @@ export interface LorawanDeviceEntry {
   readonly name?: string | undefined;
   readonly codec: CodecName;
   readonly formatter_file?: string | undefined;
+  readonly resets_f_cnt?: boolean | undefined;
   readonly dev_addr?: string | undefined;
   readonly nwk_s_key?: string | undefined;
   readonly app_s_key?: string | undefined;
@@ -50,6 +53,7 @@ export function deviceProfileFromEntry(entry: LorawanDeviceEntry, codecFor: (cho
     devEui: entry.dev_eui,
     name: entry.name ?? `eui-${entry.dev_eui}`,
     codec: codecFor(entry),
+    resetsFCnt: entry.resets_f_cnt === true,
     activation:
       entry.app_key !== undefined
         ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }

@@ -86,6 +86,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   const { sessions, metrics } = deps;
   const log = deps.log.child({ component: 'ingress.lorawan' });
   const rejectLog = createOnceLogger(options.rejectLogIntervalMs);
+  const resetLog = createOnceLogger(options.rejectLogIntervalMs);
 
   function reject(source: RecordSource, reason: LorawanRejectReason, device: string, message: string): void {
     metrics.ingressRejected.inc({ source, reason });
@@ -167,7 +168,9 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     const devEui = device.profile.devEui;
     const verdict = classifyFrameCounter(session.fcntUpNext, fcnt);
     let gap = 0;
-    if (verdict.verdict === 'replay') {
+    // A resets_f_cnt device that rebooted: its counter is back in the first 2^16 and the MIC verified with it.
+    const restarted = verdict.verdict === 'replay' && device.profile.resetsFCnt === true && fcnt === frame.fcnt16;
+    if (verdict.verdict === 'replay' && !restarted) {
       return reject(
         source,
         'replay',
@@ -185,7 +188,15 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
         return;
       }
       // Heard before but never stored (its commit failed): store it now.
-    } else {
+    } else if (restarted) {
+      metrics.lorawanFCntResets.inc();
+      if (resetLog.shouldLog(devEui)) {
+        log.info(
+          { devEui, fcnt, expected: session.fcntUpNext },
+          `LoRaWAN device ${devEui} restarted its frame counter at ${fcnt} (resets_f_cnt): counting anew`,
+        );
+      }
+    } else if (verdict.verdict === 'new') {
       gap = verdict.gap;
     }
 
@@ -200,7 +211,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     const state: StateWrite[] = [sessions.stateWrite(device)];
     // FPort 0 and port-less frames carry MAC commands or nothing: no application record, but the counter moves.
     const records: NewRecord[] =
-      frame.fport === null || frame.fport === 0 ? [] : [uplinkRecord(device, session, frame, fcnt, gap, plaintext, receptions, source)];
+      frame.fport === null || frame.fport === 0 ? [] : [uplinkRecord(device, session, frame, fcnt, gap, restarted, plaintext, receptions, source)];
     const result = await deps.accept(records, state);
     if (!result.ok) {
       lastUplink.commit = 'failed';
@@ -225,6 +236,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     frame: DataFrame,
     fcnt: number,
     gap: number,
+    reset: boolean,
     plaintext: Buffer,
     receptions: readonly Reception[],
     source: RecordSource,
@@ -240,6 +252,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       fport: frame.fport,
       fcnt,
       fcntGap: gap,
+      fcntReset: reset,
       confirmed: frame.confirmed,
       adr: frame.fctrl.adr,
       fopts: frame.fopts,

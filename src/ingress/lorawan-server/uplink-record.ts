@@ -14,6 +14,8 @@ export interface UplinkRecordInput {
   readonly fcnt: number;
   /** Frames skipped since the previous accepted uplink of this session (0 when none). */
   readonly fcntGap: number;
+  /** The frame counter started over (a resets_f_cnt device rebooted). */
+  readonly fcntReset?: boolean;
   readonly confirmed: boolean;
   readonly adr: boolean;
   readonly fopts: Buffer;
@@ -76,6 +78,7 @@ export function buildUplinkValue(input: UplinkRecordInput): TtsUplinkValue {
     uplink_message: uplink,
     iotgw: {
       f_cnt_gap: input.fcntGap,
+      ...(input.fcntReset === true ? { f_cnt_reset: true } : {}),
       codec: input.codec,
       ...(input.decoded.error === undefined ? {} : { codec_error: input.decoded.error }),
       adr: input.adr,

@@ -184,8 +184,16 @@ const lorawanDevice = z
     app_s_key: hex(32, 'ABP AppSKey, 16 bytes').optional().describe('ABP: application session key (secret)'),
     join_eui: hex(16, 'OTAA JoinEUI/AppEUI, 8 bytes').optional().describe('OTAA: JoinEUI (AppEUI in LoRaWAN 1.0)'),
     app_key: hex(32, 'OTAA AppKey, 16 bytes').optional().describe('OTAA: root key (secret)'),
+    resets_f_cnt: flag
+      .optional()
+      .describe(
+        'ABP: the device restarts its frame counter at 0 when it reboots (no non-volatile memory); a counter back at the start begins a new count instead of being refused as a replay. Weakens replay protection for this device',
+      ),
   })
   .superRefine((device, context) => {
+    if (device.resets_f_cnt === true && device.app_key !== undefined) {
+      context.addIssue({ code: 'custom', path: ['resets_f_cnt'], message: 'resets_f_cnt is for ABP devices; an OTAA device that reboots joins again' });
+    }
     const abp = [device.dev_addr, device.nwk_s_key, device.app_s_key];
     const otaa = [device.join_eui, device.app_key];
     const isAbp = abp.every((value) => value !== undefined);

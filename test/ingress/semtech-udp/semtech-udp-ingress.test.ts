@@ -39,6 +39,19 @@ const ABP: LorawanDeviceProfile = {
     appSKey: Buffer.from('ec925802ae430ca77fd3dd73cb2cc588', 'hex'),
   },
 };
+// An ABP device without non-volatile counters: it starts at 0 again after a reboot.
+const ABP_RESETS: LorawanDeviceProfile = {
+  devEui: '0303030303030303',
+  name: 'cheap-sensor-1',
+  codec: RAW_CODEC,
+  resetsFCnt: true,
+  activation: {
+    mode: 'abp',
+    devAddr: '26011111',
+    nwkSKey: Buffer.from('0a0b0c0d0e0f101112131415161718a1', 'hex'),
+    appSKey: Buffer.from('1a1b1c1d1e1f202122232425262728a2', 'hex'),
+  },
+};
 const APP_KEY = Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex');
 const OTAA: LorawanDeviceProfile = {
   devEui: '0202020202020202',
@@ -71,7 +84,7 @@ async function startHarness(t: TestContext, state = new Map<string, string>(), c
   };
   const log = captureLog('warn').log;
   const network = createLorawanNetwork(
-    { region: EU868, netId: '000013', dedupWindowMs: 150, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP, OTAA], maxFramesInFlight },
+    { region: EU868, netId: '000013', dedupWindowMs: 150, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP, OTAA, ABP_RESETS], maxFramesInFlight },
     { accept, loadState: async () => new Map(state), log, metrics },
   );
   const ingress = createSemtechUdpIngress({ host: '127.0.0.1', port: 0, gatewayStatusStream: null }, { network, accept, log, metrics });
@@ -286,6 +299,37 @@ test('past max frames in flight, new frames are refused as overloaded instead of
     [10, 11, 14],
   );
   assert.equal(await harness.rejected('overloaded'), 2);
+});
+
+test('a resets_f_cnt device that starts again at 0 is counted anew and marked; the same for any other device is a replay', async (t) => {
+  const harness = await startHarness(t);
+  const gateway = await harness.forwarder('aa555a0000000001');
+  const uplink = (profile: LorawanDeviceProfile, fcnt32: number): Buffer => {
+    assert.ok(profile.activation.mode === 'abp');
+    const { devAddr, nwkSKey, appSKey } = profile.activation;
+    return encodeDataFrame({ mtype: 'UnconfirmedDataUp', devAddr, fcnt32, fport: 1, payload: Buffer.from(`reading ${fcnt32}`), nwkSKey, appSKey });
+  };
+  for (const fcnt of [40, 41, 0, 1]) {
+    await gateway.pushRxpk([{ phyPayload: uplink(ABP_RESETS, fcnt) }]);
+    await waitFor(() => harness.records.length === [40, 41, 0, 1].indexOf(fcnt) + 1, `record for FCnt ${fcnt}`);
+  }
+  const values = harness.records.map(uplinkOf);
+  assert.deepEqual(
+    values.map((value) => [value.uplink_message.f_cnt, value.iotgw.f_cnt_gap, value.iotgw.f_cnt_reset ?? false]),
+    [
+      [40, 0, false],
+      [41, 0, false],
+      [0, 0, true],
+      [1, 0, false],
+    ],
+  );
+  assert.equal((await harness.metrics.lorawanFCntResets.get()).values[0]?.value, 1);
+
+  await gateway.pushRxpk([{ phyPayload: uplink(ABP, 50) }]);
+  await waitFor(() => harness.records.length === 5, 'the other ABP device at FCnt 50');
+  await gateway.pushRxpk([{ phyPayload: uplink(ABP, 0) }]);
+  await waitFor(async () => (await harness.rejected('replay')) === 1, 'FCnt 0 of a device without resets_f_cnt refused as a replay');
+  assert.equal(harness.records.length, 5);
 });
 
 test('frame counters and OTAA sessions come back from the committed state after a restart', async (t) => {
