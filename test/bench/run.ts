@@ -39,6 +39,7 @@ const SIM = fileURLToPath(new URL('../../dist/firmware-sim/cli.js', import.meta.
 const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
+const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
 const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter'] as const;
 
 const { values: args } = parseArgs({
@@ -389,6 +390,15 @@ async function main(): Promise<void> {
   if (selected('formatter')) benchFormatters();
 }
 
+/** The node flags the systemd unit runs the gateway with (its NODE_OPTIONS), so the memory figures are the deployed ones. */
+function unitNodeOptions(): string {
+  const prefix = 'Environment="NODE_OPTIONS=';
+  const line = readFileSync(UNIT, 'utf8')
+    .split('\n')
+    .find((candidate) => candidate.startsWith(prefix));
+  return line === undefined ? '' : line.slice(prefix.length, line.lastIndexOf('"'));
+}
+
 /** Scenarios 1-6: one gateway process against the Kafka mock, fed by firmware-sim, Semtech UDP and the TTS stand-in. */
 async function gatewayScenarios(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'iotgw-bench-'));
@@ -420,9 +430,11 @@ async function gatewayScenarios(): Promise<void> {
       ? {}
       : { ttn: { enabled: true, url: standIn.url, username: standIn.username, password_file: ttnKeyFile, codec: 'cayenne-lpp' as const } }),
   });
-  const gateway = await launchGateway(configPath);
+  const nodeOptions = unitNodeOptions();
+  const gateway = await launchGateway(configPath, { NODE_OPTIONS: [process.env.NODE_OPTIONS, nodeOptions].filter(Boolean).join(' ') });
   const pid = gateway.child.pid as number;
   say('gateway: own process, SQLite WAL synchronous=FULL with group commit, acks=all to librdkafka mock cluster (3 brokers, 6 partitions)');
+  say(`gateway node flags as in systemd/iotgw.service: NODE_OPTIONS=${nodeOptions === '' ? '(none)' : nodeOptions}`);
 
   try {
     if (selected('mqtt')) {

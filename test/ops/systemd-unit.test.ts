@@ -70,6 +70,22 @@ test('TimeoutStopSec leaves room for the gateway to stop (and force its own exit
   assert.ok(SHUTDOWN_DEADLINE_MS / 1000 + 5 <= stopS, `gateway deadline ${SHUTDOWN_DEADLINE_MS} ms + 5 s margin <= TimeoutStopSec ${stopS} s`);
 });
 
+test('NODE_OPTIONS bounds the V8 heap, and node accepts those flags there', () => {
+  const prefix = '"NODE_OPTIONS=';
+  const entry = service.get('Environment')?.find((setting) => setting.startsWith(prefix));
+  assert.ok(entry !== undefined, 'Environment="NODE_OPTIONS=..." sets the heap bounds (README, "Memory")');
+  const options = entry.slice(prefix.length, -1);
+  const oldSpaceMb = Number(/--max-old-space-size=(\d+)/.exec(options)?.[1]);
+  assert.match(options, /--max-semi-space-size=\d+/);
+  assert.ok(oldSpaceMb > 0, `--max-old-space-size in ${options}`);
+  // node exits 9 on a flag it does not allow in NODE_OPTIONS, so a typo would stop the service from starting.
+  const probe = 'process.stdout.write(String(require("node:v8").getHeapStatistics().heap_size_limit))';
+  const result = spawnSync(process.execPath, ['-e', probe], { env: { ...process.env, NODE_OPTIONS: options }, encoding: 'utf8' });
+  assert.equal(result.status, 0, `node refused NODE_OPTIONS=${options}: ${result.stderr}`);
+  const limitMb = Number(result.stdout) / (1024 * 1024);
+  assert.ok(limitMb >= oldSpaceMb && limitMb <= oldSpaceMb + 64, `heap limit ${limitMb} MB follows --max-old-space-size=${oldSpaceMb}`);
+});
+
 test('hardening directives are present', () => {
   const expected: Record<string, string> = {
     NoNewPrivileges: 'yes',
