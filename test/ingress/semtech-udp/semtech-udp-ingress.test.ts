@@ -2,7 +2,6 @@
 // spec vectors (test/fixtures/lorawan): dedup across gateways, replays and forged MICs, OTAA join with the
 // join-accept's timing, confirmed-uplink ACKs, and counters and sessions that survive a restart.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import { createSimulatedForwarder, type SimulatedForwarder } from '../../../firmware-sim/transports/packet-forwarder.ts';
 import type { StateWrite } from '../../../src/buffer/record-buffer.ts';
@@ -19,26 +18,11 @@ import { createMetrics, type Metrics } from '../../../src/ops/metrics.ts';
 import type { NewRecord } from '../../../src/record/record.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { VECTOR_ABP_DEVICE, vectorPhyPayload } from '../../helpers/lorawan-vectors.ts';
 
-interface Vector {
-  readonly id: string;
-  readonly phy_payload_hex: string;
-}
-const vectors = JSON.parse(readFileSync(new URL('../../fixtures/lorawan/lorawan-vectors.json', import.meta.url), 'utf8')) as Vector[];
-const phy = (id: string): Buffer => Buffer.from(vectors.find((vector) => vector.id === id)?.phy_payload_hex ?? '', 'hex');
+const phy = vectorPhyPayload;
+const ABP = VECTOR_ABP_DEVICE;
 
-// lp-test and lp-large: one ABP session (DevAddr 49be7df1), FCnt 2 and 4.
-const ABP: LorawanDeviceProfile = {
-  devEui: '0011223344556677',
-  name: 'meter-1',
-  codec: RAW_CODEC,
-  activation: {
-    mode: 'abp',
-    devAddr: '49be7df1',
-    nwkSKey: Buffer.from('44024241ed4ce9a68c6a8bc055233fd3', 'hex'),
-    appSKey: Buffer.from('ec925802ae430ca77fd3dd73cb2cc588', 'hex'),
-  },
-};
 // An ABP device without non-volatile counters: it starts at 0 again after a reboot.
 const ABP_RESETS: LorawanDeviceProfile = {
   devEui: '0303030303030303',

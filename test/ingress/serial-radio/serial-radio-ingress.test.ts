@@ -4,12 +4,10 @@
 // plugged back in: reopened, with the state in metrics, logs and health; a port closed while the module
 // (still powered) is receiving: reopened on the same module; stop() leaves the module idle.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { type TestContext, test } from 'node:test';
 import type { StateWrite } from '../../../src/buffer/record-buffer.ts';
 import type { Accept } from '../../../src/ingress/ingress.ts';
 import { EU868 } from '../../../src/ingress/lorawan/region.ts';
-import type { LorawanDeviceProfile } from '../../../src/ingress/lorawan-server/device-sessions.ts';
 import { createLorawanNetwork, type LorawanNetwork } from '../../../src/ingress/lorawan-server/lorawan-network.ts';
 import { CAYENNE_LPP_CODEC, RAW_CODEC } from '../../../src/ingress/lorawan-server/payload-codec.ts';
 import { createSerialRadioIngress, type SerialFrames, type SerialRadioIngress } from '../../../src/ingress/serial-radio/serial-radio-ingress.ts';
@@ -18,26 +16,10 @@ import type { NewRecord } from '../../../src/record/record.ts';
 import { type CapturedLog, captureLog } from '../../helpers/capture-log.ts';
 import { type MockRadio, mockRadio } from '../../helpers/serial-radio-mock.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { VECTOR_ABP_DEVICE, vectorPhyPayload } from '../../helpers/lorawan-vectors.ts';
 
-interface Vector {
-  readonly id: string;
-  readonly phy_payload_hex: string;
-}
-const vectors = JSON.parse(readFileSync(new URL('../../fixtures/lorawan/lorawan-vectors.json', import.meta.url), 'utf8')) as Vector[];
-const phy = (id: string): Buffer => Buffer.from(vectors.find((vector) => vector.id === id)?.phy_payload_hex ?? '', 'hex');
-
-// lp-test: an ABP uplink of DevAddr 49be7df1 (spec vectors).
-const ABP: LorawanDeviceProfile = {
-  devEui: '0011223344556677',
-  name: 'meter-1',
-  codec: RAW_CODEC,
-  activation: {
-    mode: 'abp',
-    devAddr: '49be7df1',
-    nwkSKey: Buffer.from('44024241ed4ce9a68c6a8bc055233fd3', 'hex'),
-    appSKey: Buffer.from('ec925802ae430ca77fd3dd73cb2cc588', 'hex'),
-  },
-};
+const phy = vectorPhyPayload;
+const ABP = VECTOR_ABP_DEVICE;
 
 interface Harness {
   readonly ingress: SerialRadioIngress;
