@@ -6,6 +6,8 @@
 // Then the stand-in cuts the connection and refuses new ones for a while (bad key, then unavailable): the
 // gateway backs off and reconnects, uplinks published meanwhile are lost (QoS 0) and show up as gaps,
 // uplinks published after the reconnect arrive, and nothing delivered before the cut is lost.
+// A second test commits uplinks with Kafka down, kills the gateway with SIGKILL and restarts it: everything
+// committed reaches Kafka, and the per-device counters (committed with the records) continue without false gaps.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -162,5 +164,68 @@ test('TTS (MQTT, QoS 0) -> gateway -> Kafka: each heard uplink once and intact, 
   t.diagnostic(
     `uplinks ${expected.length} stored, ${lost.uplinks.length} lost while cut off, ${first.duplicates.length + third.duplicates.length} duplicates, ` +
       `${first.malformed.length} malformed, ${gaps} missed frames marked, ${await reconnects(gateway)} reconnects, stand-in refused ${standIn.stats().refused}`,
+  );
+});
+
+test('TTN with Kafka down, then kill -9: the restarted gateway delivers every committed uplink, and the device counters continue (gaps right after the restart are marked)', async (t) => {
+  const kafka = await kafkaMockFor(t, { brokers: 1, topics: [{ name: TOPIC, partitions: 3 }] });
+  const dir = tempDir(t);
+  const standIn = await startTtsStandIn({ applicationId: APPLICATION, tenantId: 'ttn' });
+  t.after(() => standIn.stop());
+  const keyFile = join(dir, 'ttn-api-key');
+  writeFileSync(keyFile, `${standIn.apiKey}\n`, { mode: 0o600 });
+  const configPath = writeGatewayConfig(dir, {
+    gateway_id: 'gw-ttn-kill',
+    mqtt: { host: '127.0.0.1', port: 0 },
+    http: { host: '127.0.0.1', port: 0 },
+    kafka: { brokers: [...kafka.brokers], topic: TOPIC, retry_initial_ms: 100, retry_max_ms: 1000, request_timeout_ms: 5000, connection_timeout_ms: 1000 },
+    buffer: { path: join(dir, 'buffer.db') },
+    ttn: { enabled: true, url: standIn.url, username: standIn.username, password_file: keyFile, reconnect_max_ms: 2000 },
+  });
+  const fleet = createTtsFleet(APPLICATION, { devices: 6, seed: 9, decodedShare: 0.5 });
+
+  // Kafka down: everything heard is committed to the buffer only; then the process dies without a word.
+  await kafka.down('all');
+  const first = await startGatewayProcess(t, configPath);
+  await standIn.waitForSubscriber();
+  const before = await publishTtsTraffic(standIn, fleet, { messagesPerDevice: 4, gaps: 2 });
+  assert.ok(before.uplinks.every((entry) => entry.reached === 1));
+  await waitFor(async () => (await accepted(first)) === before.uplinks.length, 'every uplink committed while Kafka is down', 30_000, 100);
+  await first.kill('SIGKILL');
+  await waitFor(() => standIn.subscribers() === 0, 'the stand-in to see the killed gateway gone');
+
+  // Restarted on the same buffer file, Kafka back: the counters come from the committed state.
+  const second = await startGatewayProcess(t, configPath);
+  await standIn.waitForSubscriber();
+  await kafka.up('all');
+  // Skipped counters right after the restart: only a gateway that kept each device's last counter can mark them.
+  const after = await publishTtsTraffic(standIn, fleet, { messagesPerDevice: 2, gaps: 3 });
+  assert.ok(after.uplinks.every((entry) => entry.reached === 1));
+  assert.ok(
+    after.uplinks.some((entry) => (entry.expectedGap ?? 0) > 0),
+    'some gaps fall after the restart',
+  );
+  await waitFor(async () => (await accepted(second)) === after.uplinks.length, 'the uplinks after the restart committed', 30_000, 100);
+  assert.equal(await rejected(second, 'duplicate'), 0, 'nothing after the restart taken for a copy of what came before');
+
+  const expected = [...before.uplinks, ...after.uplinks];
+  const frameOf = (message: ConsumedMessage): string =>
+    `${message.key}:${(JSON.parse(message.value?.toString('utf8') ?? '{}') as Partial<RecordValue>).uplink_message?.f_cnt ?? 0}`;
+  const messages = await readTopic(kafka.brokers, TOPIC, {
+    until: (read) => {
+      const seen = new Set(read.map(frameOf));
+      return expected.every((entry) => seen.has(`${entry.devEui}:${entry.fCnt}`));
+    },
+    timeoutMs: 45_000,
+  });
+  const byFrame = new Map(messages.map((message) => [frameOf(message), message]));
+  for (const entry of expected) {
+    const message = byFrame.get(`${entry.devEui}:${entry.fCnt}`);
+    assert.ok(message !== undefined, `${entry.deviceId} f_cnt ${entry.fCnt} in Kafka`);
+    const { iotgw } = JSON.parse(message.value?.toString('utf8') ?? '{}') as RecordValue;
+    assert.equal(iotgw.f_cnt_gap, entry.expectedGap, `${entry.deviceId} f_cnt ${entry.fCnt}: f_cnt_gap`);
+  }
+  t.diagnostic(
+    `${before.uplinks.length} uplinks committed before the kill -9 (${before.skippedFrames} frames skipped), ${after.uplinks.length} after; all in Kafka`,
   );
 });
