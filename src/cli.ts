@@ -267,7 +267,7 @@ export async function main(argv: readonly string[]): Promise<void> {
         process.exit(EXIT_CONFIG);
       }
       process.stdout.write(
-        `configuration OK (${values.config ?? process.env.IOTGW_CONFIG ?? 'built-in defaults'}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
+        `configuration OK (${source}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
       );
       return;
     }

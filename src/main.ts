@@ -67,7 +67,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     { timeoutMs: config.formatters.timeout_ms, maxOutputBytes: config.formatters.max_output_bytes },
     { log, metrics },
   );
-  const codecFor = (choice: CodecChoice): PayloadCodec => formatterCache.codecFor(choice);
+  const { codecFor } = formatterCache;
 
   let buffer: WorkerBuffer | null = null;
   const requireBuffer = (): RecordBuffer => {
@@ -410,7 +410,7 @@ function createTtnIngresses(
         uplinkTopics: application.topics.map((topic) => topic.replaceAll('{username}', application.username)),
         stream: ttn.stream,
         eventStreams,
-        codec: deps.codecFor({ codec: application.codec, formatter_file: expandVariables(application.formatter_file) }),
+        codec: deps.codecFor(application),
         reconnectInitialMs: 1_000,
         reconnectMaxMs: ttn.reconnect_max_ms,
         maxMessageBytes: ttn.max_message_bytes,
@@ -446,6 +446,6 @@ function createSerialRadioIngressFromConfig(
       reopenMaxMs: serial.reopen_max_delay_ms,
       rejectLogIntervalMs: serial.reject_log_interval_s * 1000,
     },
-    { ...rest, rawCodec: codecFor({ codec: serial.raw.codec, formatter_file: expandVariables(serial.raw.formatter_file) }) },
+    { ...rest, rawCodec: codecFor(serial.raw) },
   );
 }

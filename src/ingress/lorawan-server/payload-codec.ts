@@ -42,6 +42,14 @@ export const CAYENNE_LPP_CODEC: PayloadCodec = {
   },
 };
 
+/** Where a decode result goes in a record, as TTS places it: decoded_payload and decoded_payload_warnings. */
+export function decodedFields(decoded: DecodedPayload): { decoded_payload?: Record<string, unknown>; decoded_payload_warnings?: readonly string[] } {
+  return {
+    ...(decoded.data === undefined ? {} : { decoded_payload: decoded.data }),
+    ...(decoded.warnings === undefined || decoded.warnings.length === 0 ? {} : { decoded_payload_warnings: decoded.warnings }),
+  };
+}
+
 export function decodePayload(codec: PayloadCodec, fport: number | null, bytes: Buffer, recvTime: Date): DecodedPayload {
   // FPort 0 carries MAC commands and a frame without FPort carries nothing: no application payload to decode.
   if (fport === null || fport === 0) return {};

@@ -2,6 +2,7 @@
 // uplink_message), so one consumer handles frames terminated here and frames that came through TTN alike.
 // Field names, hex casing (upper-case EUIs), base64 bytes and string-typed 64-bit numbers follow the TTS
 // JSON mapping; what TTS has no field for lives under `iotgw`.
+import { type DecodedPayload, decodedFields } from './payload-codec.ts';
 import type { Reception } from './reception.ts';
 
 export interface UplinkRecordInput {
@@ -21,7 +22,7 @@ export interface UplinkRecordInput {
   readonly fopts: Buffer;
   readonly plaintext: Buffer;
   readonly codec: string;
-  readonly decoded: { readonly data?: Record<string, unknown>; readonly error?: string; readonly warnings?: readonly string[] };
+  readonly decoded: DecodedPayload;
   readonly receptions: readonly Reception[];
   readonly receivedAtMs: number;
   /** Kept from the best reception for `settings`. */
@@ -60,8 +61,7 @@ export function buildUplinkValue(input: UplinkRecordInput): TtsUplinkValue {
     ...(input.fport === null ? {} : { f_port: input.fport }),
     f_cnt: input.fcnt,
     frm_payload: input.plaintext.toString('base64'),
-    ...(input.decoded.data === undefined ? {} : { decoded_payload: input.decoded.data }),
-    ...(input.decoded.warnings === undefined || input.decoded.warnings.length === 0 ? {} : { decoded_payload_warnings: input.decoded.warnings }),
+    ...decodedFields(input.decoded),
     rx_metadata: input.receptions.map(rxMetadata),
     settings,
     received_at: receivedAt,

@@ -8,7 +8,7 @@
 // decoded_payload_warnings beside the bytes, and what TTS has no field for under `iotgw`: the codec that
 // ran (always, 'raw' included) and its error.
 import type { NewRecord, RecordSource } from '../../record/record.ts';
-import { decodePayload, type PayloadCodec } from '../lorawan-server/payload-codec.ts';
+import { decodedFields, decodePayload, type PayloadCodec } from '../lorawan-server/payload-codec.ts';
 import type { RadioFrame, RadioSettings } from './rn2483-radio.ts';
 
 export interface RawFrameRule {
@@ -74,8 +74,7 @@ export function buildRawRecord(frame: RadioFrame, rule: RawFrameRule, context: R
     received_at: receivedAt.toISOString(),
     payload: payload.toString('base64'),
     frame: frame.payload.toString('base64'),
-    ...(decoded.data === undefined ? {} : { decoded_payload: decoded.data }),
-    ...(decoded.warnings === undefined || decoded.warnings.length === 0 ? {} : { decoded_payload_warnings: decoded.warnings }),
+    ...decodedFields(decoded),
     iotgw: { codec: context.codec.name, ...(decoded.error === undefined ? {} : { codec_error: decoded.error }) },
   };
   const meta: Record<string, string> = { 'radio-id': context.radioId, 'radio-frequency': String(context.radio.frequencyHz) };
