@@ -10,6 +10,7 @@ import type { Component, HealthReport } from '../../ops/lifecycle.ts';
 import { createOnceLogger, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
+import { createInFlight } from '../in-flight.ts';
 import type { Accept } from '../ingress.ts';
 import { parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
@@ -62,20 +63,19 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
   let sessions: DeviceSessions | null = null;
   let deduplicator: FrameDeduplicator | null = null;
   let downlink: DownlinkPath = NO_DOWNLINK;
-  const inFlight = new Set<Promise<void>>();
   let stopping = false;
-  const overloadLog = createOnceLogger(options.rejectLogIntervalMs);
+  const logOnce = createOnceLogger(options.rejectLogIntervalMs);
   const log = deps.log.child({ component: 'ingress.lorawan' });
-
-  function track(work: Promise<void>): void {
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
-  }
+  // handleFrame() never rejects (the server catches everything); should that ever break: counted and logged, never unhandled.
+  const inFlight = createInFlight<RecordSource>((error, source) => {
+    metrics.ingressRejected.inc({ source, reason: 'internal-error' });
+    if (logOnce.shouldLog('internal-error')) log.error({ err: error }, 'LoRaWAN: handling a frame failed unexpectedly; the frame was not stored');
+  });
 
   async function drain(): Promise<void> {
     stopping = true;
     deduplicator?.flush();
-    await Promise.allSettled([...inFlight]);
+    await inFlight.settled();
   }
 
   return {
@@ -94,7 +94,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
         { region: options.region, netId: options.netId, stream: options.stream, rejectLogIntervalMs: options.rejectLogIntervalMs },
         { accept: deps.accept, sessions: loaded, downlink: path, log: deps.log, metrics, ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }) },
       );
-      deduplicator = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => track(server.handleFrame(frame)));
+      deduplicator = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => inFlight.track(server.handleFrame(frame), frame.source));
       sessions = loaded;
     },
 
@@ -115,7 +115,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
       }
       if (inFlight.size + deduplicator.pending >= options.maxFramesInFlight) {
         metrics.ingressRejected.inc({ source, reason: 'overloaded' });
-        if (overloadLog.shouldLog('overloaded')) {
+        if (logOnce.shouldLog('overloaded')) {
           log.warn(
             { maxFramesInFlight: options.maxFramesInFlight },
             `LoRaWAN: ${options.maxFramesInFlight} frames are waiting for the buffer; refusing new frames until it catches up (counted as reason "overloaded"; logged once every ${options.rejectLogIntervalMs / 1000} s). A slow SD card, or more traffic than this box handles: see npm run bench`,

@@ -18,6 +18,7 @@ import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter
 import { cryptFrmPayload, deriveSessionKeys, encodeDataFrame, encodeJoinAccept, verifyDataFrameMic, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
 import { type DataFrame, type JoinRequestFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
+import { createRejections } from '../rejections.ts';
 import { type DeviceSessions, type LorawanDevice, rememberDevNonce, type Session } from './device-sessions.ts';
 import type { DeduplicatedFrame } from './frame-deduplicator.ts';
 import { decodePayload } from './payload-codec.ts';
@@ -85,14 +86,12 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   const { region } = options;
   const { sessions, metrics } = deps;
   const log = deps.log.child({ component: 'ingress.lorawan' });
-  const rejectLog = createOnceLogger(options.rejectLogIntervalMs);
+  const rejections = createRejections({ what: 'LoRaWAN frame', per: 'device and reason', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
   const resetLog = createOnceLogger(options.rejectLogIntervalMs);
 
+  /** Logged per device: one broken device must not hide another's rejections of the same reason. */
   function reject(source: RecordSource, reason: LorawanRejectReason, device: string, message: string): void {
-    metrics.ingressRejected.inc({ source, reason });
-    deps.onReject?.(source, reason, message);
-    if (!rejectLog.shouldLog(`${device}|${reason}`)) return;
-    log.warn({ reason, device }, `LoRaWAN frame rejected: ${message} (logged once per device and reason every ${options.rejectLogIntervalMs / 1000} s)`);
+    rejections.reject(reason, message, { source, logKey: `${device}|${reason}`, fields: { device } });
   }
 
   async function handleFrame(frame: DeduplicatedFrame): Promise<void> {

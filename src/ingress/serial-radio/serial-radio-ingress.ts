@@ -13,10 +13,12 @@ import type { Component, HealthReport } from '../../ops/lifecycle.ts';
 import { createOnceLogger, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
+import { createInFlight } from '../in-flight.ts';
 import type { Accept } from '../ingress.ts';
 import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
 import type { PayloadCodec } from '../lorawan-server/payload-codec.ts';
 import type { Reception } from '../lorawan-server/reception.ts';
+import { createRejections } from '../rejections.ts';
 import { buildRawRecord, type RawFrameRule } from './raw-frame.ts';
 import { createRn2483Radio, type RadioError, type RadioFrame, type RadioSettings, type Rn2483Radio } from './rn2483-radio.ts';
 
@@ -110,9 +112,11 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   let failures = 0;
   let everOpen = false;
   let lastProblem = 'not opened yet';
-  const inFlight = new Set<Promise<void>>();
   /** One for the ingress's lifetime, shared with every driver, so a reopen does not log each reason again. */
   const logOnce = createOnceLogger(options.rejectLogIntervalMs);
+  const rejections = createRejections({ source: SOURCE, what: 'serial radio frame', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
+  /** Commits stop() waits for. */
+  const inFlight = createInFlight((error) => internalError(error, 'storing a frame'));
 
   function setState(next: SerialPortState, message: string, fields: Record<string, unknown> = {}, level: 'info' | 'warn' = 'info'): void {
     metrics.serialPortOpen.set({ path: options.path }, next === 'open' ? 1 : 0);
@@ -121,23 +125,10 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
     log[level]({ state: next, ...fields }, message);
   }
 
-  function reject(reason: string, detail: string): void {
-    metrics.ingressRejected.inc({ source: SOURCE, reason });
-    deps.onReject?.(SOURCE, reason, detail);
-    if (!logOnce.shouldLog(`reject:${reason}`)) return;
-    log.warn({ reason }, `serial radio frame rejected: ${detail} (logged once per reason every ${options.rejectLogIntervalMs / 1000} s)`);
-  }
-
   /** A frame that failed in a way nobody handled (a bug): logged and counted, never an unhandled rejection. */
   function internalError(error: unknown, what: string): void {
     metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
     if (logOnce.shouldLog(`internal:${what}`)) log.error({ err: error }, `serial radio: ${what} failed unexpectedly; the frame was not stored`);
-  }
-
-  /** Keeps `work` for stop() to wait on. */
-  function track(work: Promise<void>): void {
-    const settled: Promise<void> = work.catch((error: unknown) => internalError(error, 'storing a frame')).finally(() => inFlight.delete(settled));
-    inFlight.add(settled);
   }
 
   function toLorawan(frame: RadioFrame): void {
@@ -168,14 +159,14 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
       codec: deps.rawCodec,
     });
     if (!built.ok) {
-      reject(built.reason, built.message);
+      rejections.reject(built.reason, built.message);
       return;
     }
     metrics.serialRadioFrames.inc({ kind: 'raw' });
     // Nothing to acknowledge over the air: a refused commit is counted, and the frame is gone.
-    track(
+    inFlight.track(
       deps.accept([built.record]).then((result) => {
-        if (!result.ok) reject(result.reason, `frame of ${built.record.key} not stored: ${result.message}`);
+        if (!result.ok) rejections.reject(result.reason, `frame of ${built.record.key} not stored: ${result.message}`);
       }),
     );
   }
@@ -301,7 +292,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
       const open = port;
       port = null;
       if (open?.isOpen) await new Promise<void>((resolve) => open.close(() => resolve()));
-      await Promise.allSettled([...inFlight]);
+      await inFlight.settled();
       metrics.serialPortOpen.set({ path: options.path }, 0);
       if (state !== 'stopped') {
         state = 'stopped';

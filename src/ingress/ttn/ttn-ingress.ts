@@ -21,7 +21,9 @@ import type { Metrics } from '../../ops/metrics.ts';
 import type { NewRecord } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
 import type { Accept } from '../ingress.ts';
-import { decodePayload, type PayloadCodec } from '../lorawan-server/payload-codec.ts';
+import { decodedFields, decodePayload, type PayloadCodec } from '../lorawan-server/payload-codec.ts';
+import { createInFlight } from '../in-flight.ts';
+import { createRejections } from '../rejections.ts';
 import { createFrameGapTracker, type FrameGapTracker, STATE_SCOPE } from './frame-gap-tracker.ts';
 import { parseTtsEvent, parseTtsUplink, type TtsRejection, type TtsUplink } from './tts-uplink.ts';
 
@@ -77,8 +79,6 @@ const MAX_IN_FLIGHT = 2_000;
 /** What iotgw.codec says when TTS's own payload formatter filled decoded_payload and no local codec ran. */
 export const TTS_DECODED = 'tts';
 
-const noop = (): void => undefined;
-
 const defaultSchedule = (callback: () => void, delayMs: number): (() => void) => {
   const timer = setTimeout(callback, delayMs);
   return () => clearTimeout(timer);
@@ -88,7 +88,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   const application = options.username;
   const log = deps.log.child({ component: 'ingress.ttn', application });
   const { metrics } = deps;
-  const rejectLog = createOnceLogger(options.rejectLogIntervalMs);
+  const rejections = createRejections({ source: SOURCE, what: 'TTN message', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
   const lossLog = createOnceLogger(options.rejectLogIntervalMs);
   const random = deps.random ?? Math.random;
   const schedule = deps.schedule ?? defaultSchedule;
@@ -106,8 +106,21 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   /** What was last logged about the link ('connected', 'refused:5', 'error:ECONNREFUSED'), so each state is logged once. */
   let linkState = 'starting';
   let lastProblem = 'not connected yet';
-  const inFlight = new Set<Promise<void>>();
   let waitingForRoom: (() => void) | null = null;
+  // commit() does not reject unless something below it is broken (accept() never rejects): counted and logged, never unhandled.
+  const inFlight = createInFlight<string>(
+    (error, what) => {
+      metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
+      if (lossLog.shouldLog('internal-error')) log.error({ err: error }, `TTN ${what}: storing failed unexpectedly (${errorMessage(error)}); it may be lost`);
+    },
+    () => {
+      if (waitingForRoom !== null && inFlight.size < MAX_IN_FLIGHT) {
+        const wake = waitingForRoom;
+        waitingForRoom = null;
+        wake();
+      }
+    },
+  );
 
   function noteLink(state: string, level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
     if (linkState === state) return;
@@ -116,30 +129,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   }
 
   function reject(rejection: TtsRejection | { reason: string; message: string }, topic: string): void {
-    metrics.ingressRejected.inc({ source: SOURCE, reason: rejection.reason });
-    deps.onReject?.(SOURCE, rejection.reason, rejection.message);
-    if (!rejectLog.shouldLog(rejection.reason)) return;
-    log.warn(
-      { reason: rejection.reason, input: { topic } },
-      `TTN message rejected: ${rejection.message} (logged once per reason every ${options.rejectLogIntervalMs / 1000} s; see iotgw_ingress_rejected_total)`,
-    );
-  }
-
-  function track(commitment: Promise<unknown>, what: string): void {
-    // commit() does not reject unless something below it is broken (accept() never rejects): counted and logged, never unhandled.
-    const work = commitment.then(noop, (error: unknown) => {
-      metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
-      if (lossLog.shouldLog('internal-error')) log.error({ err: error }, `TTN ${what}: storing failed unexpectedly (${errorMessage(error)}); it may be lost`);
-    });
-    inFlight.add(work);
-    void work.finally(() => {
-      inFlight.delete(work);
-      if (waitingForRoom !== null && inFlight.size < MAX_IN_FLIGHT) {
-        const wake = waitingForRoom;
-        waitingForRoom = null;
-        wake();
-      }
-    });
+    rejections.reject(rejection.reason, rejection.message, { fields: { input: { topic } } });
   }
 
   /** Everything up to accept() is synchronous, so two messages of one device never interleave their counter checks. */
@@ -174,7 +164,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       meta: { 'ttn-event': event, 'ttn-application': application },
     };
     const what = `${event} event of ${record.key}`;
-    track(commit([record], [], what), what);
+    inFlight.track(commit([record], [], what), what);
   }
 
   function handleUplink(topic: string, bytes: Buffer, receivedAtMs: number): void {
@@ -194,7 +184,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
     const state: StateWrite[] = [{ scope: STATE_SCOPE, key: uplink.devEui, value: tracker.stateValue(uplink.devEui) }];
     const record = uplinkRecord(uplink, verdict.gap, verdict.kind === 'reset', receivedAtMs);
     const what = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui}`;
-    track(
+    inFlight.track(
       commit([record], state, what).then((stored) => {
         // Lost: the device goes back to its committed counter, so its next record counts this uplink in f_cnt_gap
         // (and the metrics count what the stored records say, never one frame twice).
@@ -215,12 +205,8 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       const decoded = decodePayload(options.codec, uplink.fPort, uplink.frmPayload, new Date(uplink.receivedAtMs ?? receivedAtMs));
       iotgw.codec = options.codec.name;
       if (decoded.error !== undefined) iotgw.codec_error = decoded.error;
-      if (decoded.data !== undefined || (decoded.warnings?.length ?? 0) > 0) {
-        const uplinkMessage = { ...(message.uplink_message as Record<string, unknown>) };
-        if (decoded.data !== undefined) uplinkMessage.decoded_payload = decoded.data;
-        if (decoded.warnings !== undefined && decoded.warnings.length > 0) uplinkMessage.decoded_payload_warnings = decoded.warnings;
-        message = { ...message, uplink_message: uplinkMessage };
-      }
+      const fields = decodedFields(decoded);
+      if (Object.keys(fields).length > 0) message = { ...message, uplink_message: { ...(message.uplink_message as Record<string, unknown>), ...fields } };
     }
     return {
       key: uplink.devEui,
@@ -382,7 +368,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       waitingForRoom?.();
       waitingForRoom = null;
       if (mqttClient !== null) await mqttClient.endAsync(true);
-      await Promise.allSettled([...inFlight]);
+      await inFlight.settled();
       connected = false;
       subscribed = false;
       metrics.ttnConnected.set({ application }, 0);

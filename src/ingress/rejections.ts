@@ -1,0 +1,49 @@
+// Input an ingress refuses, the one way: counted in iotgw_ingress_rejected_total by source and reason,
+// told to onReject (the status page's recent rejections), and logged as a warning at most once per key
+// per interval, so a device that sends garbage 100 times a second makes one log line, not a flood.
+import { createOnceLogger, type Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
+
+export interface RejectionsOptions {
+  /** The metric's `source` label; none when every rejection names its own (the LoRaWAN server serves several ingresses). */
+  readonly source?: string;
+  /** What is refused, as the log line starts: 'LoRaWAN frame', 'TTN message'. */
+  readonly what: string;
+  /** What the log is kept once per, for the log line: 'reason' (the default), 'device and reason'. */
+  readonly per?: string;
+  readonly intervalMs: number;
+}
+
+export interface RejectionsDeps {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly onReject?: (source: string, reason: string, detail: string) => void;
+}
+
+export interface RejectionContext {
+  /** The metric's `source` label for this one, over the default. */
+  readonly source?: string;
+  /** What the log is kept once per; default the reason. */
+  readonly logKey?: string;
+  /** Added to the log line after `reason`. */
+  readonly fields?: Readonly<Record<string, unknown>>;
+}
+
+export interface Rejections {
+  /** `detail` says why, naming the input: it goes to onReject and the log line. */
+  reject(reason: string, detail: string, context?: RejectionContext): void;
+}
+
+export function createRejections(options: RejectionsOptions, deps: RejectionsDeps): Rejections {
+  const logOnce = createOnceLogger(options.intervalMs);
+  const every = `logged once per ${options.per ?? 'reason'} every ${options.intervalMs / 1000} s; see iotgw_ingress_rejected_total`;
+  return {
+    reject(reason, detail, context = {}) {
+      const source = context.source ?? options.source ?? 'unknown';
+      deps.metrics.ingressRejected.inc({ source, reason });
+      deps.onReject?.(source, reason, detail);
+      if (!logOnce.shouldLog(context.logKey ?? reason)) return;
+      deps.log.warn({ reason, ...context.fields }, `${options.what} rejected: ${detail} (${every})`);
+    },
+  };
+}
