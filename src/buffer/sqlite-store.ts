@@ -1,8 +1,8 @@
 // The durable store: a SQLite file in WAL mode with synchronous=FULL, so a commit survives power loss
 // (better-sqlite3 builds WAL databases to default to NORMAL, which may roll back a commit on power loss).
 // Records are kept in acceptance order (seq) until Kafka acknowledges them.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
@@ -42,7 +42,7 @@ const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
 export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStoreDeps = {}): SqliteStore {
   const nowMs = deps.nowMs ?? Date.now;
-  mkdirSync(dirname(options.path), { recursive: true });
+  makeDurableDirectory(dirname(options.path));
   const db = openDatabase(options.path);
   const instanceId = readInstanceId(db);
 
@@ -314,6 +314,30 @@ function openDatabase(path: string): Database.Database {
     throw new GatewayError('BUFFER_OPEN', `cannot prepare buffer ${path}: ${errorMessage(error)}`, { retriable: false, cause: error });
   }
   return db;
+}
+
+/**
+ * mkdir -p, then fsync the directory holding each new directory: a new directory's name is durable only once
+ * its parent is synced, and until then a power cut takes the whole buffer with it, acknowledged records and
+ * all (SQLite syncs the directory of the files it creates, not the directories above).
+ */
+function makeDurableDirectory(directory: string): void {
+  const path = resolve(directory);
+  const firstCreated = mkdirSync(path, { recursive: true });
+  if (firstCreated === undefined) return;
+  for (let created = path; ; created = dirname(created)) {
+    fsyncDirectory(dirname(created));
+    if (created === firstCreated || dirname(created) === created) break;
+  }
+}
+
+function fsyncDirectory(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A random id per buffer file: record ids `<instance>-<seq>` stay unique even if the file is replaced. */

@@ -344,6 +344,19 @@ export async function readTopic(brokers: readonly string[], topic: string, optio
   return messages.slice();
 }
 
+/** How many messages a topic holds: the sum of its partitions' high watermarks (the mock deletes nothing below ~5 MiB per partition). */
+export async function topicMessageCount(brokers: readonly string[], topic: string): Promise<number> {
+  const kafka = new Kafka({ clientId: 'kafka-mock-admin', brokers: [...brokers], logLevel: logLevel.NOTHING, connectionTimeout: 1_000 });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, partition) => sum + Number(partition.high) - Number(partition.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** readTopic until `count` messages have arrived (or the timeout passed). */
 export function readTopicCount(brokers: readonly string[], topic: string, count: number, timeoutMs: number): Promise<ConsumedMessage[]> {
   return readTopic(brokers, topic, { until: (messages) => messages.length >= count, timeoutMs });
