@@ -3,9 +3,10 @@
 // the effective configuration; `hash-password` makes the password hashes that mqtt.devices expects.
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { ConfigError, EXIT_CONFIG, errorMessage } from './errors.ts';
+import { ConfigError, EXIT_CONFIG, errorMessage, needsOperator } from './errors.ts';
 import { hashPassword } from './ingress/mqtt-broker/password-hash.ts';
 import { createGateway } from './main.ts';
+import { configAdvice } from './ops/config/advice.ts';
 import { checkFormatters } from './ops/config/formatter-check.ts';
 import { loadConfig } from './ops/config/load.ts';
 import type { Config } from './ops/config/schema.ts';
@@ -48,7 +49,8 @@ Usage:
 
 Configuration:
   --config FILE, or the IOTGW_CONFIG environment variable. Without either, the built-in defaults are used
-  (MQTT on 0.0.0.0:1883 with anonymous access, Kafka at localhost:9092, buffer in ./data/buffer.db).
+  (MQTT on 0.0.0.0:1883 refusing clients without an identity, Kafka at localhost:9092, buffer in
+  ./data/buffer.db, or $STATE_DIRECTORY/buffer.db under systemd). \`npm start\` also allows anonymous clients.
   Every key is documented in config/iotgw.example.yaml. Any key can be overridden from the environment:
   IOTGW__SECTION__KEY=value, e.g. IOTGW__KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 or IOTGW__MQTT__PORT=1884.
 
@@ -119,6 +121,7 @@ async function run(configPath: string | undefined): Promise<void> {
   if (configPath === undefined && process.env.IOTGW_CONFIG === undefined) {
     log.info('no --config given: using built-in defaults (see config/iotgw.example.yaml)');
   }
+  for (const note of configAdvice(config)) log.warn({ config: 'advice' }, note);
   const gateway = createGatewayOrExit(config, log);
 
   // systemd (Type=notify): READY=1 after every listener is up, STATUS= and WATCHDOG=1 while healthy, STOPPING=1.
@@ -153,6 +156,11 @@ async function run(configPath: string | undefined): Promise<void> {
   } catch (error) {
     log.fatal({ err: error }, `cannot start: ${errorMessage(error)}`);
     await gateway.stop().catch(() => undefined);
+    // A restart cannot fix these: exit 78 (the unit's RestartPreventExitStatus) and say so on stderr too.
+    if (needsOperator(error)) {
+      process.stderr.write(`iotgw: cannot start: ${errorMessage(error)}\n`);
+      process.exit(EXIT_CONFIG);
+    }
     process.exit(1);
   }
   if (shutdown.stopping) return;
@@ -269,6 +277,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(
         `configuration OK (${source}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
       );
+      for (const note of configAdvice(config)) process.stdout.write(`note: ${note}\n`);
       return;
     }
     case 'config print':

@@ -41,6 +41,16 @@ export class ConfigError extends Error {
 /** Exit code for a bad configuration (sysexits EX_CONFIG); the systemd unit does not restart on it. */
 export const EXIT_CONFIG = 78;
 
+/**
+ * GatewayError codes that a restart cannot fix and a person must (a buffer path the service cannot write, a
+ * buffer file that is not a database, or one written by a newer version): the process exits with EXIT_CONFIG instead of restarting in a loop.
+ */
+const NEEDS_OPERATOR_CODES: ReadonlySet<string> = new Set(['BUFFER_PATH', 'BUFFER_CORRUPT', 'BUFFER_NEWER']);
+
+export function needsOperator(error: unknown): boolean {
+  return error instanceof ConfigError || (error instanceof GatewayError && NEEDS_OPERATOR_CODES.has(error.code));
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -129,6 +129,12 @@ else
   cp -a node_modules "$STAGE/node_modules"
   (cd "$STAGE" && npm prune --omit=dev --no-audit --no-fund >/dev/null)
 fi
+# The service and `sudo iotgw ...` run this code as root or iotgw: whoever owns the checkout must not be able
+# to change it afterwards, so the installed copy belongs to root and nobody else may write it.
+if [ "$(id -u)" -eq 0 ]; then
+  chown -R root:root "$STAGE"
+fi
+chmod -R go-w "$STAGE"
 # A smoke test of the staged copy with this machine's node: loads every module, including the native one.
 node -e "require(process.argv[1])" "$STAGE/node_modules/better-sqlite3" ||
   die "better-sqlite3 does not load in $STAGE (built for another Node version?): run again with --npm-ci"
@@ -162,21 +168,37 @@ fi
 
 # --- Config: only if none exists -----------------------------------------------------------------------------------
 mkdir -p "$ETC"
+EXISTING_CONFIG=0
 if [ -e "$ETC/iotgw.yaml" ]; then
+  EXISTING_CONFIG=1
   say "kept the existing $ETC/iotgw.yaml (never overwritten); new keys are documented in $PREFIX/config/iotgw.example.yaml"
 else
-  install -m 0640 "$DEST/config/iotgw.example.yaml" "$ETC/iotgw.yaml"
-  say "installed the commented example config as $ETC/iotgw.yaml: edit kafka.brokers and mqtt before relying on it"
+  # The example leaves buffer.path to the default ($STATE_DIRECTORY/buffer.db for the service). Installed, it
+  # names the file, so 'sudo iotgw buffer stats' and the other operator commands, which run outside the unit,
+  # find the same buffer as the service.
+  sed 's|^  # path: /var/lib/iotgw/buffer.db$|  path: /var/lib/iotgw/buffer.db|' "$DEST/config/iotgw.example.yaml" >"$ETC/iotgw.yaml.new"
+  grep -q '^  path: /var/lib/iotgw/buffer.db$' "$ETC/iotgw.yaml.new" || die "the example config has no '# path: /var/lib/iotgw/buffer.db' line to set"
+  chmod 0640 "$ETC/iotgw.yaml.new"
+  mv "$ETC/iotgw.yaml.new" "$ETC/iotgw.yaml"
+  say "installed the commented example config as $ETC/iotgw.yaml. As installed it buffers in /var/lib/iotgw and refuses"
+  say "  MQTT clients without an identity: add devices with 'iotgw device add ID --config $ETC/iotgw.yaml' and point"
+  say "  kafka.brokers at your cluster, then 'systemctl restart iotgw'"
 fi
 if [ "$REAL_MACHINE" = 1 ]; then
   chown root:iotgw "$ETC" "$ETC/iotgw.yaml"
   chmod 0750 "$ETC"
 fi
 CONFIG_OK=1
-# Checked as the service will see it: buffer.path defaults to $STATE_DIRECTORY/buffer.db there.
+# Checked as the service will see it: buffer.path defaults to $STATE_DIRECTORY/buffer.db there. The check
+# prints "note: ..." lines for what is valid but probably unwanted (anonymous access, an open status page).
 if ! STATE_DIRECTORY=/var/lib/iotgw CONFIGURATION_DIRECTORY=/etc/iotgw node "$DEST/dist/src/cli.js" config check --config "$ETC/iotgw.yaml"; then
   CONFIG_OK=0
-  say "warning: $ETC/iotgw.yaml does not pass 'iotgw config check' (above); the service would exit with code 78"
+  if [ "$EXISTING_CONFIG" = 1 ]; then
+    say "your $ETC/iotgw.yaml does not work with this version: change what is listed above (this script does not"
+    say "  edit it), check it with 'iotgw config check --config $ETC/iotgw.yaml', then 'systemctl restart iotgw'"
+  else
+    say "warning: $ETC/iotgw.yaml does not pass 'iotgw config check' (above); the service would exit with code 78"
+  fi
 fi
 
 # --- State directory (systemd creates and owns it through StateDirectory=; created here so it exists at once) ------

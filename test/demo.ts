@@ -38,7 +38,7 @@ const kafka = await startKafkaMock({ brokers: 3, topics: [{ name: TOPIC, partiti
 const configPath = writeGatewayConfig(dir, {
   gateway_id: 'demo',
   log: { level: 'info' },
-  mqtt: { host: '127.0.0.1', port: 0 },
+  mqtt: { host: '127.0.0.1', port: 0, allow_anonymous: true },
   http: { port: 0 },
   kafka: { brokers: [...kafka.brokers], topic: TOPIC, routes: [{ stream: 'telemetry', event_time_field: 'ts' }], retry_initial_ms: 200, retry_max_ms: 1000 },
   buffer: { path: join(dir, 'buffer.db') },

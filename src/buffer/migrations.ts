@@ -1,5 +1,6 @@
 // Numbered schema migrations for the buffer database, applied in order and recorded in PRAGMA user_version,
 // so an upgraded gateway opens an older buffer without losing what it holds.
+import { GatewayError } from '../errors.ts';
 import type { Database } from 'better-sqlite3';
 
 const MIGRATIONS: readonly string[] = [
@@ -46,8 +47,10 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export function migrate(db: Database, path: string): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
-    throw new Error(
-      `buffer ${path} has schema version ${current}, newer than this iotgw understands (${SCHEMA_VERSION}); upgrade iotgw or point buffer.path elsewhere`,
+    throw new GatewayError(
+      'BUFFER_NEWER',
+      `buffer ${path} has schema version ${current}, newer than this iotgw understands (${SCHEMA_VERSION}): it was written by a newer iotgw; install that version again (the file is untouched)`,
+      { retriable: false },
     );
   }
   for (let version = current; version < SCHEMA_VERSION; version++) {

@@ -1,7 +1,7 @@
 // The durable store: a SQLite file in WAL mode with synchronous=FULL, so a commit survives power loss
 // (better-sqlite3 builds WAL databases to default to NORMAL, which may roll back a commit on power loss).
 // Records are kept in acceptance order (seq) until Kafka acknowledges them.
-import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
@@ -42,6 +42,7 @@ const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
 export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStoreDeps = {}): SqliteStore {
   const nowMs = deps.nowMs ?? Date.now;
+  assertWritableLocation(options.path);
   makeDurableDirectory(dirname(options.path));
   const db = openDatabase(options.path);
   const instanceId = readInstanceId(db);
@@ -292,10 +293,7 @@ function openDatabase(path: string): Database.Database {
   try {
     db = new Database(path);
   } catch (error) {
-    throw new GatewayError('BUFFER_OPEN', `cannot open buffer ${path}: ${errorMessage(error)}; check buffer.path and its directory's permissions`, {
-      retriable: false,
-      cause: error,
-    });
+    throw openError(error, path, 'open');
   }
   try {
     db.pragma('journal_mode = WAL');
@@ -311,9 +309,67 @@ function openDatabase(path: string): Database.Database {
     migrate(db, path);
   } catch (error) {
     db.close();
-    throw new GatewayError('BUFFER_OPEN', `cannot prepare buffer ${path}: ${errorMessage(error)}`, { retriable: false, cause: error });
+    throw openError(error, path, 'prepare');
   }
   return db;
+}
+
+/** SQLite result codes that mean the file is not a database iotgw can use as it is: never retried, never touched. */
+const CORRUPT_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB']);
+const UNWRITABLE_CODES = new Set(['SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PERM', 'SQLITE_AUTH']);
+
+function openError(error: unknown, path: string, operation: 'open' | 'prepare'): GatewayError {
+  if (error instanceof GatewayError) return error;
+  const code = String((error as { code?: unknown }).code ?? '');
+  if (CORRUPT_CODES.has(code) || code.startsWith('SQLITE_CORRUPT')) {
+    return new GatewayError(
+      'BUFFER_CORRUPT',
+      `buffer.path ${path} is not a usable SQLite database (${code}: ${errorMessage(error)}). iotgw left it untouched: it may hold records that are not in Kafka yet. ` +
+        `Stop the service, copy ${path}* somewhere safe, try to recover the records (sqlite3 ${path} ".recover" | sqlite3 recovered.db), ` +
+        `then move ${path}* aside; iotgw starts a new, empty buffer there`,
+      { retriable: false, cause: error },
+    );
+  }
+  if (UNWRITABLE_CODES.has(code) || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
+    return new GatewayError(
+      'BUFFER_PATH',
+      `buffer.path ${path}: cannot ${operation} the buffer for writing (${code}: ${errorMessage(error)}); ${WRITABLE_HINT}`,
+      {
+        retriable: false,
+        cause: error,
+      },
+    );
+  }
+  return new GatewayError('BUFFER_OPEN', `cannot ${operation} buffer ${path}: ${errorMessage(error)}`, { retriable: false, cause: error });
+}
+
+const WRITABLE_HINT =
+  'the gateway must be able to create and write the file and its -wal and -shm files in that directory. Under the systemd unit only ' +
+  '$STATE_DIRECTORY (/var/lib/iotgw) is writable: remove buffer.path from the config to use /var/lib/iotgw/buffer.db, or give a path there';
+
+/**
+ * Fails with BUFFER_PATH, naming the path, when the buffer cannot be created or written there: the nearest
+ * existing directory on its path must be writable (a read-only or missing parent otherwise surfaces as a
+ * confusing ENOENT from a recursive mkdir), and an existing file must be writable.
+ */
+function assertWritableLocation(path: string): void {
+  const absolute = resolve(path);
+  let existing = dirname(absolute);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const checks: [string, number][] = [[existing, constants.W_OK | constants.X_OK]];
+  if (existsSync(absolute)) checks.push([absolute, constants.R_OK | constants.W_OK]);
+  for (const [target, mode] of checks) {
+    try {
+      accessSync(target, mode);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'EROFS' ? 'read-only file system' : 'permission denied';
+      const resolved = absolute === path ? '' : ` (${absolute})`;
+      throw new GatewayError('BUFFER_PATH', `buffer.path ${path}${resolved}: ${target} is not writable (${reason}); ${WRITABLE_HINT}`, {
+        retriable: false,
+        cause: error,
+      });
+    }
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ async function gatewayWithoutKafka(t: import('node:test').TestContext, whenFull:
   const dir = tempDir(t);
   const unreachable = await freePort();
   const configPath = writeGatewayConfig(dir, {
-    mqtt: { host: '127.0.0.1', port: 0 },
+    mqtt: { host: '127.0.0.1', port: 0, allow_anonymous: true },
     http: { port: 0 },
     kafka: { brokers: [`127.0.0.1:${unreachable}`], connection_timeout_ms: 200, retry_max_ms: 500 },
     buffer: { path: join(dir, 'buffer.db'), max_records: 50, when_full: whenFull },

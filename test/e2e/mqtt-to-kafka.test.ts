@@ -21,7 +21,7 @@ async function setup(t: TestContext, overrides: { mqttPort?: number } = {}) {
   const dir = tempDir(t);
   const config: ConfigInput = {
     gateway_id: 'gw-e2e',
-    mqtt: { host: '127.0.0.1', port: overrides.mqttPort ?? 0 },
+    mqtt: { host: '127.0.0.1', port: overrides.mqttPort ?? 0, allow_anonymous: true },
     http: { host: '127.0.0.1', port: 0 },
     kafka: {
       brokers: [...kafka.brokers],

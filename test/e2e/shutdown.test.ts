@@ -22,7 +22,7 @@ async function setup(t: TestContext) {
   const bufferPath = join(dir, 'buffer.db');
   const configPath = writeGatewayConfig(dir, {
     gateway_id: 'gw-shutdown',
-    mqtt: { host: '127.0.0.1', port: 0 },
+    mqtt: { host: '127.0.0.1', port: 0, allow_anonymous: true },
     http: { host: '127.0.0.1', port: 0 },
     kafka: { brokers: [...kafka.brokers], topic: TOPIC, retry_initial_ms: 100, retry_max_ms: 1000, request_timeout_ms: 30_000, connection_timeout_ms: 1000 },
     buffer: { path: bufferPath },

@@ -24,6 +24,8 @@ export interface KafkaMockOptions {
   brokers?: number;
   /** Created before startKafkaMock resolves; replication factor min(3, brokers). */
   topics?: readonly { name: string; partitions: number }[];
+  /** Runs the launcher behind this command, e.g. nsenter into a container's network namespace. */
+  commandPrefix?: readonly string[];
 }
 
 /**
@@ -58,7 +60,8 @@ export async function startKafkaMock(options: KafkaMockOptions = {}): Promise<Ka
   if (options.brokers !== undefined) args.push('--brokers', String(options.brokers));
   for (const topic of options.topics ?? []) args.push('--topic', `${topic.name}:${topic.partitions}`);
 
-  const launcher = new LauncherProcess(spawn(binaryPath, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
+  const [command, ...prefixArgs] = [...(options.commandPrefix ?? []), binaryPath];
+  const launcher = new LauncherProcess(spawn(command as string, [...prefixArgs, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
   try {
     const bootstrap = await launcher.nextLine(START_TIMEOUT_MS, 'start');
     const match = /^BOOTSTRAP (\S+)$/.exec(bootstrap);

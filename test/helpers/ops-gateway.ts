@@ -31,7 +31,7 @@ export async function startOpsGateway(
   const config = configSchema.parse({
     gateway_id: 'gw-ops-test',
     log: { level: 'warn' },
-    mqtt: { host: '127.0.0.1', port: 0 },
+    mqtt: { host: '127.0.0.1', port: 0, allow_anonymous: true },
     http: { host: '127.0.0.1', port: 0, ...overrides.http },
     kafka: {
       brokers: [...kafka.brokers],

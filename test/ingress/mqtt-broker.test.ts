@@ -158,6 +158,28 @@ test('device credentials: right password works, wrong password and unknown users
   assert.ok(!JSON.stringify(ingress.logs.lines()).includes('em-1-secret'), 'passwords never reach the log');
 });
 
+test('with anonymous access on, an anonymous client may not take the client id of a listed device or account', async (t) => {
+  const hash = await hashPassword('em-1-secret', { ln: 10, r: 8, p: 1 });
+  const ingress = await startTestIngress(t, {
+    allowAnonymous: true,
+    devices: [{ id: 'em-1', passwordHash: hash }],
+    clients: [{ username: 'dashboard', passwordHash: hash, subscribe: ['devices/#'], publish: [] }],
+  });
+  const url = `mqtt://127.0.0.1:${ingress.port}`;
+  const device = await connectClient(t, url, { clientId: 'em-1', username: 'em-1', password: 'em-1-secret' });
+  await assert.rejects(connectClient(t, url, { clientId: 'em-1' }), /Not authorized/i);
+  await assert.rejects(connectClient(t, url, { clientId: 'dashboard' }), /Not authorized/i);
+  assert.equal(device.connected, true, "the device's session was not taken over");
+  await device.publishAsync('devices/em-1/telemetry', 'still mine', { qos: 1 });
+  const stranger = await connectClient(t, url, { clientId: 'em-unlisted' });
+  await stranger.publishAsync('devices/em-unlisted/telemetry', 'anonymous', { qos: 1 });
+  assert.deepEqual(
+    storedRows(ingress.bufferPath).map((row) => row.payload),
+    ['still mine', 'anonymous'],
+  );
+  assert.equal(await ingress.metric('iotgw_mqtt_connections_refused_total', { reason: 'not-authorized' }), 2);
+});
+
 test('subscribers (a dashboard account) receive device publishes as from any MQTT 3.1.1 broker', async (t) => {
   const hash = await hashPassword('dash-secret', { ln: 10, r: 8, p: 1 });
   const ingress = await startTestIngress(t, {

@@ -53,6 +53,13 @@ test('device add ID --generate-password adds a verifiable hash, prints the passw
   const password = /password \(shown only this once[^)]*\): (\S+)/.exec(added.stdout)?.[1];
   assert.ok(password !== undefined && password.length >= 24, added.stdout);
   assert.match(added.stdout, /restart/);
+  // The example listens on 0.0.0.0:1883: the line to try it goes to this machine.
+  assert.ok(
+    added.stdout.includes(
+      `  mosquitto_pub -h 127.0.0.1 -p 1883 -V mqttv311 -q 1 -i em-000001 -u em-000001 -P ${password} -t devices/em-000001/telemetry -m '{"hello":"iotgw"}'\n`,
+    ),
+    added.stdout,
+  );
 
   const after = readFileSync(path, 'utf8');
   const { added: newLines, removed } = lineDiff(before, after);

@@ -2,7 +2,8 @@
 // hash-password, and a bad config that must exit 78 with the key named and no stack trace.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +68,52 @@ test('an unreadable ttn password_file exits 78 from config check and run, naming
     assert.match(stderr, /ttn\.password_file: cannot read \/nonexistent\/ttn-api-key/);
     assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
   }
+});
+
+test('run: a buffer path on a read-only file system exits 78 naming buffer.path and the directory, not ENOENT', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotgw-read-only-'));
+  const readOnly = join(dir, 'opt-iotgw');
+  mkdirSync(readOnly);
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', readOnly], { encoding: 'utf8' });
+  t.after(() => {
+    spawnSync('umount', [readOnly]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.equal(mount.status, 0, `this test mounts a read-only tmpfs (as ProtectSystem=strict makes /opt) and needs root: ${mount.stderr}`);
+  const path = join(dir, 'iotgw.yaml');
+  writeFileSync(path, `mqtt: { host: 127.0.0.1, port: 0 }\nhttp: { port: 0 }\nbuffer:\n  path: ${readOnly}/data/buffer.db\n`);
+  const { status, stderr } = iotgw(['run', '--config', path]);
+  assert.equal(status, 78, stderr);
+  assert.match(stderr, new RegExp(`buffer\\.path ${readOnly}/data/buffer\\.db: ${readOnly} is not writable \\(read-only file system\\)`));
+  assert.match(stderr, /remove buffer\.path/);
+  assert.doesNotMatch(stderr, /ENOENT/);
+});
+
+test('run: a buffer file that is not a database exits 78 with what to do, and the file is left untouched', (t) => {
+  const dir = tempDir(t);
+  const buffer = join(dir, 'buffer.db');
+  const garbage = Buffer.from('this was a buffer before the SD card went bad '.repeat(200));
+  writeFileSync(buffer, garbage);
+  const path = join(dir, 'iotgw.yaml');
+  writeFileSync(path, `mqtt: { host: 127.0.0.1, port: 0 }\nhttp: { port: 0 }\nbuffer:\n  path: ${buffer}\n`);
+  const { status, stderr } = iotgw(['run', '--config', path]);
+  assert.equal(status, 78, stderr);
+  assert.match(stderr, /is not a usable SQLite database \(SQLITE_NOTADB/);
+  assert.match(stderr, /left it untouched.*\.recover/);
+  assert.deepEqual(readFileSync(buffer), garbage);
+});
+
+test('config check notes what is valid but open: anonymous access on the network, no devices, an open ops endpoint', (t) => {
+  const path = join(tempDir(t), 'iotgw.yaml');
+  writeFileSync(path, 'mqtt:\n  allow_anonymous: true\nhttp:\n  host: 0.0.0.0\n');
+  const open = iotgw(['config', 'check', '--config', path]);
+  assert.equal(open.status, 0, open.stderr);
+  assert.match(open.stdout, /^note: mqtt\.allow_anonymous is true on 0\.0\.0\.0:1883/m);
+  assert.match(open.stdout, /^note: http\.host is 0\.0\.0\.0 without http\.auth/m);
+  writeFileSync(path, 'gateway_id: site-1\n');
+  const closed = iotgw(['config', 'check', '--config', path]);
+  assert.match(closed.stdout, /^note: no MQTT devices are listed and anonymous access is off.*iotgw device add/m);
+  assert.doesNotMatch(closed.stdout, /allow_anonymous is true/);
 });
 
 test('config check accepts the shipped example; config print shows the effective config with secrets masked', (t) => {

@@ -54,19 +54,45 @@ test('the example config loads with the real loader and equals the defaults exce
   assert.deepEqual({ ...fromExample, gateway_id: 'x' }, { ...defaults, gateway_id: 'x' });
 });
 
+/** Keys the example shows commented out, because setting them would override a default that depends on where iotgw runs. */
+const COMMENTED_KEYS: Readonly<Record<string, RegExp>> = { 'buffer.path': /^buffer:\n(?: {2}#.*\n)* {2}# path: \/var\/lib\/iotgw\/buffer\.db$/m };
+
 test('the example config documents every key of the schema', () => {
-  const example = parse(readFileSync(EXAMPLE, 'utf8')) as unknown;
+  const text = readFileSync(EXAMPLE, 'utf8');
+  const example = parse(text) as unknown;
   const keys = schemaKeys(configSchema);
   assert.ok(keys.includes('mqtt.tls.require_client_cert') && keys.includes('buffer.when_full') && keys.length > 40, `walked ${keys.length} keys`);
-  const missing = keys.filter((key) => !hasPath(example, key));
+  const missing = keys.filter((key) => !hasPath(example, key) && !(COMMENTED_KEYS[key]?.test(text) ?? false));
   assert.deepEqual(missing, [], 'add these keys to config/iotgw.example.yaml');
+});
+
+test('installed as it ships, the example puts the buffer in the state directory and refuses anonymous clients', () => {
+  const asService = loadConfig({ path: EXAMPLE, env: { STATE_DIRECTORY: '/var/lib/iotgw', CONFIGURATION_DIRECTORY: '/etc/iotgw' } });
+  assert.equal(asService.buffer.path, '/var/lib/iotgw/buffer.db');
+  assert.equal(asService.mqtt.allow_anonymous, false);
+  assert.equal(loadConfig({ path: EXAMPLE, env: {} }).buffer.path, 'data/buffer.db', 'outside systemd: relative to the working directory');
+});
+
+test('under systemd a relative buffer.path is refused with the key, why, and what to write instead', (t) => {
+  const path = join(tempDir(t), 'iotgw.yaml');
+  writeFileSync(path, 'buffer:\n  path: data/buffer.db\n');
+  const issues = issuesOf(() => loadConfig({ path, env: { STATE_DIRECTORY: '/var/lib/iotgw' } }));
+  assert.equal(issues.length, 1);
+  assert.match(issues[0] ?? '', /^buffer\.path: "data\/buffer\.db" is relative.*\/opt\/iotgw.*Remove the key to use \/var\/lib\/iotgw\/buffer\.db/);
+  assert.equal(loadConfig({ path, env: {} }).buffer.path, 'data/buffer.db', 'outside systemd the same file is fine');
+  writeFileSync(path, 'buffer:\n  path: /srv/iotgw/buffer.db\n');
+  assert.equal(
+    loadConfig({ path, env: { STATE_DIRECTORY: '/var/lib/iotgw' } }).buffer.path,
+    '/srv/iotgw/buffer.db',
+    "an absolute path is the operator's choice",
+  );
 });
 
 test('the keys the issue names exist with their defaults', () => {
   const config = loadConfig({ env: {} });
   assert.equal(config.mqtt.host, '0.0.0.0');
   assert.equal(config.mqtt.port, 1883);
-  assert.equal(config.mqtt.allow_anonymous, true);
+  assert.equal(config.mqtt.allow_anonymous, false, 'closed by default');
   assert.deepEqual(config.kafka.brokers, ['localhost:9092']);
   assert.equal(config.kafka.topic, 'iotgw.records');
   assert.equal(config.buffer.path, 'data/buffer.db');

@@ -39,7 +39,14 @@ test('install into a temp root twice, then uninstall (keeps state and config) an
   assert.ok(!existsSync(join(root, 'opt/iotgw/node_modules/typescript')), 'dev dependencies pruned');
   assert.ok(!existsSync(join(root, 'opt/iotgw.new')), 'no staging directory left behind');
   const config = join(root, 'etc/iotgw/iotgw.yaml');
-  assert.equal(readFileSync(config, 'utf8'), readFileSync(fileURLToPath(new URL('../../config/iotgw.example.yaml', import.meta.url)), 'utf8'));
+  // The example as shipped, with the buffer named where the service keeps it (operator commands run outside the unit).
+  const example = readFileSync(fileURLToPath(new URL('../../config/iotgw.example.yaml', import.meta.url)), 'utf8');
+  assert.equal(readFileSync(config, 'utf8'), example.replace('\n  # path: /var/lib/iotgw/buffer.db\n', '\n  path: /var/lib/iotgw/buffer.db\n'));
+  assert.notEqual(readFileSync(config, 'utf8'), example);
+  assert.ok(!existsSync(`${config}.new`));
+  const pkg = statSync(join(root, 'opt/iotgw/dist/src/main.js'));
+  assert.equal(pkg.uid, 0, 'the installed code belongs to root, whoever owns the checkout');
+  assert.equal(pkg.mode & 0o022, 0, 'and nobody else may write it');
 
   // The installed copy runs on its own (its own node_modules, its own package.json).
   const check = spawnSync(process.execPath, [join(root, 'opt/iotgw/dist/src/cli.js'), 'config', 'check', '--config', config], { encoding: 'utf8' });

@@ -146,6 +146,11 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
     if (username === undefined || username === '') {
       if (!options.allowAnonymous)
         throw authError(NOT_AUTHORIZED, 'anonymous access is off (mqtt.allow_anonymous: false); connect with a username and password');
+      // A listed device's client id is its identity: an anonymous client taking it could publish as the device
+      // and take over its session.
+      if (devices.has(clientId) || clients.has(clientId)) {
+        throw authError(NOT_AUTHORIZED, `client id "${clientId}" belongs to a listed device or account; connect with its username and password`);
+      }
       return { kind: 'anonymous', deviceId: clientId };
     }
     if (tooManyFailures(address)) throw authError(NOT_AUTHORIZED, `too many failed logins from ${address}; wait a minute`);
@@ -320,11 +325,6 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
         { tcp: `${bound.tcp.address}:${bound.tcp.port}`, tls: bound.tls === null ? null : `${bound.tls.address}:${bound.tls.port}` },
         'MQTT broker listening',
       );
-      if (options.allowAnonymous) {
-        log.warn(
-          'anonymous MQTT access is on: any client may publish as devices/{its client id}/; set mqtt.allow_anonymous: false and list mqtt.devices for production',
-        );
-      }
     },
 
     async stop() {

@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import { ConfigError } from '../../errors.ts';
 import { createFormatterCache } from '../../ingress/lorawan-server/javascript-formatter.ts';
 import { hashPassword } from '../../ingress/mqtt-broker/password-hash.ts';
-import { expandVariables } from '../config/load.ts';
+import { expandVariables, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { bufferExport, bufferStats } from './buffer-commands.ts';
@@ -71,11 +71,24 @@ export async function deviceAddCommand(input: DeviceAddInput, io: Io): Promise<v
   }
   addMqttDevice(input.configPath, id, await hashPassword(password, { ln: input.cost, r: 8, p: 1 }));
   io.stdout.write(`added MQTT device ${id} to ${input.configPath}\n`);
-  if (!input.passwordStdin) {
-    io.stdout.write(`password (shown only this once; put it in the device now): ${password}\n`);
-    io.stdout.write(`the device connects with username = client id = ${id} and publishes to devices/${id}/{stream}\n`);
-  }
+  if (!input.passwordStdin) io.stdout.write(`password (shown only this once; put it in the device now): ${password}\n`);
+  io.stdout.write(`the device connects with username = client id = ${id} and publishes to devices/${id}/{stream}\n`);
   io.stdout.write(`${RESTART_HINT}\n`);
+  const { host, port } = mqttListener(input.configPath);
+  io.stdout.write(`then try it (on this machine; from elsewhere use the gateway's address after -h):\n`);
+  const secret = input.passwordStdin ? '"$(cat the-password-file)"' : password;
+  io.stdout.write(`  mosquitto_pub -h ${host} -p ${port} -V mqttv311 -q 1 -i ${id} -u ${id} -P ${secret} -t devices/${id}/telemetry -m '{"hello":"iotgw"}'\n`);
+}
+
+/** Where `mosquitto_pub` on this machine reaches the plain MQTT listener of the config just edited. */
+function mqttListener(configPath: string): { host: string; port: number } {
+  try {
+    const { mqtt } = loadConfig({ path: configPath });
+    const wildcard = mqtt.host === '0.0.0.0' || mqtt.host === '::';
+    return { host: wildcard ? '127.0.0.1' : mqtt.host, port: mqtt.port };
+  } catch {
+    return { host: '127.0.0.1', port: 1883 }; // the config has other problems; config check names them
+  }
 }
 
 function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): void {

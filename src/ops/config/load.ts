@@ -2,6 +2,7 @@
 // *_file secrets -> schema validation -> a frozen Config. Every problem is reported with its key,
 // as a ConfigError (the CLI prints it and exits 78), never as a stack trace.
 import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, errorMessage } from '../../errors.ts';
@@ -21,6 +22,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const source = options.path ?? 'built-in defaults';
   const raw = options.path === undefined ? {} : readYamlFile(options.path);
   const overlaid = overlayEnvironment(raw, env);
+  defaultToStateDirectory(overlaid, env);
   const issues: string[] = [];
   resolveSecretFiles(overlaid, env, issues);
   const devicesFile = mergeLorawanDevicesFile(overlaid, env, issues);
@@ -32,7 +34,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       source,
       parsed.error.issues.map((issue) => describeIssue(issue, devicesFile)),
     );
-  const crossFieldIssues = checkCrossField(parsed.data);
+  const crossFieldIssues = [...checkCrossField(parsed.data), ...checkServicePaths(parsed.data, env)];
   if (crossFieldIssues.length > 0) throw new ConfigError(source, crossFieldIssues);
   resolveTtnPasswordFiles(parsed.data, env, issues);
   if (issues.length > 0) throw new ConfigError(source, issues);
@@ -76,6 +78,35 @@ function overlayEnvironment(raw: Record<string, unknown>, env: NodeJS.ProcessEnv
     node[path.at(-1) as string] = value;
   }
   return result;
+}
+
+/** The service's state directory (systemd StateDirectory=; the first one when several are listed), or null outside systemd. */
+export function stateDirectory(env: NodeJS.ProcessEnv): string | null {
+  const first = env.STATE_DIRECTORY?.split(':')[0];
+  return first === undefined || first === '' ? null : first;
+}
+
+/** Under systemd the buffer lives in the state directory unless the file says otherwise. */
+function defaultToStateDirectory(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const directory = stateDirectory(env);
+  if (directory === null) return;
+  const buffer = raw.buffer;
+  if (buffer !== undefined && (typeof buffer !== 'object' || buffer === null || Array.isArray(buffer))) return; // the schema reports it
+  const section = (buffer ?? {}) as Record<string, unknown>;
+  if (section.path !== undefined) return;
+  raw.buffer = { ...section, path: `${directory}/buffer.db` };
+}
+
+/**
+ * Under the systemd unit (STATE_DIRECTORY set) a relative buffer.path resolves under WorkingDirectory
+ * (/opt/iotgw), which ProtectSystem=strict makes read-only: the service could never open its buffer.
+ */
+function checkServicePaths(config: Config, env: NodeJS.ProcessEnv): string[] {
+  const directory = stateDirectory(env);
+  if (directory === null || isAbsolute(config.buffer.path)) return [];
+  return [
+    `buffer.path: "${config.buffer.path}" is relative, so the service would put it under its working directory (/opt/iotgw), which it may not write (ProtectSystem=strict). Remove the key to use ${directory}/buffer.db, or give an absolute path under ${directory}`,
+  ];
 }
 
 /** `password_file: ${CREDENTIALS_DIRECTORY}/kafka` fills `password` from the file (systemd LoadCredential=). */

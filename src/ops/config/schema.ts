@@ -67,8 +67,10 @@ const mqtt = z
     host: z.string().min(1).default('0.0.0.0').describe('address the plain MQTT listener binds to'),
     port: port.default(1883).describe('plain MQTT (TCP) port; 0 picks a free port'),
     allow_anonymous: flag
-      .default(true)
-      .describe('accept clients without credentials; they may publish only under devices/{client id}/. Turn off in production'),
+      .default(false)
+      .describe(
+        'accept clients without credentials; they may publish only under devices/{client id}/, and never with the client id of a listed device. For trying iotgw out; `npm start` turns it on',
+      ),
     max_payload_bytes: count()
       .max(16 * 1024 * 1024)
       .default(65536)
@@ -128,10 +130,11 @@ const kafka = z
 
 const buffer = z
   .strictObject({
+    // Under systemd the loader sets the default to $STATE_DIRECTORY/buffer.db before validation (load.ts).
     path: z
       .string()
       .min(1)
-      .default(() => (process.env.STATE_DIRECTORY ? `${process.env.STATE_DIRECTORY.split(':')[0]}/buffer.db` : 'data/buffer.db'))
+      .default('data/buffer.db')
       .describe('SQLite file of the durable buffer (default: $STATE_DIRECTORY/buffer.db under systemd, else data/buffer.db)'),
     max_records: count().default(5_000_000).describe('most records held while Kafka is unreachable'),
     max_bytes: count(1024)
