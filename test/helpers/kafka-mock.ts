@@ -347,17 +347,78 @@ export async function readTopic(brokers: readonly string[], topic: string, optio
   return messages.slice();
 }
 
-/** How many messages a topic holds: the sum of its partitions' high watermarks (the mock deletes nothing below ~5 MiB per partition). */
-export async function topicMessageCount(brokers: readonly string[], topic: string): Promise<number> {
+/**
+ * How many messages were ever produced to a topic (the sum of its partitions' high watermarks), and how many
+ * the mock has already deleted (the sum of the low watermarks: it keeps ~5 MiB per partition).
+ */
+export async function topicOffsets(brokers: readonly string[], topic: string): Promise<{ produced: number; deleted: number }> {
   const kafka = new Kafka({ clientId: 'kafka-mock-admin', brokers: [...brokers], logLevel: logLevel.NOTHING, connectionTimeout: 1_000 });
   const admin = kafka.admin();
   await admin.connect();
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
-    return offsets.reduce((sum, partition) => sum + Number(partition.high) - Number(partition.low), 0);
+    return {
+      produced: offsets.reduce((sum, partition) => sum + Number(partition.high), 0),
+      deleted: offsets.reduce((sum, partition) => sum + Number(partition.low), 0),
+    };
   } finally {
     await admin.disconnect();
   }
+}
+
+/** A consumer that reads a topic from the beginning for as long as a test runs, riding out broker outages. */
+export interface TopicTail {
+  /** Messages read so far. */
+  count(): number;
+  /** Stops reading; resolves with every message read, in arrival order. */
+  stop(): Promise<ConsumedMessage[]>;
+}
+
+/**
+ * Starts reading `topic` in a fresh group and keeps reading through outages (kafkajs restarts the consumer
+ * after a crash), so a long test can hold more than the mock's ~5 MiB per partition: what is read before the
+ * mock deletes it is kept here.
+ */
+export function tailTopic(brokers: readonly string[], topic: string): TopicTail {
+  const messages: ConsumedMessage[] = [];
+  const kafka = new Kafka({
+    clientId: 'kafka-mock-tail',
+    brokers: [...brokers],
+    logLevel: process.env.TAIL_DEBUG ? logLevel.INFO : logLevel.NOTHING,
+    connectionTimeout: 1_000,
+    requestTimeout: 5_000,
+    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000, restartOnFailure: () => Promise.resolve(true) },
+  });
+  const consumer = kafka.consumer({
+    groupId: `kafka-mock-tail-${randomUUID()}`,
+    maxWaitTimeInMs: 50,
+    // Each restart joins as a new member; the old one holds up the next rebalance until its session times
+    // out, so keep that short (6 s is the broker's usual minimum).
+    sessionTimeout: 6_000,
+    rebalanceTimeout: 6_000,
+    heartbeatInterval: 1_000,
+    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000, restartOnFailure: () => Promise.resolve(true) },
+  });
+  let stopped = false;
+  const started = startReading(
+    consumer,
+    topic,
+    true,
+    () => stopped,
+    (message) => {
+      if (!stopped) messages.push(message);
+    },
+  );
+  return {
+    count: () => messages.length,
+    async stop() {
+      stopped = true;
+      await consumer.disconnect().catch(() => undefined);
+      await started.catch(() => undefined);
+      await consumer.disconnect().catch(() => undefined);
+      return messages.slice();
+    },
+  };
 }
 
 /** readTopic until `count` messages have arrived (or the timeout passed). */

@@ -12,7 +12,7 @@ import { createRandom } from '../../firmware-sim/fleet.ts';
 import { runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
 import { checkDelivery } from '../helpers/delivery-check.ts';
 import { type GatewayProcess, freePort, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { readTopic, startKafkaMock, topicMessageCount } from '../helpers/kafka-mock.ts';
+import { startKafkaMock, tailTopic, topicOffsets } from '../helpers/kafka-mock.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { mountPowerCutFs, type PowerCutFs } from './power-cut-fs.ts';
 
@@ -49,7 +49,7 @@ export interface PowerCutReport {
 export async function runPowerCutScenario(workDir: string, options: PowerCutScenarioOptions): Promise<PowerCutReport> {
   const progress = options.onProgress ?? (() => undefined);
   const random = createRandom(options.seed);
-  const kafka = await startKafkaMock({ brokers: 1, topics: [{ name: TOPIC, partitions: 4 }] });
+  const kafka = await startKafkaMock({ brokers: 1, topics: [{ name: TOPIC, partitions: 64 }] });
   const mountPoint = join(workDir, 'mnt');
   mkdirSync(mountPoint);
   const imagePath = join(workDir, 'disk.img');
@@ -64,6 +64,8 @@ export async function runPowerCutScenario(workDir: string, options: PowerCutScen
   });
   const mount = () => mountPowerCutFs({ imagePath, mountPoint, ignoreFsync: options.ignoreFsync ?? false });
 
+  // Read as the run goes: the mock keeps only ~5 MiB per partition, less than a long soak produces.
+  const tail = tailTopic(kafka.brokers, TOPIC);
   let disk: PowerCutFs | null = null;
   let gateway: GatewayProcess | null = null;
   const stopFleet = new AbortController();
@@ -105,9 +107,19 @@ export async function runPowerCutScenario(workDir: string, options: PowerCutScen
     fleet = null;
     const running = gateway;
     await waitFor(async () => (await running.readiness()).buffer.depthRecords === 0, 'the buffer to drain into Kafka', 120_000, 100);
-    // Everything is in Kafka once the buffer is empty: read all of it (a lost reading would never turn up).
-    const inTopic = await topicMessageCount(kafka.brokers, TOPIC);
-    const messages = await readTopic(kafka.brokers, TOPIC, { until: (read) => read.length >= inTopic, timeoutMs: 60_000 });
+    // Everything is in Kafka once the buffer is empty: wait until the tail has read all of it (a lost reading
+    // would never turn up), then make sure the harness itself dropped nothing.
+    const { produced } = await topicOffsets(kafka.brokers, TOPIC);
+    try {
+      await waitFor(() => tail.count() >= produced, `the reader to catch up with the ${produced} messages in Kafka`, 120_000, 100);
+    } catch (error) {
+      const { deleted } = await topicOffsets(kafka.brokers, TOPIC);
+      if (deleted === 0) throw error;
+      throw new Error(
+        `the reader has ${tail.count()} of ${produced} messages, and the mock cluster deleted ${deleted} (it keeps ~5 MiB per partition) before the reader got them: lower --rate`,
+      );
+    }
+    const messages = await tail.stop();
     const check = checkDelivery(report, messages);
     return {
       cuts: options.cuts,
@@ -123,6 +135,7 @@ export async function runPowerCutScenario(workDir: string, options: PowerCutScen
     await fleet?.catch(() => undefined);
     await gateway?.kill('SIGKILL');
     await disk?.unmount().catch(() => undefined);
+    await tail.stop();
     await kafka.stop();
   }
 }

@@ -16,8 +16,9 @@ libfuse3-dev and librdkafka-dev.
 
 Options:
   --cuts N        power cuts (default 200)
-  --devices N     simulated MQTT devices (default 50)
-  --rate N        readings per second offered by the fleet (default 800)
+  --devices N     simulated MQTT devices (default 100)
+  --rate N        readings per second offered by the fleet (default 400; the mock Kafka cluster keeps
+                  only ~5 MiB per partition, so much more over 200 cuts outruns what it can hold)
   --min-load-ms N, --max-load-ms N
                   load between a restart and the next cut, uniform (default 300..2000)
   --seed N        random seed for the fleet and the cut moments (default: the time)
@@ -51,8 +52,8 @@ async function main(): Promise<void> {
   };
   const options = {
     cuts: number('cuts', values.cuts, 200),
-    devices: number('devices', values.devices, 50),
-    ratePerSecond: number('rate', values.rate, 800),
+    devices: number('devices', values.devices, 100),
+    ratePerSecond: number('rate', values.rate, 400),
     minLoadMs: number('min-load-ms', values['min-load-ms'], 300),
     maxLoadMs: number('max-load-ms', values['max-load-ms'], 2000),
     seed: number('seed', values.seed, Date.now() % 2 ** 31),
