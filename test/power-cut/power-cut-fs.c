@@ -14,10 +14,12 @@
  * That is the POSIX minimum; a real disk often keeps more (ext4 commits its journal every few seconds), so
  * software that survives this survives a real cut.
  *
- * Control. SIGUSR1 is the power cut: from then on every operation fails with EIO, as the disk is gone.
- * The test then kills the processes using the mount and unmounts it (umount MOUNTPOINT). At unmount the
- * daemon writes IMAGE and exits 0: after a cut, the durable state only; after an unmount without a cut
- * (a clean shutdown), everything, as a clean shutdown syncs the disk. The next daemon starts from IMAGE
+ * Control. SIGUSR1 is the power cut: from then on every operation fails with EIO, as the disk is gone, and
+ * the durable state is written to IMAGE at once. SIGUSR2 is a clean shutdown's sync: everything is written
+ * to IMAGE. Either way the daemon says "image written" on stderr when IMAGE is complete; then the test kills
+ * the processes using the mount, unmounts it and may kill the daemon (a mount namespace created meanwhile,
+ * by systemd-nspawn for example, can hold a copy of the mount and keep the daemon from ever seeing the
+ * unmount). An unmount without either signal writes everything too. The next daemon starts from IMAGE
  * (absent: an empty file system). So "cut, kill, unmount, mount again" is a power cut and a reboot.
  *
  * --ignore-fsync: fsync and fdatasync of files succeed without making anything durable (directory fsyncs
@@ -26,7 +28,8 @@
  *
  * Not modelled: hard links, symlinks, extended attributes, partial (torn) writes of unsynced data. POSIX
  * locks are handled by the kernel (no lock operation here), as FUSE does when a file system has none.
- * Single-threaded (-s), so no operation runs concurrently with another or with the dump.
+ * FUSE runs single-threaded (-s); a second thread waits for the signals and takes the state lock, which
+ * every operation holds, to write the image.
  */
 #define FUSE_USE_VERSION 31
 #define _GNU_SOURCE
@@ -34,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,7 +88,21 @@ struct node {
 static struct node *root;
 static const char *image_path;
 static int ignore_fsync;
-static volatile sig_atomic_t power_cut;
+/* Set under state_lock by the signal thread; read under it by every operation. */
+static int power_cut;
+static int image_written;
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void release_state(int *unused) {
+    (void)unused;
+    pthread_mutex_unlock(&state_lock);
+}
+
+/* Every operation holds the state lock until it returns (the cleanup attribute unlocks on any return). */
+#define HOLD_STATE()                  \
+    pthread_mutex_lock(&state_lock); \
+    int state_guard __attribute__((cleanup(release_state))) = 0; \
+    (void)state_guard
 
 /* --- helpers ------------------------------------------------------------------------------------------- */
 
@@ -216,9 +234,8 @@ static struct node *node_of(const char *path, struct fuse_file_info *fi) {
 }
 
 #define REFUSE_AFTER_CUT() \
-    do {                   \
-        if (power_cut) return -EIO; \
-    } while (0)
+    HOLD_STATE();          \
+    if (power_cut) return -EIO
 
 /* --- operations ---------------------------------------------------------------------------------------- */
 
@@ -272,6 +289,7 @@ static int pc_opendir(const char *path, struct fuse_file_info *fi) {
 
 static int pc_releasedir(const char *path, struct fuse_file_info *fi) {
     (void)path;
+    HOLD_STATE();
     struct node *node = node_of(NULL, fi);
     if (node != NULL && node->open_count > 0) node->open_count--;
     return 0;
@@ -343,6 +361,7 @@ static int pc_open(const char *path, struct fuse_file_info *fi) {
 
 static int pc_release(const char *path, struct fuse_file_info *fi) {
     (void)path;
+    HOLD_STATE();
     struct node *node = node_of(NULL, fi);
     if (node != NULL && node->open_count > 0) node->open_count--;
     return 0;
@@ -592,9 +611,8 @@ static struct node *load_node(FILE *file, unsigned depth) {
     return node;
 }
 
-static void pc_destroy(void *private_data) {
-    (void)private_data;
-    /* After a cut: what the disk kept. After a clean unmount: everything (a clean shutdown syncs). */
+/* After a cut: what the disk kept. Otherwise: everything (a clean shutdown syncs). Call with state_lock held. */
+static void write_image(void) {
     char temp[4096];
     snprintf(temp, sizeof temp, "%s.tmp", image_path);
     FILE *file = fopen(temp, "wb");
@@ -602,12 +620,34 @@ static void pc_destroy(void *private_data) {
         perror("power-cut-fs: cannot write the image");
         exit(1);
     }
+    image_written = 1;
     fprintf(stderr, "power-cut-fs: image written (%s state)\n", power_cut ? "durable" : "full");
+    fflush(stderr);
 }
 
-static void on_power_cut(int signal_number) {
-    (void)signal_number;
-    power_cut = 1;
+static void pc_destroy(void *private_data) {
+    (void)private_data;
+    pthread_mutex_lock(&state_lock);
+    if (!image_written) write_image();
+    pthread_mutex_unlock(&state_lock);
+}
+
+/* SIGUSR1: the power fails. SIGUSR2: a clean shutdown's sync. Both are blocked in every other thread. */
+static void *signal_thread(void *unused) {
+    (void)unused;
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGUSR2);
+    for (;;) {
+        int received;
+        if (sigwait(&signals, &received) != 0) continue;
+        pthread_mutex_lock(&state_lock);
+        if (received == SIGUSR1) power_cut = 1;
+        write_image();
+        pthread_mutex_unlock(&state_lock);
+    }
+    return NULL;
 }
 
 static const struct fuse_operations operations = {
@@ -675,11 +715,17 @@ int main(int argc, char *argv[]) {
     }
     root->nlink = 1;
 
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = on_power_cut;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGUSR1, &action, NULL);
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by libfuse's threads: only signal_thread takes them */
+    pthread_t waiter;
+    if (pthread_create(&waiter, NULL, signal_thread, NULL) != 0) {
+        fprintf(stderr, "power-cut-fs: cannot start the signal thread\n");
+        return 1;
+    }
+    pthread_detach(waiter);
 
     /* -f: stay in the foreground (the test owns the process); -s: one thread. */
     char *fuse_argv[] = {argv[0], "-f", "-s", "-o", "fsname=power-cut-fs,subtype=power-cut-fs", (char *)mountpoint, NULL};

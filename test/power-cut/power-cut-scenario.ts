@@ -90,7 +90,7 @@ export async function runPowerCutScenario(workDir: string, options: PowerCutScen
       if (cut % 2 === 1) await kafka.down('all');
       else await kafka.up('all');
       await sleep(options.minLoadMs + random() * (options.maxLoadMs - options.minLoadMs));
-      disk.cut();
+      await disk.cut();
       await gateway.kill('SIGKILL');
       gateway = null;
       await disk.unmount();

@@ -53,7 +53,7 @@ test('power-cut-fs keeps what was fsynced and drops the rest: data, new names, r
     mkdirSync(at('unsynced-dir/child')); // ...but not this one's
     assert.equal(readFileSync(at('kept/synced'), 'utf8'), 'first + not synced', 'before the cut, processes see every write');
 
-    disk.cut();
+    await disk.cut();
     assert.throws(() => readFileSync(at('kept/synced')), /EIO/, 'after the cut the disk is gone');
     await disk.unmount();
     disk = await mountPowerCutFs({ imagePath, mountPoint });
