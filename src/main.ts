@@ -23,7 +23,7 @@ import { createBufferWatermark } from './ops/buffer-watermark.ts';
 import { type ClockTrust, createClockTrust } from './ops/clock.ts';
 import { createOpsServer, type OpsServer, type ReadinessReport } from './ops/health.ts';
 import { type Component, startAll, stopAll } from './ops/lifecycle.ts';
-import type { Logger } from './ops/log.ts';
+import { createLogBudget, type Logger } from './ops/log.ts';
 import { createMetrics, type Metrics } from './ops/metrics.ts';
 import { createStatus, type KafkaLinkState, packageVersion } from './ops/status.ts';
 import { createRouter } from './record/routes.ts';
@@ -61,6 +61,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     config.kafka.routes.map((route) => ({ stream: route.stream, topic: route.topic, eventTimeField: route.event_time_field })),
   );
   const bufferLog = log.child({ component: 'buffer' });
+  // One budget for every log line outside input can cause, whichever way it came in.
+  const logBudget = createLogBudget(
+    { linesPerMinute: config.log.max_input_warnings_per_minute, burst: Math.max(10, config.log.max_input_warnings_per_minute / 2) },
+    { log: log.child({ component: 'log' }), onSuppressed: () => metrics.logLinesSuppressed.inc() },
+  );
   // Payload codecs by configuration choice, for every ingress that decodes (LoRaWAN devices, TTN, serial raw frames).
   // A javascript formatter is compiled here, once per file; a broken one throws a ConfigError naming the file.
   const formatterCache = createFormatterCache(
@@ -209,6 +214,15 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       allowAnonymous: mqtt.allow_anonymous,
       maxPayloadBytes: mqtt.max_payload_bytes,
       maxConnections: mqtt.max_connections,
+      maxConnectionsPerAddress: mqtt.max_connections_per_address,
+      maxHeldBytes: mqtt.max_held_bytes,
+      persistence: {
+        maxRetainedMessages: mqtt.max_retained_messages,
+        maxRetainedBytes: mqtt.max_retained_bytes,
+        maxSessions: mqtt.max_sessions,
+        maxQueuedPerClient: mqtt.max_queued_messages_per_client,
+        maxQueuedBytes: mqtt.max_queued_bytes,
+      },
       connectTimeoutMs: mqtt.connect_timeout_ms,
       keepaliveLimitS: mqtt.keepalive_limit_s,
       devices: mqtt.devices.map((device) => ({ id: device.id, passwordHash: device.password_hash })),
@@ -226,10 +240,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
               certFile: expandVariables(mqtt.tls.cert_file),
               keyFile: expandVariables(mqtt.tls.key_file),
               caFile: expandVariables(mqtt.tls.ca_file),
+              crlFile: expandVariables(mqtt.tls.crl_file),
               requireClientCert: mqtt.tls.require_client_cert,
             },
     },
-    { accept, router, log, metrics, onReject: status.noteRejection },
+    { accept, router, log, metrics, onReject: status.noteRejection, logBudget },
   );
 
   const watermark = createBufferWatermark({ maxRecords: config.buffer.max_records, maxBytes: config.buffer.max_bytes }, log.child({ component: 'buffer' }));
@@ -243,6 +258,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         log,
         metrics,
         onReject: status.noteRejection,
+        logBudget,
       })
     : null;
   const lorawanIngress: SemtechUdpIngress | null =
@@ -253,8 +269,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
             host: config.lorawan.udp.host,
             port: config.lorawan.udp.port,
             gatewayStatusStream: config.lorawan.gateway_status_stream === '' ? null : config.lorawan.gateway_status_stream,
+            allowedGateways: config.lorawan.gateways.length === 0 ? null : new Map(config.lorawan.gateways.map((gateway) => [gateway.eui, gateway.addresses])),
+            maxGateways: config.lorawan.max_gateways,
+            maxDatagramsPerSecondPerSource: config.lorawan.udp.max_datagrams_per_second,
           },
-          { network: lorawanNetwork, accept, log, metrics, onReject: status.noteRejection },
+          { network: lorawanNetwork, accept, log, metrics, onReject: status.noteRejection, logBudget },
         );
 
   function refreshMetrics(): void {
@@ -296,14 +315,14 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   );
 
   const ttnIngresses: readonly TtnIngress[] = config.ttn.enabled
-    ? createTtnIngresses(config, { accept, buffer: lazyBuffer, codecFor, log, metrics, onReject: status.noteRejection })
+    ? createTtnIngresses(config, { accept, buffer: lazyBuffer, codecFor, log, metrics, onReject: status.noteRejection, logBudget })
     : [];
 
   // Not part of readiness: a serial radio is one more way in, and an unplugged adapter should not make a load
   // balancer or systemd give up on MQTT and LoRaWAN traffic that still flows. Its own health (down, with what
   // to check) is in /readyz's components and iotgw_serial_port_open.
   const serialIngress: SerialRadioIngress | null = config.serial.enabled
-    ? createSerialRadioIngressFromConfig(config, { accept, lorawanNetwork, codecFor, log, metrics, onReject: status.noteRejection })
+    ? createSerialRadioIngressFromConfig(config, { accept, lorawanNetwork, codecFor, log, metrics, onReject: status.noteRejection, logBudget })
     : null;
 
   // The ways in, as the status page lists them (lorawan.network is not one: it decodes what UDP and serial hear).

@@ -3,6 +3,7 @@
 import { BufferFullError } from '../errors.ts';
 import { type NewRecord, type StoredRecord, recordBytes } from '../record/record.ts';
 import type { AppendOutcome, RecordStore, RecordStoreLimits } from './record-store.ts';
+import { createOrderGuard } from './order-guard.ts';
 
 interface Slot {
   record: StoredRecord;
@@ -40,16 +41,22 @@ export function createMemoryStore(limits: RecordStoreLimits, deps: { readonly no
         else scope.set(write.key, write.value);
       }
       const outcomes: AppendOutcome[] = [];
+      const order = createOrderGuard();
       for (const group of groups) {
         const sizes = group.map(recordBytes);
         const groupBytes = sizes.reduce((sum, size) => sum + size, 0);
+        const behindRefused = order.refusedBefore(group);
+        if (behindRefused !== null) {
+          outcomes.push({ ok: false, error: behindRefused });
+          continue;
+        }
         if (group.length > limits.maxRecords || groupBytes > limits.maxBytes) {
-          outcomes.push({ ok: false, error: new BufferFullError(`${group.length} records exceed the buffer's bounds`) });
+          outcomes.push({ ok: false, error: order.refused(group, new BufferFullError(`${group.length} records exceed the buffer's bounds`)) });
           continue;
         }
         if (!fits(group.length, groupBytes)) {
           if (limits.whenFull === 'reject') {
-            outcomes.push({ ok: false, error: new BufferFullError('buffer full') });
+            outcomes.push({ ok: false, error: order.refused(group, new BufferFullError('buffer full')) });
             continue;
           }
           for (const seq of queue.keys()) {

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
 import { migrate } from './migrations.ts';
+import { createOrderGuard } from './order-guard.ts';
 import type { AppendOutcome, BufferStats, RecordStore, RecordStoreLimits, StateWrite } from './record-store.ts';
 
 export interface SqliteStoreOptions extends RecordStoreLimits {
@@ -85,17 +86,26 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       else upsertState.run(write.scope, write.key, write.value);
     }
     const outcomes: AppendOutcome[] = [];
+    const order = createOrderGuard();
     let droppedNow = 0;
     for (const group of groups) {
       let groupBytes = 0;
       for (const record of group) groupBytes += recordBytes(record);
+      const behindRefused = order.refusedBefore(group);
+      if (behindRefused !== null) {
+        outcomes.push({ ok: false, error: behindRefused });
+        continue;
+      }
       if (group.length > options.maxRecords || groupBytes > options.maxBytes) {
-        outcomes.push({ ok: false, error: new BufferFullError(`${group.length} records (${groupBytes} bytes) exceed the buffer's bounds`) });
+        outcomes.push({
+          ok: false,
+          error: order.refused(group, new BufferFullError(`${group.length} records (${groupBytes} bytes) exceed the buffer's bounds`)),
+        });
         continue;
       }
       if (!fits(group.length, groupBytes)) {
         if (options.whenFull === 'reject') {
-          outcomes.push({ ok: false, error: fullError() });
+          outcomes.push({ ok: false, error: order.refused(group, fullError()) });
           continue;
         }
         droppedNow += dropOldestUntilFits(group.length, groupBytes);

@@ -1,7 +1,7 @@
 // Input an ingress refuses, the one way: counted in iotgw_ingress_rejected_total by source and reason,
 // told to onReject (the status page's recent rejections), and logged as a warning at most once per key
 // per interval, so a device that sends garbage 100 times a second makes one log line, not a flood.
-import { createOnceLogger, type Logger } from '../ops/log.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 
 export interface RejectionsOptions {
@@ -18,6 +18,8 @@ export interface RejectionsDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly onReject?: (source: string, reason: string, detail: string) => void;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
 }
 
 export interface RejectionContext {
@@ -35,7 +37,7 @@ export interface Rejections {
 }
 
 export function createRejections(options: RejectionsOptions, deps: RejectionsDeps): Rejections {
-  const logOnce = createOnceLogger(options.intervalMs);
+  const logOnce = createOnceLogger(options.intervalMs, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
   const every = `logged once per ${options.per ?? 'reason'} every ${options.intervalMs / 1000} s; see iotgw_ingress_rejected_total`;
   return {
     reject(reason, detail, context = {}) {

@@ -8,6 +8,12 @@ export interface Metrics {
   readonly ingressRejected: Counter<'source' | 'reason'>;
   readonly mqttConnectedClients: Gauge;
   readonly mqttConnectionsRefused: Counter<'reason'>;
+  /** scrypt checks of MQTT passwords, by result (a reconnect with a password that verified before needs none). */
+  readonly mqttPasswordChecks: Counter<'result'>;
+  /** Times a broker bound kept something from being stored: retained-limit, session-limit, queue-limit. */
+  readonly mqttBrokerLimits: Counter<'limit'>;
+  /** Log lines about refused input left out by log.max_input_warnings_per_minute. */
+  readonly logLinesSuppressed: Counter;
   readonly bufferDepthRecords: Gauge;
   readonly bufferDepthBytes: Gauge;
   readonly bufferOldestAgeSeconds: Gauge;
@@ -63,6 +69,23 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       registers,
     }),
     mqttConnectedClients: new Gauge({ name: 'iotgw_mqtt_connected_clients', help: 'MQTT clients connected now', registers }),
+    mqttPasswordChecks: new Counter({
+      name: 'iotgw_mqtt_password_checks_total',
+      help: 'scrypt checks of MQTT passwords, by result (ok | failed)',
+      labelNames: ['result'],
+      registers,
+    }),
+    mqttBrokerLimits: new Counter({
+      name: 'iotgw_mqtt_broker_limits_total',
+      help: 'Retained messages, persistent sessions or queued messages not kept because a broker bound was reached, by limit',
+      labelNames: ['limit'],
+      registers,
+    }),
+    logLinesSuppressed: new Counter({
+      name: 'iotgw_log_lines_suppressed_total',
+      help: 'Log lines about refused input left out to stay within log.max_input_warnings_per_minute',
+      registers,
+    }),
     mqttConnectionsRefused: new Counter({
       name: 'iotgw_mqtt_connections_refused_total',
       help: 'MQTT connections refused, by reason',

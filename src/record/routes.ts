@@ -26,14 +26,16 @@ export function plausibleEventTime(timeMs: number, receivedAtMs: number): number
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
 export function createRouter(defaultTopic: string, routes: readonly Route[]): Router {
-  const cache = new Map<string, Route | null>();
+  // Keyed by the configured streams only: a map keyed by the streams records arrive with would grow with input.
+  const byStream = new Map<string, Route>();
+  for (const route of routes) if (route.stream !== '*' && !byStream.has(route.stream)) byStream.set(route.stream, route);
+  const wildcardIndex = routes.findIndex((route) => route.stream === '*');
   function routeFor(stream: string): Route | null {
-    let route = cache.get(stream);
-    if (route === undefined) {
-      route = routes.find((candidate) => candidate.stream === stream || candidate.stream === '*') ?? null;
-      if (cache.size < 10_000) cache.set(stream, route);
-    }
-    return route;
+    const exact = byStream.get(stream);
+    const wildcard = wildcardIndex === -1 ? null : (routes[wildcardIndex] as Route);
+    // The first matching route wins: an exact route listed after '*' loses to it.
+    if (exact !== undefined && (wildcardIndex === -1 || routes.indexOf(exact) < wildcardIndex)) return exact;
+    return wildcard;
   }
 
   return {

@@ -119,7 +119,7 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
 
   test(`${name}: groups in one append are decided one by one`, async (t) => {
     const buffer = await open(t, { maxRecords: 3, maxBytes: 1_000_000, whenFull: 'reject' });
-    const outcomes = await buffer.append([[record('d', 1), record('d', 2)], [record('d', 3), record('d', 4)], [record('d', 5)]]);
+    const outcomes = await buffer.append([[record('d', 1), record('d', 2)], [record('e', 3), record('e', 4)], [record('f', 5)]]);
     assert.deepEqual(
       outcomes.map((o) => o.ok),
       [true, false, true],
@@ -127,6 +127,22 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     assert.deepEqual(
       (await buffer.lease(10, 1_000_000)).map((r) => r.meta.n),
       ['1', '2', '5'],
+    );
+  });
+
+  test(`${name}: once a device's group is refused, its later groups in the same append are refused too (order per device)`, async (t) => {
+    // The byte bound refuses a 2,000-byte record; a later 500-byte one of the same device would fit.
+    const buffer = await open(t, { maxRecords: 1000, maxBytes: 1_000, whenFull: 'reject' });
+    const outcomes = await buffer.append([[record('d', 1, 'x'.repeat(2000))], [record('e', 2, 'e')], [record('d', 3, 'y'.repeat(500))]]);
+    assert.deepEqual(
+      outcomes.map((o) => o.ok),
+      [false, true, false],
+    );
+    assert.match(outcomes[2]?.ok === false ? outcomes[2].error.message : '', /an earlier record of device d in this commit was refused/);
+    assert.deepEqual(
+      (await buffer.lease(10, 1_000_000)).map((r) => r.key),
+      ['e'],
+      'nothing of d: after d resends both, they arrive in order',
     );
   });
 

@@ -67,7 +67,10 @@ async function startGatewayIngress(t: TestContext, devices: readonly LorawanDevi
     },
     { accept, loadState: async () => new Map(state), log, metrics },
   );
-  const ingress = createSemtechUdpIngress({ host: '127.0.0.1', port: 0, gatewayStatusStream: null }, { network, accept, log, metrics });
+  const ingress = createSemtechUdpIngress(
+    { host: '127.0.0.1', port: 0, gatewayStatusStream: null, allowedGateways: null, maxGateways: 100, maxDatagramsPerSecondPerSource: 100_000 },
+    { network, accept, log, metrics },
+  );
   await network.start();
   await ingress.start();
   let stopped = false;

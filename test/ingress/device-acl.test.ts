@@ -34,8 +34,24 @@ test('subscriptions cannot widen their grant', () => {
   assert.equal(canSubscribe(device, 'devices/+/cmd'), false);
   assert.equal(canSubscribe(dashboard, 'devices/+/telemetry'), true);
   assert.equal(canSubscribe(dashboard, '#'), false);
-  assert.equal(canSubscribe({ kind: 'anonymous', deviceId: 'x' }, '#'), true);
+  // An anonymous client is a device named by its client id: its own prefix only (no '#' to copy every device's data).
+  assert.equal(canSubscribe({ kind: 'anonymous', deviceId: 'x' }, 'devices/x/#'), true);
+  assert.equal(canSubscribe({ kind: 'anonymous', deviceId: 'x' }, '#'), false);
   assert.equal(canSubscribe({ kind: 'anonymous', deviceId: 'x' }, '$SYS/#'), false);
+  assert.equal(
+    canSubscribe({ kind: 'client', username: 'dash', publish: [], subscribe: ['#'] }, `devices/${'x'.repeat(300)}`),
+    false,
+    'a filter over 256 bytes',
+  );
+});
+
+test('topics and streams are bounded: 256 bytes a topic, 64 characters a stream', () => {
+  assert.equal(decidePublish(device, `devices/em-1/${'s'.repeat(64)}`).allowed, true);
+  const longStream = decidePublish(device, `devices/em-1/${'s'.repeat(65)}`);
+  assert.equal(!longStream.allowed && longStream.reason, 'bad-topic');
+  const longTopic = decidePublish(dashboard, `cmd/${'x'.repeat(60_000)}`);
+  assert.equal(!longTopic.allowed && longTopic.reason, 'bad-topic');
+  assert.match(!longTopic.allowed ? longTopic.detail : '', /60004 bytes is longer than the 256/);
 });
 
 test('topicMatches and filterCovers follow MQTT wildcard rules', () => {

@@ -187,7 +187,7 @@ test('subscribers (a dashboard account) receive device publishes as from any MQT
     clients: [{ username: 'dashboard', passwordHash: hash, subscribe: ['devices/#'], publish: [] }],
   });
   const url = `mqtt://127.0.0.1:${ingress.port}`;
-  const dashboard = await connectClient(t, url, { clientId: 'dash', username: 'dashboard', password: 'dash-secret' });
+  const dashboard = await connectClient(t, url, { clientId: 'dashboard-1', username: 'dashboard', password: 'dash-secret' });
   const received: string[] = [];
   dashboard.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
   await dashboard.subscribeAsync('devices/+/telemetry', { qos: 1 });
@@ -213,7 +213,7 @@ test('TLS listener with client certificates: the certificate CN is the device id
   makeCertificates(dir, ['em-9', 'em-10']);
   const ingress = await startTestIngress(t, {
     allowAnonymous: false,
-    tls: { port: 0, certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.pem'), requireClientCert: true },
+    tls: { port: 0, certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.pem'), crlFile: '', requireClientCert: true },
   });
   assert.ok(ingress.tlsPort !== null);
   const url = `mqtts://localhost:${ingress.tlsPort}`;

@@ -7,7 +7,7 @@
 // before its feeders and stops after them; a feeder that must still send downlinks at shutdown drains it
 // first (see drain()).
 import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import { createOnceLogger, type Logger } from '../../ops/log.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
@@ -41,6 +41,8 @@ export interface LorawanNetworkDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly onReject?: (source: string, reason: string, detail: string) => void;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
 }
 
 export interface LorawanNetwork extends Component {
@@ -92,7 +94,15 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
       };
       const server = createLorawanServer(
         { region: options.region, netId: options.netId, stream: options.stream, rejectLogIntervalMs: options.rejectLogIntervalMs },
-        { accept: deps.accept, sessions: loaded, downlink: path, log: deps.log, metrics, ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }) },
+        {
+          accept: deps.accept,
+          sessions: loaded,
+          downlink: path,
+          log: deps.log,
+          metrics,
+          ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }),
+          ...(deps.logBudget === undefined ? {} : { logBudget: deps.logBudget }),
+        },
       );
       deduplicator = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => inFlight.track(server.handleFrame(frame), frame.source));
       sessions = loaded;

@@ -9,7 +9,7 @@
 // Session state is only ever changed synchronously before the first await of a frame, so two frames of one
 // device never interleave their counter checks.
 import type { StateWrite } from '../../buffer/record-buffer.ts';
-import { createOnceLogger, type Logger } from '../../ops/log.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { NewRecord, RecordSource } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
@@ -60,6 +60,8 @@ export interface LorawanServerDeps {
   readonly metrics: Metrics;
   /** Told every rejection (the status page keeps the recent ones). */
   readonly onReject?: (source: string, reason: string, detail: string) => void;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
 }
 
 export type LorawanRejectReason =
@@ -87,7 +89,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   const { sessions, metrics } = deps;
   const log = deps.log.child({ component: 'ingress.lorawan' });
   const rejections = createRejections({ what: 'LoRaWAN frame', per: 'device and reason', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
-  const resetLog = createOnceLogger(options.rejectLogIntervalMs);
+  const resetLog = createOnceLogger(options.rejectLogIntervalMs, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
 
   /** Logged per device: one broken device must not hide another's rejections of the same reason. */
   function reject(source: RecordSource, reason: LorawanRejectReason, device: string, message: string): void {

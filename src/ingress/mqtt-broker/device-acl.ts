@@ -9,6 +9,13 @@ export type Identity =
   | { readonly kind: 'anonymous'; readonly deviceId: string };
 
 export const DEVICE_TOPIC_ROOT = 'devices';
+/**
+ * Longest topic (publish) or topic filter (subscribe), in UTF-8 bytes. MQTT allows 65,535; a device topic is
+ * devices/{id of at most 128}/{stream of at most MAX_STREAM_CHARS}, and nothing else here needs more.
+ */
+export const MAX_TOPIC_BYTES = 256;
+/** Longest stream (the topic after devices/{id}/): it is a record field, a Kafka header and a route key. */
+export const MAX_STREAM_CHARS = 64;
 
 export interface DeviceTopic {
   readonly deviceId: string;
@@ -30,8 +37,15 @@ export type PublishDecision =
   | { readonly allowed: false; readonly reason: 'not-authorized' | 'bad-topic'; readonly detail: string };
 
 export function decidePublish(identity: Identity, topic: string): PublishDecision {
+  const topicBytes = Buffer.byteLength(topic);
+  if (topicBytes > MAX_TOPIC_BYTES) {
+    return { allowed: false, reason: 'bad-topic', detail: `a topic of ${topicBytes} bytes is longer than the ${MAX_TOPIC_BYTES} this broker accepts` };
+  }
   if (topic.startsWith('$')) return { allowed: false, reason: 'not-authorized', detail: `clients may not publish to ${topic}` };
   const deviceTopic = parseDeviceTopic(topic);
+  if (deviceTopic !== null && deviceTopic.stream.length > MAX_STREAM_CHARS) {
+    return { allowed: false, reason: 'bad-topic', detail: `a stream name of ${deviceTopic.stream.length} characters is longer than ${MAX_STREAM_CHARS}` };
+  }
   if (identity.kind === 'client') {
     if (!identity.publish.some((filter) => topicMatches(filter, topic))) {
       return { allowed: false, reason: 'not-authorized', detail: `account ${identity.username} may not publish to ${topic}` };
@@ -51,14 +65,15 @@ export function decidePublish(identity: Identity, topic: string): PublishDecisio
   return { allowed: true, record: deviceTopic };
 }
 
+/** Devices, listed or anonymous, may subscribe only under their own prefix; accounts where their filters allow. */
 export function canSubscribe(identity: Identity, filter: string): boolean {
+  if (Buffer.byteLength(filter) > MAX_TOPIC_BYTES) return false;
   switch (identity.kind) {
     case 'client':
       return identity.subscribe.some((allowed) => filterCovers(allowed, filter));
     case 'device':
-      return filterCovers(`${DEVICE_TOPIC_ROOT}/${identity.deviceId}/#`, filter);
     case 'anonymous':
-      return !filter.startsWith('$');
+      return filterCovers(`${DEVICE_TOPIC_ROOT}/${identity.deviceId}/#`, filter);
   }
 }
 

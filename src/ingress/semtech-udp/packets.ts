@@ -457,8 +457,11 @@ function parseStat(value: unknown): { ok: true; stat: GatewayStat } | { ok: fals
     const long = optionalNumber(value, 'long');
     const alti = optionalNumber(value, 'alti');
     const temp = optionalNumber(value, 'temp');
+    const time = requireString(value, 'time');
+    // lora_pkt_fwd writes "2014-01-12 08:59:28 GMT" (23 characters); anything long is not a time.
+    if (time.length > 40) throw new FieldError(`"time" is ${time.length} characters; a gateway time is at most 40`);
     const stat: GatewayStat = {
-      time: requireString(value, 'time'),
+      time,
       ...(lati === null ? {} : { lati }),
       ...(long === null ? {} : { long }),
       ...(alti === null ? {} : { alti }),

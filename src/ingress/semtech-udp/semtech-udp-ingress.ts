@@ -4,7 +4,7 @@
 // and records on their own stream when configured.
 import type { AddressInfo } from 'node:net';
 import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import type { Logger } from '../../ops/log.ts';
+import type { LogBudget, Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { Accept } from '../ingress.ts';
 import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
@@ -18,6 +18,10 @@ export interface SemtechUdpIngressOptions {
   readonly port: number;
   /** null: stat reports are metrics only. */
   readonly gatewayStatusStream: string | null;
+  /** lorawan.gateways by lower-case EUI, with their pinned source addresses; null = any gateway. */
+  readonly allowedGateways: ReadonlyMap<string, readonly string[]> | null;
+  readonly maxGateways: number;
+  readonly maxDatagramsPerSecondPerSource: number;
 }
 
 export interface SemtechUdpIngressDeps {
@@ -27,6 +31,8 @@ export interface SemtechUdpIngressDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly onReject?: (source: string, reason: string, detail: string) => void;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
 }
 
 export interface SemtechUdpIngress extends Component {
@@ -36,12 +42,16 @@ export interface SemtechUdpIngress extends Component {
 
 const SOURCE = 'semtech-udp';
 const STAT_FIELDS = ['rxnb', 'rxok', 'rxfw', 'ackr', 'dwnb', 'txnb', 'temp'] as const;
+/** A gateway's stat becomes a record at most this often (forwarders send one every 30 s by default). */
+const STAT_RECORD_INTERVAL_MS = 10_000;
 
 export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps: SemtechUdpIngressDeps): SemtechUdpIngress {
   const log = deps.log.child({ component: 'ingress.semtech-udp' });
   const { metrics, network } = deps;
   let transport: UdpTransport | null = null;
   let stopping = false;
+  /** When each tracked gateway's stat last became a record (entries go with their gateway). */
+  const lastStatRecordAtMs = new Map<string, number>();
 
   function toReception(gatewayEui: string, rxpk: Rxpk, receivedAtMs: number): Reception {
     return {
@@ -67,6 +77,10 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
     }
     if (options.gatewayStatusStream === null) return;
     const receivedAtMs = Date.now();
+    // A stat costs buffer space: a forwarder sending them fast (or a flood under one EUI) gets one record per interval.
+    const last = lastStatRecordAtMs.get(gatewayEui);
+    if (last !== undefined && receivedAtMs - last < STAT_RECORD_INTERVAL_MS && receivedAtMs >= last) return;
+    lastStatRecordAtMs.set(gatewayEui, receivedAtMs);
     const value = { gateway_ids: { gateway_id: `eui-${gatewayEui}`, eui: gatewayEui.toUpperCase() }, received_at: new Date(receivedAtMs).toISOString(), stat };
     void deps
       .accept([
@@ -91,7 +105,7 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
     async start() {
       stopping = false;
       network.attachDownlink({
-        canReach: (gatewayEui) => transport?.gateways().some((gateway) => gateway.gatewayEui === gatewayEui && gateway.pullRoute !== null) ?? false,
+        canReach: (gatewayEui) => transport?.hasDownlinkRoute(gatewayEui) ?? false,
         send: async (down: ClassADownlink) => {
           if (transport === null) return { ok: false, reason: 'the UDP listener is stopped' };
           return transport.sendDownlink(down.gatewayEui, {
@@ -110,7 +124,13 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
         },
       });
       const udp = createUdpTransport(
-        { host: options.host, port: options.port },
+        {
+          host: options.host,
+          port: options.port,
+          allowedGateways: options.allowedGateways,
+          maxGateways: options.maxGateways,
+          maxDatagramsPerSecondPerSource: options.maxDatagramsPerSecondPerSource,
+        },
         {
           onRxpk(gatewayEui, rxpk, receivedAtMs) {
             if (stopping) {
@@ -134,17 +154,16 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
             deps.onReject?.(SOURCE, reason, `${detail.message} (from ${detail.from})`);
           },
           onGatewayConnected() {
-            metrics.lorawanGateways.set(udp.gateways().length);
+            metrics.lorawanGateways.set(udp.gatewayCount());
           },
           onGatewayLost(gatewayEui) {
-            metrics.lorawanGateways.set(udp.gateways().length);
-            log.warn(
-              { gateway: gatewayEui },
-              `packet forwarder ${gatewayEui.toUpperCase()} silent for a minute: no downlinks to it until it sends PULL_DATA again`,
-            );
+            metrics.lorawanGateways.set(udp.gatewayCount());
+            // Its series go with it: the label set is at most the gateways tracked at once.
+            for (const field of STAT_FIELDS) metrics.lorawanGatewayStat.remove({ gateway: gatewayEui, field });
+            lastStatRecordAtMs.delete(gatewayEui);
           },
         },
-        { log: deps.log },
+        { log: deps.log, ...(deps.logBudget === undefined ? {} : { logBudget: deps.logBudget }) },
       );
       await udp.start();
       transport = udp;

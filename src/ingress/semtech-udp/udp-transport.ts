@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { type RemoteInfo, type Socket, createSocket } from 'node:dgram';
 import { isIPv6, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../../ops/log.ts';
+import type { LogBudget, Logger } from '../../ops/log.ts';
 import { createOnceLogger } from '../../ops/log.ts';
+import { createBoundedMap } from '../../shared/bounded-map.ts';
 import {
   type GatewayStat,
   type ProtocolVersion,
@@ -36,6 +37,15 @@ export interface UdpTransportOptions {
   readonly gatewayTimeoutMs?: number;
   /** How long sendDownlink waits for the TX_ACK. Default 3,000. */
   readonly txAckTimeoutMs?: number;
+  /**
+   * The gateways allowed to send, by lower-case EUI, each with the source addresses it may send from (empty:
+   * any). Datagrams of others are dropped unanswered. null: any gateway, up to maxGateways at once.
+   */
+  readonly allowedGateways?: ReadonlyMap<string, readonly string[]> | null;
+  /** Gateways tracked at once without an allow-list. Default 100. */
+  readonly maxGateways?: number;
+  /** Datagrams per second one source address may send (bursts of twice that). Default 200. */
+  readonly maxDatagramsPerSecondPerSource?: number;
 }
 
 export interface UdpTransportEvents {
@@ -71,7 +81,10 @@ export interface UdpTransport {
   health(): { readonly status: 'ok' | 'degraded' | 'down'; readonly detail?: string };
   /** Bound address, known after start (port 0 picks a free port). */
   address(): AddressInfo;
+  /** A copy of the registry (the status page); use gatewayCount and hasDownlinkRoute on hot paths. */
   gateways(): readonly GatewayInfo[];
+  gatewayCount(): number;
+  hasDownlinkRoute(gatewayEui: string): boolean;
   /**
    * Sends a PULL_RESP to the gateway's PULL_DATA source. Resolves on its TX_ACK (an error in it gives
    * ok: false with `txAckError`), on txAckTimeoutMs, or at once when no route is known. Protocol v1
@@ -82,14 +95,19 @@ export interface UdpTransport {
 
 export interface UdpTransportDeps {
   readonly log: Logger;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
 }
 
 const DEFAULT_GATEWAY_TIMEOUT_MS = 60_000;
 const DEFAULT_TX_ACK_TIMEOUT_MS = 3_000;
 /** Asked of the kernel for the socket's receive buffer: a few seconds of PUSH_DATA at thousands of uplinks/s. */
 const RECV_BUFFER_BYTES = 8 * 1024 * 1024;
-/** Gateways tracked at once. The port is unauthenticated: random EUIs must not grow memory without bound. */
-const MAX_GATEWAYS = 10_000;
+/** Gateways tracked at once without an allow-list. The port is unauthenticated: random EUIs must not grow memory or metrics. */
+const DEFAULT_MAX_GATEWAYS = 100;
+const DEFAULT_MAX_DATAGRAMS_PER_SECOND = 200;
+/** Source addresses whose datagram rate is tracked at once (the oldest are forgotten first). */
+const MAX_TRACKED_SOURCES = 10_000;
 /** Downlinks awaiting a TX_ACK at once; one 16-bit token space per gateway makes more pointless. */
 const MAX_PENDING_DOWNLINKS = 4_096;
 
@@ -117,7 +135,19 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
   const log = deps.log.child({ component: 'ingress.semtech-udp' });
   const gatewayTimeoutMs = options.gatewayTimeoutMs ?? DEFAULT_GATEWAY_TIMEOUT_MS;
   const txAckTimeoutMs = options.txAckTimeoutMs ?? DEFAULT_TX_ACK_TIMEOUT_MS;
+  const maxGateways = options.maxGateways ?? DEFAULT_MAX_GATEWAYS;
+  const allowed = options.allowedGateways ?? null;
+  const datagramsPerMs = (options.maxDatagramsPerSecondPerSource ?? DEFAULT_MAX_DATAGRAMS_PER_SECOND) / 1000;
+  const burst = 2 * (options.maxDatagramsPerSecondPerSource ?? DEFAULT_MAX_DATAGRAMS_PER_SECOND);
+  // Internal failures log once a minute; lines caused by datagrams also take from the shared input budget.
   const once = createOnceLogger(60_000);
+  const inputOnce = createOnceLogger(60_000, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
+  /** Token buckets per source address. */
+  const sources = createBoundedMap<string, { tokens: number; atMs: number }>({
+    maxEntries: MAX_TRACKED_SOURCES,
+    maxBytes: MAX_TRACKED_SOURCES * 200,
+    maxAgeMs: 60_000,
+  });
   const registry = new Map<string, GatewayState>();
   /** `${gatewayEui}:${token hex}` -> the sendDownlink waiting for that TX_ACK. */
   const pending = new Map<string, PendingDownlink>();
@@ -143,8 +173,8 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
   }
 
   function drop(reason: string, from: string, message: string, gatewayEui?: string): void {
-    // Logged once per (source, reason) a minute; every drop still reaches onDrop for counting.
-    if (once.shouldLog(`drop:${from}:${reason}`)) log.warn({ reason, from, ...(gatewayEui === undefined ? {} : { gatewayEui }) }, `dropped: ${message}`);
+    // Logged once per (source, reason) a minute, within the input log budget; every drop reaches onDrop for counting.
+    if (inputOnce.shouldLog(`drop:${from}:${reason}`)) log.warn({ reason, from, ...(gatewayEui === undefined ? {} : { gatewayEui }) }, `dropped: ${message}`);
     const detail = gatewayEui === undefined ? { from, message } : { from, gatewayEui, message };
     callEvent('onDrop', () => events.onDrop(reason, detail));
   }
@@ -170,11 +200,45 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
     });
   }
 
-  /** The gateway's registry entry, created (and announced) on first sight; null when the registry is full. */
-  function touchGateway(gatewayEui: string, version: ProtocolVersion, remote: RemoteInfo, nowMs: number): GatewayState | null {
+  /** Whether the source may send one more datagram now (a token bucket per address). */
+  function withinRate(address: string, nowMono: number): boolean {
+    const bucket = sources.get(address) ?? { tokens: burst, atMs: nowMono };
+    bucket.tokens = Math.min(burst, bucket.tokens + (nowMono - bucket.atMs) * datagramsPerMs);
+    bucket.atMs = nowMono;
+    sources.set(address, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  /** Why a datagram of this gateway from this address is not taken, or null when it is. */
+  function refusal(gatewayEui: string, address: string): { reason: string; message: string } | null {
+    if (allowed !== null) {
+      const addresses = allowed.get(gatewayEui);
+      if (addresses === undefined) {
+        return { reason: 'unknown-gateway', message: `gateway ${gatewayEui.toUpperCase()} is not in lorawan.gateways; add it there if it is yours` };
+      }
+      if (addresses.length > 0 && !addresses.includes(address)) {
+        return {
+          reason: 'address-mismatch',
+          message: `gateway ${gatewayEui.toUpperCase()} sent from ${address}, not from its addresses in lorawan.gateways (${addresses.join(', ')})`,
+        };
+      }
+      return null;
+    }
+    if (!registry.has(gatewayEui) && registry.size >= maxGateways) {
+      return {
+        reason: 'gateway-limit',
+        message: `gateway ${gatewayEui.toUpperCase()} not taken: ${maxGateways} gateways are tracked already (lorawan.max_gateways); list yours in lorawan.gateways`,
+      };
+    }
+    return null;
+  }
+
+  /** The gateway's registry entry, created (and announced) on first sight. */
+  function touchGateway(gatewayEui: string, version: ProtocolVersion, remote: RemoteInfo, nowMs: number): GatewayState {
     let state = registry.get(gatewayEui);
     if (state === undefined) {
-      if (registry.size >= MAX_GATEWAYS) return null;
       state = {
         gatewayEui,
         protocolVersion: version,
@@ -187,7 +251,9 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
       };
       registry.set(gatewayEui, state);
       const from = formatAddress(remote.address, remote.port);
-      log.info({ gatewayEui, from, protocolVersion: version }, `packet forwarder ${gatewayEui.toUpperCase()} connected from ${from}`);
+      if (inputOnce.shouldLog(`connected:${gatewayEui}`)) {
+        log.info({ gatewayEui, from, protocolVersion: version }, `packet forwarder ${gatewayEui.toUpperCase()} connected from ${from}`);
+      }
       callEvent('onGatewayConnected', () => events.onGatewayConnected?.(gatewayEui, from));
     }
     state.protocolVersion = version;
@@ -197,10 +263,6 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
 
   function handlePushData(datagram: PushData, remote: RemoteInfo, from: string, receivedAtMs: number, receivedAtMono: number): void {
     const state = touchGateway(datagram.gatewayEui, datagram.version, remote, receivedAtMs);
-    if (state === null) {
-      drop('gateway-limit', from, `gateway ${datagram.gatewayEui} not tracked: ${MAX_GATEWAYS} gateways already are`, datagram.gatewayEui);
-      return;
-    }
     state.lastPushAtMs = receivedAtMs;
     for (const rejected of datagram.rejectedRxpk) drop(rejected.reason, from, rejected.message, datagram.gatewayEui);
     for (const rxpk of datagram.rxpk) callEvent('onRxpk', () => events.onRxpk(datagram.gatewayEui, rxpk, receivedAtMs, receivedAtMono));
@@ -215,14 +277,13 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
 
   function handlePullData(datagram: PullData, remote: RemoteInfo, from: string, nowMs: number): void {
     const state = touchGateway(datagram.gatewayEui, datagram.version, remote, nowMs);
-    if (state === null) {
-      drop('gateway-limit', from, `gateway ${datagram.gatewayEui} not tracked: ${MAX_GATEWAYS} gateways already are`, datagram.gatewayEui);
-      return;
-    }
     const previous = state.pullRoute;
     if (previous !== null && (previous.address !== remote.address || previous.port !== remote.port)) {
-      // A forwarder restart or a NAT rebinding; also what a spoofed PULL_DATA looks like (the protocol has no auth).
-      log.info({ gatewayEui: state.gatewayEui, from, previous: formatAddress(previous.address, previous.port) }, 'downlink route moved');
+      // A forwarder restart or a NAT rebinding; also what a spoofed PULL_DATA looks like (the protocol has no
+      // auth: pin the gateway's addresses in lorawan.gateways to refuse those).
+      if (inputOnce.shouldLog(`route-moved:${state.gatewayEui}`)) {
+        log.info({ gatewayEui: state.gatewayEui, from, previous: formatAddress(previous.address, previous.port) }, 'downlink route moved');
+      }
     }
     state.pullRoute = { address: remote.address, port: remote.port };
     state.lastPullAtMs = nowMs;
@@ -252,6 +313,10 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
     const receivedAtMs = Date.now();
     const receivedAtMono = performance.now();
     const from = formatAddress(remote.address, remote.port);
+    if (!withinRate(remote.address, receivedAtMono)) {
+      drop('rate-limited', from, `more than ${burst / 2} datagrams a second from ${remote.address} (lorawan.udp.max_datagrams_per_second)`);
+      return;
+    }
     const parsed = parseDatagram(message);
     if (!parsed.ok) {
       // Not acknowledged: the gateway's "ackr" statistic then shows the loss.
@@ -259,6 +324,14 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
       return;
     }
     const datagram = parsed.datagram;
+    if (datagram.type === 'PUSH_DATA' || datagram.type === 'PULL_DATA') {
+      // Not acknowledged either: a gateway that is not ours learns nothing, and no reply can be made to amplify.
+      const refused = refusal(datagram.gatewayEui, remote.address);
+      if (refused !== null) {
+        drop(refused.reason, from, refused.message, datagram.gatewayEui);
+        return;
+      }
+    }
     switch (datagram.type) {
       case 'PUSH_DATA':
         // Acknowledge before processing (PROTOCOL.TXT §3.1); the ack says "received", not "stored".
@@ -293,7 +366,9 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
       }
       if (nowMs - state.lastSeenAtMs > gatewayTimeoutMs) {
         registry.delete(state.gatewayEui);
-        log.warn({ gatewayEui: state.gatewayEui }, `packet forwarder ${state.gatewayEui.toUpperCase()} lost: nothing received for ${gatewayTimeoutMs} ms`);
+        if (inputOnce.shouldLog(`lost:${state.gatewayEui}`)) {
+          log.warn({ gatewayEui: state.gatewayEui }, `packet forwarder ${state.gatewayEui.toUpperCase()} lost: nothing received for ${gatewayTimeoutMs} ms`);
+        }
         callEvent('onGatewayLost', () => events.onGatewayLost?.(state.gatewayEui));
       }
     }
@@ -389,6 +464,9 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
       if (socket === null) throw new Error('Semtech UDP transport not started');
       return socket.address();
     },
+
+    gatewayCount: () => registry.size,
+    hasDownlinkRoute: (gatewayEui) => (registry.get(gatewayEui.toLowerCase())?.pullRoute ?? null) !== null,
 
     gateways() {
       return [...registry.values()].map((state) => ({

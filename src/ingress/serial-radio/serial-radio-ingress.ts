@@ -10,7 +10,7 @@ import { SerialPort } from 'serialport';
 import type { Duplex } from 'node:stream';
 import { backoffDelayMs } from '../../forward/backoff.ts';
 import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import { createOnceLogger, type Logger } from '../../ops/log.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
@@ -53,6 +53,8 @@ export interface SerialRadioIngressDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly onReject?: (source: string, reason: string, detail: string) => void;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
   /** Creates the (unopened) port; default serialport's SerialPort with the system bindings. */
   readonly createPort?: (path: string, baudRate: number) => SerialPortStream;
 }
@@ -113,7 +115,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   let everOpen = false;
   let lastProblem = 'not opened yet';
   /** One for the ingress's lifetime, shared with every driver, so a reopen does not log each reason again. */
-  const logOnce = createOnceLogger(options.rejectLogIntervalMs);
+  const logOnce = createOnceLogger(options.rejectLogIntervalMs, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
   const rejections = createRejections({ source: SOURCE, what: 'serial radio frame', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
   /** Commits stop() waits for. */
   const inFlight = createInFlight((error) => internalError(error, 'storing a frame'));

@@ -16,7 +16,7 @@ import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { errorMessage } from '../../errors.ts';
 import { backoffDelayMs } from '../../forward/backoff.ts';
 import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import { createOnceLogger, type Logger } from '../../ops/log.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../../ops/log.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import type { NewRecord } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
@@ -61,6 +61,8 @@ export interface TtnIngressDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly onReject?: (source: string, reason: string, detail: string) => void;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
   /** Jitter source for the reconnect backoff. */
   readonly random?: () => number;
   /** Schedules a reconnect and returns its cancel; tests pass their own to see it pending. Default: setTimeout. */

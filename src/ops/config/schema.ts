@@ -3,6 +3,7 @@
 // their own camelCase options from it.
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../../record/device-id.ts';
 
 const PASSWORD_HASH_PATTERN = /^\$scrypt\$ln=\d+,r=\d+,p=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}$/;
 
@@ -32,9 +33,7 @@ function list<T extends z.ZodType>(item: T) {
 const count = (min = 1) => z.coerce.number().int().min(min);
 const port = z.coerce.number().int().min(0).max(65535);
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'expected host:port, e.g. kafka-1:9092');
-export const deviceId = z
-  .string()
-  .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'device ids use letters, digits and . _ : - (at most 128), so they are valid in MQTT topics and Kafka keys');
+export const deviceId = z.string().regex(DEVICE_ID_PATTERN, DEVICE_ID_RULE);
 const passwordHash = z
   .string()
   .regex(PASSWORD_HASH_PATTERN, 'expected a password hash made by `iotgw hash-password` ($scrypt$ln=...); plaintext passwords are not accepted');
@@ -47,6 +46,7 @@ const mqttTls = z
     key_file: z.string().default('').describe('PEM private key for the TLS listener'),
     ca_file: z.string().default('').describe('PEM CA bundle that signs device certificates (needed for client-certificate authentication)'),
     require_client_cert: flag.default(false).describe("devices must present a certificate signed by ca_file; the certificate's CN is the device id"),
+    crl_file: z.string().default('').describe('PEM certificate revocation list(s) from the CA in ca_file: revoked device certificates are refused'),
   })
   .prefault({});
 
@@ -76,8 +76,28 @@ const mqtt = z
       .default(65536)
       .describe('largest accepted PUBLISH payload; larger ones are rejected, counted and the client disconnected'),
     max_connections: count().default(20000).describe('simultaneous MQTT connections; further ones are refused and counted'),
+    max_connections_per_address: count()
+      .default(500)
+      .describe('simultaneous MQTT connections from one source address; raise it when many devices share one NAT address'),
+    max_held_bytes: count(65536)
+      .default(32 * 1024 * 1024)
+      .describe('bytes of MQTT packets still arriving, over all connections together; a connection that would go past it is closed'),
+    max_retained_messages: count(0).default(1000).describe('retained messages the broker keeps; more are delivered live but not kept'),
+    max_retained_bytes: count(0)
+      .default(8 * 1024 * 1024)
+      .describe('payload bytes of all retained messages together'),
+    max_sessions: count(0).default(1000).describe('persistent sessions (clean session false) with subscriptions; a new one past it is refused'),
+    max_queued_messages_per_client: count(0)
+      .default(1000)
+      .describe('QoS 1/2 messages waiting for one persistent session; more are dropped for that subscriber and counted'),
+    max_queued_bytes: count(0)
+      .default(64 * 1024 * 1024)
+      .describe('payload bytes waiting for all persistent sessions together'),
     connect_timeout_ms: count().default(10000).describe('a socket that has not sent CONNECT by then is closed'),
-    keepalive_limit_s: count(0).max(65535).default(3600).describe('largest keepalive a client may ask for (0 = any)'),
+    keepalive_limit_s: count(0)
+      .max(65535)
+      .default(3600)
+      .describe('keepalive a client must ask for: 1..this many seconds (0 and larger values are refused with return code 2); 0 here = any, including 0'),
     tls: mqttTls,
     devices: z.array(mqttDevice).default([]).describe('device identities with password hashes'),
     clients: z.array(mqttClient).default([]).describe('non-device accounts (dashboards, services) with topic ACLs'),
@@ -226,6 +246,14 @@ const lorawanDevice = z
     }
   });
 
+const lorawanGateway = z.strictObject({
+  eui: hex(16, 'gateway EUI, the gateway_ID of its global_conf.json, 8 bytes').describe("the gateway_ID in the packet forwarder's global_conf.json"),
+  addresses: z
+    .array(z.ipv4().or(z.ipv6()))
+    .default([])
+    .describe('source IP addresses its datagrams may come from; empty = any (the protocol has no authentication: pin them where you can)'),
+});
+
 const lorawan = z
   .strictObject({
     enabled: flag.default(false).describe('terminate LoRaWAN: listen for Semtech UDP packet forwarders and decrypt uplinks'),
@@ -244,8 +272,20 @@ const lorawan = z
       .strictObject({
         host: z.string().min(1).default('0.0.0.0').describe('address the Semtech UDP listener binds to'),
         port: port.default(1700).describe("Semtech UDP port (the packet forwarder's serv_port_up and serv_port_down); 0 picks a free port"),
+        max_datagrams_per_second: count()
+          .default(200)
+          .describe('datagrams one source address may send per second (bursts of twice that); more are dropped and counted as rate-limited'),
       })
       .prefault({}),
+    gateways: z
+      .array(lorawanGateway)
+      .default([])
+      .describe(
+        'the packet forwarders allowed to send (by gateway EUI, optionally pinned to source addresses); datagrams of any other gateway are dropped unanswered. Empty: any gateway, up to max_gateways at once',
+      ),
+    max_gateways: count()
+      .default(100)
+      .describe('gateways tracked at once when lorawan.gateways is empty (each has its metrics); datagrams of further ones are dropped'),
     devices: z.array(lorawanDevice).default([]).describe('LoRaWAN devices: ABP with session keys or OTAA with a root key'),
     devices_file: z.string().default('').describe('YAML file with more devices (a list shaped like lorawan.devices), e.g. /etc/iotgw/lorawan-devices.yaml'),
   })
@@ -391,6 +431,11 @@ const formatters = z
 const log = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('log level'),
+    max_input_warnings_per_minute: count()
+      .default(60)
+      .describe(
+        'warnings caused by outside input (refused devices, logins, datagrams), all sources together; more are counted in iotgw_log_lines_suppressed_total and summed up in the next line, so a flood cannot bury the lines about the gateway itself',
+      ),
   })
   .prefault({});
 

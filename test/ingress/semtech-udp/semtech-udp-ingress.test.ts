@@ -71,7 +71,10 @@ async function startHarness(t: TestContext, state = new Map<string, string>(), c
     { region: EU868, netId: '000013', dedupWindowMs: 150, stream: 'uplink', rejectLogIntervalMs: 60_000, devices: [ABP, OTAA, ABP_RESETS], maxFramesInFlight },
     { accept, loadState: async () => new Map(state), log, metrics },
   );
-  const ingress = createSemtechUdpIngress({ host: '127.0.0.1', port: 0, gatewayStatusStream: null }, { network, accept, log, metrics });
+  const ingress = createSemtechUdpIngress(
+    { host: '127.0.0.1', port: 0, gatewayStatusStream: null, allowedGateways: null, maxGateways: 100, maxDatagramsPerSecondPerSource: 100_000 },
+    { network, accept, log, metrics },
+  );
   await network.start();
   await ingress.start();
   t.after(async () => {

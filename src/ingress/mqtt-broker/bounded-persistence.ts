@@ -1,0 +1,138 @@
+// aedes' in-memory persistence with bounds on what clients can make it keep: retained messages (count and
+// bytes), persistent sessions with subscriptions (clean session false), and each session's queue of QoS 1/2
+// messages waiting for it (count and bytes). At a bound the new item is not kept (a retained message is still
+// delivered live, a queued one is dropped for that subscriber only), counted, and reported once per episode.
+// Records are unaffected: they are committed in authorizePublish, before any of this.
+import memoryPersistence from 'aedes-persistence';
+
+export interface PersistenceLimits {
+  readonly maxRetainedMessages: number;
+  readonly maxRetainedBytes: number;
+  /** Client ids with stored subscriptions (clean session false). */
+  readonly maxSessions: number;
+  readonly maxQueuedPerClient: number;
+  /** Payload bytes queued for all sessions together. */
+  readonly maxQueuedBytes: number;
+}
+
+export type PersistenceRefusal = 'retained-limit' | 'session-limit' | 'queue-limit';
+
+interface PacketLike {
+  readonly topic: string;
+  readonly payload: Buffer | string;
+}
+
+interface ClientLike {
+  readonly id: string;
+}
+
+/** The parts of aedes-persistence's promise API that are bounded here (the rest passes through). */
+interface MemoryPersistence {
+  storeRetained(packet: PacketLike): Promise<void>;
+  addSubscriptions(client: ClientLike, subs: readonly unknown[]): Promise<void>;
+  cleanSubscriptions(client: ClientLike): Promise<void>;
+  outgoingEnqueue(sub: { readonly clientId: string }, packet: PacketLike): Promise<void>;
+  outgoingEnqueueCombi(subs: readonly { readonly clientId: string }[], packet: PacketLike): Promise<void>;
+  outgoingClearMessageId(client: ClientLike, packet: unknown): Promise<PacketLike | undefined>;
+}
+
+function payloadBytes(packet: PacketLike): number {
+  return typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
+}
+
+/** A memory persistence for aedes (pass as `persistence`) that keeps within `limits`. */
+export function createBoundedPersistence(limits: PersistenceLimits, onRefuse: (refusal: PersistenceRefusal, detail: string) => void): unknown {
+  const base = (memoryPersistence as unknown as () => MemoryPersistence)();
+  const retained = new Map<string, number>(); // topic -> payload bytes
+  let retainedBytes = 0;
+  const sessions = new Set<string>();
+  const queued = new Map<string, { count: number; bytes: number }>();
+  let queuedBytes = 0;
+
+  const storeRetained = base.storeRetained.bind(base);
+  base.storeRetained = async (packet) => {
+    const bytes = payloadBytes(packet);
+    const previous = retained.get(packet.topic);
+    if (bytes === 0) {
+      // An empty retained message clears the topic [MQTT-3.3.1-10].
+      if (previous !== undefined) {
+        retained.delete(packet.topic);
+        retainedBytes -= previous;
+      }
+      return storeRetained(packet);
+    }
+    const count = retained.size + (previous === undefined ? 1 : 0);
+    const total = retainedBytes - (previous ?? 0) + bytes;
+    if (count > limits.maxRetainedMessages || total > limits.maxRetainedBytes) {
+      onRefuse(
+        'retained-limit',
+        `retained message on a ${packet.topic.length}-character topic not kept: ${retained.size} retained messages, ${retainedBytes} bytes (limits ${limits.maxRetainedMessages}, ${limits.maxRetainedBytes})`,
+      );
+      return;
+    }
+    retained.set(packet.topic, bytes);
+    retainedBytes = total;
+    return storeRetained(packet);
+  };
+
+  const addSubscriptions = base.addSubscriptions.bind(base);
+  base.addSubscriptions = async (client, subs) => {
+    if (!sessions.has(client.id) && sessions.size >= limits.maxSessions) {
+      onRefuse('session-limit', `persistent session not kept: ${sessions.size} sessions with subscriptions already (limit ${limits.maxSessions})`);
+      throw new Error(`the broker keeps at most ${limits.maxSessions} persistent sessions; connect with clean session`);
+    }
+    sessions.add(client.id);
+    return addSubscriptions(client, subs);
+  };
+
+  const cleanSubscriptions = base.cleanSubscriptions.bind(base);
+  base.cleanSubscriptions = async (client) => {
+    sessions.delete(client.id);
+    return cleanSubscriptions(client);
+  };
+
+  /** Whether one more packet may wait for `clientId`; takes its room when it may. */
+  function reserve(clientId: string, packet: PacketLike): boolean {
+    const bytes = payloadBytes(packet);
+    const entry = queued.get(clientId) ?? { count: 0, bytes: 0 };
+    if (entry.count >= limits.maxQueuedPerClient || queuedBytes + bytes > limits.maxQueuedBytes) {
+      onRefuse(
+        'queue-limit',
+        `a message for a persistent session was dropped: ${entry.count} messages wait for it, ${queuedBytes} bytes for all (limits ${limits.maxQueuedPerClient} per session, ${limits.maxQueuedBytes} bytes)`,
+      );
+      return false;
+    }
+    entry.count += 1;
+    entry.bytes += bytes;
+    queued.set(clientId, entry);
+    queuedBytes += bytes;
+    return true;
+  }
+
+  const outgoingEnqueue = base.outgoingEnqueue.bind(base);
+  base.outgoingEnqueue = async (sub, packet) => {
+    if (reserve(sub.clientId, packet)) return outgoingEnqueue(sub, packet);
+  };
+
+  const outgoingEnqueueCombi = base.outgoingEnqueueCombi.bind(base);
+  base.outgoingEnqueueCombi = async (subs, packet) => {
+    const kept = subs.filter((sub) => reserve(sub.clientId, packet));
+    if (kept.length > 0) return outgoingEnqueueCombi(kept, packet);
+  };
+
+  const outgoingClearMessageId = base.outgoingClearMessageId.bind(base);
+  base.outgoingClearMessageId = async (client, packet) => {
+    const cleared = await outgoingClearMessageId(client, packet);
+    const entry = queued.get(client.id);
+    if (cleared !== undefined && entry !== undefined) {
+      const bytes = payloadBytes(cleared);
+      entry.count -= 1;
+      entry.bytes -= bytes;
+      queuedBytes -= bytes;
+      if (entry.count <= 0) queued.delete(client.id);
+    }
+    return cleared;
+  };
+
+  return base;
+}
