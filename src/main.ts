@@ -310,6 +310,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       host: config.http.host,
       port: config.http.port,
       auth: auth.username === '' ? null : { username: auth.username, passwordFile: expandVariables(auth.password_file) },
+      allowedHosts: config.http.allowed_hosts,
     },
     { metrics, log, refreshMetrics, readiness, status: () => status.snapshot() },
   );

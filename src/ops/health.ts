@@ -4,10 +4,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { errorMessage } from '../errors.ts';
 import type { Component, HealthReport } from './lifecycle.ts';
-import type { Logger } from './log.ts';
+import { createOnceLogger, type Logger } from './log.ts';
+import { printable } from '../shared/input-text.ts';
 import type { Metrics } from './metrics.ts';
 import type { StatusSnapshot } from './status.ts';
 import { STATUS_PAGE_HTML } from './status-page.ts';
@@ -17,6 +18,11 @@ export interface OpsServerOptions {
   readonly port: number;
   /** Basic auth for every path except /healthz; the password file is read once, at start. null = open. */
   readonly auth?: { readonly username: string; readonly passwordFile: string } | null;
+  /**
+   * Host names (besides IP addresses and localhost) the endpoint answers to while it has no auth. Anything else
+   * is refused: a web page whose name an attacker points at this gateway (DNS rebinding) sends its own name.
+   */
+  readonly allowedHosts?: readonly string[];
 }
 
 export interface ReadinessReport {
@@ -42,15 +48,9 @@ export interface OpsServer extends Component {
 
 export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps): OpsServer {
   const log = deps.log.child({ component: 'ops.http' });
-  const last401ByAddress = new Map<string, number>();
-  /** One warning per address per minute: a scraper with a wrong password must not flood the journal. */
-  const once401 = (address: string): boolean => {
-    const now = Date.now();
-    if (now - (last401ByAddress.get(address) ?? 0) < 60_000) return false;
-    if (last401ByAddress.size > 1000) last401ByAddress.clear();
-    last401ByAddress.set(address, now);
-    return true;
-  };
+  /** One warning per address (or host name) per minute: a scraper with a wrong password must not flood the journal. */
+  const once = createOnceLogger(60_000);
+  const allowedHosts = new Set((options.allowedHosts ?? []).map((host) => host.toLowerCase()));
   let server: Server | null = null;
   let checkCredentials: ((header: string | undefined) => boolean) | null = null;
 
@@ -63,6 +63,13 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
     return checkCredentials === null || path === '/healthz' || checkCredentials(request.headers.authorization);
   }
 
+  /** With basic auth on, a foreign page gets no credentials and so no data: only an open endpoint checks Host. */
+  function hostAllowed(hostHeader: string | undefined): boolean {
+    if (checkCredentials !== null || hostHeader === undefined) return true;
+    const host = hostName(hostHeader);
+    return host === 'localhost' || isIP(host) !== 0 || allowedHosts.has(host);
+  }
+
   return {
     name: 'ops.http',
 
@@ -71,8 +78,19 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
       server = createServer((request, response) => {
         const path = (request.url ?? '/').split('?')[0] ?? '/';
         if (request.method !== 'GET' && request.method !== 'HEAD') return reply(response, 405, 'text/plain', 'GET only\n');
+        if (path !== '/healthz' && !hostAllowed(request.headers.host)) {
+          const host = printable(hostName(request.headers.host ?? ''), 64);
+          if (once.shouldLog(`host:${host}`))
+            log.warn({ host, address: request.socket.remoteAddress }, 'ops endpoint: request for a host name it does not serve');
+          return reply(
+            response,
+            421,
+            'text/plain',
+            `this endpoint answers to IP addresses, localhost and http.allowed_hosts, not to "${host}" (a guard against DNS rebinding while http.auth is off): add the name to http.allowed_hosts, or set http.auth\n`,
+          );
+        }
         if (!authorized(request, path)) {
-          if (once401(request.socket.remoteAddress ?? '?'))
+          if (once.shouldLog(`401:${request.socket.remoteAddress ?? '?'}`))
             log.warn({ path, address: request.socket.remoteAddress }, 'ops endpoint: missing or wrong basic-auth credentials');
           return reply(response, 401, 'text/plain', 'authentication required (http.auth)\n', { 'www-authenticate': 'Basic realm="iotgw", charset="UTF-8"' });
         }
@@ -163,4 +181,12 @@ export function basicAuthChecker(username: string, password: string): (header: s
     const given = match?.[1] === undefined ? '' : Buffer.from(match[1], 'base64').toString('utf8');
     return timingSafeEqual(digest(given), expected) && match !== null;
   };
+}
+
+/** The host of a Host header, lower case, without its port or IPv6 brackets. */
+function hostName(header: string): string {
+  const trimmed = header.trim().toLowerCase();
+  if (trimmed.startsWith('[')) return trimmed.slice(1, trimmed.indexOf(']') === -1 ? undefined : trimmed.indexOf(']'));
+  const colon = trimmed.lastIndexOf(':');
+  return colon === -1 ? trimmed : trimmed.slice(0, colon);
 }

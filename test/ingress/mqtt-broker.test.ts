@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as connectTcp } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -280,6 +281,62 @@ function makeCertificates(dir: string, devices: readonly string[]): void {
     openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...extension);
   }
 }
+
+/** Revokes `names` (certificates made by makeCertificates) and writes the CA's CRL to crl.pem. */
+function revoke(dir: string, names: readonly string[]): void {
+  const openssl = (...args: string[]) => {
+    const result = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${result.stderr}`);
+  };
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'crlnumber'), '01\n');
+  writeFileSync(
+    join(dir, 'ca.cnf'),
+    '[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\ncertificate = ca.pem\nprivate_key = ca.key\n',
+  );
+  for (const name of names) openssl('ca', '-config', 'ca.cnf', '-revoke', `${name}.pem`);
+  openssl('ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem');
+}
+
+test('TLS: a revoked certificate (mqtt.tls.crl_file) and a certificate whose CN is no device id are refused', async (t) => {
+  const dir = tempDir(t);
+  makeCertificates(dir, ['em-11', 'em-12', '#']);
+  revoke(dir, ['em-12']);
+  const ingress = await startTestIngress(t, {
+    allowAnonymous: false,
+    tls: {
+      port: 0,
+      certFile: join(dir, 'server.pem'),
+      keyFile: join(dir, 'server.key'),
+      caFile: join(dir, 'ca.pem'),
+      crlFile: join(dir, 'crl.pem'),
+      requireClientCert: true,
+    },
+  });
+  const url = `mqtts://localhost:${ingress.tlsPort}`;
+  const tlsFor = (name: string): IClientOptions => ({
+    ca: readFileSync(join(dir, 'ca.pem')),
+    cert: readFileSync(join(dir, `${name}.pem`)),
+    key: readFileSync(join(dir, `${name}.key`)),
+  });
+  const good = await connectClient(t, url, { clientId: 'em-11', ...tlsFor('em-11') });
+  await good.publishAsync('devices/em-11/telemetry', 'valid', { qos: 1 });
+  // A handshake the server refuses ends the TLS socket before any MQTT byte comes back.
+  const revoked = await new Promise<string>((resolve) => {
+    const socket = connectTls({ host: 'localhost', port: ingress.tlsPort ?? 0, ...(tlsFor('em-12') as object) });
+    socket.on('error', (error) => resolve(`error: ${error.message}`));
+    socket.on('data', () => resolve('data'));
+    socket.on('close', () => resolve('closed'));
+    socket.on('secureConnect', () => socket.write(Buffer.from('101100044d5154540402003c0005656d2d3132', 'hex')));
+  });
+  assert.notEqual(revoked, 'data', 'no CONNACK for a revoked certificate');
+  await assert.rejects(connectClient(t, url, { clientId: '#', ...tlsFor('#') }), /Not authorized/i);
+  assert.ok((await ingress.metric('iotgw_mqtt_connections_refused_total', { reason: 'tls' })) >= 1, 'the revoked certificate failed the handshake');
+  assert.deepEqual(
+    storedRows(ingress.bufferPath).map((row) => row.payload),
+    ['valid'],
+  );
+});
 
 test('connections beyond mqtt.max_connections are refused and counted; existing devices keep working', async (t) => {
   const ingress = await startTestIngress(t, { maxConnections: 2 });

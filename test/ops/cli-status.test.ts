@@ -52,6 +52,8 @@ test('iotgw status prints the Kafka link, buffer, ways in, ingress, devices and 
   metrics.ingressRejected.inc({ source: 'mqtt', reason: 'not-authorized' });
   status.noteAccepted([{ key: 'em-000007', source: 'mqtt' }]);
   status.noteRejection('mqtt', 'not-authorized', 'em-9: publish refused: device em-9 may not publish as em-10');
+  // A topic that would clear the operator's screen and retitle the terminal, as a device can send it.
+  status.noteRejection('mqtt', 'bad-topic', 'em-8: publish refused: topic devices/em-8/\u001b[2J\u001b]0;pwned\u0007');
   const server = createOpsServer(
     { host: '127.0.0.1', port: 0, auth: { username: 'ops', passwordFile } },
     {
@@ -80,6 +82,9 @@ test('iotgw status prints the Kafka link, buffer, ways in, ingress, devices and 
   assert.match(summary.stdout, /mqtt .*accepted 42, rejected 1/);
   assert.match(summary.stdout, /em-000007 \(mqtt\)/);
   assert.match(summary.stdout, /not-authorized: em-9: publish refused/);
+  const controls = [...summary.stdout].filter((character) => character !== '\n' && (character.charCodeAt(0) < 0x20 || character.charCodeAt(0) === 0x7f));
+  assert.deepEqual(controls, [], 'no control character reaches the terminal');
+  assert.ok(summary.stdout.includes('devices/em-8/\\u001b[2J\\u001b]0;pwned\\u0007'), 'they are shown escaped');
 
   const json = await iotgw(['status', '--json', '--config', config]);
   assert.equal(json.status, 0, json.stderr);

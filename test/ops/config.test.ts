@@ -184,3 +184,12 @@ test('bad configs are refused with the key and the problem', (t) => {
   assert.match(issuesOf(() => loadConfig({ env: { IOTGW__HTTP__PORT: 'eighty' } }))[0] ?? '', /^http\.port: /);
   assert.match(issuesOf(() => loadConfig({ path: join(dir, 'absent.yaml'), env: {} }))[0] ?? '', /cannot read the file/);
 });
+
+test('payload limits that would let Kafka refuse an acknowledged record are refused, naming both keys', (t) => {
+  const path = join(tempDir(t), 'iotgw.yaml');
+  writeFileSync(path, 'mqtt:\n  max_payload_bytes: 2000000\n');
+  const issues = issuesOf(() => loadConfig({ path, env: {} }));
+  assert.match(issues.join('\n'), /mqtt\.max_payload_bytes: 2000000 bytes plus up to 4096 of headers exceeds kafka\.max_message_bytes \(1000000\)/);
+  writeFileSync(path, 'mqtt:\n  max_payload_bytes: 2000000\nkafka:\n  max_message_bytes: 3000000\n');
+  assert.equal(loadConfig({ path, env: {} }).kafka.max_message_bytes, 3_000_000, 'raised together, it is fine');
+});

@@ -2,6 +2,7 @@
 // when http.auth is set: every path but /healthz needs the password, read from its file at start.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createOpsServer, type OpsServerOptions } from '../../src/ops/health.ts';
@@ -10,7 +11,7 @@ import { createStatus, type StatusSnapshot } from '../../src/ops/status.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
-async function startOps(t: TestContext, auth: OpsServerOptions['auth'] = null) {
+async function startOps(t: TestContext, auth: OpsServerOptions['auth'] = null, allowedHosts: readonly string[] = []) {
   const metrics = createMetrics({ processMetrics: false });
   const status = createStatus(
     { gatewayId: 'gw-h', version: '0.0.0', maxRecords: 100, maxBytes: 1000 },
@@ -33,7 +34,7 @@ async function startOps(t: TestContext, auth: OpsServerOptions['auth'] = null) {
   );
   const logs = captureLog();
   const server = createOpsServer(
-    { host: '127.0.0.1', port: 0, auth },
+    { host: '127.0.0.1', port: 0, auth, allowedHosts },
     {
       metrics,
       log: logs.log,
@@ -99,4 +100,43 @@ test('an unreadable or empty http.auth.password_file stops the start with the ke
   await assert.rejects(startOps(t, { username: 'ops', passwordFile: join(dir, 'missing') }), /http\.auth\.password_file: cannot read .*missing/);
   writeFileSync(join(dir, 'empty'), '\n');
   await assert.rejects(startOps(t, { username: 'ops', passwordFile: join(dir, 'empty') }), /http\.auth\.password_file: .*empty is empty/);
+});
+
+/** A GET with a Host header of our choosing (fetch sets Host itself). */
+function getWithHost(base: string, path: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const url = new URL(path, base);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, headers: { host, ...headers } }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+test('without auth, only requests for IP addresses, localhost and http.allowed_hosts are answered (DNS rebinding)', async (t) => {
+  const { base } = await startOps(t, null, ['gateway-7.local']);
+  const port = new URL(base).port;
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `192.168.1.20:${port}`, `GATEWAY-7.local:${port}`]) {
+    assert.equal((await getWithHost(base, '/api/status', host)).status, 200, host);
+  }
+  const rebound = await getWithHost(base, '/api/status', `attacker.example:${port}`);
+  assert.equal(rebound.status, 421);
+  assert.match(rebound.body, /not to "attacker\.example".*http\.allowed_hosts/);
+  assert.equal((await getWithHost(base, '/metrics', 'attacker.example')).status, 421);
+  assert.equal((await getWithHost(base, '/healthz', 'attacker.example')).status, 200, '/healthz says nothing');
+});
+
+test('with auth on, any host name is served to a client with the password (a foreign page has none)', async (t) => {
+  const dir = tempDir(t);
+  const passwordFile = join(dir, 'pw');
+  writeFileSync(passwordFile, 'ops-pass\n');
+  const { base } = await startOps(t, { username: 'ops', passwordFile });
+  assert.equal((await getWithHost(base, '/api/status', 'attacker.example')).status, 401);
+  assert.equal((await getWithHost(base, '/api/status', 'gateway.example', basic('ops', 'ops-pass'))).status, 200);
 });

@@ -135,19 +135,19 @@ test('the status page shows live Kafka, buffer, ways in, ingress, device and rej
     250,
   );
 
-  // A client with markup in its id publishes where it may not: a rejection row, shown as text, not HTML.
-  const rogueId = '<img src=x onerror=window.pwned=1>';
-  const rogue = await connectAsync(mqttUrl, { clientId: rogueId, reconnectPeriod: 0 });
+  // A client publishes to a topic made of markup, where it may not: a rejection row, shown as text, not HTML.
+  const rogueTopic = '<img src=x onerror=window.pwned=1>';
+  const rogue = await connectAsync(mqttUrl, { clientId: 'rogue-1', reconnectPeriod: 0 });
   rogue.on('error', () => undefined);
   // MQTT 3.1.1 has no negative PUBACK: the broker closes the connection [MQTT-3.3.5-2], and mqtt.js would
   // keep the publish for a reconnect that never comes, so wait for the close rather than the publish.
   const closed = new Promise<void>((resolve) => rogue.once('close', () => resolve()));
-  rogue.publish('devices/someone-else/telemetry', '{}', { qos: 1 }, () => undefined);
+  rogue.publish(rogueTopic, '{}', { qos: 1 }, () => undefined);
   await closed;
   rogue.end(true);
   await waitForText(page, '#rejections', /not-authorized/);
   step('rejection shown');
-  assert.ok((await text(page, '#rejections')).includes(rogueId), 'the untrusted id is shown literally');
+  assert.ok((await text(page, '#rejections')).includes(rogueTopic), 'the untrusted topic is shown literally');
   assert.equal(await page.locator('#rejections img').count(), 0, 'no element was made from device input');
   // (Expressions as strings: the test compiles without the DOM lib.)
   assert.equal(await page.evaluate('window.pwned'), undefined);

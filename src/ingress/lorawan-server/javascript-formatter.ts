@@ -74,7 +74,9 @@ const MAX_ERROR_CHARS = 500;
 
 // Runs first in every context. It keeps the intrinsics the call needs before the formatter can replace them,
 // offers `module.exports` / `exports` for codecs written to be require()d in tests, and defines `__iotgw`
-// (read-only). `call` returns one string: a tag character and its text, so no object of the context ever
+// (read-only) and `__iotgwInput`, the slot the host writes each input into: a plain data property that cannot be
+// redefined, so a formatter cannot turn the host's write into a call of its own code, outside the time limit.
+// FinalizationRegistry goes: its callbacks would run later as tasks of their own, outside any time limit. `call` returns one string: a tag character and its text, so no object of the context ever
 // reaches the host: o = JSON of the result, t = what was thrown, s = JSON.stringify failed,
 // u = typeof a result JSON cannot express, p = a Promise was returned.
 const SETUP_SCRIPT = new Script(
@@ -83,6 +85,8 @@ const SETUP_SCRIPT = new Script(
   var parse = JSON.parse, stringify = JSON.stringify, NativeDate = Date, NativeError = Error, NativeString = String;
   var defineProperty = Object.defineProperty, freeze = Object.freeze;
   var moduleObject = { exports: {} };
+  defineProperty(global, '__iotgwInput', { value: '', writable: true, enumerable: false, configurable: false });
+  delete global.FinalizationRegistry;
   global.module = moduleObject;
   global.exports = moduleObject.exports;
   function findDecoder() {

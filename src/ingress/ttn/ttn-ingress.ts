@@ -26,6 +26,7 @@ import { createInFlight } from '../in-flight.ts';
 import { createRejections } from '../rejections.ts';
 import { createFrameGapTracker, type FrameGapTracker, STATE_SCOPE } from './frame-gap-tracker.ts';
 import { parseTtsEvent, parseTtsUplink, type TtsRejection, type TtsUplink } from './tts-uplink.ts';
+import { printable } from '../../shared/input-text.ts';
 
 /** The TTS application event topics (after v3/{username}/devices/{device id}/) that can be stored as streams. */
 export const TTS_EVENTS = ['join', 'down/queued', 'down/sent', 'down/ack', 'down/nack', 'down/failed', 'service/data', 'location/solved'] as const;
@@ -347,7 +348,14 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       // The pre-delivery hook: counter checks and the accept() call happen here, one message at a time;
       // mqtt.js reads the next packet only after the callback, so a slow buffer slows the socket instead of growing memory.
       mqttClient.handleMessage = (packet, callback) => {
-        handleMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+        try {
+          handleMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+        } catch (error) {
+          // A bug, not bad input (that is refused with a reason): never let it out into mqtt.js, where it is uncaught.
+          metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
+          if (lossLog.shouldLog('internal-error'))
+            log.error({ err: error, topic: printable(packet.topic, 128) }, 'TTN: handling a message failed unexpectedly; it was not stored');
+        }
         if (inFlight.size < MAX_IN_FLIGHT) callback();
         else waitingForRoom = () => callback();
       };

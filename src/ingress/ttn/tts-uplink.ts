@@ -9,6 +9,7 @@
 //     received_at?, rx_metadata?, settings?, ... } }
 // f_port and f_cnt are omitted by the TTS JSON mapping when 0, frm_payload when empty (proto3 defaults).
 import { createHash } from 'node:crypto';
+import { nestsDeeperThan } from '../../shared/json-depth.ts';
 
 export interface TtsUplink {
   readonly deviceId: string;
@@ -38,7 +39,7 @@ export interface TtsEvent {
   readonly devEui: string | null;
 }
 
-export type TtsRejectReason = 'too-large' | 'malformed-json' | 'not-an-uplink' | 'missing-device-id' | 'missing-dev-eui' | 'bad-field';
+export type TtsRejectReason = 'too-large' | 'too-deep' | 'malformed-json' | 'not-an-uplink' | 'missing-device-id' | 'missing-dev-eui' | 'bad-field';
 
 export interface TtsRejection {
   readonly ok: false;
@@ -54,6 +55,8 @@ const UPLINK_FIELD = 'uplink_message';
 const DEV_EUI_PATTERN = /^[0-9A-Fa-f]{16}$/;
 const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;
 const FCNT_MAX = 2 ** 32 - 1;
+/** Deepest nesting accepted: TTS messages nest about 6 levels, a decoded_payload a few more. */
+const MAX_NESTING = 64;
 
 export function parseTtsUplink(bytes: Buffer, maxBytes: number): TtsParseResult<TtsUplink> {
   const parsed = parseObject(bytes, maxBytes);
@@ -122,9 +125,13 @@ export function parseTtsEvent(bytes: Buffer, maxBytes: number): TtsParseResult<T
 
 function parseObject(bytes: Buffer, maxBytes: number): TtsParseResult<Record<string, unknown>> {
   if (bytes.length > maxBytes) return reject('too-large', `message of ${bytes.length} bytes exceeds ttn.max_message_bytes (${maxBytes})`);
+  const text = bytes.toString('utf8');
+  if (nestsDeeperThan(text, MAX_NESTING)) {
+    return reject('too-deep', `objects and arrays nested more than ${MAX_NESTING} levels deep; a TTS message nests about 6`);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(text);
   } catch (error) {
     return reject('malformed-json', `not JSON: ${(error as Error).message}`);
   }

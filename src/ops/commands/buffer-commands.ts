@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { type BufferInspector, type BufferReport, openBufferInspector } from '../../buffer/buffer-inspect.ts';
 import { errorMessage, GatewayError } from '../../errors.ts';
 import { CommandError } from './command-error.ts';
+import { printable } from '../../shared/input-text.ts';
 
 export interface BufferLimits {
   readonly maxRecords: number;
@@ -43,15 +44,15 @@ export function formatReport(report: BufferReport, limits: BufferLimits, nowMs: 
     `newest received:   ${when(report.newestReceivedAtMs)}`,
     `retried at least once: ${formatCount(report.retriedRecords)}`,
     `dead letters:      ${formatCount(report.deadLetters)} records, ${formatBytes(report.deadLetterBytes)}${report.deadLetters > 0 ? ' (see them with: iotgw buffer export --dead-letters)' : ''}`,
-    ...report.deadLetterReasons.map((entry) => `  ${entry.reason}: ${formatCount(entry.records)}`),
+    // Streams and reasons come from devices and Kafka: printed with control characters escaped (a terminal acts on them).
+    ...report.deadLetterReasons.map((entry) => `  ${printable(entry.reason, 200)}: ${formatCount(entry.records)}`),
   ];
   if (report.groups.length > 0) {
     lines.push('by source and stream:');
-    const width = Math.max(...report.groups.map((group) => `${group.source} ${group.stream}`.length));
+    const label = (group: (typeof report.groups)[number]): string => `${group.source} ${printable(group.stream, 64)}`;
+    const width = Math.max(...report.groups.map((group) => label(group).length));
     for (const group of report.groups) {
-      lines.push(
-        `  ${`${group.source} ${group.stream}`.padEnd(width)}  ${formatCount(group.records).padStart(12)} records  ${formatBytes(group.bytes).padStart(10)}`,
-      );
+      lines.push(`  ${label(group).padEnd(width)}  ${formatCount(group.records).padStart(12)} records  ${formatBytes(group.bytes).padStart(10)}`);
     }
   }
   return `${lines.join('\n')}\n`;

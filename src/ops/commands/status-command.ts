@@ -7,6 +7,7 @@ import type { ReadinessReport } from '../health.ts';
 import type { StatusSnapshot } from '../status.ts';
 import { CommandError } from './command-error.ts';
 import { formatBytes, formatCount, formatDuration } from './buffer-commands.ts';
+import { printable } from '../../shared/input-text.ts';
 
 export interface StatusTarget {
   readonly url: string;
@@ -80,13 +81,13 @@ export function formatStatus({ readiness, status }: GatewayStatus, url: string):
     `iotgw ${status.gatewayId} ${status.version}, up ${formatDuration(status.uptimeSeconds)} (${url})`,
     `ready:        ${readiness.ready ? 'yes' : 'NO'}${Object.entries(readiness.components)
       .filter(([, report]) => report.status !== 'ok')
-      .map(([name, report]) => `; ${name} ${report.status}${report.detail === undefined ? '' : ` (${report.detail})`}`)
+      .map(([name, report]) => `; ${name} ${report.status}${report.detail === undefined ? '' : ` (${printable(report.detail, 200)})`}`)
       .join('')}`,
     `Kafka link:   ${linkText}; ${formatCount(kafka.sentRecords)} sent (${kafka.sentPerSecond}/s), ${formatCount(kafka.sendErrors)} failed batches`,
     `buffer:       ${formatCount(buffer.depthRecords)} records, ${formatBytes(buffer.depthBytes)} (${fill.toFixed(fill < 10 ? 2 : 0)} % of the bound), oldest ${buffer.depthRecords === 0 ? '-' : formatDuration(buffer.oldestAgeSeconds)}; dead letters ${formatCount(buffer.deadLetters)}, dropped ${formatCount(buffer.droppedRecords)}`,
     `ways in:      ${links === undefined ? 'not reported (the gateway runs an older iotgw: restart it)' : waysInSummary(links)}`,
     ...(links ?? []).map((link) =>
-      `  ${link.name.padEnd(nameWidth)} ${(link.status === 'ok' ? 'ok' : link.status.toUpperCase()).padEnd(8)}${link.detail === undefined ? '' : ` ${link.detail}`}`.trimEnd(),
+      `  ${link.name.padEnd(nameWidth)} ${(link.status === 'ok' ? 'ok' : link.status.toUpperCase()).padEnd(8)}${link.detail === undefined ? '' : ` ${printable(link.detail, 200)}`}`.trimEnd(),
     ),
     `ingress:      ${ingress.perSecond} records/s${ingress.sources.length === 0 ? ', nothing received yet' : ''}`,
     ...ingress.sources.map(
@@ -97,12 +98,17 @@ export function formatStatus({ readiness, status }: GatewayStatus, url: string):
     ...devices.recent
       .slice(0, 5)
       .map(
-        (device) => `  ${device.id} (${device.source}) ${formatDuration((status.nowMs - device.lastSeenMs) / 1000)} ago, ${formatCount(device.count)} records`,
+        (device) =>
+          `  ${printable(device.id, 64)} (${device.source}) ${formatDuration((status.nowMs - device.lastSeenMs) / 1000)} ago, ${formatCount(device.count)} records`,
       ),
     `rejections:   ${status.rejections.length === 0 ? 'none recently' : `last ${Math.min(10, status.rejections.length)} of ${status.rejections.length}`}`,
     ...status.rejections
       .slice(0, 10)
-      .map((rejection) => `  ${new Date(rejection.atMs).toISOString()} ${rejection.source} ${rejection.reason}: ${rejection.detail}`),
+      // Device ids, topics and details come from outside: control characters escaped, as a terminal would act on them.
+      .map(
+        (rejection) =>
+          `  ${new Date(rejection.atMs).toISOString()} ${rejection.source} ${printable(rejection.reason, 64)}: ${printable(rejection.detail, 300)}`,
+      ),
   ];
   return `${lines.join('\n')}\n`;
 }

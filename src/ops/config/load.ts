@@ -16,6 +16,8 @@ export interface LoadConfigOptions {
 }
 
 const ENV_PREFIX = 'IOTGW__';
+/** What a record adds to its payload in Kafka: key, headers (record-id, gateway-id, times, stream, meta) and framing. */
+const RECORD_OVERHEAD_BYTES = 4096;
 
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
@@ -225,6 +227,25 @@ function checkCrossField(config: Config): string[] {
   for (const [index, device] of config.lorawan.devices.entries()) {
     if (devEuis.has(device.dev_eui)) issues.push(`lorawan.devices.${index}.dev_eui: ${device.dev_eui} is listed twice`);
     devEuis.add(device.dev_eui);
+  }
+  // A record Kafka refuses for good is dead-lettered after the device was told it was stored: refuse limits
+  // that let such records in. Headers (record-id, gateway-id, times, stream, meta) take up to a few KiB.
+  const largestMqttRecord = config.mqtt.max_payload_bytes + RECORD_OVERHEAD_BYTES;
+  if (largestMqttRecord > config.kafka.max_message_bytes) {
+    issues.push(
+      `mqtt.max_payload_bytes: ${config.mqtt.max_payload_bytes} bytes plus up to ${RECORD_OVERHEAD_BYTES} of headers exceeds kafka.max_message_bytes (${config.kafka.max_message_bytes}): Kafka would refuse such records after devices were told they were stored; lower mqtt.max_payload_bytes, or raise kafka.max_message_bytes together with the cluster's message.max.bytes`,
+    );
+  }
+  const largestTtnRecord = config.ttn.max_message_bytes + config.formatters.max_output_bytes + RECORD_OVERHEAD_BYTES;
+  if (config.ttn.enabled && largestTtnRecord > config.kafka.max_message_bytes) {
+    issues.push(
+      `ttn.max_message_bytes: ${config.ttn.max_message_bytes} bytes plus a decoded payload (formatters.max_output_bytes ${config.formatters.max_output_bytes}) and headers exceeds kafka.max_message_bytes (${config.kafka.max_message_bytes}); lower ttn.max_message_bytes or raise kafka.max_message_bytes`,
+    );
+  }
+  const gatewayEuis = new Set<string>();
+  for (const [index, gateway] of config.lorawan.gateways.entries()) {
+    if (gatewayEuis.has(gateway.eui)) issues.push(`lorawan.gateways.${index}.eui: ${gateway.eui} is listed twice`);
+    gatewayEuis.add(gateway.eui);
   }
   if (config.kafka.retry_max_ms < config.kafka.retry_initial_ms) {
     issues.push('kafka.retry_max_ms: must be at least kafka.retry_initial_ms');

@@ -135,6 +135,11 @@ const kafka = z
     routes: z.array(kafkaRoute).default([]).describe('per-stream topic and event-time rules; the first matching route wins'),
     client_id: z.string().min(1).default('iotgw').describe('Kafka client id'),
     compression: z.enum(['none', 'gzip']).default('none').describe('batch compression (kafkajs ships gzip; others need codecs)'),
+    max_message_bytes: count(1024)
+      .default(1_000_000)
+      .describe(
+        "largest record the cluster takes (the broker's message.max.bytes, the topic's max.message.bytes; Kafka's default is 1,048,588); the config check refuses payload limits that would let bigger records be acknowledged",
+      ),
     batch_max_records: count().max(100000).default(2000).describe('records per produce batch'),
     batch_max_bytes: count(1024)
       .default(1024 * 1024)
@@ -173,6 +178,11 @@ const http = z
   .strictObject({
     host: z.string().min(1).default('127.0.0.1').describe('address of the ops endpoint (/metrics, /healthz, /readyz)'),
     port: port.default(8080).describe('ops endpoint port; 0 picks a free port'),
+    allowed_hosts: list(z.string().min(1).max(253))
+      .default([])
+      .describe(
+        'host names (besides IP addresses and localhost) the ops endpoint answers to while http.auth is off, e.g. gateway-7.local; other names are refused (DNS rebinding)',
+      ),
     auth: z
       .strictObject({
         username: z.string().default('').describe("basic-auth user for every path except /healthz; '' = no auth"),

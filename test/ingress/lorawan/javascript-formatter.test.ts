@@ -194,6 +194,28 @@ test('the formatter reaches nothing of the host: no process, require, host globa
   assert.match(String(data?.evaluate), /^EvalError: Code generation from strings disallowed/);
 });
 
+test('the time limit cannot be escaped: not by an accessor on the input slot, nor by a FinalizationRegistry callback', (t) => {
+  const dir = tempDir(t);
+  const cache = createFormatterCache(LIMITS, { log: captureLog().log });
+  // The host writes each input into the context; an accessor there would run formatter code outside the limit.
+  const accessor = formatterFile(
+    dir,
+    'accessor.js',
+    `try { Object.defineProperty(globalThis, '__iotgwInput', { set: function () { for (;;) {} } }); } catch (e) {}
+     function decodeUplink(input) { return { data: { n: input.bytes.length } }; }`,
+  );
+  assert.deepEqual(decode(javascript(cache, accessor), [1, 2, 3]), { data: { n: 3 } });
+  const readOnly = formatterFile(
+    dir,
+    'read-only.js',
+    `Object.defineProperty(globalThis, '__iotgwInput', { writable: false });\nfunction decodeUplink() { return { data: {} }; }`,
+  );
+  const outcome = decode(javascript(cache, readOnly), [1]);
+  assert.match(String(outcome.error), /decodeUplink failed: .*read only/, 'a read-only slot fails the call, it does not hang it');
+  const registry = formatterFile(dir, 'registry.js', `function decodeUplink() { return { data: { registry: typeof FinalizationRegistry } }; }`);
+  assert.deepEqual(decode(javascript(cache, registry), [1]), { data: { registry: 'undefined' } });
+});
+
 test('one file is compiled once: two spellings of its path give the same codec', () => {
   const captured = captureLog();
   const cache = createFormatterCache(LIMITS, { log: captured.log, env: { FIXTURES: dirname(CLIMATE) } });

@@ -360,3 +360,71 @@ test('PUSH_DATA encoded by the shared codec round-trips through the transport un
   await waitFor(() => recorded.rxpk.length === 1, 'the rxpk');
   assert.deepEqual(recorded.rxpk[0]?.rxpk, rxpk);
 });
+
+/** A raw peer bound to another loopback address, as a second machine on the network. */
+async function rawPeerAt(t: TestContext, address: string): Promise<Socket> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
+  t.after(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  return socket;
+}
+
+const stat: GatewayStat = { time: '2026-12-06 08:00:00 GMT', rxnb: 1, rxok: 1, rxfw: 1, ackr: 100, dwnb: 0, txnb: 0 };
+
+test('with lorawan.gateways set, other gateways and pinned gateways from other addresses are dropped unanswered; a spoofed PULL_DATA moves no route', async (t) => {
+  const pinned = 'b827ebfffe000001';
+  const { transport, port, recorded } = await startTransport(t, {
+    allowedGateways: new Map([
+      [EUI, []],
+      [pinned, ['127.0.0.1']],
+    ]),
+  });
+  const peer = await rawPeer(t);
+  await peer.send(encodePullData(2, Buffer.from([0, 1]), pinned), port);
+  assert.equal(parseDatagram(await peer.next()).ok, true, 'the pinned gateway from its address is answered');
+  const routeBefore = transport.gateways().find((gateway) => gateway.gatewayEui === pinned)?.pullRoute;
+
+  const spoofer = await rawPeerAt(t, '127.0.0.2');
+  const replies: Buffer[] = [];
+  spoofer.on('message', (message) => replies.push(message));
+  const send = (bytes: Buffer) => new Promise<void>((resolve) => spoofer.send(bytes, port, '127.0.0.1', () => resolve()));
+  await send(encodePullData(2, Buffer.from([0, 2]), pinned));
+  await send(encodePushData(2, Buffer.from([0, 3]), 'ffffffffffff0001', { stat }));
+  await send(encodePushData(2, Buffer.from([0, 4]), EUI, { stat })); // listed without addresses: taken from anywhere
+  await waitFor(() => recorded.drops.length >= 2 && recorded.stats.length === 1, 'two drops and one stat');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(recorded.drops.map((drop) => drop.reason).sort(), ['address-mismatch', 'unknown-gateway']);
+  assert.equal(replies.length, 1, 'only the listed gateway got its PUSH_ACK');
+  assert.deepEqual(transport.gateways().find((gateway) => gateway.gatewayEui === pinned)?.pullRoute, routeBefore, 'the downlink route did not move');
+  assert.equal(transport.gatewayCount(), 2);
+});
+
+test('without an allow-list at most max_gateways are tracked; a flood of new EUIs is dropped and counted', async (t) => {
+  const { transport, port, recorded } = await startTransport(t, { maxGateways: 3 });
+  const peer = await rawPeer(t);
+  for (let index = 0; index < 50; index++) {
+    await peer.send(encodePushData(2, Buffer.from([0, index]), `ffff00000000${index.toString(16).padStart(4, '0')}`, { stat }), port);
+  }
+  await waitFor(() => recorded.stats.length + recorded.drops.length === 50, 'every datagram handled');
+  assert.equal(recorded.stats.length, 3);
+  assert.equal(recorded.drops.filter((drop) => drop.reason === 'gateway-limit').length, 47);
+  assert.equal(transport.gatewayCount(), 3);
+});
+
+test('one source may send max_datagrams_per_second (bursts of twice that); the rest is dropped as rate-limited', async (t) => {
+  const { port, recorded } = await startTransport(t, { maxDatagramsPerSecondPerSource: 50 });
+  const peer = await rawPeer(t);
+  for (let index = 0; index < 300; index++) await peer.send(encodePullData(2, Buffer.from([index >> 8, index & 0xff]), EUI), port);
+  await waitFor(() => recorded.drops.length >= 150, 'the flood to be cut off', 5_000, 20);
+  const limited = recorded.drops.filter((drop) => drop.reason === 'rate-limited').length;
+  assert.ok(limited >= 150 && limited <= 300 - 100, `about 100 of 300 got through (${300 - limited})`);
+});
+
+test('a gateway status time longer than any real one is refused as bad-stat', async (t) => {
+  const { port, recorded } = await startTransport(t);
+  const peer = await rawPeer(t);
+  await peer.send(encodePushData(2, Buffer.from([0, 9]), EUI, { stat: { ...stat, time: 'x'.repeat(5000) } }), port);
+  await waitFor(() => recorded.drops.length === 1, 'the drop');
+  assert.equal(recorded.drops[0]?.reason, 'bad-stat');
+  assert.equal(recorded.stats.length, 0);
+});

@@ -179,3 +179,18 @@ test('gap tracker: a restart continues from the persisted state', () => {
   const old = createFrameGapTracker(new Map([[eui, JSON.stringify({ session_key_id: 'S1', last_f_cnt: 30 })]]));
   assert.deepEqual(old.observe(eui, 'S1', 30, 'm30'), { kind: 'reset', gap: 0 });
 });
+
+test('a message nested deeper than 64 levels is refused before it is parsed (whatever walks it later cannot overflow the stack)', () => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const message = Buffer.from(
+    `{"end_device_ids":{"device_id":"d","dev_eui":"0011223344556677","application_ids":{"application_id":"a"}},"uplink_message":{"f_cnt":1,"frm_payload":"AQ==","decoded_payload":{"x":${deep}}}}`,
+  );
+  const parsed = parseTtsUplink(message, 10_000_000);
+  assert.equal(parsed.ok, false);
+  assert.equal(!parsed.ok && parsed.reason, 'too-deep');
+  // Brackets inside strings are text, not nesting.
+  const quoted = Buffer.from(
+    `{"end_device_ids":{"device_id":"d","dev_eui":"0011223344556677","application_ids":{"application_id":"a"}},"uplink_message":{"f_cnt":1,"frm_payload":"AQ==","decoded_payload":{"x":"${'['.repeat(1000)}"}}}`,
+  );
+  assert.equal(parseTtsUplink(quoted, 10_000_000).ok, true);
+});
