@@ -78,12 +78,13 @@ const SERVER_UNAVAILABLE = 3;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
-/** Failed or unfinished logins from one address per minute before it is refused without hashing (scrypt costs CPU). */
-const MAX_LOGIN_ATTEMPTS = 10;
+/** Failed logins from one address per minute before it is refused without hashing (scrypt costs CPU). */
+const MAX_LOGIN_FAILURES = 10;
 const LOGIN_WINDOW_MS = 60_000;
-/** scrypt checks at once: libuv's pool has 4 threads, shared with the file system, DNS and pino. */
+/** scrypt checks at once (one per address): libuv's pool has 4 threads, shared with the file system, DNS and pino. */
 const MAX_CONCURRENT_PASSWORD_CHECKS = 2;
-const MAX_QUEUED_PASSWORD_CHECKS = 64;
+/** Logins waiting for a check: after a restart every device logs in again, and waits its turn rather than being refused. */
+const MAX_QUEUED_PASSWORD_CHECKS = 2_048;
 /** Topic + headers on top of the payload; packets beyond payload + this are cut off at the socket. */
 const PACKET_OVERHEAD_BYTES = 65_536 + 16;
 /** Subscriptions one client may hold. */
@@ -110,7 +111,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
   /** username -> password that verified, so reconnects skip scrypt; keyed by configured names only, so bounded by the config. */
   const verified = new Map<string, string>();
   const loginGuard = createLoginGuard({
-    maxAttemptsPerAddress: MAX_LOGIN_ATTEMPTS,
+    maxFailuresPerAddress: MAX_LOGIN_FAILURES,
     windowMs: LOGIN_WINDOW_MS,
     maxConcurrentChecks: MAX_CONCURRENT_PASSWORD_CHECKS,
     maxQueuedChecks: MAX_QUEUED_PASSWORD_CHECKS,

@@ -1,92 +1,123 @@
 // Limits what password logins can cost. A password check is scrypt (16 MiB, tens of ms on libuv's thread pool,
-// which pino, DNS and the file system share), so: an address with too many failed or unfinished logins in a
-// minute is refused before hashing (attempts count from when they start, so a thousand parallel CONNECTs
-// cannot all get through before the first one fails), and only a few checks run at once, with a bounded queue
-// behind them; past that, logins are refused as "server unavailable" and the client tries again later.
+// which pino, DNS and the file system share), so checks wait in one queue and run a few at a time, and at most
+// one at a time per source address: a thousand parallel guesses from one address are checked one after the
+// other, and once that address has failed too often in the window, the rest are refused without hashing.
+// Devices behind one NAT address are never refused for being many; they only wait their turn. Past the queue's
+// bound, logins are refused as "server unavailable" and clients try again later.
 import { createBoundedMap } from '../../shared/bounded-map.ts';
 
 export interface LoginGuardOptions {
-  /** Failed plus unfinished logins from one address within the window before it is refused without hashing. */
-  readonly maxAttemptsPerAddress: number;
+  /** Failed logins from one address within the window before it is refused without hashing. */
+  readonly maxFailuresPerAddress: number;
   readonly windowMs: number;
   /** Password checks running at once (libuv runs 4 threads by default; keep some for everything else). */
   readonly maxConcurrentChecks: number;
-  /** Checks waiting for a slot; more are refused at once. */
+  /** Checks waiting for their turn; more are refused at once. */
   readonly maxQueuedChecks: number;
   /** Addresses remembered at once (oldest forgotten first). */
   readonly maxAddresses: number;
   readonly nowMs?: () => number;
 }
 
-export type LoginAdmission =
-  | { readonly ok: true; readonly release: (succeeded: boolean) => void }
-  | { readonly ok: false; readonly reason: 'throttled' | 'busy' };
+export type LoginAdmission = { readonly ok: true; readonly release: (succeeded: boolean) => void } | { readonly ok: false; readonly reason: 'throttled' | 'busy' };
 
 export interface LoginGuard {
-  /**
-   * Asks to check a password from `address`. On ok, the attempt counts against the address until `release`:
-   * a success takes it back, a failure keeps it for the window. Resolves when a check slot is free.
-   */
+  /** Waits for this address's turn to check a password; call release with the outcome when done. */
   admit(address: string): Promise<LoginAdmission>;
   /** A login that failed without a password check (an unknown name, no password): counts against the address. */
   noteFailure(address: string): void;
   /** Whether the address is refused without hashing for now. */
   isThrottled(address: string): boolean;
-  /** Checks running and waiting now (for health detail and tests). */
   readonly running: number;
   readonly queued: number;
 }
 
+interface AddressState {
+  failures: number;
+  sinceMs: number;
+  running: number;
+}
+
+interface Waiting {
+  readonly address: string;
+  readonly resolve: (admission: LoginAdmission) => void;
+}
+
 export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
   const nowMs = options.nowMs ?? (() => performance.now());
-  const attempts = createBoundedMap<string, { count: number; sinceMs: number }>({
+  const addresses = createBoundedMap<string, AddressState>({
     maxEntries: options.maxAddresses,
     maxBytes: options.maxAddresses * 160,
-    maxAgeMs: options.windowMs,
+    maxAgeMs: Number.POSITIVE_INFINITY,
     nowMs,
   });
-  const waiting: (() => void)[] = [];
+  const waiting: Waiting[] = [];
   let running = 0;
 
-  function attemptsOf(address: string): { count: number; sinceMs: number } {
-    let entry = attempts.get(address);
-    if (entry === undefined || nowMs() - entry.sinceMs > options.windowMs) {
-      entry = { count: 0, sinceMs: nowMs() };
-      attempts.set(address, entry);
+  function stateOf(address: string): AddressState {
+    let state = addresses.get(address);
+    if (state === undefined) {
+      state = { failures: 0, sinceMs: nowMs(), running: 0 };
+      addresses.set(address, state);
+    } else if (nowMs() - state.sinceMs > options.windowMs) {
+      state.failures = 0;
+      state.sinceMs = nowMs();
     }
-    return entry;
+    return state;
   }
 
-  function releaseSlot(): void {
-    const next = waiting.shift();
-    if (next !== undefined) next();
-    else running -= 1;
+  function throttled(state: AddressState): boolean {
+    return state.failures >= options.maxFailuresPerAddress;
+  }
+
+  /** Starts every waiting check whose address is free, oldest first, while slots are free. */
+  function pump(): void {
+    for (let index = 0; index < waiting.length && running < options.maxConcurrentChecks; ) {
+      const next = waiting[index] as Waiting;
+      const state = stateOf(next.address);
+      if (throttled(state)) {
+        // It failed too often while this one waited: refused without hashing, like a new attempt.
+        waiting.splice(index, 1);
+        next.resolve({ ok: false, reason: 'throttled' });
+        continue;
+      }
+      if (state.running > 0) {
+        index += 1;
+        continue;
+      }
+      waiting.splice(index, 1);
+      running += 1;
+      state.running += 1;
+      next.resolve({ ok: true, release: releaser(state) });
+    }
+  }
+
+  function releaser(state: AddressState): (succeeded: boolean) => void {
+    let released = false;
+    return (succeeded) => {
+      if (released) return;
+      released = true;
+      running -= 1;
+      state.running -= 1;
+      if (!succeeded) state.failures += 1;
+      pump();
+    };
   }
 
   return {
-    async admit(address) {
-      const entry = attemptsOf(address);
-      if (entry.count >= options.maxAttemptsPerAddress) return { ok: false, reason: 'throttled' };
-      if (running >= options.maxConcurrentChecks && waiting.length >= options.maxQueuedChecks) return { ok: false, reason: 'busy' };
-      entry.count += 1;
-      if (running < options.maxConcurrentChecks) running += 1;
-      else await new Promise<void>((resolve) => waiting.push(resolve)); // the slot passes straight to us
-      let released = false;
-      return {
-        ok: true,
-        release(succeeded) {
-          if (released) return;
-          released = true;
-          releaseSlot();
-          if (succeeded) entry.count = Math.max(0, entry.count - 1);
-        },
-      };
+    admit(address) {
+      if (throttled(stateOf(address))) return Promise.resolve({ ok: false, reason: 'throttled' });
+      if (waiting.length >= options.maxQueuedChecks) return Promise.resolve({ ok: false, reason: 'busy' });
+      return new Promise<LoginAdmission>((resolve) => {
+        waiting.push({ address, resolve });
+        pump();
+      });
     },
     noteFailure(address) {
-      attemptsOf(address).count += 1;
+      stateOf(address).failures += 1;
     },
     isThrottled(address) {
-      return attemptsOf(address).count >= options.maxAttemptsPerAddress;
+      return throttled(stateOf(address));
     },
     get running() {
       return running;
