@@ -103,8 +103,8 @@ test('distinct 60 KiB usernames with wrong passwords from 200 addresses: memory 
     codes.every((code) => code === 4 || code === 5),
     `every attempt refused (${[...new Set(codes)].join(', ')})`,
   );
-  const { peakRssBytes } = await stage.finish();
-  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB`);
+  const { peakRssBytes, report } = await stage.finish();
+  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB; fleet acknowledged ${report.ackedPerSecond.toFixed(0)}/s of 200/s offered`);
   assert.ok(peakRssBytes < MEMORY_BOUND, `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB < ${MEMORY_BOUND / MB} MB`);
   const refused =
     (await stage.gateway.metric('iotgw_mqtt_connections_refused_total', ['reason="bad-credentials"'])) +
@@ -130,7 +130,7 @@ test('distinct 60 KiB stream names, and thousands of distinct short ones, from o
         publishPacket(`devices/att-${index}/${index}${'s'.repeat(60 * 1024)}`, Buffer.from('{}'), 0),
       ]),
       '127.0.0.2',
-      50,
+      5_000, // until the gateway closes it, which it does on the refusal
     ),
   );
   assert.equal(long.length, 1000);
@@ -140,8 +140,8 @@ test('distinct 60 KiB stream names, and thousands of distinct short ones, from o
     ...Array.from({ length: 5000 }, (_, index) => publishPacket(`devices/att-2/s${index}-${'n'.repeat(40)}`, Buffer.from('{}'), 0)),
   ]);
   await attempt(stage.mqttPort, shortBurst, '127.0.0.3', 3000);
-  const { peakRssBytes } = await stage.finish();
-  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB`);
+  const { peakRssBytes, report } = await stage.finish();
+  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB; fleet acknowledged ${report.ackedPerSecond.toFixed(0)}/s of 200/s offered`);
   assert.ok(peakRssBytes < MEMORY_BOUND, `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB < ${MEMORY_BOUND / MB} MB`);
   assert.equal(await stage.gateway.metric('iotgw_ingress_rejected_total', ['reason="bad-topic"']), 1000, 'every over-long topic refused');
 });
@@ -165,7 +165,10 @@ test('500 parallel wrong-password CONNECTs from one address run at most 10 passw
   );
   const checks = await stage.gateway.metric('iotgw_mqtt_password_checks_total', ['result="failed"']);
   assert.ok(checks <= 10, `${checks} scrypt checks of wrong passwords (at most 10 per address and minute)`);
-  await stage.finish();
+  const { peakRssBytes, report } = await stage.finish();
+  t.diagnostic(
+    `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB; fleet acknowledged ${report.ackedPerSecond.toFixed(0)}/s of 200/s offered; ${checks} password checks`,
+  );
   void FLEET_PASSWORD;
 });
 
@@ -184,8 +187,8 @@ test('3,000 connections each holding 100 KiB of an unfinished PUBLISH: the bytes
     attempt(stage.mqttPort, Buffer.concat([connectPacket({ clientId: `slow-${index}` }), stalled]), `127.0.2.${(index % 8) + 1}`, 3000),
   );
   assert.equal(results.length, 3000);
-  const { peakRssBytes } = await stage.finish();
-  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB`);
+  const { peakRssBytes, report } = await stage.finish();
+  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB; fleet acknowledged ${report.ackedPerSecond.toFixed(0)}/s of 200/s offered`);
   assert.ok(peakRssBytes < MEMORY_BOUND, `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB < ${MEMORY_BOUND / MB} MB`);
   assert.ok((await stage.gateway.metric('iotgw_mqtt_connections_refused_total', ['reason="memory-budget"'])) > 2000, 'connections past the budget closed');
 });

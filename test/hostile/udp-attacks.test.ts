@@ -46,7 +46,9 @@ test('waves of stat reports from random gateway EUIs: metric series, status reco
   assert.ok((await stage.gateway.metric('iotgw_ingress_rejected_total', ['reason="gateway-limit"'])) > 0, 'gateways past the limit are refused');
   const dropLines = stage.gateway.logs.filter((line) => line.reason === 'rate-limited' || line.reason === 'gateway-limit');
   assert.ok(dropLines.length <= 80, `log lines about the flood stay within the budget (${dropLines.length})`);
-  const { peakRssBytes } = await stage.finish();
-  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB, ${series} series, ${statRecords} status records`);
+  const { peakRssBytes, report } = await stage.finish();
+  t.diagnostic(
+    `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB, ${series} series, ${statRecords} status records; fleet acknowledged ${report.ackedPerSecond.toFixed(0)}/s of 200/s offered`,
+  );
   assert.ok(peakRssBytes < 300 * MB, `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB < 300 MB`);
 });

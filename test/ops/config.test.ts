@@ -193,3 +193,13 @@ test('payload limits that would let Kafka refuse an acknowledged record are refu
   writeFileSync(path, 'mqtt:\n  max_payload_bytes: 2000000\nkafka:\n  max_message_bytes: 3000000\n');
   assert.equal(loadConfig({ path, env: {} }).kafka.max_message_bytes, 3_000_000, 'raised together, it is fine');
 });
+
+test('found by fuzzing: an empty section and an undefined YAML alias are refused as config errors, not crashes', (t) => {
+  const path = join(tempDir(t), 'iotgw.yaml');
+  writeFileSync(path, 'lorawan:\nmqtt:\n  port: 1884\n');
+  assert.match(issuesOf(() => loadConfig({ path, env: {} })).join('\n'), /lorawan: /);
+  writeFileSync(path, 'mqtt:\n  port: *nowhere\n');
+  assert.match(issuesOf(() => loadConfig({ path, env: {} })).join('\n'), /YAML: .*alias/i);
+  writeFileSync(path, 'a: &a [*a, *a]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n');
+  assert.ok(issuesOf(() => loadConfig({ path, env: {} })).length > 0, 'an alias bomb is refused too');
+});

@@ -19,7 +19,9 @@ export interface LoginGuardOptions {
   readonly nowMs?: () => number;
 }
 
-export type LoginAdmission = { readonly ok: true; readonly release: (succeeded: boolean) => void } | { readonly ok: false; readonly reason: 'throttled' | 'busy' };
+export type LoginAdmission =
+  | { readonly ok: true; readonly release: (succeeded: boolean) => void }
+  | { readonly ok: false; readonly reason: 'throttled' | 'busy' };
 
 export interface LoginGuard {
   /** Waits for this address's turn to check a password; call release with the outcome when done. */

@@ -50,14 +50,20 @@ function readYamlFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw new ConfigError(path, [`cannot read the file: ${errorMessage(error)}`]);
   }
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true, stringKeys: true });
   if (document.errors.length > 0) {
     throw new ConfigError(
       path,
       document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]}`),
     );
   }
-  const value: unknown = document.toJS();
+  let value: unknown;
+  try {
+    // Aliases are resolved here (an undefined one throws), with a cap on how far they may expand.
+    value = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    throw new ConfigError(path, [`YAML: ${errorMessage(error).split('\n')[0]}`]);
+  }
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(path, ['the file must contain a YAML mapping of sections (gateway_id, mqtt, kafka, buffer, http)']);
@@ -156,17 +162,18 @@ interface DevicesFileSpan {
 
 /** `lorawan.devices_file` holds a YAML list of devices; they are appended to lorawan.devices. */
 function mergeLorawanDevicesFile(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: string[]): DevicesFileSpan | null {
-  const lorawan = raw.lorawan as Record<string, unknown> | undefined;
-  if (lorawan === undefined || typeof lorawan.devices_file !== 'string' || lorawan.devices_file === '') return null;
+  if (typeof raw.lorawan !== 'object' || raw.lorawan === null || Array.isArray(raw.lorawan)) return null; // the schema reports it
+  const lorawan = raw.lorawan as Record<string, unknown>;
+  if (typeof lorawan.devices_file !== 'string' || lorawan.devices_file === '') return null;
   const path = expandVariables(lorawan.devices_file, env);
   let listed: unknown;
   try {
-    const document = parseDocument(readFileSync(path, 'utf8'), { uniqueKeys: true });
+    const document = parseDocument(readFileSync(path, 'utf8'), { uniqueKeys: true, stringKeys: true });
     if (document.errors.length > 0) {
       issues.push(`lorawan.devices_file: ${path}: YAML syntax: ${document.errors[0]?.message.split('\n')[0]}`);
       return null;
     }
-    listed = document.toJS() ?? [];
+    listed = document.toJS({ maxAliasCount: 100 }) ?? [];
   } catch (error) {
     issues.push(`lorawan.devices_file: cannot read ${path}: ${errorMessage(error)}`);
     return null;

@@ -1,0 +1,312 @@
+// What the fuzzer feeds: every decoder that reads bytes from outside, with the invariants each must keep for
+// any input. A target throws only when one breaks (a decoder that throws, a result of the wrong shape, a
+// server that stops answering); bad input itself must come back as a rejection with a reason.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { createTtsFleet } from '../../firmware-sim/tts-traffic.ts';
+import { ConfigError } from '../../src/errors.ts';
+import type { Accept } from '../../src/ingress/ingress.ts';
+import { verifyDataFrameMic, cryptFrmPayload } from '../../src/ingress/lorawan/frame-crypto.ts';
+import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
+import { createMqttIngress, type MqttIngress } from '../../src/ingress/mqtt-broker/broker.ts';
+import { parseDatagram } from '../../src/ingress/semtech-udp/packets.ts';
+import { createRn2483Radio, type Rn2483Radio } from '../../src/ingress/serial-radio/rn2483-radio.ts';
+import { parseTtsEvent, parseTtsUplink } from '../../src/ingress/ttn/tts-uplink.ts';
+import { loadConfig } from '../../src/ops/config/load.ts';
+import { createLogger } from '../../src/ops/log.ts';
+import { createMetrics } from '../../src/ops/metrics.ts';
+import { createRouter } from '../../src/record/routes.ts';
+import { mockRadio } from '../helpers/serial-radio-mock.ts';
+import type { FuzzTarget } from './fuzz-engine.ts';
+
+interface Vector {
+  readonly id: string;
+  readonly kind: string;
+  readonly request_hex?: string;
+  readonly phy_payload_hex?: string;
+  readonly payload?: unknown;
+  readonly transcript?: readonly { readonly dir: string; readonly line: string }[];
+}
+const vectors = JSON.parse(readFileSync(new URL('../fixtures/lorawan/lorawan-vectors.json', import.meta.url), 'utf8')) as Vector[];
+const silentLog = createLogger({ level: 'silent', gatewayId: 'fuzz' });
+
+function fail(message: string): never {
+  throw new Error(`invariant broken: ${message}`);
+}
+
+const semtechUdp: FuzzTarget = {
+  name: 'semtech-udp',
+  description: 'Semtech UDP datagrams (PUSH_DATA, PULL_DATA, TX_ACK) into parseDatagram, as from any UDP sender',
+  coverage: ['src/ingress/semtech-udp/packets.ts'],
+  maxLength: 4096,
+  dictionary: [
+    '{"rxpk":[',
+    '{"stat":',
+    '"data":"',
+    '"tmst":',
+    '"freq":',
+    '"datr":"SF7BW125"',
+    '"codr":"4/5"',
+    '"modu":"LORA"',
+    '"time":"',
+    '"txpk_ack":{"error":"',
+    '}]}',
+    'null',
+    '1e308',
+    '-0',
+  ],
+  seeds: () => vectors.filter((vector) => vector.request_hex !== undefined).map((vector) => Buffer.from(vector.request_hex as string, 'hex')),
+  run(input) {
+    const parsed = parseDatagram(input);
+    if (!parsed.ok && (typeof parsed.reason !== 'string' || typeof parsed.message !== 'string')) fail('a refusal without reason and message');
+  },
+};
+
+const PHY_KEY = Buffer.from('44024241ed4ce9a68c6a8bc055233fd3', 'hex');
+
+const phyPayload: FuzzTarget = {
+  name: 'phy-payload',
+  description: 'LoRaWAN PHYPayloads (from a radio) into parsePhyPayload, then MIC and decryption of what parses as a data frame',
+  coverage: ['src/ingress/lorawan/'],
+  maxLength: 300,
+  seeds: () => vectors.filter((vector) => vector.phy_payload_hex !== undefined).map((vector) => Buffer.from(vector.phy_payload_hex as string, 'hex')),
+  run(input) {
+    const parsed = parsePhyPayload(input);
+    if (!parsed.ok) {
+      if (typeof parsed.reason !== 'string') fail('a refusal without a reason');
+      return;
+    }
+    const { frame } = parsed;
+    if (frame.kind === 'data') {
+      verifyDataFrameMic(PHY_KEY, frame.direction, frame.devAddr, frame.fcnt16, frame.micInput, frame.mic);
+      cryptFrmPayload(PHY_KEY, frame.direction, frame.devAddr, frame.fcnt16, frame.frmPayload);
+      if (frame.mic.length !== 4 || frame.devAddr.length !== 8) fail('a data frame with a MIC or DevAddr of the wrong size');
+    }
+  },
+};
+
+const ttnJson: FuzzTarget = {
+  name: 'ttn-json',
+  description: 'The Things Stack v3 MQTT messages (uplinks and events) into parseTtsUplink and parseTtsEvent',
+  coverage: ['src/ingress/ttn/tts-uplink.ts', 'src/shared/json-depth.ts'],
+  maxLength: 16_384,
+  dictionary: [
+    '"end_device_ids":{',
+    '"device_id":"',
+    '"dev_eui":"',
+    '"application_ids":{"application_id":"',
+    '"uplink_message":{',
+    '"f_cnt":',
+    '"f_port":',
+    '"frm_payload":"',
+    '"decoded_payload":{',
+    '"session_key_id":"',
+    '"received_at":"',
+    '"correlation_ids":[',
+    '4294967295',
+    '4294967296',
+    '-1',
+    '[[[[[[[[',
+    '"\\u0000"',
+  ],
+  seeds() {
+    const fleet = createTtsFleet('fuzz-app', { devices: 4, seed: 7 });
+    const generated = fleet.devices.map((device) => Buffer.from(JSON.stringify(fleet.nextUplink(device, 1_760_000_000_000))));
+    const documented = vectors
+      .filter((vector) => vector.kind === 'tts_v3_mqtt_message' && vector.payload !== undefined)
+      .map((vector) => Buffer.from(JSON.stringify(vector.payload)));
+    return [...generated, ...documented];
+  },
+  run(input) {
+    for (const parsed of [parseTtsUplink(input, 262_144), parseTtsEvent(input, 262_144)]) {
+      if (!parsed.ok && typeof parsed.reason !== 'string') fail('a refusal without a reason');
+    }
+  },
+};
+
+/** The config loader reads a file: each input is written to one, which the loader must accept or refuse with a ConfigError. */
+let configDir = '';
+const config: FuzzTarget = {
+  name: 'config',
+  description: 'iotgw.yaml texts into the config loader: a Config or a ConfigError naming the key, nothing else',
+  coverage: ['src/ops/config/'],
+  maxLength: 8192,
+  dictionary: [
+    'mqtt:\n  ',
+    'kafka:\n  ',
+    'buffer:\n  ',
+    'lorawan:\n  ',
+    'ttn:\n  ',
+    'serial:\n  ',
+    'devices:\n    - ',
+    'port: ',
+    'brokers: [',
+    'max_payload_bytes: ',
+    '&a ',
+    '*a',
+    '!!binary ',
+    '---\n',
+    '{',
+    '}',
+    '[',
+    ']',
+    ': ',
+    '\n',
+    '"',
+  ],
+  seeds: () => [
+    readFileSync(fileURLToPath(new URL('../../config/iotgw.example.yaml', import.meta.url))),
+    Buffer.from('mqtt:\n  port: 1884\nkafka:\n  brokers: [a:9092]\n'),
+    Buffer.from(
+      'lorawan:\n  enabled: true\n  devices:\n    - dev_eui: 0004a30b001c0530\n      dev_addr: 26011bda\n      nwk_s_key: 2b7e151628aed2a6abf7158809cf4f3c\n      app_s_key: 000102030405060708090a0b0c0d0e0f\n',
+    ),
+  ],
+  async setup() {
+    configDir = mkdtempSync(join(tmpdir(), 'iotgw-fuzz-config-'));
+  },
+  async teardown() {
+    rmSync(configDir, { recursive: true, force: true });
+  },
+  run(input) {
+    const path = join(configDir, 'iotgw.yaml');
+    writeFileSync(path, input);
+    try {
+      loadConfig({ path, env: {} });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+    }
+  },
+};
+
+/** A fresh RN2483 driver per input, set up against the emulated module; the input is what the module "sends". */
+let radioHarness: ReturnType<typeof mockRadio> | null = null;
+const rn2483: FuzzTarget = {
+  name: 'rn2483',
+  description: 'bytes from an RN2483 radio module on the serial line into the driver (line splitting, radio_rx, answers)',
+  coverage: ['src/ingress/serial-radio/'],
+  maxLength: 2048,
+  dictionary: ['radio_rx  ', 'radio_err\r\n', 'ok\r\n', 'busy\r\n', 'invalid_param\r\n', '4294967245\r\n', '-7\r\n', '\r\n', 'RN2483 1.0.5 Oct 31 2018\r\n'],
+  seeds: () => [Buffer.from('radio_rx  48656C6C6F\r\n'), Buffer.from('radio_err\r\n'), Buffer.from('ok\r\nbusy\r\n'), Buffer.from('radio_rx 00ff\r\n-7\r\n')],
+  async setup() {
+    radioHarness = mockRadio();
+  },
+  async run(input) {
+    const harness = radioHarness ?? fail('no harness');
+    const stream = await harness.openStream();
+    let radio: Rn2483Radio | null = null;
+    try {
+      radio = createRn2483Radio(
+        stream,
+        { settings: { frequencyHz: 868_100_000, spreadingFactor: 7, bandwidthKhz: 125, codingRate: '4/5', syncWord: '34' }, commandTimeoutMs: 200 },
+        { log: silentLog, events: { onFrame: () => undefined, onRadioError: () => undefined, onLineProblem: () => undefined, onFailure: () => undefined } },
+      );
+      await radio.start().catch(() => undefined);
+      const binding = stream.port as unknown as { emitData(data: Buffer): void };
+      binding.emitData(input);
+      for (let turn = 0; turn < 5; turn++) await nextTurn();
+    } finally {
+      await radio?.stop().catch(() => undefined);
+      await new Promise<void>((resolve) => (stream.isOpen ? stream.close(() => resolve()) : resolve()));
+    }
+  },
+};
+
+/** The real MQTT ingress (aedes, the gateway's hooks and guards) on a loopback port; each input is one connection's bytes. */
+let mqttIngress: MqttIngress | null = null;
+let mqttPort = 0;
+let mqttInputs = 0;
+/** An MQTT packet: type byte, remaining length [MQTT-2.2.3], body. */
+function mqttPacket(type: number, body: Buffer): Buffer {
+  const length: number[] = [];
+  let rest = body.length;
+  do {
+    let byte = rest % 128;
+    rest = Math.floor(rest / 128);
+    if (rest > 0) byte |= 0x80;
+    length.push(byte);
+  } while (rest > 0);
+  return Buffer.concat([Buffer.from([type, ...length]), body]);
+}
+const utf8 = (text: string) => Buffer.concat([Buffer.from([0, Buffer.byteLength(text)]), Buffer.from(text)]);
+const CONNECT = mqttPacket(0x10, Buffer.concat([utf8('MQTT'), Buffer.from([4, 2, 0, 60]), utf8('em-1')]));
+const PUBLISH_QOS0 = mqttPacket(0x30, Buffer.concat([utf8('devices/em-1/telemetry'), Buffer.from('{}')]));
+const PUBLISH_QOS1 = mqttPacket(0x32, Buffer.concat([utf8('devices/em-1/telemetry'), Buffer.from([0, 1]), Buffer.from('{"n":1}')]));
+const SUBSCRIBE = mqttPacket(0x82, Buffer.concat([Buffer.from([0, 1]), utf8('devices/em-1/#'), Buffer.from([1])]));
+const PINGREQ = Buffer.from([0xc0, 0]);
+const DISCONNECT = Buffer.from([0xe0, 0]);
+const mqttAedes: FuzzTarget = {
+  name: 'mqtt',
+  description: 'MQTT 3.1.1 byte streams (one connection each) into the gateway broker: mqtt-packet, aedes and the gateway hooks',
+  coverage: ['node_modules/aedes/', 'node_modules/mqtt-packet/', 'src/ingress/mqtt-broker/'],
+  maxLength: 4096,
+  dictionary: [CONNECT, PUBLISH_QOS0, PUBLISH_QOS1, SUBSCRIBE, PINGREQ, DISCONNECT, Buffer.from([0xff, 0xff, 0xff, 0x7f]), 'devices/', '$SYS/', '#', '+'],
+  seeds: () => [
+    CONNECT,
+    Buffer.concat([CONNECT, PUBLISH_QOS0]),
+    Buffer.concat([CONNECT, PUBLISH_QOS1, PINGREQ, DISCONNECT]),
+    Buffer.concat([CONNECT, SUBSCRIBE]),
+  ],
+  async setup() {
+    const accept: Accept = async (records) => ({ ok: true, ids: records.map((_, index) => String(index)) }) as never;
+    mqttIngress = createMqttIngress(
+      {
+        host: '127.0.0.1',
+        port: 0,
+        allowAnonymous: true,
+        maxPayloadBytes: 1024,
+        maxConnections: 1000,
+        maxConnectionsPerAddress: 1000,
+        maxHeldBytes: 1024 * 1024,
+        persistence: { maxRetainedMessages: 100, maxRetainedBytes: 65536, maxSessions: 100, maxQueuedPerClient: 100, maxQueuedBytes: 65536 },
+        connectTimeoutMs: 1000,
+        keepaliveLimitS: 3600,
+        devices: [],
+        clients: [],
+        tls: null,
+      },
+      { accept, router: createRouter('fuzz', []), log: silentLog, metrics: createMetrics({ processMetrics: false }) },
+    );
+    await mqttIngress.start();
+    mqttPort = mqttIngress.address().tcp.port;
+  },
+  async teardown() {
+    await mqttIngress?.stop();
+    mqttIngress = null;
+  },
+  async run(input) {
+    // The input, then end of stream: aedes reads what came and closes its side; the close is the end of the run.
+    await new Promise<void>((resolve) => {
+      const socket = connectTcp({ port: mqttPort, host: '127.0.0.1' });
+      const timer = setTimeout(() => socket.destroy(), 1_000);
+      socket.on('error', () => undefined);
+      socket.on('data', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.end(input);
+    });
+    // Now and then: the broker still answers a well-formed CONNECT.
+    mqttInputs += 1;
+    if (mqttInputs % 200 === 0) {
+      const answered = await new Promise<boolean>((resolve) => {
+        const socket = connectTcp({ port: mqttPort, host: '127.0.0.1' });
+        const timer = setTimeout(() => resolve(false), 2_000);
+        socket.on('error', () => resolve(false));
+        socket.on('data', (data) => {
+          clearTimeout(timer);
+          resolve(data[0] === 0x20 && data[3] === 0);
+          socket.destroy();
+        });
+        socket.write(CONNECT);
+      });
+      if (!answered) fail('the broker stopped answering a valid CONNECT');
+    }
+  },
+};
+
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [semtechUdp, phyPayload, ttnJson, config, rn2483, mqttAedes];
