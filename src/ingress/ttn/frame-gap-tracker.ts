@@ -50,13 +50,31 @@ export interface FrameGapTracker {
   failed(devEui: string, counter: DeviceCounter): void;
   /** The device's state as a state-table value (JSON), for the commit that stores its record. */
   stateValue(devEui: string): string | null;
+  /** Devices forgotten to stay within maxDevices since the last call: their state rows can go too. */
+  takeForgotten(): string[];
   readonly size: number;
 }
 
-/** `persisted`: the committed state of STATE_SCOPE (DevEUI -> JSON), as loaded at start. Unreadable entries are skipped. */
-export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = new Map()): FrameGapTracker {
+/**
+ * `persisted`: the committed state of STATE_SCOPE (DevEUI -> JSON), as loaded at start. Unreadable entries are
+ * skipped. Devices come from the cloud's messages: at most `maxDevices` are tracked, the least recently heard
+ * forgotten first (a forgotten device's next uplink counts as its first: no gap can be told for it).
+ */
+export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = new Map(), maxDevices = 100_000): FrameGapTracker {
   const devices = new Map<string, DeviceCounter>();
   const committedCounters = new Map<string, DeviceCounter>();
+  let forgotten: string[] = [];
+  /** Keeps `devEui` as the most recently heard and forgets the oldest past the bound. */
+  function remember(devEui: string, counter: DeviceCounter): void {
+    devices.delete(devEui);
+    devices.set(devEui, counter);
+    while (devices.size > maxDevices) {
+      const oldest = devices.keys().next().value as string;
+      devices.delete(oldest);
+      committedCounters.delete(oldest);
+      if (forgotten.length < maxDevices) forgotten.push(oldest);
+    }
+  }
   for (const [devEui, json] of persisted) {
     const counter = parseCounter(json);
     if (counter === null) continue;
@@ -66,8 +84,13 @@ export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = n
   return {
     observe(devEui, sessionKeyId, fCnt, uplinkId) {
       const verdict = judgeFrame(devices.get(devEui), sessionKeyId, fCnt, uplinkId);
-      if (verdict.kind !== 'duplicate') devices.set(devEui, { sessionKeyId, lastFCnt: fCnt, lastUplinkId: uplinkId });
+      if (verdict.kind !== 'duplicate') remember(devEui, { sessionKeyId, lastFCnt: fCnt, lastUplinkId: uplinkId });
       return verdict;
+    },
+    takeForgotten() {
+      const taken = forgotten;
+      forgotten = [];
+      return taken;
     },
     latest: (devEui) => devices.get(devEui),
     committed(devEui, counter) {

@@ -184,7 +184,11 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       return;
     }
     const counter = tracker.latest(uplink.devEui);
-    const state: StateWrite[] = [{ scope: STATE_SCOPE, key: uplink.devEui, value: tracker.stateValue(uplink.devEui) }];
+    const state: StateWrite[] = [
+      { scope: STATE_SCOPE, key: uplink.devEui, value: tracker.stateValue(uplink.devEui) },
+      // Devices the tracker had to forget: their state rows go too, so the table stays as bounded as the tracker.
+      ...tracker.takeForgotten().map((devEui) => ({ scope: STATE_SCOPE, key: devEui, value: null })),
+    ];
     const record = uplinkRecord(uplink, verdict.gap, verdict.kind === 'reset', receivedAtMs);
     const what = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui}`;
     inFlight.track(

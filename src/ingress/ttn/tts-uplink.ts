@@ -90,7 +90,7 @@ export function parseTtsUplink(bytes: Buffer, maxBytes: number): TtsParseResult<
     return reject('bad-field', `device ${deviceId}: uplink_message.frm_payload must be base64, got ${show(frm)}`);
   }
   const sessionKeyId = uplink.session_key_id ?? null;
-  if (sessionKeyId !== null && (typeof sessionKeyId !== 'string' || sessionKeyId === '')) {
+  if (sessionKeyId !== null && (typeof sessionKeyId !== 'string' || sessionKeyId === '' || sessionKeyId.length > 64)) {
     return reject('bad-field', `device ${deviceId}: uplink_message.session_key_id must be a non-empty string, got ${show(sessionKeyId)}`);
   }
   const decoded = uplink.decoded_payload;
@@ -144,6 +144,8 @@ function deviceIds(message: Record<string, unknown>): TtsParseResult<{ deviceId:
   if (!isObject(ids)) return reject('missing-device-id', 'end_device_ids is missing: not a TTS v3 application message');
   const deviceId = ids.device_id;
   if (typeof deviceId !== 'string' || deviceId === '') return reject('missing-device-id', 'end_device_ids.device_id is missing or empty');
+  // TTS device ids are at most 36 characters; this one may become a record key.
+  if (deviceId.length > 128) return reject('bad-field', `end_device_ids.device_id is ${deviceId.length} characters; TTS ids are at most 36`);
   const devEui = ids.dev_eui;
   if (devEui === undefined || devEui === '') return { ok: true, value: { deviceId, devEui: null } };
   if (typeof devEui !== 'string' || !DEV_EUI_PATTERN.test(devEui)) {
@@ -152,10 +154,12 @@ function deviceIds(message: Record<string, unknown>): TtsParseResult<{ deviceId:
   return { ok: true, value: { deviceId, devEui: devEui.toLowerCase() } };
 }
 
+/** What identifies the message among copies; kept per device, so a long one is kept as its hash. */
 function uplinkIdOf(uplink: Record<string, unknown>, message: Record<string, unknown>, bytes: Buffer): string {
-  if (typeof uplink.received_at === 'string' && uplink.received_at !== '') return uplink.received_at;
+  const bounded = (id: string): string => (id.length <= 512 ? id : `sha256:${createHash('sha256').update(id).digest('hex').slice(0, 32)}`);
+  if (typeof uplink.received_at === 'string' && uplink.received_at !== '') return bounded(uplink.received_at);
   const ids = message.correlation_ids;
-  if (Array.isArray(ids) && ids.length > 0 && ids.every((id) => typeof id === 'string')) return ids.join(' ');
+  if (Array.isArray(ids) && ids.length > 0 && ids.every((id) => typeof id === 'string')) return bounded(ids.join(' '));
   return `sha256:${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`;
 }
 

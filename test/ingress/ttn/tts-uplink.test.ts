@@ -194,3 +194,15 @@ test('a message nested deeper than 64 levels is refused before it is parsed (wha
   );
   assert.equal(parseTtsUplink(quoted, 10_000_000).ok, true);
 });
+
+test('gap tracker: at most maxDevices are tracked; the least recently heard is forgotten and its state row can go', () => {
+  const tracker = createFrameGapTracker(new Map(), 3);
+  for (const devEui of ['a', 'b', 'c']) tracker.observe(devEui, null, 1, `${devEui}1`);
+  tracker.observe('a', null, 2, 'a2'); // a is heard again: b is now the oldest
+  tracker.observe('d', null, 1, 'd1');
+  assert.equal(tracker.size, 3);
+  assert.deepEqual(tracker.takeForgotten(), ['b']);
+  assert.deepEqual(tracker.takeForgotten(), []);
+  assert.equal(tracker.observe('b', null, 5, 'b5').kind, 'first', 'a forgotten device starts over');
+  assert.equal(tracker.observe('a', null, 3, 'a3').kind, 'next');
+});
