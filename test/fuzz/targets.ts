@@ -20,6 +20,7 @@ import { loadConfig } from '../../src/ops/config/load.ts';
 import { createLogger } from '../../src/ops/log.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { createRouter } from '../../src/record/routes.ts';
+import { connectPacket, mqttPacket, mqttString, publishPacket } from '../helpers/mqtt-wire.ts';
 import { mockRadio } from '../helpers/serial-radio-mock.ts';
 import type { FuzzTarget } from './fuzz-engine.ts';
 
@@ -219,23 +220,10 @@ const rn2483: FuzzTarget = {
 let mqttIngress: MqttIngress | null = null;
 let mqttPort = 0;
 let mqttInputs = 0;
-/** An MQTT packet: type byte, remaining length [MQTT-2.2.3], body. */
-function mqttPacket(type: number, body: Buffer): Buffer {
-  const length: number[] = [];
-  let rest = body.length;
-  do {
-    let byte = rest % 128;
-    rest = Math.floor(rest / 128);
-    if (rest > 0) byte |= 0x80;
-    length.push(byte);
-  } while (rest > 0);
-  return Buffer.concat([Buffer.from([type, ...length]), body]);
-}
-const utf8 = (text: string) => Buffer.concat([Buffer.from([0, Buffer.byteLength(text)]), Buffer.from(text)]);
-const CONNECT = mqttPacket(0x10, Buffer.concat([utf8('MQTT'), Buffer.from([4, 2, 0, 60]), utf8('em-1')]));
-const PUBLISH_QOS0 = mqttPacket(0x30, Buffer.concat([utf8('devices/em-1/telemetry'), Buffer.from('{}')]));
-const PUBLISH_QOS1 = mqttPacket(0x32, Buffer.concat([utf8('devices/em-1/telemetry'), Buffer.from([0, 1]), Buffer.from('{"n":1}')]));
-const SUBSCRIBE = mqttPacket(0x82, Buffer.concat([Buffer.from([0, 1]), utf8('devices/em-1/#'), Buffer.from([1])]));
+const CONNECT = connectPacket({ clientId: 'em-1' });
+const PUBLISH_QOS0 = publishPacket('devices/em-1/telemetry', Buffer.from('{}'), 0);
+const PUBLISH_QOS1 = publishPacket('devices/em-1/telemetry', Buffer.from('{"n":1}'), 1);
+const SUBSCRIBE = mqttPacket(0x82, Buffer.from([0, 1]), mqttString('devices/em-1/#'), Buffer.from([1]));
 const PINGREQ = Buffer.from([0xc0, 0]);
 const DISCONNECT = Buffer.from([0xe0, 0]);
 const mqttAedes: FuzzTarget = {

@@ -1,6 +1,7 @@
 // Starts the real MQTT ingress (aedes on an ephemeral loopback port) over a real SQLite buffer and the
 // real group-commit batcher, for tests of what devices see. Everything is closed through the test context.
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { TestContext } from 'node:test';
 import type { RecordBuffer } from '../../src/buffer/record-buffer.ts';
 import { createWorkerBuffer } from '../../src/buffer/worker-buffer.ts';
@@ -79,4 +80,16 @@ export async function startTestIngress(
       return sample?.value ?? 0;
     },
   };
+}
+
+/** The records committed to a buffer file, read through a second, read-only connection (what is in the file, not in memory). */
+export function storedRows(path: string): { key: string; stream: string; payload: string; meta: Record<string, string> }[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (
+      db.prepare('SELECT key, stream, payload, meta FROM records ORDER BY seq').all() as { key: string; stream: string; payload: Buffer; meta: string }[]
+    ).map((row) => ({ key: row.key, stream: row.stream, payload: row.payload.toString('utf8'), meta: JSON.parse(row.meta) as Record<string, string> }));
+  } finally {
+    db.close();
+  }
 }

@@ -10,26 +10,10 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { kafkaMockFor } from '../helpers/kafka-mock.ts';
+import { connectPacket, publishPacket } from '../helpers/mqtt-wire.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
-
-function frame(type: number, body: Buffer): Buffer {
-  const length: number[] = [];
-  let rest = body.length;
-  do {
-    let byte = rest % 128;
-    rest = Math.floor(rest / 128);
-    if (rest > 0) byte |= 0x80;
-    length.push(byte);
-  } while (rest > 0);
-  return Buffer.concat([Buffer.from([type, ...length]), body]);
-}
-
-function utf8(text: string): Buffer {
-  const bytes = Buffer.from(text, 'utf8');
-  return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
-}
 
 test('with when_full: reject, a later, smaller record of a device is not stored ahead of a refused one from the same write', async (t) => {
   // Before: the 2,000-byte publish was refused and the 500-byte one behind it committed; the device resent both
@@ -56,9 +40,10 @@ test('with when_full: reject, a later, smaller record of a device is not stored 
     socket.on('data', (chunk) => received.push(chunk));
     socket.on('close', () => resolve(Buffer.concat(received)));
   });
-  const connect = frame(0x10, Buffer.concat([utf8('MQTT'), Buffer.from([4, 2, 0, 60]), utf8('em-order')]));
-  const publish = (id: number, payload: string) => frame(0x32, Buffer.concat([utf8('devices/em-order/telemetry'), Buffer.from([0, id]), Buffer.from(payload)]));
-  socket.write(Buffer.concat([connect, publish(1, `{"p":1,"x":"${'a'.repeat(2000)}"}`), publish(2, `{"p":2,"x":"${'b'.repeat(500)}"}`)]));
+  const publish = (id: number, payload: string) => publishPacket('devices/em-order/telemetry', Buffer.from(payload), 1, id);
+  socket.write(
+    Buffer.concat([connectPacket({ clientId: 'em-order' }), publish(1, `{"p":1,"x":"${'a'.repeat(2000)}"}`), publish(2, `{"p":2,"x":"${'b'.repeat(500)}"}`)]),
+  );
   const answers = await closed;
   assert.equal(answers.indexOf(Buffer.from([0x40, 0x02])), -1, 'no PUBACK for either: the connection closed');
 

@@ -7,54 +7,8 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
+import { connectPacket, publishPacket, remainingLength } from '../helpers/mqtt-wire.ts';
 import { FLEET_PASSWORD, MB, startHostileGateway } from './hostile-gateway.ts';
-
-/** An MQTT 3.1.1 CONNECT; `username`/`password` optional. */
-function connectPacket(options: { clientId: string; clean?: boolean; keepaliveS?: number; username?: string; password?: string }): Buffer {
-  const string = (text: string) => {
-    const bytes = Buffer.from(text, 'utf8');
-    return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
-  };
-  let flags = options.clean === false ? 0x00 : 0x02;
-  if (options.username !== undefined) flags |= 0x80;
-  if (options.password !== undefined) flags |= 0x40;
-  const keepalive = options.keepaliveS ?? 60;
-  return packet(0x10, [
-    string('MQTT'),
-    Buffer.from([4, flags, keepalive >> 8, keepalive & 0xff]),
-    string(options.clientId),
-    ...(options.username === undefined ? [] : [string(options.username)]),
-    ...(options.password === undefined ? [] : [string(options.password)]),
-  ]);
-}
-
-/** A fixed header (type byte, remaining length) over `parts`. */
-function packet(type: number, parts: readonly Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([type, ...remainingLength(body.length)]), body]);
-}
-
-function remainingLength(value: number): number[] {
-  const bytes: number[] = [];
-  let rest = value;
-  do {
-    let byte = rest % 128;
-    rest = Math.floor(rest / 128);
-    if (rest > 0) byte |= 0x80;
-    bytes.push(byte);
-  } while (rest > 0);
-  return bytes;
-}
-
-function publishPacket(topic: string, payload: Buffer, qos: 0 | 1, packetId = 1): Buffer {
-  const topicBytes = Buffer.from(topic, 'utf8');
-  return packet(qos === 1 ? 0x32 : 0x30, [
-    Buffer.from([topicBytes.length >> 8, topicBytes.length & 0xff]),
-    topicBytes,
-    ...(qos === 1 ? [Buffer.from([packetId >> 8, packetId & 0xff])] : []),
-    payload,
-  ]);
-}
 
 /** Writes `bytes` on a fresh connection and resolves with the CONNACK code, or 'closed' when none came. */
 function attempt(port: number, bytes: Buffer, localAddress: string, holdMs = 0): Promise<number | 'closed'> {

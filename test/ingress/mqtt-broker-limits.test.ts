@@ -5,24 +5,11 @@
 import assert from 'node:assert/strict';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions, MqttClient } from 'mqtt';
 import { hashPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
-import { startTestIngress } from '../helpers/mqtt-ingress.ts';
+import { startTestIngress, storedRows } from '../helpers/mqtt-ingress.ts';
+import { connectPacket, remainingLength } from '../helpers/mqtt-wire.ts';
 import { waitFor } from '../helpers/wait-for.ts';
-
-function storedRows(path: string): { key: string; payload: string; meta: Record<string, string> }[] {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare('SELECT key, payload, meta FROM records ORDER BY seq').all() as { key: string; payload: Buffer; meta: string }[]).map((row) => ({
-      key: row.key,
-      payload: row.payload.toString('utf8'),
-      meta: JSON.parse(row.meta) as Record<string, string>,
-    }));
-  } finally {
-    db.close();
-  }
-}
 
 async function connectClient(t: TestContext, url: string, options: IClientOptions = {}): Promise<MqttClient> {
   const client = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
@@ -39,33 +26,6 @@ async function connectFrom(t: TestContext, port: number, localAddress: string, o
     client.once('error', reject);
   });
   return client;
-}
-
-/** An MQTT 3.1.1 CONNECT, written by hand so that it can say what mqtt.js would not send. */
-function connectPacket(options: { clientId: string; clean: boolean; keepaliveS: number; username?: string; password?: string }): Buffer {
-  const string = (text: string) => {
-    const bytes = Buffer.from(text, 'utf8');
-    return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
-  };
-  let flags = options.clean ? 0x02 : 0x00;
-  if (options.username !== undefined) flags |= 0x80;
-  if (options.password !== undefined) flags |= 0x40;
-  const body = Buffer.concat([
-    string('MQTT'),
-    Buffer.from([4, flags, options.keepaliveS >> 8, options.keepaliveS & 0xff]),
-    string(options.clientId),
-    ...(options.username === undefined ? [] : [string(options.username)]),
-    ...(options.password === undefined ? [] : [string(options.password)]),
-  ]);
-  const length: number[] = [];
-  let value = body.length;
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    length.push(byte);
-  } while (value > 0);
-  return Buffer.concat([Buffer.from([0x10, ...length]), body]);
 }
 
 /** Sends one CONNECT and resolves with the CONNACK return code, or 'closed' if the broker closed without one. */
@@ -151,8 +111,7 @@ test('unfinished packets of all connections share one byte budget; past it conne
     t.after(() => socket.destroy());
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.write(connectPacket({ clientId: `em-slow-${index}`, clean: true, keepaliveS: 60 }));
-    const remaining = 200 * 1024;
-    socket.write(Buffer.from([0x30, 0x80 | (remaining & 0x7f), 0x80 | ((remaining >> 7) & 0x7f), remaining >> 14]));
+    socket.write(Buffer.from([0x30, ...remainingLength(200 * 1024)]));
     socket.write(Buffer.alloc(100 * 1024, 0x61));
   }
   await waitFor(() => closed >= 20, 'connections past the budget to be closed', 10_000, 20);

@@ -10,27 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { hashPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
-import { startTestIngress } from '../helpers/mqtt-ingress.ts';
+import { startTestIngress, storedRows } from '../helpers/mqtt-ingress.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const run = promisify(execFile);
-
-function storedRows(path: string): { key: string; stream: string; payload: string }[] {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare('SELECT key, stream, payload FROM records ORDER BY seq').all() as { key: string; stream: string; payload: Buffer }[]).map((row) => ({
-      key: row.key,
-      stream: row.stream,
-      payload: row.payload.toString('utf8'),
-    }));
-  } finally {
-    db.close();
-  }
-}
 
 async function connectClient(t: TestContext, url: string, options: IClientOptions = {}): Promise<MqttClient> {
   const client = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
@@ -84,7 +70,7 @@ test('mosquitto_pub (a second, independent client implementation) is acknowledge
     '-m',
     '{"m3":12.5}',
   ]);
-  assert.deepEqual(storedRows(ingress.bufferPath), [{ key: 'wm-7', stream: 'telemetry', payload: '{"m3":12.5}' }]);
+  assert.deepEqual(storedRows(ingress.bufferPath), [{ key: 'wm-7', stream: 'telemetry', payload: '{"m3":12.5}', meta: {} }]);
 });
 
 test('when the buffer refuses (full, policy reject) the device gets no PUBACK and the connection closes', async (t) => {

@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createPacketSizeGuard } from '../../src/ingress/mqtt-broker/packet-size-guard.ts';
+import { mqttPacket } from '../helpers/mqtt-wire.ts';
 
-/** An MQTT fixed header with `length` as the remaining length [MQTT-2.2.3], followed by the body. */
+/** A PUBLISH-type packet with `length` bytes of body. */
 function packet(length: number): Buffer {
-  const header = [0x30];
-  let value = length;
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    header.push(byte);
-  } while (value > 0);
-  return Buffer.concat([Buffer.from(header), Buffer.alloc(length, 1)]);
+  return mqttPacket(0x30, Buffer.alloc(length, 1));
 }
 
 test('packets within the limit pass, across any chunking', () => {
