@@ -4,7 +4,7 @@
 // faults a gateway must cope with: f_cnt gaps (frames TTS never delivered), the same message twice, and
 // malformed messages. Each publish goes through the TTS stand-in at QoS 0, and the ledger records what was
 // published, by category, and how many subscribers each message reached, so tests know what must arrive.
-import { decodeCayenneLpp } from '../src/ingress/lorawan/cayenne-lpp.ts';
+import { decodeCayenneLpp } from '../src/codecs/cayenne-lpp.ts';
 import { createRandom, type Random } from './fleet.ts';
 import type { TtsStandIn } from './tts-stand-in.ts';
 

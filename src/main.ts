@@ -11,20 +11,19 @@ import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { regionByName } from './ingress/lorawan/region.ts';
 import { deviceProfileFromEntry } from './ingress/lorawan-server/device-sessions.ts';
 import { createLorawanNetwork, type LorawanNetwork, type LorawanNetworkDeps } from './ingress/lorawan-server/lorawan-network.ts';
-import { createFormatterCache } from './ingress/lorawan-server/javascript-formatter.ts';
-import type { CodecChoice, PayloadCodec } from './ingress/lorawan-server/payload-codec.ts';
+import { createFormatterCache } from './codecs/javascript-formatter.ts';
+import type { CodecChoice, PayloadCodec } from './codecs/payload-codec.ts';
 import { createMqttIngress, type MqttIngress } from './ingress/mqtt-broker/broker.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from './ingress/semtech-udp/semtech-udp-ingress.ts';
 import { createSerialRadioIngress, type SerialRadioIngress } from './ingress/serial-radio/serial-radio-ingress.ts';
 import { createTtnIngress, type TtnIngress, TTS_EVENTS } from './ingress/ttn/ttn-ingress.ts';
-import type { Config } from './ops/config/schema.ts';
-import { expandVariables } from './ops/config/load.ts';
+import type { Config } from './config/schema.ts';
 import { createBufferWatermark } from './ops/buffer-watermark.ts';
 import { type ClockTrust, createClockTrust } from './ops/clock.ts';
 import { createOpsServer, type OpsServer, type ReadinessReport } from './ops/health.ts';
-import { type Component, startAll, stopAll } from './ops/lifecycle.ts';
-import { createLogBudget, type Logger } from './ops/log.ts';
-import { createMetrics, type Metrics } from './ops/metrics.ts';
+import { type Component, startAll, stopAll } from './core/lifecycle.ts';
+import { createLogBudget, type Logger } from './core/log.ts';
+import { createMetrics, type Metrics } from './core/metrics.ts';
 import { createStatus, type KafkaLinkState, packageVersion } from './ops/status.ts';
 import { createRouter } from './record/routes.ts';
 
@@ -149,9 +148,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         connectionTimeoutMs: config.kafka.connection_timeout_ms,
         tls: config.kafka.tls.enabled
           ? {
-              caFile: expandVariables(config.kafka.tls.ca_file),
-              certFile: expandVariables(config.kafka.tls.cert_file),
-              keyFile: expandVariables(config.kafka.tls.key_file),
+              caFile: config.kafka.tls.ca_file,
+              certFile: config.kafka.tls.cert_file,
+              keyFile: config.kafka.tls.key_file,
             }
           : null,
         sasl:
@@ -237,10 +236,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           ? null
           : {
               port: mqtt.tls.port,
-              certFile: expandVariables(mqtt.tls.cert_file),
-              keyFile: expandVariables(mqtt.tls.key_file),
-              caFile: expandVariables(mqtt.tls.ca_file),
-              crlFile: expandVariables(mqtt.tls.crl_file),
+              certFile: mqtt.tls.cert_file,
+              keyFile: mqtt.tls.key_file,
+              caFile: mqtt.tls.ca_file,
+              crlFile: mqtt.tls.crl_file,
               requireClientCert: mqtt.tls.require_client_cert,
             },
     },
@@ -309,7 +308,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     {
       host: config.http.host,
       port: config.http.port,
-      auth: auth.username === '' ? null : { username: auth.username, passwordFile: expandVariables(auth.password_file) },
+      auth: auth.username === '' ? null : { username: auth.username, passwordFile: auth.password_file },
       allowedHosts: config.http.allowed_hosts,
     },
     { metrics, log, refreshMetrics, readiness, status: () => status.snapshot() },
@@ -423,7 +422,7 @@ function createTtnIngresses(
         username: application.username,
         // The config loader has read password_file into password.
         password: application.password,
-        caFile: ttn.ca_file === '' ? null : expandVariables(ttn.ca_file),
+        caFile: ttn.ca_file === '' ? null : ttn.ca_file,
         // Stable across restarts; one per application (the whole username: app ids repeat across tenants),
         // or the server would drop one connection for the other.
         clientId: base === null ? `iotgw-${config.gateway_id}` : `${base}-${application.username}`,

@@ -3,10 +3,10 @@
 // newer is leased, which keeps every device's records in acceptance order without an idempotent producer.
 import type { RecordBuffer } from '../buffer/record-buffer.ts';
 import { errorMessage } from '../errors.ts';
-import type { Component, HealthReport } from '../ops/lifecycle.ts';
-import type { Logger } from '../ops/log.ts';
-import type { Metrics } from '../ops/metrics.ts';
-import { backoffDelayMs } from './backoff.ts';
+import type { Component, HealthReport } from '../core/lifecycle.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { backoffDelayMs } from '../shared/backoff.ts';
 import { type Sink, SinkError } from './sink.ts';
 
 export interface ForwarderOptions {

@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import kafkajs, { type Producer, type SASLOptions, type TopicMessages } from 'kafkajs';
 import { errorMessage } from '../errors.ts';
-import type { HealthReport } from '../ops/lifecycle.ts';
-import type { Logger } from '../ops/log.ts';
-import type { Metrics } from '../ops/metrics.ts';
+import type { HealthReport } from '../core/lifecycle.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
 import { toKafkaMessage } from '../record/kafka-envelope.ts';
 import type { Router } from '../record/routes.ts';
 import { type Sink, SinkError } from './sink.ts';

@@ -1,7 +1,7 @@
 // Where the forwarder delivers records. The Kafka sink is the real one; the contract lets tests and
 // benchmarks use a recording sink in its place.
 import { GatewayError } from '../errors.ts';
-import type { Component } from '../ops/lifecycle.ts';
+import type { Component } from '../core/lifecycle.ts';
 import type { StoredRecord } from '../record/record.ts';
 
 export interface Sink extends Component {

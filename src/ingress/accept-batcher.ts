@@ -3,8 +3,8 @@
 // one fsync per batch instead of one per record. Each caller's promise resolves only after that commit.
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import type { RecordBuffer, StateWrite } from '../buffer/record-buffer.ts';
-import type { Logger } from '../ops/log.ts';
-import type { Metrics } from '../ops/metrics.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
 import type { NewRecord } from '../record/record.ts';
 import type { Accept, AcceptRefusal, AcceptResult } from './ingress.ts';
 

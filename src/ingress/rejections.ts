@@ -1,8 +1,8 @@
 // Input an ingress refuses, the one way: counted in iotgw_ingress_rejected_total by source and reason,
 // told to onReject (the status page's recent rejections), and logged as a warning at most once per key
 // per interval, so a device that sends garbage 100 times a second makes one log line, not a flood.
-import { createOnceLogger, type LogBudget, type Logger } from '../ops/log.ts';
-import type { Metrics } from '../ops/metrics.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
 
 export interface RejectionsOptions {
   /** The metric's `source` label; none when every rejection names its own (the LoRaWAN server serves several ingresses). */

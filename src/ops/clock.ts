@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from './log.ts';
+import type { Logger } from '../core/log.ts';
 
 export const TIMESYNC_FLAG_PATH = '/run/systemd/timesync/synchronized';
 

@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { type AddressInfo, isIP } from 'node:net';
 import { errorMessage } from '../errors.ts';
-import type { Component, HealthReport } from './lifecycle.ts';
-import { createOnceLogger, type Logger } from './log.ts';
+import type { Component, HealthReport } from '../core/lifecycle.ts';
+import { createOnceLogger, type Logger } from '../core/log.ts';
 import { printable } from '../shared/input-text.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../core/metrics.ts';
 import type { StatusSnapshot } from './status.ts';
 import { STATUS_PAGE_HTML } from './status-page.ts';
 

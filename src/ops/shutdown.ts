@@ -3,7 +3,7 @@
 // committed records are safe in SQLite either way, and the batch in flight is sent again after the restart.
 // The deadline sits inside the unit's TimeoutStopSec so systemd never has to SIGKILL us.
 import { errorMessage } from '../errors.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../core/log.ts';
 
 /** Overall stop deadline; systemd/iotgw.service sets TimeoutStopSec=30s, a test keeps the two consistent. */
 export const SHUTDOWN_DEADLINE_MS = 20_000;

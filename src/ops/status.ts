@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { BufferStats } from '../buffer/record-store.ts';
 import { errorMessage } from '../errors.ts';
-import type { Component, HealthReport } from './lifecycle.ts';
-import type { Metrics } from './metrics.ts';
+import type { Component, HealthReport } from '../core/lifecycle.ts';
+import type { Metrics } from '../core/metrics.ts';
 
 export type KafkaLinkState = 'up' | 'buffering' | 'starting';
 

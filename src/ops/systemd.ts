@@ -20,7 +20,7 @@
 // would add MAINPID= to every message. The cost, one short-lived process per message (a watchdog ping every
 // WatchdogSec/2, a status now and then), is negligible even on a Pi.
 import { execFile } from 'node:child_process';
-import type { Logger } from './log.ts';
+import type { Logger } from '../core/log.ts';
 
 export interface SystemdNotifier {
   /** True when NOTIFY_SOCKET is set, i.e. messages go somewhere. */

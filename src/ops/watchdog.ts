@@ -5,8 +5,8 @@
 // buffering is normal operation, and a restart would not bring Kafka back. The same tick refreshes STATUS=.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ReadinessReport } from './health.ts';
-import type { HealthReport } from './lifecycle.ts';
-import type { Logger } from './log.ts';
+import type { HealthReport } from '../core/lifecycle.ts';
+import type { Logger } from '../core/log.ts';
 import type { SystemdNotifier } from './systemd.ts';
 
 export interface WatchdogOptions {

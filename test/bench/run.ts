@@ -26,11 +26,11 @@ import { createRandom } from '../../firmware-sim/fleet.ts';
 import { startTtsStandIn, type TtsStandIn } from '../../firmware-sim/tts-stand-in.ts';
 import { createTtsFleet, type TtsFleet } from '../../firmware-sim/tts-traffic.ts';
 import { encodeDataFrame } from '../../src/ingress/lorawan/frame-crypto.ts';
-import { createFormatterCache } from '../../src/ingress/lorawan-server/javascript-formatter.ts';
-import { CAYENNE_LPP_CODEC, decodePayload, type PayloadCodec } from '../../src/ingress/lorawan-server/payload-codec.ts';
+import { createFormatterCache } from '../../src/codecs/javascript-formatter.ts';
+import { CAYENNE_LPP_CODEC, decodePayload, type PayloadCodec } from '../../src/codecs/payload-codec.ts';
 import { encodePushData, type Rxpk } from '../../src/ingress/semtech-udp/packets.ts';
-import { configSchema } from '../../src/ops/config/schema.ts';
-import { createLogger } from '../../src/ops/log.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/core/log.ts';
 import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
 

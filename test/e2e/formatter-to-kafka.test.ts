@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createSimulatedForwarder } from '../../firmware-sim/transports/packet-forwarder.ts';
 import { encodeDataFrame } from '../../src/ingress/lorawan/frame-crypto.ts';
-import type { ConfigInput } from '../../src/ops/config/schema.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 import { freeUdpPort, type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';

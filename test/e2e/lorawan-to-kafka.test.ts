@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { type LorawanFleetOptions, type LorawanFleetReport, lorawanDevicesConfig, runLorawanFleet, type SentFrame } from '../../firmware-sim/lorawan-fleet.ts';
 import { createSimulatedForwarder } from '../../firmware-sim/transports/packet-forwarder.ts';
-import type { ConfigInput } from '../../src/ops/config/schema.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 import { freeUdpPort, type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type ConsumedMessage, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';

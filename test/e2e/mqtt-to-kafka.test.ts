@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
-import type { ConfigInput } from '../../src/ops/config/schema.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 import { allAckedRead, checkDelivery } from '../helpers/delivery-check.ts';
 import { type GatewayProcess, freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { createSerialRadioSim, type SerialSentFrame } from '../../firmware-sim/serial-radio-sim.ts';
-import type { ConfigInput } from '../../src/ops/config/schema.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 import { startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type ConsumedMessage, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';

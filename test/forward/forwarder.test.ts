@@ -8,7 +8,7 @@ import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
 import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
 import { createForwarder } from '../../src/forward/forwarder.ts';
 import { type Sink, SinkError } from '../../src/forward/sink.ts';
-import { createMetrics } from '../../src/ops/metrics.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
 import type { StoredRecord } from '../../src/record/record.ts';
 import { record } from '../contracts/record-store.contract.ts';
 import { captureLog } from '../helpers/capture-log.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { createKafkaSink, type KafkaSinkOptions } from '../../src/forward/kafka-sink.ts';
 import { SinkError } from '../../src/forward/sink.ts';
-import { createMetrics } from '../../src/ops/metrics.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
 import type { StoredRecord } from '../../src/record/record.ts';
 import { createRouter } from '../../src/record/routes.ts';
 import { captureLog } from '../helpers/capture-log.ts';

@@ -16,9 +16,9 @@ import { createMqttIngress, type MqttIngress } from '../../src/ingress/mqtt-brok
 import { parseDatagram } from '../../src/ingress/semtech-udp/packets.ts';
 import { createRn2483Radio, type Rn2483Radio } from '../../src/ingress/serial-radio/rn2483-radio.ts';
 import { parseTtsEvent, parseTtsUplink } from '../../src/ingress/ttn/tts-uplink.ts';
-import { loadConfig } from '../../src/ops/config/load.ts';
-import { createLogger } from '../../src/ops/log.ts';
-import { createMetrics } from '../../src/ops/metrics.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/core/log.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
 import { createRouter } from '../../src/record/routes.ts';
 import { connectPacket, mqttPacket, mqttString, publishPacket } from '../helpers/mqtt-wire.ts';
 import { mockRadio } from '../helpers/serial-radio-mock.ts';
@@ -134,7 +134,7 @@ let configDir = '';
 const config: FuzzTarget = {
   name: 'config',
   description: 'iotgw.yaml texts into the config loader: a Config or a ConfigError naming the key, nothing else',
-  coverage: ['src/ops/config/'],
+  coverage: ['src/config/'],
   maxLength: 8192,
   dictionary: [
     'mqtt:\n  ',

@@ -1,6 +1,6 @@
 // A real pino logger whose JSON lines are kept in memory, so tests can assert on what was logged.
 import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '../../src/ops/log.ts';
+import { createLogger, type Logger } from '../../src/core/log.ts';
 
 export interface CapturedLog {
   readonly log: Logger;

@@ -2,7 +2,7 @@
 // PHYPayload by id, and the ABP device whose session the lp-* uplinks belong to.
 import { readFileSync } from 'node:fs';
 import type { LorawanDeviceProfile } from '../../src/ingress/lorawan-server/device-sessions.ts';
-import { RAW_CODEC } from '../../src/ingress/lorawan-server/payload-codec.ts';
+import { RAW_CODEC } from '../../src/codecs/payload-codec.ts';
 
 interface Vector {
   readonly id: string;

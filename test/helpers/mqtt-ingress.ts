@@ -7,7 +7,7 @@ import type { RecordBuffer } from '../../src/buffer/record-buffer.ts';
 import { createWorkerBuffer } from '../../src/buffer/worker-buffer.ts';
 import { createAcceptBatcher } from '../../src/ingress/accept-batcher.ts';
 import { createMqttIngress, type MqttIngressOptions } from '../../src/ingress/mqtt-broker/broker.ts';
-import { createMetrics, type Metrics } from '../../src/ops/metrics.ts';
+import { createMetrics, type Metrics } from '../../src/core/metrics.ts';
 import { createRouter } from '../../src/record/routes.ts';
 import { type CapturedLog, captureLog } from './capture-log.ts';
 import { tempDir } from './temp-dir.ts';

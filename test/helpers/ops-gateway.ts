@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { createGateway, type Gateway } from '../../src/main.ts';
-import { type Config, type ConfigInput, configSchema } from '../../src/ops/config/schema.ts';
+import { type Config, type ConfigInput, configSchema } from '../../src/config/schema.ts';
 import { type CapturedLog, captureLog } from './capture-log.ts';
 import { type KafkaMock, kafkaMockFor } from './kafka-mock.ts';
 import { tempDir } from './temp-dir.ts';

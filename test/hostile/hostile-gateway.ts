@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createFleet } from '../../firmware-sim/fleet.ts';
 import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
 import { hashPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
-import type { ConfigInput } from '../../src/ops/config/schema.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 import { allAckedRead, checkDelivery } from '../helpers/delivery-check.ts';
 import { type GatewayProcess, freePort, freeUdpPort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';

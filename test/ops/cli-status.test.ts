@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createOpsServer } from '../../src/ops/health.ts';
-import { createMetrics } from '../../src/ops/metrics.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
 import { createStatus, type StatusSnapshot } from '../../src/ops/status.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { freePort } from '../helpers/gateway-process.ts';

@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createOpsServer, type OpsServerOptions } from '../../src/ops/health.ts';
-import { createMetrics } from '../../src/ops/metrics.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
 import { createStatus, type StatusSnapshot } from '../../src/ops/status.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';

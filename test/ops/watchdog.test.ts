@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ReadinessReport } from '../../src/ops/health.ts';
-import type { HealthReport } from '../../src/ops/lifecycle.ts';
+import type { HealthReport } from '../../src/core/lifecycle.ts';
 import { createWatchdog, statusSummary, watchdogVerdict } from '../../src/ops/watchdog.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 

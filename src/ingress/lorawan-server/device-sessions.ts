@@ -5,8 +5,8 @@
 // kill -9 a counter never stands behind a record that is already in the buffer.
 import { createHash } from 'node:crypto';
 import type { StateWrite } from '../../buffer/record-buffer.ts';
-import type { Logger } from '../../ops/log.ts';
-import type { CodecChoice, CodecName, PayloadCodec } from './payload-codec.ts';
+import type { Logger } from '../../core/log.ts';
+import type { CodecChoice, CodecName, PayloadCodec } from '../../codecs/payload-codec.ts';
 
 export interface LorawanDeviceProfile {
   /** 16 lower-case hex digits: the record key. */

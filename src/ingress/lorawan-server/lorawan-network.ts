@@ -6,9 +6,9 @@
 // downlink path (join-accepts, ACKs). The network loads the committed sessions when it starts, so it starts
 // before its feeders and stops after them; a feeder that must still send downlinks at shutdown drains it
 // first (see drain()).
-import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import { createOnceLogger, type LogBudget, type Logger } from '../../ops/log.ts';
-import type { Metrics } from '../../ops/metrics.ts';
+import type { Component, HealthReport } from '../../core/lifecycle.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
+import type { Metrics } from '../../core/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
 import type { Accept } from '../ingress.ts';

@@ -9,8 +9,8 @@
 // Session state is only ever changed synchronously before the first await of a frame, so two frames of one
 // device never interleave their counter checks.
 import type { StateWrite } from '../../buffer/record-buffer.ts';
-import { createOnceLogger, type LogBudget, type Logger } from '../../ops/log.ts';
-import type { Metrics } from '../../ops/metrics.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
+import type { Metrics } from '../../core/metrics.ts';
 import type { NewRecord, RecordSource } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
 import type { Accept } from '../ingress.ts';
@@ -21,7 +21,7 @@ import type { Region } from '../lorawan/region.ts';
 import { createRejections } from '../rejections.ts';
 import { type DeviceSessions, type LorawanDevice, rememberDevNonce, type Session } from './device-sessions.ts';
 import type { DeduplicatedFrame } from './frame-deduplicator.ts';
-import { decodePayload } from './payload-codec.ts';
+import { decodePayload } from '../../codecs/payload-codec.ts';
 import { byReceptionQuality, type Reception } from './reception.ts';
 import { buildUplinkValue } from './uplink-record.ts';
 

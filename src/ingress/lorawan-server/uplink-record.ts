@@ -2,7 +2,7 @@
 // uplink_message), so one consumer handles frames terminated here and frames that came through TTN alike.
 // Field names, hex casing (upper-case EUIs), base64 bytes and string-typed 64-bit numbers follow the TTS
 // JSON mapping; what TTS has no field for lives under `iotgw`.
-import { type DecodedPayload, decodedFields } from './payload-codec.ts';
+import { type DecodedPayload, decodedFields } from '../../codecs/payload-codec.ts';
 import type { Reception } from './reception.ts';
 
 export interface UplinkRecordInput {

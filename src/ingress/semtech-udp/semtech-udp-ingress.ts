@@ -3,9 +3,9 @@
 // downlink path: join-accepts and ACKs go back out as PULL_RESP. Gateway `stat` reports become metrics,
 // and records on their own stream when configured.
 import type { AddressInfo } from 'node:net';
-import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import type { LogBudget, Logger } from '../../ops/log.ts';
-import type { Metrics } from '../../ops/metrics.ts';
+import type { Component, HealthReport } from '../../core/lifecycle.ts';
+import type { LogBudget, Logger } from '../../core/log.ts';
+import type { Metrics } from '../../core/metrics.ts';
 import type { Accept } from '../ingress.ts';
 import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
 import type { ClassADownlink } from '../lorawan-server/lorawan-server.ts';

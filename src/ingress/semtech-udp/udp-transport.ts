@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { type RemoteInfo, type Socket, createSocket } from 'node:dgram';
 import { isIPv6, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { LogBudget, Logger } from '../../ops/log.ts';
-import { createOnceLogger } from '../../ops/log.ts';
+import type { LogBudget, Logger } from '../../core/log.ts';
+import { createOnceLogger } from '../../core/log.ts';
 import { createBoundedMap } from '../../shared/bounded-map.ts';
 import {
   type GatewayStat,

@@ -8,7 +8,7 @@
 // decoded_payload_warnings beside the bytes, and what TTS has no field for under `iotgw`: the codec that
 // ran (always, 'raw' included) and its error.
 import type { NewRecord, RecordSource } from '../../record/record.ts';
-import { decodedFields, decodePayload, type PayloadCodec } from '../lorawan-server/payload-codec.ts';
+import { decodedFields, decodePayload, type PayloadCodec } from '../../codecs/payload-codec.ts';
 import type { RadioFrame, RadioSettings } from './rn2483-radio.ts';
 
 export interface RawFrameRule {

@@ -20,7 +20,7 @@
 // logged at most once per kind per interval and never stop the loop. A command without an answer in time
 // means the module is gone or wedged: the driver stops and reports it, and the ingress reopens the port.
 import type { Duplex } from 'node:stream';
-import { createOnceLogger, type Logger, type OnceLogger } from '../../ops/log.ts';
+import { createOnceLogger, type Logger, type OnceLogger } from '../../core/log.ts';
 import { createLineSplitter } from './line-splitter.ts';
 
 export interface RadioSettings {

@@ -8,15 +8,15 @@
 // A missing adapter at boot does not stop the gateway: start() reports down and keeps retrying.
 import { SerialPort } from 'serialport';
 import type { Duplex } from 'node:stream';
-import { backoffDelayMs } from '../../forward/backoff.ts';
-import type { Component, HealthReport } from '../../ops/lifecycle.ts';
-import { createOnceLogger, type LogBudget, type Logger } from '../../ops/log.ts';
-import type { Metrics } from '../../ops/metrics.ts';
+import { backoffDelayMs } from '../../shared/backoff.ts';
+import type { Component, HealthReport } from '../../core/lifecycle.ts';
+import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
+import type { Metrics } from '../../core/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
 import type { Accept } from '../ingress.ts';
 import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
-import type { PayloadCodec } from '../lorawan-server/payload-codec.ts';
+import type { PayloadCodec } from '../../codecs/payload-codec.ts';
 import type { Reception } from '../lorawan-server/reception.ts';
 import { createRejections } from '../rejections.ts';
 import { buildRawRecord, type RawFrameRule } from './raw-frame.ts';

@@ -5,11 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError } from '../../errors.ts';
-import { createFormatterCache } from '../../ingress/lorawan-server/javascript-formatter.ts';
+import { createFormatterCache } from '../../codecs/javascript-formatter.ts';
 import { hashPassword } from '../../ingress/mqtt-broker/password-hash.ts';
-import { expandVariables, loadConfig } from '../config/load.ts';
-import type { Config } from '../config/schema.ts';
-import { createLogger } from '../log.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
+import { createLogger } from '../../core/log.ts';
 import { bufferExport, bufferStats } from './buffer-commands.ts';
 import { CommandError } from './command-error.ts';
 import { addLorawanDevice, addMqttDevice, checkDeviceId, type LorawanCodec, type LorawanDeviceRequest, normalizeHex } from './device-add.ts';
@@ -169,7 +169,7 @@ export async function bufferExportCommand(config: Config, options: { readonly ou
 export async function statusCommand(config: Config, options: { readonly url: string | undefined; readonly json: boolean }, io: Io): Promise<void> {
   const { http } = config;
   const url = options.url ?? statusUrl(http.host, http.port);
-  const auth = readAuth(http.auth.username, expandVariables(http.auth.password_file));
+  const auth = readAuth(http.auth.username, http.auth.password_file);
   const result = await fetchStatus({ url, auth });
   io.stdout.write(options.json ? `${JSON.stringify(result)}\n` : formatStatus(result, url));
 }

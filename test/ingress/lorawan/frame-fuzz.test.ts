@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { decodeCayenneLpp } from '../../../src/ingress/lorawan/cayenne-lpp.ts';
+import { decodeCayenneLpp } from '../../../src/codecs/cayenne-lpp.ts';
 import { cryptFrmPayload, decodeJoinAccept, verifyDataFrameMic, verifyJoinRequestMic } from '../../../src/ingress/lorawan/frame-crypto.ts';
 import { fullFrameCounter } from '../../../src/ingress/lorawan/frame-counter.ts';
 import { MTYPES, type PhyRejectReason, parsePhyPayload } from '../../../src/ingress/lorawan/phy-payload.ts';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { decodeCayenneLpp } from '../../../src/ingress/lorawan/cayenne-lpp.ts';
+import { decodeCayenneLpp } from '../../../src/codecs/cayenne-lpp.ts';
 import {
   cryptFrmPayload,
   decodeJoinAccept,

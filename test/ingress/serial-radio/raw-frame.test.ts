@@ -2,7 +2,7 @@
 // that ran and its error under `iotgw`, decoded_payload and decoded_payload_warnings beside the bytes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type PayloadCodec, RAW_CODEC } from '../../../src/ingress/lorawan-server/payload-codec.ts';
+import { type PayloadCodec, RAW_CODEC } from '../../../src/codecs/payload-codec.ts';
 import { buildRawRecord, RAW_FRAME_FPORT, type RawFrameValue } from '../../../src/ingress/serial-radio/raw-frame.ts';
 import type { RadioFrame } from '../../../src/ingress/serial-radio/rn2483-radio.ts';
 

@@ -10,9 +10,9 @@ import { startTtsStandIn, type TtsStandIn } from '../../../firmware-sim/tts-stan
 import { createTtsFleet } from '../../../firmware-sim/tts-traffic.ts';
 import type { StateWrite } from '../../../src/buffer/record-buffer.ts';
 import type { Accept, AcceptRefusal } from '../../../src/ingress/ingress.ts';
-import { RAW_CODEC } from '../../../src/ingress/lorawan-server/payload-codec.ts';
+import { RAW_CODEC } from '../../../src/codecs/payload-codec.ts';
 import { createTtnIngress, type TtnIngress, type TtnIngressOptions } from '../../../src/ingress/ttn/ttn-ingress.ts';
-import { createMetrics, type Metrics } from '../../../src/ops/metrics.ts';
+import { createMetrics, type Metrics } from '../../../src/core/metrics.ts';
 import type { NewRecord } from '../../../src/record/record.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
 import { waitFor } from '../../helpers/wait-for.ts';

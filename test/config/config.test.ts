@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../../src/errors.ts';
-import { loadConfig } from '../../src/ops/config/load.ts';
-import { configSchema } from '../../src/ops/config/schema.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { configSchema } from '../../src/config/schema.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const EXAMPLE = new URL('../../config/iotgw.example.yaml', import.meta.url).pathname;
@@ -202,4 +202,29 @@ test('found by fuzzing: an empty section and an undefined YAML alias are refused
   assert.match(issuesOf(() => loadConfig({ path, env: {} })).join('\n'), /YAML: .*alias/i);
   writeFileSync(path, 'a: &a [*a, *a]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n');
   assert.ok(issuesOf(() => loadConfig({ path, env: {} })).length > 0, 'an alias bomb is refused too');
+});
+
+test('paths are finished by the loader: ${VAR} expanded in every file key, formatter files made absolute', (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'iotgw.yaml');
+  writeFileSync(
+    path,
+    [
+      'mqtt:',
+      '  tls:',
+      '    cert_file: ${CREDENTIALS_DIRECTORY}/cert.pem',
+      '    key_file: ${CREDENTIALS_DIRECTORY}/key.pem',
+      '    crl_file: ${CREDENTIALS_DIRECTORY}/crl.pem',
+      'buffer:',
+      '  path: ${STATE_DIRECTORY}/buffer.db',
+      'serial:',
+      '  raw: { codec: javascript, formatter_file: formatters/node.js }',
+      '',
+    ].join('\n'),
+  );
+  const config = loadConfig({ path, env: { CREDENTIALS_DIRECTORY: '/run/credentials/iotgw.service', STATE_DIRECTORY: '/var/lib/iotgw' } });
+  assert.equal(config.mqtt.tls.cert_file, '/run/credentials/iotgw.service/cert.pem');
+  assert.equal(config.mqtt.tls.crl_file, '/run/credentials/iotgw.service/crl.pem');
+  assert.equal(config.buffer.path, '/var/lib/iotgw/buffer.db');
+  assert.equal(config.serial.raw.formatter_file, join(process.cwd(), 'formatters/node.js'));
 });

@@ -3,7 +3,7 @@
 // their own camelCase options from it.
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../../record/device-id.ts';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../record/device-id.ts';
 
 const PASSWORD_HASH_PATTERN = /^\$scrypt\$ln=\d+,r=\d+,p=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}$/;
 

@@ -1,7 +1,7 @@
 // Payload codecs: turn a device's application bytes into `decoded_payload`. Raw (none), Cayenne LPP, or a
 // JavaScript payload formatter in the TTN/ChirpStack `decodeUplink(input)` form. A codec failure never
 // drops the uplink: the record goes on with the bytes and the error noted.
-import { decodeCayenneLpp } from '../lorawan/cayenne-lpp.ts';
+import { decodeCayenneLpp } from './cayenne-lpp.ts';
 
 export interface DecodedPayload {
   readonly data?: Record<string, unknown>;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../../src/errors.ts';
-import { loadConfig } from '../../src/ops/config/load.ts';
+import { loadConfig } from '../../src/config/load.ts';
 
 test('serial defaults: off, /dev/ttyUSB0 at 57600, EU868 channel 0 SF7BW125, LoRaWAN frames, raw key rule node-<2 bytes>', () => {
   const { serial } = loadConfig({ env: {} });

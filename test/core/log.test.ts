@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogBudget, createOnceLogger } from '../../src/ops/log.ts';
+import { createLogBudget, createOnceLogger } from '../../src/core/log.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 
 test('secrets are redacted wherever they sit in a log line', () => {

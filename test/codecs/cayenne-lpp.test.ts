@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeCayenneLpp } from '../../../src/ingress/lorawan/cayenne-lpp.ts';
+import { decodeCayenneLpp } from '../../src/codecs/cayenne-lpp.ts';
 
 const hex = (value: string): Buffer => Buffer.from(value, 'hex');
 

@@ -1,10 +1,10 @@
 // `iotgw config check` goes one step past the schema for payload formatters: it compiles every javascript
 // formatter the gateway would compile at start (the same cache, the same errors), so a missing file, a syntax
 // error or a file without decodeUplink is reported before a restart instead of by a gateway that will not start.
-import { ConfigError } from '../../errors.ts';
-import { createFormatterCache } from '../../ingress/lorawan-server/javascript-formatter.ts';
-import type { CodecChoice } from '../../ingress/lorawan-server/payload-codec.ts';
-import type { Logger } from '../log.ts';
+import { ConfigError } from '../errors.ts';
+import { createFormatterCache } from '../codecs/javascript-formatter.ts';
+import type { CodecChoice } from '../codecs/payload-codec.ts';
+import type { Logger } from '../core/log.ts';
 import type { Config } from './schema.ts';
 
 interface ConfiguredCodec {

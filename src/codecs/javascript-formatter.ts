@@ -19,10 +19,9 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type Context, createContext, Script } from 'node:vm';
-import { ConfigError, errorMessage } from '../../errors.ts';
-import { expandVariables } from '../../ops/config/load.ts';
-import type { Logger } from '../../ops/log.ts';
-import type { Metrics } from '../../ops/metrics.ts';
+import { ConfigError, errorMessage } from '../errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
 import { builtinCodec, type CodecChoice, type DecodedPayload, type PayloadCodec, type UplinkInput } from './payload-codec.ts';
 
 export interface FormatterCacheOptions {
@@ -42,8 +41,6 @@ export interface FormatterCacheDeps {
   readonly metrics?: Pick<Metrics, 'formatterErrors'>;
   /** Monotonic milliseconds for the cool-down; default performance.now. */
   readonly nowMs?: () => number;
-  /** Expands ${VAR} in formatter_file; default process.env. */
-  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface FormatterCache {
@@ -132,7 +129,6 @@ const CALL_SCRIPT = new Script('__iotgw.call(__iotgwInput)', { filename: 'iotgw-
 export function createFormatterCache(options: FormatterCacheOptions, deps: FormatterCacheDeps): FormatterCache {
   const log = deps.log.child({ component: 'payload-formatter' });
   const nowMs = deps.nowMs ?? (() => performance.now());
-  const env = deps.env ?? process.env;
   const byRealPath = new Map<string, PayloadCodec>();
 
   function codecFor(choice: CodecChoice): PayloadCodec {
@@ -140,7 +136,8 @@ export function createFormatterCache(options: FormatterCacheOptions, deps: Forma
     if (choice.formatter_file === undefined || choice.formatter_file === '') {
       throw new ConfigError('formatter_file', ['codec javascript needs formatter_file: the .js file that defines decodeUplink(input)']);
     }
-    const path = resolve(expandVariables(choice.formatter_file, env));
+    // The config loader expanded ${VAR} and made the path absolute; relative paths from tests resolve here.
+    const path = resolve(choice.formatter_file);
     let realPath: string;
     try {
       realPath = realpathSync(path);

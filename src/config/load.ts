@@ -2,10 +2,10 @@
 // *_file secrets -> schema validation -> a frozen Config. Every problem is reported with its key,
 // as a ConfigError (the CLI prints it and exits 78), never as a stack trace.
 import { readFileSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError, errorMessage } from '../../errors.ts';
+import { ConfigError, errorMessage } from '../errors.ts';
 import { type Config, configSchema } from './schema.ts';
 
 export interface LoadConfigOptions {
@@ -36,12 +36,43 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       source,
       parsed.error.issues.map((issue) => describeIssue(issue, devicesFile)),
     );
+  resolvePaths(parsed.data, env);
   const crossFieldIssues = [...checkCrossField(parsed.data), ...checkServicePaths(parsed.data, env)];
   if (crossFieldIssues.length > 0) throw new ConfigError(source, crossFieldIssues);
   resolveTtnPasswordFiles(parsed.data, env, issues);
   if (issues.length > 0) throw new ConfigError(source, issues);
   return deepFreeze(parsed.data);
 }
+
+/**
+ * Expands ${VAR} in every key that names a file (systemd's ${CREDENTIALS_DIRECTORY}, ${STATE_DIRECTORY}) and
+ * makes formatter files absolute (relative to the working directory), once: components get finished paths.
+ */
+function resolvePaths(config: Config, env: NodeJS.ProcessEnv): void {
+  const expand = (text: string): string => expandVariables(text, env);
+  const formatter = (file: string | undefined): string | undefined => (file === undefined || file === '' ? file : resolve(expand(file)));
+  const { mqtt, kafka, http, ttn, lorawan, serial, buffer } = config as Mutable<Config>;
+  buffer.path = expand(buffer.path);
+  for (const tls of [mqtt.tls, kafka.tls] as Record<string, unknown>[]) {
+    for (const key of ['cert_file', 'key_file', 'ca_file', 'crl_file']) if (typeof tls[key] === 'string') tls[key] = expand(tls[key] as string);
+  }
+  kafka.sasl.password_file = expand(kafka.sasl.password_file);
+  http.auth.password_file = expand(http.auth.password_file);
+  ttn.ca_file = expand(ttn.ca_file);
+  for (const application of [ttn, ...ttn.applications] as { password_file: string; formatter_file: string }[]) {
+    application.password_file = expand(application.password_file);
+    application.formatter_file = formatter(application.formatter_file) ?? '';
+  }
+  lorawan.devices_file = expand(lorawan.devices_file);
+  for (const device of lorawan.devices as { formatter_file?: string }[]) {
+    const file = formatter(device.formatter_file);
+    if (file !== undefined) device.formatter_file = file;
+  }
+  serial.path = expand(serial.path);
+  serial.raw.formatter_file = formatter(serial.raw.formatter_file) ?? '';
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends object ? Mutable<T[K]> : T[K] };
 
 function readYamlFile(path: string): Record<string, unknown> {
   let text: string;
