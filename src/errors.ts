@@ -1,5 +1,10 @@
-// Error types shared by every stage. Operational failures carry a code and whether a retry can help
-// (after kafkajs src/errors.js); input problems are not thrown on the hot path but returned as results.
+// Error types shared by every stage, and what each means for the process (after kafkajs src/errors.js):
+// - GatewayError: an operational failure (disk, network, Kafka, radio) with a stable code and whether a retry
+//   can help. Link errors are retried; a record the destination refuses for good is dead-lettered.
+// - ConfigError, and the GatewayError codes in NEEDS_OPERATOR_CODES: a person must act; exit 78, no restart loop.
+// - Anything else thrown where a GatewayError was expected is a bug (isProgrammingError): retrying cannot fix
+//   it and would stall the buffer behind it, so the process logs it as fatal and exits for systemd to restart.
+// Input problems are not thrown on the hot path but returned as results (see ingress/rejections.ts).
 
 export interface GatewayErrorOptions {
   readonly retriable: boolean;
@@ -49,6 +54,15 @@ const NEEDS_OPERATOR_CODES: ReadonlySet<string> = new Set(['BUFFER_PATH', 'BUFFE
 
 export function needsOperator(error: unknown): boolean {
   return error instanceof ConfigError || (error instanceof GatewayError && NEEDS_OPERATOR_CODES.has(error.code));
+}
+
+/**
+ * A programming error: the kinds of error JavaScript throws for a bug (a property of undefined, a bad argument
+ * type, an invalid length) rather than for a condition of the outside world. Never retried.
+ */
+export function isProgrammingError(error: unknown): boolean {
+  if (error instanceof GatewayError) return false;
+  return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError;
 }
 
 export function errorMessage(error: unknown): string {

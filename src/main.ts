@@ -114,9 +114,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           onFatal(error) {
             // Nothing can be stored any more: exit and let systemd restart us on the intact file.
             bufferLog.fatal({ err: error }, 'buffer thread died');
-            process.nextTick(() => {
-              throw error;
-            });
+            exitOnFatal(error);
           },
         },
       );
@@ -169,7 +167,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       retryMaxMs: config.kafka.retry_max_ms,
       stopTimeoutMs: STOP_TIMEOUT_MS,
     },
-    { buffer: lazyBuffer, sink, log, metrics },
+    { buffer: lazyBuffer, sink, log, metrics, onFatal: exitOnFatal },
   );
 
   const batcher = createAcceptBatcher(
@@ -370,6 +368,16 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     httpAddress: () => ops.address(),
     readiness,
   };
+}
+
+/**
+ * Ends the process after a bug or a dead buffer thread, already logged as fatal: thrown outside any promise, it
+ * reaches the uncaughtException handler (cli.ts), which exits 1; systemd restarts the service on the intact buffer.
+ */
+function exitOnFatal(error: unknown): void {
+  process.nextTick(() => {
+    throw error;
+  });
 }
 
 function createLorawanNetworkFromConfig(

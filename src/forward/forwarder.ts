@@ -1,8 +1,10 @@
 // Stage 3: buffer -> sink, oldest first, one batch in flight. A batch leaves the buffer only after the
 // sink acknowledged it; on a retriable failure the same batch is retried (with backoff) before anything
 // newer is leased, which keeps every device's records in acceptance order without an idempotent producer.
+// Only a SinkError or a buffer GatewayError is a condition to retry or dead-letter; anything else thrown here
+// is a bug, which would be retried forever behind the same batch: it goes to onFatal instead.
 import type { RecordBuffer } from '../buffer/record-buffer.ts';
-import { errorMessage } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -25,6 +27,8 @@ export interface ForwarderDeps {
   readonly sink: Sink;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** A bug surfaced while forwarding (not a SinkError or buffer error): the forwarder has stopped; end the process. */
+  readonly onFatal: (error: unknown) => void;
   readonly random?: () => number;
 }
 
@@ -86,9 +90,9 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     const seqs = batch.map((record) => record.seq);
     try {
       await sink.send(batch);
-    } catch (error) {
-      const failure = error instanceof SinkError ? error : new SinkError('SEND_FAILED', errorMessage(error), true, error);
+    } catch (failure) {
       await buffer.release(seqs);
+      if (!(failure instanceof SinkError)) throw failure;
       if (!failure.retriable) {
         if (batch.length > 1) {
           // One record poisons the batch: halve until it is alone, then set it aside.
@@ -114,8 +118,9 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
   async function probe(): Promise<'sent' | 'failed'> {
     try {
       await sink.connect();
-    } catch (error) {
-      markDown(error instanceof SinkError ? error : new SinkError('CONNECT_FAILED', errorMessage(error), true, error));
+    } catch (failure) {
+      if (!(failure instanceof SinkError)) throw failure;
+      markDown(failure);
       return 'failed';
     }
     markUp();
@@ -128,6 +133,12 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
       try {
         outcome = linkState === 'starting' ? await probe() : await sendOnce();
       } catch (error) {
+        if (!(error instanceof GatewayError)) {
+          log.fatal({ err: error }, 'forwarder stopped by a bug (not a Kafka or buffer failure); the records stay buffered');
+          stopping = true;
+          deps.onFatal(error);
+          return;
+        }
         // The buffer itself failed (e.g. disk I/O on ack): the batch is re-sent later, a duplicate at worst.
         log.error({ err: error }, 'forwarder step failed; retrying');
         outcome = 'failed';

@@ -108,6 +108,8 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
     async send(records) {
       if (records.length === 0) return;
       const startedAt = performance.now();
+      // Built outside the try below: an error here is a bug in the gateway, not Kafka refusing the batch, and
+      // must reach the forwarder as itself (it ends the process) rather than as a retriable SinkError.
       const byTopic = new Map<string, TopicMessages>();
       for (const record of records) {
         const topic = deps.router.topicFor(record.stream);

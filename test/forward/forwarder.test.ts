@@ -15,7 +15,7 @@ import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
-type Script = (batch: readonly StoredRecord[]) => SinkError | null;
+type Script = (batch: readonly StoredRecord[]) => Error | null;
 
 function scriptedSink(script: Script): Sink & { readonly attempts: (readonly string[])[]; readonly delivered: string[] } {
   const attempts: (readonly string[])[] = [];
@@ -43,15 +43,16 @@ function setup(t: TestContext, script: Script, batchMaxRecords = 3) {
   const sink = scriptedSink(script);
   const logs = captureLog();
   const metrics = createMetrics({ processMetrics: false });
+  const fatal: unknown[] = [];
   const forwarder = createForwarder(
     { batchMaxRecords, batchMaxBytes: 1e6, retryInitialMs: 5, retryMaxMs: 20, stopTimeoutMs: 1000, idlePollMs: 10 },
-    { buffer, sink, log: logs.log, metrics, random: () => 0.5 },
+    { buffer, sink, log: logs.log, metrics, random: () => 0.5, onFatal: (error) => fatal.push(error) },
   );
   t.after(async () => {
     await forwarder.stop();
     store.close();
   });
-  return { buffer, sink, logs, metrics, forwarder };
+  return { buffer, sink, logs, metrics, forwarder, fatal };
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -114,4 +115,21 @@ test('stop during a long backoff returns promptly and leaves the records buffere
   await waitFor(() => forwarder.state() === 'down', 'the link to be down');
   await forwarder.stop();
   assert.equal(buffer.stats().depthRecords, 3);
+});
+
+test('a bug while sending (a TypeError, not a SinkError) is fatal at once: not retried, not called a Kafka outage, records kept', async (t) => {
+  const bug = new TypeError("Cannot read properties of undefined (reading 'headers')");
+  const { buffer, sink, logs, forwarder, fatal } = setup(t, () => bug);
+  await buffer.append([range(1, 3).map((n) => record('d', n))]);
+  await forwarder.start();
+  await waitFor(() => fatal.length > 0, 'the bug to reach onFatal');
+  await forwarder.stop(); // returns once the forwarding loop has ended: no attempt can follow
+  assert.deepEqual(fatal, [bug]);
+  assert.equal(sink.attempts.length, 1);
+  assert.equal(buffer.stats().depthRecords, 3);
+  assert.equal(buffer.stats().deadLetters, 0);
+  assert.notEqual(forwarder.state(), 'down');
+  const messages = logs.messages();
+  assert.ok(!messages.some((m) => m.startsWith('Kafka unreachable')), messages.join('\n'));
+  assert.ok(messages.some((m) => m.startsWith('forwarder stopped by a bug')));
 });

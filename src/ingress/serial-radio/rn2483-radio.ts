@@ -21,6 +21,7 @@
 // means the module is gone or wedged: the driver stops and reports it, and the ingress reopens the port.
 import type { Duplex } from 'node:stream';
 import { createOnceLogger, type Logger, type OnceLogger } from '../../core/log.ts';
+import { GatewayError } from '../../errors.ts';
 import { createLineSplitter } from './line-splitter.ts';
 
 export interface RadioSettings {
@@ -96,12 +97,12 @@ export type RadioErrorCode =
   | 'INTERNAL'
   | 'STOPPED';
 
-export class RadioError extends Error {
-  override name = 'RadioError';
-  readonly code: RadioErrorCode;
+/** The radio failed or refused: a GatewayError the ingress answers by reopening the port with backoff. */
+export class RadioError extends GatewayError {
+  declare readonly code: RadioErrorCode;
   constructor(code: RadioErrorCode, message: string) {
-    super(message);
-    this.code = code;
+    super(code, message, { retriable: code !== 'STOPPED' });
+    this.name = 'RadioError';
   }
 }
 
