@@ -222,6 +222,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       },
       connectTimeoutMs: mqtt.connect_timeout_ms,
       keepaliveLimitS: mqtt.keepalive_limit_s,
+      rejectLogIntervalMs: mqtt.reject_log_interval_s * 1000,
       devices: mqtt.devices.map((device) => ({ id: device.id, passwordHash: device.password_hash })),
       clients: mqtt.clients.map((client) => ({
         username: client.username,
@@ -269,6 +270,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
             allowedGateways: config.lorawan.gateways.length === 0 ? null : new Map(config.lorawan.gateways.map((gateway) => [gateway.eui, gateway.addresses])),
             maxGateways: config.lorawan.max_gateways,
             maxDatagramsPerSecondPerSource: config.lorawan.udp.max_datagrams_per_second,
+            rejectLogIntervalMs: config.lorawan.reject_log_interval_s * 1000,
           },
           { network: lorawanNetwork, accept, log, metrics, onReject: status.noteRejection, logBudget },
         );

@@ -98,6 +98,9 @@ const mqtt = z
       .max(65535)
       .default(3600)
       .describe('keepalive a client must ask for: 1..this many seconds (0 and larger values are refused with return code 2); 0 here = any, including 0'),
+    reject_log_interval_s: count()
+      .default(60)
+      .describe('a refused publish, subscribe or connection is logged at most once per client and reason per interval (always counted)'),
     tls: mqttTls,
     devices: z.array(mqttDevice).default([]).describe('device identities with password hashes'),
     clients: z.array(mqttClient).default([]).describe('non-device accounts (dashboards, services) with topic ACLs'),

@@ -1,6 +1,8 @@
 // Input an ingress refuses, the one way: counted in iotgw_ingress_rejected_total by source and reason,
-// told to onReject (the status page's recent rejections), and logged as a warning at most once per key
-// per interval, so a device that sends garbage 100 times a second makes one log line, not a flood.
+// told to onReject (the status page's recent rejections), and logged at most once per key per interval,
+// within the shared input log budget, so a device that sends garbage 100 times a second makes one log
+// line, not a flood. Every ingress refuses through this, including refusals that are not the input's
+// fault (overloaded, shutting-down, internal-error), so the metric and the status page tell the same story.
 import { createOnceLogger, type LogBudget, type Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 
@@ -27,8 +29,13 @@ export interface RejectionContext {
   readonly source?: string;
   /** What the log is kept once per; default the reason. */
   readonly logKey?: string;
-  /** Added to the log line after `reason`. */
+  /** Added to the log line after `reason` (an `err` is logged with its stack). */
   readonly fields?: Readonly<Record<string, unknown>>;
+  /**
+   * How it is logged: 'warn' (the default) for input refused; 'error' for a bug in the gateway (internal-error);
+   * 'none' where the event is routine or logged elsewhere (a retransmission, a frame refused while stopping).
+   */
+  readonly level?: 'warn' | 'error' | 'none';
 }
 
 export interface Rejections {
@@ -44,8 +51,9 @@ export function createRejections(options: RejectionsOptions, deps: RejectionsDep
       const source = context.source ?? options.source ?? 'unknown';
       deps.metrics.ingressRejected.inc({ source, reason });
       deps.onReject?.(source, reason, detail);
-      if (!logOnce.shouldLog(context.logKey ?? reason)) return;
-      deps.log.warn({ reason, ...context.fields }, `${options.what} rejected: ${detail} (${every})`);
+      const level = context.level ?? 'warn';
+      if (level === 'none' || !logOnce.shouldLog(context.logKey ?? reason)) return;
+      deps.log[level]({ reason, ...context.fields }, `${options.what} rejected: ${detail} (${every})`);
     },
   };
 }

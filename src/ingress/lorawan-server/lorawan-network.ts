@@ -7,10 +7,11 @@
 // before its feeders and stops after them; a feeder that must still send downlinks at shutdown drains it
 // first (see drain()).
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
-import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
+import type { LogBudget, Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
+import { createRejections } from '../rejections.ts';
 import type { Accept } from '../ingress.ts';
 import { parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
@@ -66,12 +67,15 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
   let deduplicator: FrameDeduplicator | null = null;
   let downlink: DownlinkPath = NO_DOWNLINK;
   let stopping = false;
-  const logOnce = createOnceLogger(options.rejectLogIntervalMs);
   const log = deps.log.child({ component: 'ingress.lorawan' });
+  const rejections = createRejections({ what: 'LoRaWAN frame', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
   // handleFrame() never rejects (the server catches everything); should that ever break: counted and logged, never unhandled.
   const inFlight = createInFlight<RecordSource>((error, source) => {
-    metrics.ingressRejected.inc({ source, reason: 'internal-error' });
-    if (logOnce.shouldLog('internal-error')) log.error({ err: error }, 'LoRaWAN: handling a frame failed unexpectedly; the frame was not stored');
+    rejections.reject('internal-error', 'handling the frame failed unexpectedly (a bug); it was not stored', {
+      source,
+      level: 'error',
+      fields: { err: error },
+    });
   });
 
   async function drain(): Promise<void> {
@@ -120,17 +124,15 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
 
     receive(phyPayload, reception, source) {
       if (stopping || deduplicator === null) {
-        metrics.ingressRejected.inc({ source, reason: 'shutting-down' });
+        rejections.reject('shutting-down', 'frame heard while stopping', { source, level: 'none' });
         return;
       }
       if (inFlight.size + deduplicator.pending >= options.maxFramesInFlight) {
-        metrics.ingressRejected.inc({ source, reason: 'overloaded' });
-        if (logOnce.shouldLog('overloaded')) {
-          log.warn(
-            { maxFramesInFlight: options.maxFramesInFlight },
-            `LoRaWAN: ${options.maxFramesInFlight} frames are waiting for the buffer; refusing new frames until it catches up (counted as reason "overloaded"; logged once every ${options.rejectLogIntervalMs / 1000} s). A slow SD card, or more traffic than this box handles: see npm run bench`,
-          );
-        }
+        rejections.reject(
+          'overloaded',
+          `${options.maxFramesInFlight} frames are waiting for the buffer (lorawan.max_frames_in_flight); new frames are refused until it catches up. A slow SD card, or more traffic than this box handles: see npm run bench`,
+          { source, fields: { maxFramesInFlight: options.maxFramesInFlight } },
+        );
         return;
       }
       deduplicator.add(phyPayload, reception, source);

@@ -13,7 +13,7 @@ import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts
 import type { Metrics } from '../../core/metrics.ts';
 import type { NewRecord, RecordSource } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
-import type { Accept } from '../ingress.ts';
+import type { Accept, AcceptRefusal } from '../ingress.ts';
 import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter.ts';
 import { cryptFrmPayload, deriveSessionKeys, encodeDataFrame, encodeJoinAccept, verifyDataFrameMic, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
 import { type DataFrame, type JoinRequestFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
@@ -92,7 +92,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   const resetLog = createOnceLogger(options.rejectLogIntervalMs, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
 
   /** Logged per device: one broken device must not hide another's rejections of the same reason. */
-  function reject(source: RecordSource, reason: LorawanRejectReason, device: string, message: string): void {
+  function reject(source: RecordSource, reason: LorawanRejectReason | AcceptRefusal, device: string, message: string): void {
     rejections.reject(reason, message, { source, logKey: `${device}|${reason}`, fields: { device } });
   }
 
@@ -119,8 +119,11 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       );
     } catch (error) {
       // A bug must not take the listener down with it: log it loud, count it, go on with the next frame.
-      metrics.ingressRejected.inc({ source, reason: 'internal-error' });
-      log.error({ err: error }, 'LoRaWAN frame handling failed unexpectedly; the frame was not stored');
+      rejections.reject('internal-error', 'handling the frame failed unexpectedly (a bug); it was not stored', {
+        source,
+        level: 'error',
+        fields: { err: error },
+      });
     }
   }
 
@@ -182,7 +185,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     if (verdict.verdict === 'retransmission') {
       const previous = session.lastUplink;
       if (previous?.fcnt !== fcnt || previous.commit !== 'failed') {
-        metrics.ingressRejected.inc({ source, reason: 'retransmission' });
+        rejections.reject('retransmission', `frame ${fcnt} of ${devEui} again (already stored)`, { source, level: 'none' });
         // Stored (or being stored, and then ACKed by that frame): nothing is stored twice. A device that
         // did not hear our ACK hears it again.
         if (frame.confirmed && previous?.commit === 'committed') void sendAck(device, session, receptions, nextFcntDown(session), source);
@@ -216,8 +219,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     const result = await deps.accept(records, state);
     if (!result.ok) {
       lastUplink.commit = 'failed';
-      metrics.ingressRejected.inc({ source, reason: result.reason });
-      log.warn({ devEui, reason: result.reason }, `LoRaWAN uplink ${fcnt} of ${devEui} not stored: ${result.message}`);
+      reject(source, result.reason, devEui, `uplink ${fcnt} of ${devEui} not stored: ${result.message}`);
       return;
     }
     lastUplink.commit = 'committed';

@@ -17,6 +17,7 @@ import { isDeviceId } from '../../record/device-id.ts';
 import type { Router } from '../../record/routes.ts';
 import { printable } from '../../shared/input-text.ts';
 import type { Accept } from '../ingress.ts';
+import { createRejections } from '../rejections.ts';
 import { createBoundedPersistence, type PersistenceLimits } from './bounded-persistence.ts';
 import { type Identity, canSubscribe, decidePublish } from './device-acl.ts';
 import { createLoginGuard } from './login-guard.ts';
@@ -34,6 +35,8 @@ export interface MqttIngressOptions {
   /** Bytes of packets still arriving, over all connections together. */
   readonly maxHeldBytes: number;
   readonly connectTimeoutMs: number;
+  /** A refused publish, subscribe or connection is logged at most once per client and reason per interval (default 60 s). */
+  readonly rejectLogIntervalMs?: number;
   /** Largest keepalive a client may ask for; 0 = any (keepalive 0, "off", is then allowed too). */
   readonly keepaliveLimitS: number;
   readonly persistence: PersistenceLimits;
@@ -89,7 +92,7 @@ const MAX_QUEUED_PASSWORD_CHECKS = 2_048;
 const PACKET_OVERHEAD_BYTES = 65_536 + 16;
 /** Subscriptions one client may hold. */
 const MAX_SUBSCRIPTIONS_PER_CLIENT = 32;
-const LOG_INTERVAL_MS = 60_000;
+const DEFAULT_LOG_INTERVAL_MS = 60_000;
 
 /** What CONNECT said that aedes does not pass to authenticate. */
 interface ConnectFacts {
@@ -105,7 +108,9 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
   // Wall clock only for received-at; windows are durations, so a clock step at NTP sync cannot stretch them.
   const monotonicMs = (): number => performance.now();
   const { metrics } = deps;
-  const once = createOnceLogger(LOG_INTERVAL_MS, monotonicMs, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
+  const logIntervalMs = options.rejectLogIntervalMs ?? DEFAULT_LOG_INTERVAL_MS;
+  const once = createOnceLogger(logIntervalMs, monotonicMs, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
+  const rejections = createRejections({ source: 'mqtt', what: 'MQTT message', per: 'client and reason', intervalMs: logIntervalMs }, { ...deps, log });
   const devices = new Map(options.devices.map((device) => [device.id, device.passwordHash]));
   const clients = new Map(options.clients.map((client) => [client.username, client]));
   /** username -> password that verified, so reconnects skip scrypt; keyed by configured names only, so bounded by the config. */
@@ -133,9 +138,8 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
   const sockets = new Set<Socket>();
 
   function reject(reason: string, subject: string, message: string, extra: Record<string, unknown> = {}): void {
-    metrics.ingressRejected.inc({ source: 'mqtt', reason });
-    deps.onReject?.('mqtt', reason, `${printable(subject, 64)}: ${message}`);
-    if (once.shouldLog(`${subject}:${reason}`)) log.warn({ reason, client: printable(subject, 64), ...extra }, message);
+    const client = printable(subject, 64);
+    rejections.reject(reason, `${client}: ${message}`, { logKey: `${subject}:${reason}`, fields: { client, ...extra } });
   }
 
   function refuseConnection(reason: string, subject: string, message: string): void {
@@ -316,14 +320,10 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
     // After aedes' 'readable' listener: added before it, a 'data' listener would switch the socket to flowing mode.
     guardSocket(socket, options.maxPayloadBytes + PACKET_OVERHEAD_BYTES, heldBytes, (refusal) => {
       if (refusal.reason === 'oversize') {
-        metrics.ingressRejected.inc({ source: 'mqtt', reason: 'oversize' });
-        deps.onReject?.('mqtt', 'oversize', `${address}: packet of ${refusal.declaredBytes} bytes exceeds mqtt.max_payload_bytes; connection closed`);
-        if (once.shouldLog(`oversize:${address}`)) {
-          log.warn(
-            { reason: 'oversize', address, declaredBytes: refusal.declaredBytes },
-            'connection closed: packet larger than mqtt.max_payload_bytes allows',
-          );
-        }
+        rejections.reject('oversize', `${address}: packet of ${refusal.declaredBytes} bytes exceeds mqtt.max_payload_bytes; connection closed`, {
+          logKey: `oversize:${address}`,
+          fields: { address, declaredBytes: refusal.declaredBytes },
+        });
         return;
       }
       refuseConnection(

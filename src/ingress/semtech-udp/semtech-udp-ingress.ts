@@ -10,6 +10,7 @@ import type { Accept } from '../ingress.ts';
 import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
 import type { ClassADownlink } from '../lorawan-server/lorawan-server.ts';
 import type { Reception } from '../lorawan-server/reception.ts';
+import { createRejections } from '../rejections.ts';
 import type { GatewayStat, Rxpk } from './packets.ts';
 import { createUdpTransport, type GatewayInfo, type UdpTransport } from './udp-transport.ts';
 
@@ -22,6 +23,8 @@ export interface SemtechUdpIngressOptions {
   readonly allowedGateways: ReadonlyMap<string, readonly string[]> | null;
   readonly maxGateways: number;
   readonly maxDatagramsPerSecondPerSource: number;
+  /** A dropped datagram is logged at most once per source address and reason per interval (default 600 s, as lorawan.reject_log_interval_s). */
+  readonly rejectLogIntervalMs?: number;
 }
 
 export interface SemtechUdpIngressDeps {
@@ -48,6 +51,10 @@ const STAT_RECORD_INTERVAL_MS = 10_000;
 export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps: SemtechUdpIngressDeps): SemtechUdpIngress {
   const log = deps.log.child({ component: 'ingress.semtech-udp' });
   const { metrics, network } = deps;
+  const rejections = createRejections(
+    { source: SOURCE, what: 'Semtech UDP datagram', per: 'source address and reason', intervalMs: options.rejectLogIntervalMs ?? 600_000 },
+    { ...deps, log },
+  );
   let transport: UdpTransport | null = null;
   let stopping = false;
   /** When each tracked gateway's stat last became a record (entries go with their gateway). */
@@ -95,7 +102,7 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
         },
       ])
       .then((result) => {
-        if (!result.ok) metrics.ingressRejected.inc({ source: SOURCE, reason: result.reason });
+        if (!result.ok) rejections.reject(result.reason, `stat of gateway ${gatewayEui} not stored: ${result.message}`, { logKey: `stat:${result.reason}` });
       });
   }
 
@@ -134,24 +141,26 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
         {
           onRxpk(gatewayEui, rxpk, receivedAtMs) {
             if (stopping) {
-              metrics.ingressRejected.inc({ source: SOURCE, reason: 'shutting-down' });
+              rejections.reject('shutting-down', `rxpk from gateway ${gatewayEui} heard while stopping`, { level: 'none' });
               return;
             }
-            // LoRaWAN uplinks always carry a PHY CRC: a bad or missing one means a corrupted frame.
+            // LoRaWAN uplinks always carry a PHY CRC: a bad or missing one means a corrupted frame. Radio noise
+            // makes bad CRCs routine: counted and shown, not logged.
             if (rxpk.crcStatus !== 1) {
-              metrics.ingressRejected.inc({ source: SOURCE, reason: rxpk.crcStatus === -1 ? 'crc-bad' : 'crc-missing' });
+              const reason = rxpk.crcStatus === -1 ? 'crc-bad' : 'crc-missing';
+              rejections.reject(reason, `rxpk from gateway ${gatewayEui} with ${reason === 'crc-bad' ? 'a bad' : 'no'} CRC`, { level: 'none' });
               return;
             }
             if (rxpk.modulation !== 'LORA') {
-              metrics.ingressRejected.inc({ source: SOURCE, reason: 'not-lora' });
+              rejections.reject('not-lora', `rxpk from gateway ${gatewayEui} is ${rxpk.modulation}, not LoRa`, { level: 'none' });
               return;
             }
             network.receive(rxpk.data, toReception(gatewayEui, rxpk, receivedAtMs), SOURCE);
           },
           onStat,
           onDrop(reason, detail) {
-            metrics.ingressRejected.inc({ source: SOURCE, reason });
-            deps.onReject?.(SOURCE, reason, `${detail.message} (from ${detail.from})`);
+            const fields = { from: detail.from, ...(detail.gatewayEui === undefined ? {} : { gatewayEui: detail.gatewayEui }) };
+            rejections.reject(reason, `${detail.message} (from ${detail.from})`, { logKey: `${detail.from}:${reason}`, fields });
           },
           onGatewayConnected() {
             metrics.lorawanGateways.set(udp.gatewayCount());

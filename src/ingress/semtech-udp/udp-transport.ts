@@ -172,9 +172,8 @@ export function createUdpTransport(options: UdpTransportOptions, events: UdpTran
       log.error({ err: error, callback: name }, `the ${name} handler threw; the datagram was acknowledged and the socket keeps serving`);
   }
 
+  /** Every drop goes to onDrop, which counts and logs it (the ingress's rejections): the transport does not log drops. */
   function drop(reason: string, from: string, message: string, gatewayEui?: string): void {
-    // Logged once per (source, reason) a minute, within the input log budget; every drop reaches onDrop for counting.
-    if (inputOnce.shouldLog(`drop:${from}:${reason}`)) log.warn({ reason, from, ...(gatewayEui === undefined ? {} : { gatewayEui }) }, `dropped: ${message}`);
     const detail = gatewayEui === undefined ? { from, message } : { from, gatewayEui, message };
     callEvent('onDrop', () => events.onDrop(reason, detail));
   }

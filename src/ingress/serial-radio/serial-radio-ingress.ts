@@ -129,8 +129,11 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
 
   /** A frame that failed in a way nobody handled (a bug): logged and counted, never an unhandled rejection. */
   function internalError(error: unknown, what: string): void {
-    metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
-    if (logOnce.shouldLog(`internal:${what}`)) log.error({ err: error }, `serial radio: ${what} failed unexpectedly; the frame was not stored`);
+    rejections.reject('internal-error', `${what} failed unexpectedly (a bug); the frame was not stored`, {
+      logKey: `internal:${what}`,
+      level: 'error',
+      fields: { err: error },
+    });
   }
 
   function toLorawan(frame: RadioFrame): void {
@@ -175,7 +178,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
 
   function onFrame(frame: RadioFrame): void {
     if (stopping) {
-      metrics.ingressRejected.inc({ source: SOURCE, reason: 'shutting-down' });
+      rejections.reject('shutting-down', 'frame heard while stopping', { level: 'none' });
       return;
     }
     try {
@@ -246,7 +249,8 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
         events: {
           onFrame,
           onRadioError: () => metrics.serialRadioFrames.inc({ kind: 'radio-error' }),
-          onLineProblem: (kind) => metrics.ingressRejected.inc({ source: SOURCE, reason: kind }),
+          // The driver logs the line itself (once per kind, with what to check).
+          onLineProblem: (kind) => rejections.reject(kind, `a ${kind} line from the module`, { level: 'none' }),
           onFailure: (error: RadioError) => lose(id, error.message, 'power-cycle the module or re-plug the adapter if this repeats', error),
         },
       },

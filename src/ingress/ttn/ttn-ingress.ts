@@ -16,7 +16,7 @@ import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { errorMessage } from '../../errors.ts';
 import { backoffDelayMs } from '../../shared/backoff.ts';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
-import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
+import type { LogBudget, Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import type { NewRecord } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
@@ -92,7 +92,6 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   const log = deps.log.child({ component: 'ingress.ttn', application });
   const { metrics } = deps;
   const rejections = createRejections({ source: SOURCE, what: 'TTN message', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
-  const lossLog = createOnceLogger(options.rejectLogIntervalMs);
   const random = deps.random ?? Math.random;
   const schedule = deps.schedule ?? defaultSchedule;
   const eventTopics = [...options.eventStreams.keys()].map((event) => `v3/${options.username}/devices/+/${event}`);
@@ -113,8 +112,10 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   // commit() does not reject unless something below it is broken (accept() never rejects): counted and logged, never unhandled.
   const inFlight = createInFlight<string>(
     (error, what) => {
-      metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
-      if (lossLog.shouldLog('internal-error')) log.error({ err: error }, `TTN ${what}: storing failed unexpectedly (${errorMessage(error)}); it may be lost`);
+      rejections.reject('internal-error', `${what}: storing failed unexpectedly (${errorMessage(error)}); it may be lost`, {
+        level: 'error',
+        fields: { err: error },
+      });
     },
     () => {
       if (waitingForRoom !== null && inFlight.size < MAX_IN_FLIGHT) {
@@ -231,13 +232,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   async function commit(records: readonly NewRecord[], state: readonly StateWrite[], what: string): Promise<boolean> {
     const result = await deps.accept(records, state);
     if (result.ok) return true;
-    metrics.ingressRejected.inc({ source: SOURCE, reason: result.reason });
-    deps.onReject?.(SOURCE, result.reason, `${what}: ${result.message}`);
-    if (!lossLog.shouldLog(result.reason)) return false;
-    log.warn(
-      { reason: result.reason },
-      `TTN ${what} not stored: ${result.message}. TTS publishes at QoS 0 and never sends it again: it is lost (logged once per reason every ${options.rejectLogIntervalMs / 1000} s)`,
-    );
+    rejections.reject(result.reason, `${what} not stored: ${result.message}. TTS publishes at QoS 0 and never sends it again: it is lost`);
     return false;
   }
 
@@ -356,9 +351,10 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
           handleMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
         } catch (error) {
           // A bug, not bad input (that is refused with a reason): never let it out into mqtt.js, where it is uncaught.
-          metrics.ingressRejected.inc({ source: SOURCE, reason: 'internal-error' });
-          if (lossLog.shouldLog('internal-error'))
-            log.error({ err: error, topic: printable(packet.topic, 128) }, 'TTN: handling a message failed unexpectedly; it was not stored');
+          rejections.reject('internal-error', 'handling the message failed unexpectedly (a bug); it was not stored', {
+            level: 'error',
+            fields: { err: error, topic: printable(packet.topic, 128) },
+          });
         }
         if (inFlight.size < MAX_IN_FLIGHT) callback();
         else waitingForRoom = () => callback();
