@@ -4,6 +4,7 @@
 import type { NewRecord, StoredRecord } from '../record/record.ts';
 import type { AppendOutcome, BufferStats, RecordStore, StateWrite } from './record-store.ts';
 
+export { oldestAgeSeconds } from './record-store.ts';
 export type { AppendOutcome, BufferStats, RecordStoreLimits, StateWrite, WhenFull } from './record-store.ts';
 
 export interface RecordBuffer {

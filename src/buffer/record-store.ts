@@ -27,6 +27,15 @@ export interface BufferStats {
 }
 
 /**
+ * Seconds the oldest buffered record has waited, whole, 0 when empty. Wall clock against wall clock
+ * (received-at), clamped so a clock step back never shows a negative age.
+ */
+export function oldestAgeSeconds(stats: Pick<BufferStats, 'oldestReceivedAtMs'> | null, nowMs: number = Date.now()): number {
+  if (stats === null || stats.oldestReceivedAtMs === null) return 0;
+  return Math.max(0, Math.round((nowMs - stats.oldestReceivedAtMs) / 1000));
+}
+
+/**
  * A small piece of device state (a LoRaWAN session, a frame counter) written in the same transaction as
  * records, so the state and the records it let through are committed together or not at all.
  * value null deletes the entry.

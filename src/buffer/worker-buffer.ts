@@ -3,6 +3,9 @@
 // MQTT parsing and PUBACKs for every device. Here the main thread keeps accepting into the next group
 // commit while the worker syncs the last one, and the inserts use the second core.
 import { Worker } from 'node:worker_threads';
+import type { Component, HealthReport } from '../core/lifecycle.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
 import { BufferFullError, GatewayError } from '../errors.ts';
 import type { StoredRecord } from '../record/record.ts';
 import type { AppendOutcome, BufferStats, RecordBuffer } from './record-buffer.ts';
@@ -10,21 +13,24 @@ import type { SqliteStoreOptions } from './sqlite-store.ts';
 import { type LeaseReply, packPayloads, type SerializedError, unpackPayloads, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
 
 export interface WorkerBufferDeps {
-  /** Records drop_oldest deleted (the caller counts and logs). */
-  readonly onDrop?: (records: number) => void;
-  /** The worker died unexpectedly: the gateway cannot store anything any more. */
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** The thread died unexpectedly (already logged as fatal): nothing can be stored any more; end the process. */
   readonly onFatal?: (error: Error) => void;
 }
 
-export interface WorkerBuffer extends RecordBuffer {
+export interface WorkerBuffer extends RecordBuffer, Component {
   /**
-   * For the systemd watchdog: why the buffer thread cannot serve (it died, or has had requests outstanding
-   * without answering anything for `stallMs`), or null while it answers.
+   * For the systemd watchdog: why the buffer thread cannot serve (not open, died, or has had requests
+   * outstanding without answering anything for `stallMs`), or null while it answers.
    */
   problem(stallMs: number): string | null;
-  /** journal_mode and synchronous as read back from SQLite when the store opened. */
-  readonly durability: { readonly journalMode: string; readonly synchronous: string };
+  /** journal_mode and synchronous as read back from SQLite when the store opened; null until then. */
+  durability(): { readonly journalMode: string; readonly synchronous: string } | null;
 }
+
+/** A buffer thread with requests outstanding that answers nothing for this long is wedged: health says down. */
+export const BUFFER_STALL_MS = 20_000;
 
 // Built (`tsc`), the worker is buffer-worker.js beside this file. Run from source under tsx (development,
 // tests), it is .ts: Node 20 does not pass --import loader hooks on to worker threads (22 does), so the
@@ -54,21 +60,37 @@ function rebuild(error: SerializedError): GatewayError {
   return new GatewayError(error.code, error.message, { retriable: error.retriable });
 }
 
-/** Starts the worker and opens the store there; rejects with the store's own error if it cannot open. */
-export async function createWorkerBuffer(options: SqliteStoreOptions, deps: WorkerBufferDeps = {}): Promise<WorkerBuffer> {
-  const worker = startWorker(options);
+/** Creates and starts a worker buffer: for tests and tools that need an open buffer at once. */
+export async function openWorkerBuffer(options: SqliteStoreOptions, deps: WorkerBufferDeps): Promise<WorkerBuffer> {
+  const buffer = createWorkerBuffer(options, deps);
+  await buffer.start();
+  return buffer;
+}
+
+/**
+ * The buffer component: start() starts the thread and opens the store there (rejecting with the store's own
+ * error if it cannot open); every operation before start() or after stop() rejects with BUFFER_CLOSED.
+ */
+export function createWorkerBuffer(options: SqliteStoreOptions, deps: WorkerBufferDeps): WorkerBuffer {
+  const log = deps.log.child({ component: 'buffer' });
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  let worker: Worker | null = null;
   let nextId = 1;
   let stats: BufferStats = { depthRecords: 0, depthBytes: 0, oldestReceivedAtMs: null, deadLetters: 0, droppedRecords: 0 };
   let closing = false;
   let dead: Error | null = null;
   let lastReplyAtMs = performance.now();
+  let durability: ReturnType<WorkerBuffer['durability']> = null;
+  let dropLogged = false;
 
-  const opened = new Promise<WorkerBuffer['durability']>((resolve, reject) => {
-    pending.set(0, { resolve: (value) => resolve(value as WorkerBuffer['durability']), reject });
-  });
+  function onDrop(records: number): void {
+    deps.metrics.bufferDropped.inc(records);
+    if (dropLogged) return;
+    dropLogged = true;
+    log.warn({ dropped: records }, 'buffer full: deleting the oldest buffered records (buffer.when_full: drop_oldest); see iotgw_buffer_dropped_total');
+  }
 
-  worker.on('message', (reply: WorkerReply) => {
+  function onReply(reply: WorkerReply): void {
     lastReplyAtMs = performance.now();
     const waiter = pending.get(reply.id);
     if (waiter === undefined) return;
@@ -78,41 +100,96 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
       return;
     }
     if (reply.stats !== null) stats = reply.stats;
-    if (reply.dropped > 0) deps.onDrop?.(reply.dropped);
+    if (reply.dropped > 0) onDrop(reply.dropped);
     waiter.resolve(reply.value);
-  });
+  }
 
-  const failAll = (error: Error): void => {
+  function failAll(error: Error): void {
     dead = error;
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
-    if (!closing) deps.onFatal?.(error);
-  };
-  worker.on('error', (error) => failAll(new GatewayError('BUFFER_WORKER_DIED', `buffer thread failed: ${error.message}`, { retriable: false, cause: error })));
-  worker.on('exit', (code) => {
-    if (!closing) failAll(new GatewayError('BUFFER_WORKER_DIED', `buffer thread exited (code ${code})`, { retriable: false }));
-  });
+    if (closing) return;
+    // Nothing can be stored any more: the process must end and systemd restart it on the intact file.
+    log.fatal({ err: error }, 'buffer thread died');
+    deps.onFatal?.(error);
+  }
 
   function call<T>(request: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<T> {
     if (dead !== null) return Promise.reject(dead);
+    if (worker === null || closing) return Promise.reject(new GatewayError('BUFFER_CLOSED', `buffer ${options.path} is not open`, { retriable: false }));
     const id = nextId++;
+    const thread = worker;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: (value) => resolve(value as T), reject });
-      worker.postMessage({ ...request, id }, transfer);
+      thread.postMessage({ ...request, id }, transfer);
     });
   }
 
-  let durability: WorkerBuffer['durability'];
-  try {
-    durability = await opened;
-  } catch (error) {
+  async function start(): Promise<void> {
+    if (worker !== null) return;
+    closing = false;
+    dead = null;
+    const thread = startWorker(options);
+    worker = thread;
+    const opened = new Promise<NonNullable<typeof durability>>((resolve, reject) => {
+      pending.set(0, { resolve: (value) => resolve(value as NonNullable<typeof durability>), reject });
+    });
+    thread.on('message', onReply);
+    thread.on('error', (error) =>
+      failAll(new GatewayError('BUFFER_WORKER_DIED', `buffer thread failed: ${error.message}`, { retriable: false, cause: error })),
+    );
+    thread.on('exit', (code) => {
+      if (!closing) failAll(new GatewayError('BUFFER_WORKER_DIED', `buffer thread exited (code ${code})`, { retriable: false }));
+    });
+    try {
+      durability = await opened;
+    } catch (error) {
+      closing = true;
+      worker = null;
+      await thread.terminate();
+      throw error;
+    }
+    log.info(
+      { path: options.path, ...durability, depthRecords: stats.depthRecords, deadLetters: stats.deadLetters },
+      stats.depthRecords > 0 ? `buffer open: ${stats.depthRecords} records from before the restart will be forwarded` : 'buffer open',
+    );
+  }
+
+  async function stop(): Promise<void> {
+    const thread = worker;
+    if (thread === null || closing) return;
     closing = true;
-    await worker.terminate();
-    throw error;
+    worker = null;
+    if (dead !== null) return;
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    const id = nextId++;
+    await new Promise<void>((resolve) => {
+      pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
+      thread.postMessage({ op: 'close', id });
+    });
+    await exited;
+  }
+
+  function problem(stallMs: number): string | null {
+    if (dead !== null) return dead.message;
+    if (worker === null) return 'buffer closed';
+    const silentMs = performance.now() - lastReplyAtMs;
+    if (pending.size > 0 && silentMs > stallMs) return `${pending.size} requests unanswered for ${Math.round(silentMs / 1000)}s`;
+    return null;
   }
 
   return {
-    durability,
+    name: 'buffer',
+    start,
+    stop,
+    close: stop,
+    durability: () => durability,
+    problem,
+
+    health(): HealthReport {
+      const reason = problem(BUFFER_STALL_MS);
+      return reason === null ? { status: 'ok' } : { status: 'down', detail: reason };
+    },
 
     async append(groups, state = []) {
       const flat = groups.flat();
@@ -148,26 +225,5 @@ export async function createWorkerBuffer(options: SqliteStoreOptions, deps: Work
     },
 
     stats: () => stats,
-
-    problem(stallMs) {
-      if (dead !== null) return dead.message;
-      const silentMs = performance.now() - lastReplyAtMs;
-      if (pending.size > 0 && silentMs > stallMs) return `${pending.size} requests unanswered for ${Math.round(silentMs / 1000)}s`;
-      return null;
-    },
-
-    async close() {
-      if (closing) return;
-      closing = true;
-      if (dead === null) {
-        const exited = new Promise((resolve) => worker.once('exit', resolve));
-        const id = nextId++;
-        await new Promise<void>((resolve) => {
-          pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
-          worker.postMessage({ op: 'close', id });
-        });
-        await exited;
-      }
-    },
   };
 }

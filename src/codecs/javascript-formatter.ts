@@ -133,11 +133,11 @@ export function createFormatterCache(options: FormatterCacheOptions, deps: Forma
 
   function codecFor(choice: CodecChoice): PayloadCodec {
     if (choice.codec !== 'javascript') return builtinCodec(choice.codec);
-    if (choice.formatter_file === undefined || choice.formatter_file === '') {
+    if (choice.formatterFile === undefined || choice.formatterFile === '') {
       throw new ConfigError('formatter_file', ['codec javascript needs formatter_file: the .js file that defines decodeUplink(input)']);
     }
     // The config loader expanded ${VAR} and made the path absolute; relative paths from tests resolve here.
-    const path = resolve(choice.formatter_file);
+    const path = resolve(choice.formatterFile);
     let realPath: string;
     try {
       realPath = realpathSync(path);

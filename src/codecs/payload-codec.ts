@@ -28,8 +28,8 @@ export type CodecName = 'raw' | 'cayenne-lpp' | 'javascript';
 
 export interface CodecChoice {
   readonly codec: CodecName;
-  /** Required for 'javascript': the formatter file defining decodeUplink(input). */
-  readonly formatter_file?: string | undefined;
+  /** Required for 'javascript': the formatter file defining decodeUplink(input) (config: formatter_file). */
+  readonly formatterFile?: string | undefined;
 }
 
 export const RAW_CODEC: PayloadCodec = { name: 'raw', decode: () => ({}) };

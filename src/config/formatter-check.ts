@@ -13,17 +13,22 @@ interface ConfiguredCodec {
   readonly choice: CodecChoice;
 }
 
-/** The codec choices of the enabled ingresses, as main.ts resolves them at start. */
+/** A codec as a config entry names it (codec, formatter_file), as the codecs take it. */
+export function codecChoice(entry: { readonly codec: CodecChoice['codec']; readonly formatter_file?: string | undefined }): CodecChoice {
+  return entry.formatter_file === undefined ? { codec: entry.codec } : { codec: entry.codec, formatterFile: entry.formatter_file };
+}
+
+/** The codec choices of the enabled ingresses, as the gateway resolves them at start. */
 export function configuredCodecs(config: Config): ConfiguredCodec[] {
   const codecs: ConfiguredCodec[] = [];
   if (config.lorawan.enabled) {
-    for (const [index, device] of config.lorawan.devices.entries()) codecs.push({ key: `lorawan.devices.${index}`, choice: device });
+    for (const [index, device] of config.lorawan.devices.entries()) codecs.push({ key: `lorawan.devices.${index}`, choice: codecChoice(device) });
   }
   if (config.ttn.enabled) {
-    codecs.push({ key: 'ttn', choice: config.ttn });
-    for (const [index, application] of config.ttn.applications.entries()) codecs.push({ key: `ttn.applications.${index}`, choice: application });
+    codecs.push({ key: 'ttn', choice: codecChoice(config.ttn) });
+    for (const [index, application] of config.ttn.applications.entries()) codecs.push({ key: `ttn.applications.${index}`, choice: codecChoice(application) });
   }
-  if (config.serial.enabled) codecs.push({ key: 'serial.raw', choice: config.serial.raw });
+  if (config.serial.enabled) codecs.push({ key: 'serial.raw', choice: codecChoice(config.serial.raw) });
   return codecs;
 }
 
@@ -33,13 +38,13 @@ export function checkFormatters(config: Config, log: Logger): string[] {
   const issues: string[] = [];
   const failedFiles = new Set<string>();
   for (const { key, choice } of configuredCodecs(config)) {
-    if (choice.codec !== 'javascript' || failedFiles.has(choice.formatter_file ?? '')) continue;
+    if (choice.codec !== 'javascript' || failedFiles.has(choice.formatterFile ?? '')) continue;
     try {
       cache.codecFor(choice);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      failedFiles.add(choice.formatter_file ?? '');
-      issues.push(...error.issues.map((issue) => `${key}.formatter_file: ${choice.formatter_file}: ${issue}`));
+      failedFiles.add(choice.formatterFile ?? '');
+      issues.push(...error.issues.map((issue) => `${key}.formatter_file: ${choice.formatterFile}: ${issue}`));
     }
   }
   return issues;

@@ -3,7 +3,7 @@
 // newer is leased, which keeps every device's records in acceptance order without an idempotent producer.
 // Only a SinkError or a buffer GatewayError is a condition to retry or dead-letter; anything else thrown here
 // is a bug, which would be retried forever behind the same batch: it goes to onFatal instead.
-import type { RecordBuffer } from '../buffer/record-buffer.ts';
+import { oldestAgeSeconds, type RecordBuffer } from '../buffer/record-buffer.ts';
 import { GatewayError } from '../errors.ts';
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
@@ -32,7 +32,8 @@ export interface ForwarderDeps {
   readonly random?: () => number;
 }
 
-export type LinkState = 'starting' | 'up' | 'down';
+/** The Kafka link as every part of the gateway names it: metrics, /readyz, the status page. */
+export type LinkState = 'starting' | 'up' | 'buffering';
 
 export interface Forwarder extends Component {
   /** New records were committed: wake up if idle. */
@@ -68,7 +69,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     failures = 0;
     if (linkState === 'up') return;
     const depth = buffer.stats().depthRecords;
-    if (linkState === 'down') {
+    if (linkState === 'buffering') {
       log.info({ bufferedRecords: depth, downForMs: Math.round(performance.now() - downSinceMs) }, `Kafka reachable again: draining ${depth} buffered records`);
     } else log.info({ bufferedRecords: depth }, 'Kafka reachable: forwarding records');
     linkState = 'up';
@@ -76,10 +77,10 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
   }
 
   function markDown(error: SinkError): void {
-    if (linkState === 'down') return;
+    if (linkState === 'buffering') return;
     const depth = buffer.stats().depthRecords;
     log.warn({ code: error.code, bufferedRecords: depth }, `Kafka unreachable (${error.message}): buffering records until it is back; retrying with backoff`);
-    linkState = 'down';
+    linkState = 'buffering';
     downSinceMs = performance.now();
     metrics.forwarderUp.set(0);
   }
@@ -160,7 +161,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     },
 
     notify() {
-      if (linkState !== 'down') wake?.();
+      if (linkState !== 'buffering') wake?.();
     },
 
     state: () => linkState,
@@ -182,11 +183,9 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     },
 
     health(): HealthReport {
-      if (linkState === 'down') {
+      if (linkState === 'buffering') {
         const stats = buffer.stats();
-        // Age is wall clock against wall clock (received-at); clamp so a clock step back never shows a negative age.
-        const ageS = stats.oldestReceivedAtMs === null ? 0 : Math.max(0, Math.round((Date.now() - stats.oldestReceivedAtMs) / 1000));
-        return { status: 'degraded', detail: `buffering: Kafka unreachable, ${stats.depthRecords} records waiting, oldest ${ageS}s` };
+        return { status: 'degraded', detail: `buffering: Kafka unreachable, ${stats.depthRecords} records waiting, oldest ${oldestAgeSeconds(stats)}s` };
       }
       return { status: 'ok', detail: linkState === 'up' ? 'forwarding' : 'waiting for the first batch' };
     },

@@ -1,8 +1,11 @@
 // Group commit: accepts that arrive within `commitIntervalMs` (or while the previous commit is being
 // fsynced, or until `commitMaxRecords` wait) are written in one SQLite transaction, so durability costs
 // one fsync per batch instead of one per record. Each caller's promise resolves only after that commit.
+// It is the one door into the buffer: records are marked here while the clock is unsynchronized, and
+// every commit is announced to its listeners (the forwarder wakes, the status page counts devices).
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import type { RecordBuffer, StateWrite } from '../buffer/record-buffer.ts';
+import type { Component } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { NewRecord } from '../record/record.ts';
@@ -18,9 +21,14 @@ export interface AcceptBatcherDeps {
   readonly buffer: RecordBuffer;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Whether the wall clock is NTP-synchronized: until it is, records get meta `clock: unsynchronized` (no RTC on a Pi). */
+  readonly clock?: { isTrusted(): boolean };
+  /** Told of the records of each accept once they are committed, in commit order. */
+  readonly onCommitted?: readonly ((records: readonly NewRecord[]) => void)[];
 }
 
-export interface AcceptBatcher {
+/** A component (start: nothing to open; stop: close) so stopping the ways in also commits what they accepted. */
+export interface AcceptBatcher extends Component {
   readonly accept: Accept;
   /** Commits everything waiting now, including what arrives while a commit is in flight (used at shutdown). */
   flush(): Promise<void>;
@@ -37,6 +45,7 @@ interface Waiting {
 export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptBatcherDeps): AcceptBatcher {
   const log = deps.log.child({ component: 'buffer.commit' });
   const { metrics } = deps;
+  const listeners = deps.onCommitted ?? [];
   let waiting: Waiting[] = [];
   let waitingRecords = 0;
   let timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
@@ -99,6 +108,7 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
         committed += entry.records.length;
         for (const record of entry.records) acceptedBySource.set(record.source, (acceptedBySource.get(record.source) ?? 0) + 1);
         entry.resolve({ ok: true, seqs: outcome.seqs });
+        if (entry.records.length > 0) for (const listener of listeners) listener(entry.records);
       } else {
         fullMessage = outcome?.error.message ?? 'buffer refused the records';
         entry.resolve({ ok: false, reason: 'buffer-full', message: fullMessage });
@@ -133,20 +143,33 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
   const accept: Accept = (records, state) => {
     if (closed) return Promise.resolve({ ok: false, reason: 'shutting-down', message: 'the gateway is shutting down' });
     if (records.length === 0 && (state === undefined || state.length === 0)) return Promise.resolve({ ok: true, seqs: [] });
+    const marked = deps.clock === undefined || deps.clock.isTrusted() ? records : records.map(markUnsynchronized);
     return new Promise<AcceptResult>((resolve) => {
-      waiting.push({ records, state, resolve });
+      waiting.push({ records: marked, state, resolve });
       waitingRecords += records.length;
       if (waitingRecords >= options.commitMaxRecords) startCommit();
       else schedule();
     });
   };
 
+  async function close(): Promise<void> {
+    closed = true;
+    await flush();
+  }
+
   return {
+    name: 'ingress.commit',
     accept,
     flush,
-    async close() {
-      closed = true;
-      await flush();
+    close,
+    start: async () => {
+      closed = false;
     },
+    stop: close,
+    health: () => ({ status: 'ok' }),
   };
+}
+
+function markUnsynchronized(record: NewRecord): NewRecord {
+  return { ...record, meta: { ...record.meta, clock: 'unsynchronized' } };
 }

@@ -10,6 +10,7 @@ import type { Component, HealthReport } from '../core/lifecycle.ts';
 import { createOnceLogger, type Logger } from '../core/log.ts';
 import { printable } from '../shared/input-text.ts';
 import type { Metrics } from '../core/metrics.ts';
+import type { LinkState } from '../forward/forwarder.ts';
 import type { StatusSnapshot } from './status.ts';
 import { STATUS_PAGE_HTML } from './status-page.ts';
 
@@ -27,7 +28,7 @@ export interface OpsServerOptions {
 
 export interface ReadinessReport {
   readonly ready: boolean;
-  readonly kafka: 'up' | 'buffering' | 'starting';
+  readonly kafka: LinkState;
   readonly components: Readonly<Record<string, HealthReport>>;
   readonly buffer: { readonly depthRecords: number; readonly depthBytes: number; readonly oldestAgeSeconds: number };
 }

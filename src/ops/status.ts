@@ -4,103 +4,14 @@
 // Semtech UDP, serial radio, TTN links) read when asked, and rates computed from the Prometheus counters
 // between samples. Served as JSON at /api/status; `iotgw status` and the page read it.
 import { existsSync, readFileSync } from 'node:fs';
-import type { BufferStats } from '../buffer/record-store.ts';
+import { type BufferStats, oldestAgeSeconds } from '../buffer/record-store.ts';
 import { errorMessage } from '../errors.ts';
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Metrics } from '../core/metrics.ts';
+import type { LinkState as KafkaLinkState } from '../forward/forwarder.ts';
+import { type Activity, createRing, type Rejection, type SeenDevice, shorten } from './activity.ts';
 
-export type KafkaLinkState = 'up' | 'buffering' | 'starting';
-
-/** A fixed-capacity ring: push is O(1); the oldest entry is overwritten when full. */
-export interface Ring<T> {
-  push(item: T): void;
-  /** Oldest first. */
-  toArray(): T[];
-  latest(): T | undefined;
-  readonly size: number;
-}
-
-export function createRing<T>(capacity: number): Ring<T> {
-  if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`ring capacity must be a positive integer, got ${capacity}`);
-  const items: T[] = [];
-  let next = 0;
-  return {
-    push(item) {
-      if (items.length < capacity) items.push(item);
-      else items[next] = item;
-      next = (next + 1) % capacity;
-    },
-    toArray: () => (items.length < capacity ? [...items] : [...items.slice(next), ...items.slice(0, next)]),
-    latest: () => (items.length === 0 ? undefined : items[(next - 1 + capacity) % capacity]),
-    get size() {
-      return items.length;
-    },
-  };
-}
-
-export interface SeenDevice {
-  readonly id: string;
-  readonly source: string;
-  readonly lastSeenMs: number;
-  /** Records accepted from this device since it entered the LRU. */
-  readonly count: number;
-}
-
-/** Device id -> last seen, bounded: the least recently seen device is evicted first. */
-export interface DeviceLru {
-  /** One Map delete + set per record: cheap enough for the accept path. */
-  seen(id: string, source: string, atMs: number): void;
-  /** Most recently seen first, at most `limit`. */
-  recent(limit: number): SeenDevice[];
-  /** Devices seen at or after `sinceMs` (scans the LRU from its recent end). */
-  countSince(sinceMs: number): number;
-  readonly size: number;
-}
-
-export function createDeviceLru(capacity: number): DeviceLru {
-  const devices = new Map<string, { id: string; source: string; lastSeenMs: number; count: number }>();
-  function newestFirst(): { id: string; source: string; lastSeenMs: number; count: number }[] {
-    return [...devices.values()].reverse();
-  }
-  return {
-    seen(id, source, atMs) {
-      const entry = devices.get(id);
-      if (entry !== undefined) {
-        devices.delete(id);
-        entry.source = source;
-        entry.lastSeenMs = atMs;
-        entry.count += 1;
-        devices.set(id, entry);
-        return;
-      }
-      devices.set(id, { id, source, lastSeenMs: atMs, count: 1 });
-      if (devices.size > capacity) devices.delete(devices.keys().next().value as string);
-    },
-    recent: (limit) =>
-      newestFirst()
-        .slice(0, limit)
-        .map((entry) => ({ ...entry })),
-    countSince(sinceMs) {
-      let count = 0;
-      for (const entry of newestFirst()) {
-        if (entry.lastSeenMs < sinceMs) break;
-        count++;
-      }
-      return count;
-    },
-    get size() {
-      return devices.size;
-    },
-  };
-}
-
-export interface Rejection {
-  readonly atMs: number;
-  readonly source: string;
-  readonly reason: string;
-  /** Who and why, already shortened; untrusted text (the page renders it with textContent). */
-  readonly detail: string;
-}
+export type { KafkaLinkState };
 
 /** One way in (an ingress component) as its health() reports it now. */
 export interface IngressLink {
@@ -184,47 +95,39 @@ export interface StatusOptions {
   readonly sampleIntervalMs?: number;
   /** Default 300 (10 minutes at 2 s). */
   readonly historySamples?: number;
-  /** Default 1,000 devices. */
-  readonly maxDevices?: number;
-  /** Default 50. */
-  readonly maxRejections?: number;
 }
 
 export interface StatusDeps {
   readonly metrics: Metrics;
   /** The link state and buffer figures now (null while the buffer is closed). */
   readonly live: () => { readonly kafka: KafkaLinkState; readonly buffer: BufferStats | null };
-  /** The ingress components, in start order; asked for their health() at each snapshot. Default none. */
-  readonly waysIn?: () => readonly Pick<Component, 'name' | 'health'>[];
+  /** The ingress components, in start order; asked for their health() at each snapshot. */
+  readonly waysIn: readonly Pick<Component, 'name' | 'health'>[];
+  /** Devices seen and rejections, as the accept path and the ingresses report them. */
+  readonly activity: Activity;
   readonly nowMs?: () => number;
 }
 
 export interface Status extends Component {
-  /** Called from the accept path with committed records. */
-  noteAccepted(records: readonly { readonly key: string; readonly source: string }[]): void;
-  /** Called by ingress adapters wherever they count iotgw_ingress_rejected_total. */
-  noteRejection(source: string, reason: string, detail: string): void;
   /** Takes one history sample now (the component does it every sampleIntervalMs). */
   sample(): Promise<void>;
   snapshot(): Promise<StatusSnapshot>;
 }
 
 const RECENT_DEVICES_SHOWN = 50;
-const DETAIL_MAX_CHARS = 240;
 
 export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
   const nowMs = deps.nowMs ?? Date.now;
   const intervalMs = options.sampleIntervalMs ?? 2_000;
   const history = createRing<StatusSample>(options.historySamples ?? 300);
-  const devices = createDeviceLru(options.maxDevices ?? 1_000);
-  const rejections = createRing<Rejection>(options.maxRejections ?? 50);
+  const { devices, rejections } = deps.activity;
   const startedAtMs = nowMs();
   let previous: { atMs: number; totals: CounterTotals } | null = null;
   let timer: NodeJS.Timeout | null = null;
   let sampling: Promise<void> | null = null;
 
   function links(): IngressLink[] {
-    return (deps.waysIn?.() ?? []).map((component) => {
+    return deps.waysIn.map((component) => {
       let report: HealthReport;
       try {
         report = component.health();
@@ -244,7 +147,7 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
       kafka,
       depthRecords: buffer?.depthRecords ?? 0,
       depthBytes: buffer?.depthBytes ?? 0,
-      oldestAgeSeconds: buffer?.oldestReceivedAtMs == null ? 0 : Math.max(0, Math.round((atMs - buffer.oldestReceivedAtMs) / 1000)),
+      oldestAgeSeconds: oldestAgeSeconds(buffer, atMs),
       deadLetters: buffer?.deadLetters ?? 0,
     };
   }
@@ -296,20 +199,6 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
 
     health(): HealthReport {
       return { status: 'ok' };
-    },
-
-    noteAccepted(records) {
-      const atMs = nowMs();
-      for (const record of records) devices.seen(record.key, record.source, atMs);
-    },
-
-    noteRejection(source, reason, detail) {
-      rejections.push({
-        atMs: nowMs(),
-        source,
-        reason,
-        detail: shorten(detail),
-      });
     },
 
     sample: runSample,
@@ -404,10 +293,6 @@ export function packageVersion(): string {
     }
   }
   return 'unknown';
-}
-
-function shorten(detail: string): string {
-  return detail.length > DETAIL_MAX_CHARS ? `${detail.slice(0, DETAIL_MAX_CHARS - 1)}…` : detail;
 }
 
 function round2(value: number): number {

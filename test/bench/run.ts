@@ -374,7 +374,7 @@ function benchFormatters(): void {
     { log: createLogger({ level: 'silent', gatewayId: 'bench' }) },
   );
   const payloads = climatePayloads(decodes);
-  const javascript = timeDecodes(cache.codecFor({ codec: 'javascript', formatter_file: CLIMATE_FORMATTER }), payloads.formatter);
+  const javascript = timeDecodes(cache.codecFor({ codec: 'javascript', formatterFile: CLIMATE_FORMATTER }), payloads.formatter);
   const lpp = timeDecodes(CAYENNE_LPP_CODEC, payloads.lpp);
   const line = (result: ReturnType<typeof timeDecodes>) =>
     `${result.usPerDecode.toFixed(1)} µs per decode, ${Math.round(result.perSecond)} decodes/s${result.errors === 0 ? '' : ` (${result.errors} decode errors!)`}`;

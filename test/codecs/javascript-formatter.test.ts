@@ -34,7 +34,7 @@ function formatterFile(dir: string, name: string, source: string): string {
 }
 
 function javascript(cache: ReturnType<typeof createFormatterCache>, file: string): PayloadCodec {
-  return cache.codecFor({ codec: 'javascript', formatter_file: file });
+  return cache.codecFor({ codec: 'javascript', formatterFile: file });
 }
 
 function configErrorText(run: () => unknown): string {
@@ -106,7 +106,7 @@ test('an endless promise chain is stopped by the time limit too; the next call w
     `import { createFormatterCache } from ${JSON.stringify(fileURLToPath(new URL('../../src/codecs/javascript-formatter.ts', import.meta.url)))};
     import { createLogger } from ${JSON.stringify(fileURLToPath(new URL('../../src/core/log.ts', import.meta.url)))};
     const cache = createFormatterCache({ timeoutMs: 50, maxOutputBytes: 1024 }, { log: createLogger({ level: 'silent', gatewayId: 'test' }) });
-    const codec = cache.codecFor({ codec: 'javascript', formatter_file: process.argv[2] ?? '' });
+    const codec = cache.codecFor({ codec: 'javascript', formatterFile: process.argv[2] ?? '' });
     const call = (fPort: number, byte: number) => codec.decode({ bytes: Buffer.from([byte]), fPort, recvTime: new Date() });
     process.stdout.write(JSON.stringify([call(67, 1), call(1, 2), call(67, 3), call(1, 4)]));`,
   );

@@ -20,7 +20,7 @@ import {
 import type { StateWrite } from '../../src/buffer/record-buffer.ts';
 import type { Accept } from '../../src/ingress/ingress.ts';
 import { EU868 } from '../../src/ingress/lorawan/region.ts';
-import { deviceProfileFromEntry } from '../../src/ingress/lorawan-server/device-sessions.ts';
+import { deviceProfileFromEntry } from '../../src/ingress/lorawan-server/lorawan-config.ts';
 import { createLorawanNetwork } from '../../src/ingress/lorawan-server/lorawan-network.ts';
 import { builtinCodec } from '../../src/codecs/payload-codec.ts';
 import { createSemtechUdpIngress, type SemtechUdpIngress } from '../../src/ingress/semtech-udp/semtech-udp-ingress.ts';

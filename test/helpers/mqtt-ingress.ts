@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { TestContext } from 'node:test';
 import type { RecordBuffer } from '../../src/buffer/record-buffer.ts';
-import { createWorkerBuffer } from '../../src/buffer/worker-buffer.ts';
+import { openWorkerBuffer } from '../../src/buffer/worker-buffer.ts';
 import { createAcceptBatcher } from '../../src/ingress/accept-batcher.ts';
 import { createMqttIngress, type MqttIngressOptions } from '../../src/ingress/mqtt-broker/broker.ts';
 import { createMetrics, type Metrics } from '../../src/core/metrics.ts';
@@ -45,14 +45,17 @@ export async function startTestIngress(
   bufferOptions: { path?: string; maxRecords?: number; whenFull?: 'reject' | 'drop_oldest' } = {},
 ): Promise<TestIngress> {
   const bufferPath = bufferOptions.path ?? join(tempDir(t), 'buffer.db');
-  const buffer = await createWorkerBuffer({
-    path: bufferPath,
-    maxRecords: bufferOptions.maxRecords ?? 1_000_000,
-    maxBytes: 1_000_000_000,
-    whenFull: bufferOptions.whenFull ?? 'reject',
-  });
   const logs = captureLog();
   const metrics = createMetrics({ processMetrics: false });
+  const buffer = await openWorkerBuffer(
+    {
+      path: bufferPath,
+      maxRecords: bufferOptions.maxRecords ?? 1_000_000,
+      maxBytes: 1_000_000_000,
+      whenFull: bufferOptions.whenFull ?? 'reject',
+    },
+    { log: logs.log, metrics },
+  );
   const batcher = createAcceptBatcher({ commitIntervalMs: 2, commitMaxRecords: 1000 }, { buffer, log: logs.log, metrics });
   const ingress = createMqttIngress(
     { ...baseIngressOptions, ...overrides },

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createOpsServer } from '../../src/ops/health.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
+import { createActivity } from '../../src/ops/activity.ts';
 import { createStatus, type StatusSnapshot } from '../../src/ops/status.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { freePort } from '../helpers/gateway-process.ts';
@@ -34,6 +35,7 @@ test('iotgw status prints the Kafka link, buffer, ways in, ingress, devices and 
   const passwordFile = join(dir, 'http-password');
   writeFileSync(passwordFile, 's3cret-ops\n');
   const metrics = createMetrics({ processMetrics: false });
+  const activity = createActivity();
   const status = createStatus(
     { gatewayId: 'gw-status', version: '9.9.9', maxRecords: 1000, maxBytes: 1_000_000 },
     {
@@ -42,18 +44,19 @@ test('iotgw status prints the Kafka link, buffer, ways in, ingress, devices and 
         kafka: 'buffering',
         buffer: { depthRecords: 42, depthBytes: 4200, oldestReceivedAtMs: Date.now() - 75_000, deadLetters: 1, droppedRecords: 0 },
       }),
-      waysIn: () => [
+      waysIn: [
         { name: 'ingress.mqtt', health: () => ({ status: 'ok', detail: '1 clients' }) },
         { name: 'ingress.ttn.city@ttn', health: () => ({ status: 'degraded', detail: 'TTN city@ttn: subscribing' }) },
       ],
+      activity,
     },
   );
   metrics.ingressAccepted.inc({ source: 'mqtt' }, 42);
   metrics.ingressRejected.inc({ source: 'mqtt', reason: 'not-authorized' });
-  status.noteAccepted([{ key: 'em-000007', source: 'mqtt' }]);
-  status.noteRejection('mqtt', 'not-authorized', 'em-9: publish refused: device em-9 may not publish as em-10');
+  activity.noteAccepted([{ key: 'em-000007', source: 'mqtt' }]);
+  activity.noteRejection('mqtt', 'not-authorized', 'em-9: publish refused: device em-9 may not publish as em-10');
   // A topic that would clear the operator's screen and retitle the terminal, as a device can send it.
-  status.noteRejection('mqtt', 'bad-topic', 'em-8: publish refused: topic devices/em-8/\u001b[2J\u001b]0;pwned\u0007');
+  activity.noteRejection('mqtt', 'bad-topic', 'em-8: publish refused: topic devices/em-8/\u001b[2J\u001b]0;pwned\u0007');
   const server = createOpsServer(
     { host: '127.0.0.1', port: 0, auth: { username: 'ops', passwordFile } },
     {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createOpsServer, type OpsServerOptions } from '../../src/ops/health.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
+import { createActivity } from '../../src/ops/activity.ts';
 import { createStatus, type StatusSnapshot } from '../../src/ops/status.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -19,7 +20,8 @@ async function startOps(t: TestContext, auth: OpsServerOptions['auth'] = null, a
       metrics,
       live: () => ({ kafka: 'up', buffer: null }),
       // Ways in as the status model sees them: a name and a health report (one long, one whose health() throws).
-      waysIn: () => [
+      activity: createActivity(),
+      waysIn: [
         { name: 'ingress.mqtt', health: () => ({ status: 'ok', detail: '2 clients' }) },
         { name: 'ingress.serial-radio', health: () => ({ status: 'down', detail: `/dev/ttyUSB0: ${'x'.repeat(500)}` }) },
         { name: 'ingress.ttn.city@ttn', health: () => ({ status: 'degraded', detail: 'TTN city@ttn: subscribing' }) },

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import type { Logger } from '../../core/log.ts';
-import type { CodecChoice, CodecName, PayloadCodec } from '../../codecs/payload-codec.ts';
+import type { PayloadCodec } from '../../codecs/payload-codec.ts';
 
 export interface LorawanDeviceProfile {
   /** 16 lower-case hex digits: the record key. */
@@ -30,35 +30,6 @@ export interface OtaaActivation {
   readonly mode: 'otaa';
   readonly joinEui: string;
   readonly appKey: Buffer;
-}
-
-/** A device as lorawan.devices lists it (snake_case keys, hex strings), already validated. */
-export interface LorawanDeviceEntry {
-  readonly dev_eui: string;
-  readonly name?: string | undefined;
-  readonly codec: CodecName;
-  readonly formatter_file?: string | undefined;
-  readonly resets_f_cnt?: boolean | undefined;
-  readonly dev_addr?: string | undefined;
-  readonly nwk_s_key?: string | undefined;
-  readonly app_s_key?: string | undefined;
-  readonly join_eui?: string | undefined;
-  readonly app_key?: string | undefined;
-}
-
-/** lorawan.devices entry -> profile: OTAA when it has an app_key, else ABP; `codecFor` compiles (and caches) formatters. */
-export function deviceProfileFromEntry(entry: LorawanDeviceEntry, codecFor: (choice: CodecChoice) => PayloadCodec): LorawanDeviceProfile {
-  const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
-  return {
-    devEui: entry.dev_eui,
-    name: entry.name ?? `eui-${entry.dev_eui}`,
-    codec: codecFor(entry),
-    resetsFCnt: entry.resets_f_cnt === true,
-    activation:
-      entry.app_key !== undefined
-        ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }
-        : { mode: 'abp', devAddr: entry.dev_addr ?? '', nwkSKey: key(entry.nwk_s_key), appSKey: key(entry.app_s_key) },
-  };
 }
 
 export interface Session {

@@ -150,7 +150,7 @@ function checkedFormatterFile(codec: LorawanCodec, file: string | undefined): { 
     { log: createLogger({ level: 'silent', gatewayId: 'iotgw-device-add' }) },
   );
   try {
-    cache.codecFor({ codec: 'javascript', formatter_file: stored });
+    cache.codecFor({ codec: 'javascript', formatterFile: stored });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     throw new CommandError(`--formatter-file ${error.message.replace(/^invalid configuration in formatter_file /, '')}`, 2);

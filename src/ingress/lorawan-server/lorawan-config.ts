@@ -1,0 +1,42 @@
+// lorawan.* -> the LoRaWAN network's options: the region by name, and each lorawan.devices entry as a device
+// profile (OTAA when it has an app_key, else ABP) with its codec compiled.
+import type { PayloadCodec, CodecChoice } from '../../codecs/payload-codec.ts';
+import { codecChoice } from '../../config/formatter-check.ts';
+import type { Config } from '../../config/schema.ts';
+import { ConfigError } from '../../errors.ts';
+import { regionByName } from '../lorawan/region.ts';
+import type { LorawanDeviceProfile } from './device-sessions.ts';
+import type { LorawanNetworkOptions } from './lorawan-network.ts';
+
+export type LorawanDeviceEntry = Config['lorawan']['devices'][number];
+type CodecFor = (choice: CodecChoice) => PayloadCodec;
+
+export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecFor): LorawanNetworkOptions {
+  const { lorawan } = config;
+  const region = regionByName(lorawan.region);
+  if (region === null) throw new ConfigError('lorawan.region', [`${lorawan.region} is not implemented`]);
+  return {
+    region,
+    netId: lorawan.net_id,
+    dedupWindowMs: lorawan.dedup_window_ms,
+    maxFramesInFlight: lorawan.max_frames_in_flight,
+    stream: lorawan.stream,
+    rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
+    devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, codecFor)),
+  };
+}
+
+/** `codecFor` compiles (and caches) formatters. */
+export function deviceProfileFromEntry(entry: LorawanDeviceEntry, codecFor: CodecFor): LorawanDeviceProfile {
+  const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
+  return {
+    devEui: entry.dev_eui,
+    name: entry.name ?? `eui-${entry.dev_eui}`,
+    codec: codecFor(codecChoice(entry)),
+    resetsFCnt: entry.resets_f_cnt === true,
+    activation:
+      entry.app_key !== undefined
+        ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }
+        : { mode: 'abp', devAddr: entry.dev_addr ?? '', nwkSKey: key(entry.nwk_s_key), appSKey: key(entry.app_s_key) },
+  };
+}
