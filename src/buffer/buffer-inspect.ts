@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { errorMessage, GatewayError } from '../errors.ts';
 import { SCHEMA_VERSION } from './migrations.ts';
+import { readInstanceId, recordId } from './record-id.ts';
 
 export interface BufferGroupCount {
   readonly source: string;
@@ -99,9 +100,7 @@ export function openBufferInspector(path: string): BufferInspector {
       retriable: false,
     });
   }
-  const instanceId = tables.has('buffer_info')
-    ? ((db.prepare("SELECT value FROM buffer_info WHERE name = 'instance_id'").pluck().get() as string | undefined) ?? null)
-    : null;
+  const instanceId = tables.has('buffer_info') ? readInstanceId(db) : null;
 
   function toExported(row: Row): ExportedRecord {
     let text: string | undefined;
@@ -112,7 +111,7 @@ export function openBufferInspector(path: string): BufferInspector {
     }
     return {
       seq: row.seq,
-      id: `${instanceId ?? 'unknown'}-${row.seq}`,
+      id: recordId(instanceId ?? 'unknown', row.seq),
       key: row.key,
       stream: row.stream,
       source: row.source,

@@ -1,14 +1,12 @@
 // The durable store: a SQLite file in WAL mode with synchronous=FULL, so a commit survives power loss
 // (better-sqlite3 builds WAL databases to default to NORMAL, which may roll back a commit on power loss).
 // Records are kept in acceptance order (seq) until Kafka acknowledges them.
-import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
-import { migrate } from './migrations.ts';
+import { openBufferFile } from './buffer-file.ts';
 import { createOrderGuard } from './order-guard.ts';
+import { ensureInstanceId, recordId } from './record-id.ts';
 import type { AppendOutcome, BufferStats, RecordStore, RecordStoreLimits, StateWrite } from './record-store.ts';
 
 export interface SqliteStoreOptions extends RecordStoreLimits {
@@ -43,10 +41,8 @@ const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
 export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStoreDeps = {}): SqliteStore {
   const nowMs = deps.nowMs ?? Date.now;
-  assertWritableLocation(options.path);
-  makeDurableDirectory(dirname(options.path));
-  const db = openDatabase(options.path);
-  const instanceId = readInstanceId(db);
+  const db = openBufferFile(options.path);
+  const instanceId = ensureInstanceId(db);
 
   const insert = db.prepare(
     `INSERT INTO records (key, stream, source, received_at_ms, event_time_ms, payload, meta, bytes)
@@ -193,7 +189,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   function toStored(row: RecordRow): StoredRecord {
     return {
       seq: row.seq,
-      id: `${instanceId}-${row.seq}`,
+      id: recordId(instanceId, row.seq),
       key: row.key,
       stream: row.stream,
       source: row.source,
@@ -296,123 +292,6 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       db.close();
     },
   };
-}
-
-function openDatabase(path: string): Database.Database {
-  let db: Database.Database;
-  try {
-    db = new Database(path);
-  } catch (error) {
-    throw openError(error, path, 'open');
-  }
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    // Keep the WAL from staying large after a burst, and the page cache small for 1 GB boards.
-    db.pragma('journal_size_limit = 67108864');
-    db.pragma('cache_size = -8000');
-    const synchronous = db.pragma('synchronous', { simple: true });
-    const journalMode = db.pragma('journal_mode', { simple: true });
-    if (synchronous !== 2 || journalMode !== 'wal') {
-      throw new Error(`SQLite refused WAL + synchronous=FULL (got journal_mode=${String(journalMode)}, synchronous=${String(synchronous)})`);
-    }
-    migrate(db, path);
-  } catch (error) {
-    db.close();
-    throw openError(error, path, 'prepare');
-  }
-  return db;
-}
-
-/** SQLite result codes that mean the file is not a database iotgw can use as it is: never retried, never touched. */
-const CORRUPT_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB']);
-const UNWRITABLE_CODES = new Set(['SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PERM', 'SQLITE_AUTH']);
-
-function openError(error: unknown, path: string, operation: 'open' | 'prepare'): GatewayError {
-  if (error instanceof GatewayError) return error;
-  const code = String((error as { code?: unknown }).code ?? '');
-  if (CORRUPT_CODES.has(code) || code.startsWith('SQLITE_CORRUPT')) {
-    return new GatewayError(
-      'BUFFER_CORRUPT',
-      `buffer.path ${path} is not a usable SQLite database (${code}: ${errorMessage(error)}). iotgw left it untouched: it may hold records that are not in Kafka yet. ` +
-        `Stop the service, copy ${path}* somewhere safe, try to recover the records (sqlite3 ${path} ".recover" | sqlite3 recovered.db), ` +
-        `then move ${path}* aside; iotgw starts a new, empty buffer there`,
-      { retriable: false, cause: error },
-    );
-  }
-  if (UNWRITABLE_CODES.has(code) || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
-    return new GatewayError(
-      'BUFFER_PATH',
-      `buffer.path ${path}: cannot ${operation} the buffer for writing (${code}: ${errorMessage(error)}); ${WRITABLE_HINT}`,
-      {
-        retriable: false,
-        cause: error,
-      },
-    );
-  }
-  return new GatewayError('BUFFER_OPEN', `cannot ${operation} buffer ${path}: ${errorMessage(error)}`, { retriable: false, cause: error });
-}
-
-const WRITABLE_HINT =
-  'the gateway must be able to create and write the file and its -wal and -shm files in that directory. Under the systemd unit only ' +
-  '$STATE_DIRECTORY (/var/lib/iotgw) is writable: remove buffer.path from the config to use /var/lib/iotgw/buffer.db, or give a path there';
-
-/**
- * Fails with BUFFER_PATH, naming the path, when the buffer cannot be created or written there: the nearest
- * existing directory on its path must be writable (a read-only or missing parent otherwise surfaces as a
- * confusing ENOENT from a recursive mkdir), and an existing file must be writable.
- */
-function assertWritableLocation(path: string): void {
-  const absolute = resolve(path);
-  let existing = dirname(absolute);
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  const checks: [string, number][] = [[existing, constants.W_OK | constants.X_OK]];
-  if (existsSync(absolute)) checks.push([absolute, constants.R_OK | constants.W_OK]);
-  for (const [target, mode] of checks) {
-    try {
-      accessSync(target, mode);
-    } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === 'EROFS' ? 'read-only file system' : 'permission denied';
-      const resolved = absolute === path ? '' : ` (${absolute})`;
-      throw new GatewayError('BUFFER_PATH', `buffer.path ${path}${resolved}: ${target} is not writable (${reason}); ${WRITABLE_HINT}`, {
-        retriable: false,
-        cause: error,
-      });
-    }
-  }
-}
-
-/**
- * mkdir -p, then fsync the directory holding each new directory: a new directory's name is durable only once
- * its parent is synced, and until then a power cut takes the whole buffer with it, acknowledged records and
- * all (SQLite syncs the directory of the files it creates, not the directories above).
- */
-function makeDurableDirectory(directory: string): void {
-  const path = resolve(directory);
-  const firstCreated = mkdirSync(path, { recursive: true });
-  if (firstCreated === undefined) return;
-  for (let created = path; ; created = dirname(created)) {
-    fsyncDirectory(dirname(created));
-    if (created === firstCreated || dirname(created) === created) break;
-  }
-}
-
-function fsyncDirectory(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** A random id per buffer file: record ids `<instance>-<seq>` stay unique even if the file is replaced. */
-function readInstanceId(db: Database.Database): string {
-  const existing = db.prepare("SELECT value FROM buffer_info WHERE name = 'instance_id'").pluck().get() as string | undefined;
-  if (existing !== undefined) return existing;
-  const created = randomBytes(6).toString('hex');
-  db.prepare("INSERT INTO buffer_info (name, value) VALUES ('instance_id', ?)").run(created);
-  return created;
 }
 
 /** SQLITE_FULL means the disk (or file system quota) is full: the same treatment as a full buffer. */
