@@ -8,7 +8,7 @@
 // A missing adapter at boot does not stop the gateway: start() reports down and keeps retrying.
 import { SerialPort } from 'serialport';
 import type { Duplex } from 'node:stream';
-import { backoffDelayMs } from '../../shared/backoff.ts';
+import { createRetrySchedule } from '../../shared/retry-schedule.ts';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
 import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
@@ -109,9 +109,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   let session = 0;
   let port: SerialPortStream | null = null;
   let radio: Rn2483Radio | null = null;
-  let retryTimer: NodeJS.Timeout | null = null;
-  /** Failed attempts since the port was last open: the backoff exponent. */
-  let failures = 0;
+  const retries = createRetrySchedule({ initialMs: options.reopenInitialMs, maxMs: options.reopenMaxMs }, () => void attempt());
   let everOpen = false;
   let lastProblem = 'not opened yet';
   /** One for the ingress's lifetime, shared with every driver, so a reopen does not log each reason again. */
@@ -192,13 +190,8 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
 
   function scheduleRetry(): void {
     if (stopping) return;
-    failures += 1;
-    const delayMs = backoffDelayMs(failures, { initialMs: options.reopenInitialMs, maxMs: options.reopenMaxMs });
-    retryTimer = setTimeout(() => {
-      retryTimer = null;
-      void attempt();
-    }, delayMs);
-    log.debug({ delayMs, attempt: failures }, 'serial radio: next open attempt scheduled');
+    const next = retries.failed();
+    if (next !== null) log.debug(next, 'serial radio: next open attempt scheduled');
   }
 
   /** Ends the session `id` (if still current): radio stopped, port closed, retry scheduled. */
@@ -259,9 +252,9 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
     try {
       const info = await driver.start();
       if (id !== session) return;
-      if (everOpen || failures > 0) metrics.serialPortReopens.inc({ path: options.path });
+      if (everOpen || retries.failures > 0) metrics.serialPortReopens.inc({ path: options.path });
       everOpen = true;
-      failures = 0;
+      retries.succeeded();
       lastProblem = '';
       setState('open', `serial radio ${options.path}: ${info.model} receiving on ${options.radio.frequencyHz} Hz ${datr(options.radio)}`, {
         version: info.version,
@@ -279,7 +272,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
 
     async start() {
       stopping = false;
-      failures = 0;
+      retries.succeeded();
       setState('opening', `serial radio ${options.path}: opening at ${options.baudRate} baud`);
       // The first attempt is awaited so the log shows its outcome at boot, but it never throws: a missing
       // adapter leaves the ingress down and retrying, not the gateway unable to start.
@@ -289,8 +282,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
     async stop() {
       stopping = true;
       session += 1;
-      if (retryTimer !== null) clearTimeout(retryTimer);
-      retryTimer = null;
+      retries.cancel();
       // rxstop before the port closes: the module keeps power, and should not go on receiving for nobody.
       const receiver = radio;
       radio = null;

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt';
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { errorMessage } from '../../errors.ts';
-import { backoffDelayMs } from '../../shared/backoff.ts';
+import { createRetrySchedule } from '../../shared/retry-schedule.ts';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
 import type { LogBudget, Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
@@ -82,18 +82,20 @@ const MAX_IN_FLIGHT = 2_000;
 /** What iotgw.codec says when TTS's own payload formatter filled decoded_payload and no local codec ran. */
 export const TTS_DECODED = 'tts';
 
-const defaultSchedule = (callback: () => void, delayMs: number): (() => void) => {
-  const timer = setTimeout(callback, delayMs);
-  return () => clearTimeout(timer);
-};
-
 export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDeps): TtnIngress {
   const application = options.username;
   const log = deps.log.child({ component: 'ingress.ttn', application });
   const { metrics } = deps;
   const rejections = createRejections({ source: SOURCE, what: 'TTN message', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
-  const random = deps.random ?? Math.random;
-  const schedule = deps.schedule ?? defaultSchedule;
+  const reconnects = createRetrySchedule(
+    { initialMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs },
+    () => {
+      if (stopping || client === null) return;
+      metrics.ttnReconnects.inc({ application });
+      client.reconnect();
+    },
+    deps,
+  );
   const eventTopics = [...options.eventStreams.keys()].map((event) => `v3/${options.username}/devices/+/${event}`);
 
   let client: MqttClient | null = null;
@@ -102,9 +104,6 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   /** TTS granted every subscription of this connection: until then nothing arrives. */
   let subscribed = false;
   let stopping = false;
-  /** Consecutive failed connection attempts; 0 while connected. */
-  let attempts = 0;
-  let cancelReconnect: (() => void) | null = null;
   /** What was last logged about the link ('connected', 'refused:5', 'error:ECONNREFUSED'), so each state is logged once. */
   let linkState = 'starting';
   let lastProblem = 'not connected yet';
@@ -237,22 +236,15 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   }
 
   function scheduleReconnect(): void {
-    if (stopping || cancelReconnect !== null || client === null) return;
-    attempts += 1;
-    const delayMs = backoffDelayMs(attempts, { initialMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs }, random);
-    log.debug({ attempt: attempts, delayMs }, 'TTN: reconnecting');
-    cancelReconnect = schedule(() => {
-      cancelReconnect = null;
-      if (stopping || client === null) return;
-      metrics.ttnReconnects.inc({ application });
-      client.reconnect();
-    }, delayMs);
+    if (stopping || client === null) return;
+    const next = reconnects.failed();
+    if (next !== null) log.debug(next, 'TTN: reconnecting');
   }
 
   function onConnect(mqttClient: MqttClient): void {
     connected = true;
     subscribed = false;
-    attempts = 0;
+    reconnects.succeeded();
     metrics.ttnConnected.set({ application }, 1);
     noteLink('connected', 'info', { url: options.url }, `TTN: connected to ${options.url} as ${options.username}`);
     const topics = [...options.uplinkTopics, ...eventTopics];
@@ -371,8 +363,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
 
     async stop() {
       stopping = true;
-      cancelReconnect?.();
-      cancelReconnect = null;
+      reconnects.cancel();
       const mqttClient = client;
       client = null;
       waitingForRoom?.();
