@@ -1,4 +1,5 @@
-// The forwarder's promises, against the real SQLite buffer and a scripted Sink (our own interface):
+// The forwarder's promises, against the real SQLite buffer and a scripted Sink (test/helpers/scripted-sink.ts,
+// held to the Sink contract by scripted-sink.contract.test.ts):
 // oldest first, the same batch retried until acknowledged, link state logged once per change,
 // and a record Kafka refuses for good set aside without holding up the rest.
 import assert from 'node:assert/strict';
@@ -7,40 +8,18 @@ import { type TestContext, test } from 'node:test';
 import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
 import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
 import { createForwarder } from '../../src/forward/forwarder.ts';
-import { type Sink, SinkError } from '../../src/forward/sink.ts';
+import { SinkError } from '../../src/forward/sink.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
-import type { StoredRecord } from '../../src/record/record.ts';
 import { record } from '../contracts/record-store.contract.ts';
 import { captureLog } from '../helpers/capture-log.ts';
+import { type Script, type ScriptedSinkOptions, scriptedSink } from '../helpers/scripted-sink.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
-type Script = (batch: readonly StoredRecord[]) => Error | null;
-
-function scriptedSink(script: Script): Sink & { readonly attempts: (readonly string[])[]; readonly delivered: string[] } {
-  const attempts: (readonly string[])[] = [];
-  const delivered: string[] = [];
-  return {
-    name: 'sink.scripted',
-    attempts,
-    delivered,
-    async start() {},
-    async stop() {},
-    async connect() {},
-    health: () => ({ status: 'ok' }),
-    async send(batch) {
-      attempts.push(batch.map((r) => String(r.meta.n)));
-      const failure = script(batch);
-      if (failure !== null) throw failure;
-      delivered.push(...batch.map((r) => String(r.meta.n)));
-    },
-  };
-}
-
-function setup(t: TestContext, script: Script, batchMaxRecords = 3) {
+function setup(t: TestContext, script: Script, batchMaxRecords = 3, sinkOptions: ScriptedSinkOptions = {}) {
   const store = createSqliteStore({ path: join(tempDir(t), 'buffer.db'), maxRecords: 1e6, maxBytes: 1e9, whenFull: 'reject' });
   const buffer = createInlineBuffer(store);
-  const sink = scriptedSink(script);
+  const sink = scriptedSink(script, sinkOptions);
   const logs = captureLog();
   const metrics = createMetrics({ processMetrics: false });
   const fatal: unknown[] = [];
@@ -132,4 +111,15 @@ test('a bug while sending (a TypeError, not a SinkError) is fatal at once: not r
   const messages = logs.messages();
   assert.ok(!messages.some((m) => m.startsWith('Kafka unreachable')), messages.join('\n'));
   assert.ok(messages.some((m) => m.startsWith('forwarder stopped by a bug')));
+});
+
+test('Kafka down at start and back while nothing is buffered: the link is seen up again', {
+  todo: 'src bug: after a failed probe the forwarder only sends, and with an empty buffer it never calls the sink, so it stays buffering',
+}, async (t) => {
+  let down = true;
+  const { forwarder } = setup(t, () => null, 3, { connect: () => (down ? new SinkError('CONNECTION_ERROR', 'broker down', true) : null) });
+  await forwarder.start();
+  await waitFor(() => forwarder.state() === 'buffering', 'the failed probe at start');
+  down = false;
+  await waitFor(() => forwarder.state() === 'up', 'the link to be seen up again', 3_000);
 });

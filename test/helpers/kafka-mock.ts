@@ -1,6 +1,6 @@
 // Test harness for a real Kafka-protocol broker: spawns the librdkafka mock
 // cluster launcher (test/kafka-mock/kafka-mock.c), exposes its broker
-// down/up/rtt/topic commands, and reads topics back with a real kafkajs
+// down/up/rtt/topic/error commands, and reads topics back with a real kafkajs
 // consumer so tests can check what the gateway actually produced.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -49,9 +49,20 @@ export interface KafkaMock {
    * must be pinned to an up broker.
    */
   setGroupCoordinator(groupId: string, broker: number): Promise<void>;
+  /**
+   * Answers the next request of a Kafka API (on any broker) with an error code, e.g.
+   * `injectError(KAFKA_API.produce, KAFKA_ERROR.messageTooLarge)`: what a real broker answers to a batch
+   * over its message.max.bytes, which the mock itself never checks. An errored Produce appends nothing.
+   */
+  injectError(apiKey: number, errorCode: number): Promise<void>;
   /** Destroys the cluster and ends the process; idempotent. */
   stop(): Promise<void>;
 }
+
+/** Kafka protocol API keys, for injectError. */
+export const KAFKA_API = { produce: 0 } as const;
+/** Kafka protocol error codes, for injectError. */
+export const KAFKA_ERROR = { messageTooLarge: 10 } as const;
 
 /** Builds the launcher if needed, starts a cluster and waits for its bootstrap list. */
 export async function startKafkaMock(options: KafkaMockOptions = {}): Promise<KafkaMock> {
@@ -113,6 +124,7 @@ function createKafkaMock(brokers: readonly string[], launcher: LauncherProcess):
     setRttMs: (broker, ms) => command(() => `rtt ${brokerArg(broker)} ${count('rtt', ms)}`),
     createTopic: (name, partitions) => command(() => `topic ${token('topic', name)} ${count('partitions', partitions)}`),
     setGroupCoordinator: (groupId, broker) => command(() => `coordinator ${token('group id', groupId)} ${brokerArg(broker)}`),
+    injectError: (apiKey, errorCode) => command(() => `error ${count('api key', apiKey)} ${count('error code', errorCode)}`),
     stop: () => launcher.stop(),
   };
 }

@@ -2,7 +2,7 @@
  * kafka-mock: runs librdkafka's in-process mock Kafka cluster (rdkafka_mock.h)
  * as a child process for the test suite, which has no Docker and no Apache
  * Kafka. Prints one `BOOTSTRAP host:port,...` line, then serves line commands
- * on stdin (down/up/rtt/topic/coordinator/quit), answering `ok` or
+ * on stdin (down/up/rtt/topic/coordinator/error/quit), answering `ok` or
  * `error <reason>`. Driven by test/helpers/kafka-mock.ts.
  *
  * Usage: kafka-mock [--brokers N] [--topic NAME:PARTITIONS]...
@@ -13,6 +13,11 @@
  *   rtt <broker-id>|all <ms>      delay every response by <ms>
  *   topic <name> <partitions>     create a topic (the mock has no CreateTopics)
  *   coordinator <group> <broker>  pin a consumer group's coordinator
+ *   error <api-key> <error-code>  answer the next request of that API (on
+ *                                 any broker) with that Kafka error code,
+ *                                 e.g. `error 0 10`: the next Produce gets
+ *                                 MESSAGE_TOO_LARGE (the mock itself never
+ *                                 checks message.max.bytes)
  *   quit                          destroy the cluster and exit 0 (EOF too)
  *
  * stdout carries nothing but the BOOTSTRAP line and the answers; librdkafka
@@ -386,6 +391,24 @@ static void cmd_coordinator(const char *group, const char *broker_arg) {
         reply_ok();
 }
 
+/* Queues one error for the next request of an API key, cluster-wide. An
+ * errored Produce appends nothing (the mock checks injected errors first). */
+static void cmd_error(const char *api_key_arg, const char *code_arg) {
+        long api_key, code;
+
+        if (parse_int(api_key_arg, 0, INT16_MAX, &api_key)) {
+                reply_error("bad api key '%s'", api_key_arg ? api_key_arg : "");
+                return;
+        }
+        if (parse_int(code_arg, 1, INT16_MAX, &code)) {
+                reply_error("bad error code '%s'", code_arg ? code_arg : "");
+                return;
+        }
+        rd_kafka_mock_push_request_errors(mcluster, (int16_t)api_key, 1,
+                                          (rd_kafka_resp_err_t)code);
+        reply_ok();
+}
+
 /* Returns 0 to keep reading, 1 to quit. */
 static int handle_line(char *line) {
         char *save = NULL;
@@ -410,6 +433,8 @@ static int handle_line(char *line) {
                 cmd_topic(arg1, arg2);
         } else if (!strcmp(cmd, "coordinator")) {
                 cmd_coordinator(arg1, arg2);
+        } else if (!strcmp(cmd, "error")) {
+                cmd_error(arg1, arg2);
         } else {
                 reply_error("unknown command '%s'", cmd);
         }

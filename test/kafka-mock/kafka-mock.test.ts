@@ -7,7 +7,7 @@ import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import kafkajs from 'kafkajs';
 import type { Admin, Producer, RecordMetadata, RetryOptions } from 'kafkajs';
-import { kafkaMockFor, readTopic, readTopicCount, startKafkaMock } from '../helpers/kafka-mock.ts';
+import { KAFKA_API, KAFKA_ERROR, kafkaMockFor, readTopic, readTopicCount, startKafkaMock, topicOffsets } from '../helpers/kafka-mock.ts';
 
 const { Kafka, logLevel, Partitioners } = kafkajs;
 
@@ -183,6 +183,23 @@ test('rtt and topic commands take effect', async (t) => {
   const [metadata] = await send(producer, 'harness.late', 'k', 'slow');
   await mock.setRttMs(1, 0);
   assert.equal(metadata?.errorCode, 0);
+});
+
+test('error answers the next request of an API with a Kafka error: that Produce appends nothing, the next one goes through', async (t) => {
+  const topic = 'harness.injected';
+  const mock = await kafkaMockFor(t, { brokers: 1, topics: [{ name: topic, partitions: 1 }] });
+  const producer = await connectProducer(t, mock.brokers, { retries: 3, initialRetryTime: 100 });
+  await send(producer, topic, 'k', 'before');
+
+  await mock.injectError(KAFKA_API.produce, KAFKA_ERROR.messageTooLarge);
+  await assert.rejects(send(producer, topic, 'k', 'refused'), (error: Error & { type?: string; retriable?: boolean }) => {
+    assert.equal(error.type, 'MESSAGE_TOO_LARGE');
+    assert.equal(error.retriable, false);
+    return true;
+  });
+  await send(producer, topic, 'k', 'after');
+  assert.deepEqual(await topicOffsets(mock.brokers, topic), { produced: 2, deleted: 0 });
+  await assert.rejects(mock.injectError(KAFKA_API.produce, 0), /bad error code/);
 });
 
 test('commands reject with a clear error; stop is idempotent', async (t) => {
