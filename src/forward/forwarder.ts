@@ -87,7 +87,9 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
 
   async function sendOnce(): Promise<'sent' | 'idle' | 'failed'> {
     const batch = await buffer.lease(batchLimit, options.batchMaxBytes);
-    if (batch.length === 0) return 'idle';
+    // Nothing to send while the link is down: check it anyway, or a gateway whose Kafka came back while its
+    // buffer was empty would say "buffering" until the next record arrives.
+    if (batch.length === 0) return linkState === 'buffering' ? await probe() : 'idle';
     const seqs = batch.map((record) => record.seq);
     try {
       await sink.send(batch);

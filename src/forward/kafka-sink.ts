@@ -1,6 +1,10 @@
 // The Kafka sink: a kafkajs producer with acks=all and one request in flight per broker, so a retried
 // batch can never overtake the next one. The idempotent producer is not used (experimental in kafkajs
 // and not needed: the forwarder sends one batch at a time); stable record ids make duplicates identifiable.
+// A producer that failed is dropped and the next call starts a fresh one: kafkajs 2.2.4 can keep a broker
+// connection that never completed its handshake (a broker that accepted TCP but did not answer), and then
+// fails every request with "Broker not connected" until that socket closes. connect() checks the link with
+// a real request (a metadata read), since kafkajs' own connect() can resolve without one answer.
 import { readFileSync } from 'node:fs';
 import kafkajs, { type Producer, type SASLOptions, type TopicMessages } from 'kafkajs';
 import { errorMessage } from '../errors.ts';
@@ -30,6 +34,9 @@ export interface KafkaSinkDeps {
   readonly metrics: Metrics;
 }
 
+/** kafkajs errors that wrap the one that says what happened. */
+const KAFKAJS_WRAPPERS = new Set(['KafkaJSNonRetriableError', 'KafkaJSNumberOfRetriesExceeded']);
+
 /** Protocol errors that mean "these records will never be accepted", whatever we retry. */
 const PERMANENT_ERRORS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'INVALID_TIMESTAMP']);
 
@@ -57,6 +64,25 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
   let producer: Producer | null = null;
   let connected: Promise<Producer> | null = null;
   let lastError: string | null = null;
+
+  /** Forgets the producer after a failure, so the next call connects afresh. */
+  function dropProducer(): void {
+    const current = connected;
+    connected = null;
+    producer = null;
+    if (current !== null) void current.then((ready) => ready.disconnect()).catch(() => undefined);
+  }
+
+  /** One metadata request through a short-lived admin client: resolves only if a broker answered. */
+  async function checkLink(): Promise<void> {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+    } finally {
+      void admin.disconnect().catch(() => undefined);
+    }
+  }
 
   function connect(): Promise<Producer> {
     if (connected !== null) return connected;
@@ -97,12 +123,15 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
 
     async connect() {
       try {
+        await checkLink();
         await connect();
       } catch (error) {
+        dropProducer();
         const failure = toSinkError(error);
         lastError = failure.message;
         throw failure;
       }
+      lastError = null;
     },
 
     async send(records) {
@@ -125,6 +154,8 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
         await ready.sendBatch({ topicMessages: [...byTopic.values()], acks: -1, timeout: options.requestTimeoutMs, compression });
       } catch (error) {
         const failure = toSinkError(error);
+        // A record-level refusal says the link works; anything else may have left the producer wedged.
+        if (failure.retriable) dropProducer();
         lastError = failure.message;
         metrics.kafkaSendErrors.inc({ code: failure.code });
         throw failure;
@@ -138,6 +169,7 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
       const current = connected;
       connected = null;
       producer = null;
+      lastError = null;
       if (current !== null) await current.then((ready) => ready.disconnect()).catch(() => undefined);
     },
 
@@ -151,14 +183,17 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
 /** Maps a kafkajs error (possibly wrapped in retry errors) to a SinkError, permanent only for record-level refusals. */
 export function toSinkError(error: unknown): SinkError {
   let current: unknown = error;
+  // The innermost kafkajs error names the failure; its wrappers (retries exhausted, "non-retriable" after
+  // kafkajs' own retries) only say that kafkajs gave up.
+  let name = 'Error';
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     const type = (current as { type?: unknown }).type;
     if (typeof type === 'string') {
       return new SinkError(type, `Kafka refused the batch: ${type}: ${current.message}`, !PERMANENT_ERRORS.has(type), error);
     }
+    if (current.name.startsWith('KafkaJS') && !KAFKAJS_WRAPPERS.has(current.name)) name = current.name;
     current = (current as { cause?: unknown; originalError?: unknown }).originalError ?? current.cause;
   }
-  const name = error instanceof Error ? error.name : 'Error';
   const code = name.startsWith('KafkaJS')
     ? name
         .slice('KafkaJS'.length)

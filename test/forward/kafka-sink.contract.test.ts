@@ -48,21 +48,10 @@ const openKafkaSink: OpenSink = async (t, setup) => {
 sinkContract('kafka sink', openKafkaSink, {
   callBudgetMs: 20_000,
   recoveryBudgetMs: 10_000,
-  knownGaps: {
-    'connect-unreachable-after-connected':
-      'src bug: connect() returns its cached producer, which nothing drops when sends fail (only a DISCONNECT event, emitted by disconnect() alone), so it resolves while every broker is down',
-    'connect-clears-degraded': 'src bug: health() stays degraded with the last send error after a successful connect(); only a successful send clears it',
-    'connect-silent':
-      'src bug (kafkajs 2.2.4 brokerPool.connect): the seed broker ApiVersions request times out, the retry finds the TCP socket open and returns; connect() resolves without one answer',
-    'recover-after-silent-connect':
-      'src bug: after that connect, the seed broker never got its API versions, so every request fails "Broker not connected" until its socket closes; the sink keeps the wedged producer',
-  },
 });
 
 // Beyond the contract: the code a failure is logged and counted under (iotgw_kafka_send_errors_total{code}).
-test('kafka sink: brokers going down after a send fail retriable under a code that does not say the opposite', {
-  todo: 'src bug: toSinkError names the failure after the outermost kafkajs wrapper, KafkaJSNonRetriableError, so the outage is coded NON_RETRIABLE_ERROR',
-}, async (t) => {
+test('kafka sink: brokers going down after a send fail retriable under a code that does not say the opposite', async (t) => {
   const { sink, outage } = await openKafkaSink(t, { gatewayId: 'gw-contract', topic: 'contract.records' });
   await sink.send([contractRecord(1, 'meter-1')]);
   await outage?.down();
