@@ -13,7 +13,6 @@
 //   6. peak RSS of the gateway process over the whole run
 //   7. payload formatters in this process: µs per decode of a TTN-style JavaScript formatter (node:vm) and
 //      of the built-in Cayenne LPP codec (no gateway process; `--only formatter` starts none)
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,14 +27,16 @@ import { createTtsFleet, type TtsFleet } from '../../firmware-sim/tts-traffic.ts
 import { encodeDataFrame } from '../../src/ingress/lorawan/frame-crypto.ts';
 import { createFormatterCache } from '../../src/codecs/javascript-formatter.ts';
 import { CAYENNE_LPP_CODEC, decodePayload, type PayloadCodec } from '../../src/codecs/payload-codec.ts';
-import { encodePushData, type Rxpk } from '../../src/ingress/semtech-udp/packets.ts';
+import { encodePushData } from '../../src/ingress/semtech-udp/packet-encoders.ts';
+import type { Rxpk } from '../../src/ingress/semtech-udp/packets.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/core/log.ts';
 import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
+import { cpuSeconds, metric, percentile, rssMb, runSim, say, sleep } from './bench-tools.ts';
+import { benchVersusReference, REFERENCE_TOPIC } from './versus-reference.ts';
 
 const { Kafka, logLevel } = kafkajs;
-const SIM = fileURLToPath(new URL('../../dist/firmware-sim/cli.js', import.meta.url));
 const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
@@ -46,13 +47,14 @@ const { values: args } = parseArgs({
   options: {
     devices: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '20' },
+    rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(
-    `npm run bench [-- --devices N --seconds S --only ${SCENARIOS.join('|')}]   (defaults 1000 devices, 20 s per scenario, all scenarios)\n`,
+    `npm run bench [-- --devices N --seconds S --rounds R --only ${SCENARIOS.join('|')}]   (defaults 1000 devices, 20 s per scenario, 3 rounds against the reference pipeline, all scenarios)\n`,
   );
   process.exit(0);
 }
@@ -62,67 +64,10 @@ if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.o
 }
 /** mqtt runs scenarios 1-3, lorawan 4, ttn 5, formatter 7; without --only, all of them (6 comes with any gateway scenario). */
 const selected = (scenario: (typeof SCENARIOS)[number]): boolean => args.only === undefined || args.only === scenario;
-const say = (line: string) => process.stdout.write(`${line}\n`);
 const DEVICES = Number(args.devices);
 const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
 const INGEST_INFLIGHT = 8;
-
-interface SimSummary {
-  published: number;
-  acked: number;
-  failed: number;
-  ackedPerSecond: number;
-  activeMs: number;
-  ackLatencyMs: { p50: number; p99: number; max: number };
-}
-
-function runSim(port: number, rate: number, seconds: number, seed: number, inflight = 1): Promise<SimSummary> {
-  const child = spawn(
-    process.execPath,
-    [
-      SIM,
-      'mqtt',
-      ...['--url', `mqtt://127.0.0.1:${port}`, '--devices', String(DEVICES), '--rate', String(rate), '--duration', String(seconds)],
-      ...['--seed', String(seed), '--inflight', String(inflight), '--json', '--quiet'],
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString('utf8');
-  });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => {
-      try {
-        resolve(JSON.parse(out) as SimSummary);
-      } catch {
-        reject(new Error(`firmware-sim exited ${code} without a JSON summary: ${out.slice(0, 500)}`));
-      }
-    });
-  });
-}
-
-/** VmHWM (peak) or VmRSS (now) of a process, in MB. */
-function rssMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
-  return match === null ? Number.NaN : Math.round(Number(match[1]) / 1024);
-}
-
-async function metric(gateway: GatewayProcess, name: string): Promise<number> {
-  const text = await gateway.metricsText();
-  let total = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{' || name.endsWith(','))) total += Number(line.split(' ').at(-1));
-  return total;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
 
 /** Consumes the topic live and records, per message, now - the reading's own timestamp (set just before publish). */
 async function latencyConsumer(kafka: KafkaMock) {
@@ -235,16 +180,6 @@ async function rejectedByReason(gateway: GatewayProcess, source: string): Promis
     if (reason !== undefined) counts.set(reason, Number(line.split(' ').at(-1)));
   }
   return counts;
-}
-
-/**
- * User + system CPU seconds used so far (fields 14 and 15 of /proc/.../stat, in Linux's 1/100 s): the whole
- * process, or with `mainThreadOnly` its main thread alone (the event loop, where the gateway's work happens).
- */
-function cpuSeconds(pid: number, mainThreadOnly = false): number {
-  const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 interface TtnOffer {
@@ -404,7 +339,13 @@ async function gatewayScenarios(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'iotgw-bench-'));
   const lorawanDevices = benchLorawanDevices(1000);
   const lorawanPort = await freeUdpPort();
-  const kafka = await startKafkaMock({ brokers: 3, topics: [{ name: TOPIC, partitions: 6 }] });
+  const kafka = await startKafkaMock({
+    brokers: 3,
+    topics: [
+      { name: TOPIC, partitions: 6 },
+      { name: REFERENCE_TOPIC, partitions: 6 },
+    ],
+  });
   const standIn = selected('ttn') ? await startTtsStandIn({ applicationId: TTN_APPLICATION }) : null;
   const ttnKeyFile = join(dir, 'ttn-api-key');
   if (standIn !== null) writeFileSync(ttnKeyFile, `${standIn.apiKey}\n`, { mode: 0o600 });
@@ -438,13 +379,21 @@ async function gatewayScenarios(): Promise<void> {
 
   try {
     if (selected('mqtt')) {
+      await benchVersusReference(gateway, {
+        devices: DEVICES,
+        seconds: SECONDS,
+        rounds: ROUNDS,
+        inflight: INGEST_INFLIGHT,
+        brokers: kafka.brokers,
+        topic: TOPIC,
+      });
       // 1. Max sustained ingest. Devices are paced by their PUBACKs; with one reading in flight per device
       //    the simulator (mqtt.js, same 2 cores) spends more CPU per message than the gateway, so each
       //    device keeps up to INGEST_INFLIGHT readings in flight here.
       const sentBefore = await metric(gateway, 'iotgw_kafka_sent_records_total');
       const commitsBefore = await metric(gateway, 'iotgw_buffer_commits_total');
       const startedAt = Date.now();
-      const ingest = await runSim(gateway.mqttPort, 0, SECONDS, 1, INGEST_INFLIGHT);
+      const ingest = await runSim({ port: gateway.mqttPort, devices: DEVICES, rate: 0, seconds: SECONDS, seed: 1, inflight: INGEST_INFLIGHT });
       const elapsedS = (Date.now() - startedAt) / 1000;
       const sent = (await metric(gateway, 'iotgw_kafka_sent_records_total')) - sentBefore;
       const commits = (await metric(gateway, 'iotgw_buffer_commits_total')) - commitsBefore;
@@ -462,7 +411,7 @@ async function gatewayScenarios(): Promise<void> {
       const consumer = await latencyConsumer(kafka);
       await sleep(2000);
       consumer.start();
-      const steady = await runSim(gateway.mqttPort, 2500, SECONDS, 2);
+      const steady = await runSim({ port: gateway.mqttPort, devices: DEVICES, rate: 2500, seconds: SECONDS, seed: 2 });
       await sleep(1000);
       const latencies = await consumer.stop();
       say('');
@@ -473,9 +422,9 @@ async function gatewayScenarios(): Promise<void> {
 
       // 3. Drain after an outage, with live traffic continuing.
       await kafka.down('all');
-      await runSim(gateway.mqttPort, 0, Math.max(5, Math.round(SECONDS / 2)), 3);
+      await runSim({ port: gateway.mqttPort, devices: DEVICES, rate: 0, seconds: Math.max(5, Math.round(SECONDS / 2)), seed: 3 });
       const backlog = (await gateway.readiness()).buffer.depthRecords;
-      const live = runSim(gateway.mqttPort, 2500, SECONDS * 2, 4);
+      const live = runSim({ port: gateway.mqttPort, devices: DEVICES, rate: 2500, seconds: SECONDS * 2, seed: 4 });
       await sleep(1000);
       const drainStartedAt = Date.now();
       const sentAtUp = await metric(gateway, 'iotgw_kafka_sent_records_total');
