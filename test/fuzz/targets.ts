@@ -13,7 +13,7 @@ import type { Accept } from '../../src/ingress/ingress.ts';
 import { verifyDataFrameMic, cryptFrmPayload } from '../../src/ingress/lorawan/frame-crypto.ts';
 import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
 import { createMqttIngress, type MqttIngress } from '../../src/ingress/mqtt-broker/broker.ts';
-import { parseDatagram } from '../../src/ingress/semtech-udp/packets.ts';
+import { parseDatagram } from '../../src/ingress/semtech-udp/parse-datagram.ts';
 import { createRn2483Radio, type Rn2483Radio } from '../../src/ingress/serial-radio/rn2483-radio.ts';
 import { parseTtsEvent, parseTtsUplink } from '../../src/ingress/ttn/tts-uplink.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -42,7 +42,7 @@ function fail(message: string): never {
 const semtechUdp: FuzzTarget = {
   name: 'semtech-udp',
   description: 'Semtech UDP datagrams (PUSH_DATA, PULL_DATA, TX_ACK) into parseDatagram, as from any UDP sender',
-  coverage: ['src/ingress/semtech-udp/packets.ts'],
+  coverage: ['src/ingress/semtech-udp/'],
   maxLength: 4096,
   dictionary: [
     '{"rxpk":[',

@@ -5,7 +5,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodePushData, type GatewayStat } from '../../src/ingress/semtech-udp/packets.ts';
+import { encodePushData } from '../../src/ingress/semtech-udp/packet-encoders.ts';
+import type { GatewayStat } from '../../src/ingress/semtech-udp/packets.ts';
 import { MB, startHostileGateway } from './hostile-gateway.ts';
 
 const stat: GatewayStat = { time: '2026-12-06 08:00:00 GMT', rxnb: 1, rxok: 1, rxfw: 1, ackr: 100, dwnb: 0, txnb: 0 };

@@ -12,7 +12,8 @@ import type { ClassADownlink } from '../lorawan-server/lorawan-server.ts';
 import type { Reception } from '../lorawan-server/reception.ts';
 import { createRejections } from '../rejections.ts';
 import type { GatewayStat, Rxpk } from './packets.ts';
-import { createUdpTransport, type GatewayInfo, type UdpTransport } from './udp-transport.ts';
+import type { GatewayInfo } from './gateway-registry.ts';
+import { createUdpTransport, type UdpTransport } from './udp-transport.ts';
 
 export interface SemtechUdpIngressOptions {
   readonly host: string;

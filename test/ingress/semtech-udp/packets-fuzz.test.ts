@@ -3,14 +3,10 @@
 // the failing input's hex is in the assertion message.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  type DatagramParseResult,
-  encodePullData,
-  encodePullResp,
-  encodePushData,
-  encodeTxAck,
-  parseDatagram,
-} from '../../../src/ingress/semtech-udp/packets.ts';
+import { encodePullResp } from '../../../src/ingress/semtech-udp/downlink-packets.ts';
+import { encodePullData, encodePushData, encodeTxAck } from '../../../src/ingress/semtech-udp/packet-encoders.ts';
+import type { DatagramParseResult } from '../../../src/ingress/semtech-udp/packets.ts';
+import { parseDatagram } from '../../../src/ingress/semtech-udp/parse-datagram.ts';
 
 const SEED = 0x5eed_0001;
 const REASONS = new Set(['too-short', 'too-long', 'unknown-version', 'unknown-identifier', 'bad-length', 'bad-json', 'bad-field']);

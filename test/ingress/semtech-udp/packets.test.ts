@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { checkTxpk, encodePullResp } from '../../../src/ingress/semtech-udp/downlink-packets.ts';
+import { encodePullAck, encodePullData, encodePushAck, encodePushData, encodeTxAck } from '../../../src/ingress/semtech-udp/packet-encoders.ts';
 import {
   type Datagram,
   type DatagramParseResult,
@@ -11,15 +13,8 @@ import {
   MAX_JSON_DEPTH,
   MAX_RXPK_PER_DATAGRAM,
   type PushData,
-  checkTxpk,
-  encodePullAck,
-  encodePullData,
-  encodePullResp,
-  encodePushAck,
-  encodePushData,
-  encodeTxAck,
-  parseDatagram,
 } from '../../../src/ingress/semtech-udp/packets.ts';
+import { parseDatagram } from '../../../src/ingress/semtech-udp/parse-datagram.ts';
 
 interface Vector {
   readonly id: string;
