@@ -189,31 +189,93 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  cost: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  'generate-password': { type: 'boolean' },
+  'lorawan-abp': { type: 'boolean' },
+  'lorawan-otaa': { type: 'boolean' },
+  'dev-eui': { type: 'string' },
+  'dev-addr': { type: 'string' },
+  'nwk-s-key': { type: 'string' },
+  'app-s-key': { type: 'string' },
+  'join-eui': { type: 'string' },
+  'app-key': { type: 'string' },
+  codec: { type: 'string' },
+  'formatter-file': { type: 'string' },
+  name: { type: 'string' },
+  json: { type: 'boolean' },
+  out: { type: 'string', short: 'o' },
+  'dead-letters': { type: 'boolean' },
+  url: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+type CommandLine = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+type OptionValues = CommandLine['values'];
+
+/** --cost: log2 of scrypt N for the password hashes (exit 2 when out of range). */
+function scryptCost(cost: string | undefined): number {
+  const ln = cost === undefined ? 14 : Number(cost);
+  if (!Number.isInteger(ln) || ln < 10 || ln > 20) usageError('--cost takes a whole number from 10 to 20 (log2 of scrypt N; default 14)');
+  return ln;
+}
+
+function deviceAdd(values: OptionValues, ids: readonly string[], io: Io): Promise<void> {
+  const cost = scryptCost(values.cost);
+  return runCommand(() =>
+    deviceAddCommand(
+      {
+        configPath: values.config ?? process.env.IOTGW_CONFIG,
+        ids,
+        passwordStdin: values['password-stdin'] === true,
+        generatePassword: values['generate-password'] === true,
+        lorawanAbp: values['lorawan-abp'] === true,
+        lorawanOtaa: values['lorawan-otaa'] === true,
+        devEui: values['dev-eui'],
+        devAddr: values['dev-addr'],
+        nwkSKey: values['nwk-s-key'],
+        appSKey: values['app-s-key'],
+        joinEui: values['join-eui'],
+        appKey: values['app-key'],
+        codec: values.codec,
+        formatterFile: values['formatter-file'],
+        name: values.name,
+        cost,
+      },
+      io,
+    ),
+  );
+}
+
+function configCheck(configPath: string | undefined): void {
+  const config = readConfig(configPath);
+  const source = configPath ?? process.env.IOTGW_CONFIG ?? 'built-in defaults';
+  const formatterIssues = checkFormatters(config, createLogger({ level: 'silent', gatewayId: config.gateway_id }));
+  if (formatterIssues.length > 0) {
+    process.stderr.write(`iotgw: ${new ConfigError(source, formatterIssues).message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  process.stdout.write(
+    `configuration OK (${source}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
+  );
+  for (const note of configAdvice(config)) process.stdout.write(`note: ${note}\n`);
+}
+
+async function hashPasswordFromStdin(cost: string | undefined): Promise<void> {
+  const ln = scryptCost(cost);
+  const password = await readStdin();
+  if (password.length < 8) {
+    process.stderr.write('iotgw: password too short: use at least 8 characters (device secrets should be long and random, e.g. openssl rand -base64 24)\n');
+    process.exit(2);
+  }
+  process.stdout.write(`${await hashPassword(password, { ln, r: 8, p: 1 })}\n`);
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
-  const OPTIONS = {
-    config: { type: 'string', short: 'c' },
-    cost: { type: 'string' },
-    'password-stdin': { type: 'boolean' },
-    'generate-password': { type: 'boolean' },
-    'lorawan-abp': { type: 'boolean' },
-    'lorawan-otaa': { type: 'boolean' },
-    'dev-eui': { type: 'string' },
-    'dev-addr': { type: 'string' },
-    'nwk-s-key': { type: 'string' },
-    'app-s-key': { type: 'string' },
-    'join-eui': { type: 'string' },
-    'app-key': { type: 'string' },
-    codec: { type: 'string' },
-    'formatter-file': { type: 'string' },
-    name: { type: 'string' },
-    json: { type: 'boolean' },
-    out: { type: 'string', short: 'o' },
-    'dead-letters': { type: 'boolean' },
-    url: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-    version: { type: 'boolean', short: 'v' },
-  } as const;
+  let parsed: CommandLine;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
@@ -229,33 +291,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const io: Io = { stdout: process.stdout, stderr: process.stderr, readStdin };
-  if (positionals[0] === 'device' && positionals[1] === 'add') {
-    const cost = values.cost === undefined ? 14 : Number(values.cost);
-    if (!Number.isInteger(cost) || cost < 10 || cost > 20) usageError('--cost takes a whole number from 10 to 20 (log2 of scrypt N; default 14)');
-    return runCommand(() =>
-      deviceAddCommand(
-        {
-          configPath: values.config ?? process.env.IOTGW_CONFIG,
-          ids: positionals.slice(2),
-          passwordStdin: values['password-stdin'] === true,
-          generatePassword: values['generate-password'] === true,
-          lorawanAbp: values['lorawan-abp'] === true,
-          lorawanOtaa: values['lorawan-otaa'] === true,
-          devEui: values['dev-eui'],
-          devAddr: values['dev-addr'],
-          nwkSKey: values['nwk-s-key'],
-          appSKey: values['app-s-key'],
-          joinEui: values['join-eui'],
-          appKey: values['app-key'],
-          codec: values.codec,
-          formatterFile: values['formatter-file'],
-          name: values.name,
-          cost,
-        },
-        io,
-      ),
-    );
-  }
+  if (positionals[0] === 'device' && positionals[1] === 'add') return deviceAdd(values, positionals.slice(2), io);
   const command = positionals.join(' ');
   switch (command) {
     case 'buffer stats':
@@ -266,34 +302,13 @@ export async function main(argv: readonly string[]): Promise<void> {
       return runCommand(() => statusCommand(readConfig(values.config), { url: values.url, json: values.json === true }, io));
     case 'run':
       return run(values.config);
-    case 'config check': {
-      const config = readConfig(values.config);
-      const source = values.config ?? process.env.IOTGW_CONFIG ?? 'built-in defaults';
-      const formatterIssues = checkFormatters(config, createLogger({ level: 'silent', gatewayId: config.gateway_id }));
-      if (formatterIssues.length > 0) {
-        process.stderr.write(`iotgw: ${new ConfigError(source, formatterIssues).message}\n`);
-        process.exit(EXIT_CONFIG);
-      }
-      process.stdout.write(
-        `configuration OK (${source}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
-      );
-      for (const note of configAdvice(config)) process.stdout.write(`note: ${note}\n`);
-      return;
-    }
+    case 'config check':
+      return configCheck(values.config);
     case 'config print':
       process.stdout.write(stringify(maskSecrets(readConfig(values.config))));
       return;
-    case 'hash-password': {
-      const ln = values.cost === undefined ? 14 : Number(values.cost);
-      if (!Number.isInteger(ln) || ln < 10 || ln > 20) usageError('--cost takes a whole number from 10 to 20 (log2 of scrypt N; default 14)');
-      const password = await readStdin();
-      if (password.length < 8) {
-        process.stderr.write('iotgw: password too short: use at least 8 characters (device secrets should be long and random, e.g. openssl rand -base64 24)\n');
-        process.exit(2);
-      }
-      process.stdout.write(`${await hashPassword(password, { ln, r: 8, p: 1 })}\n`);
-      return;
-    }
+    case 'hash-password':
+      return hashPasswordFromStdin(values.cost);
     default:
       usageError(`unknown command '${command}'`);
   }

@@ -174,12 +174,16 @@ interface Outcome {
   readonly failure?: FormatterFailure;
 }
 
+/** The formatter file -> a codec whose every decode runs in the file's own context (see the header). */
 function compileFormatter(path: string, settings: CompileSettings): PayloadCodec {
-  const { timeoutMs, maxOutputBytes, nowMs, log, metrics } = settings;
-  const maxConsecutiveTimeouts = settings.maxConsecutiveTimeouts ?? DEFAULT_MAX_CONSECUTIVE_TIMEOUTS;
-  const cooldownMs = settings.cooldownMs ?? DEFAULT_COOLDOWN_MS;
   const name = `javascript:${basename(path)}`;
+  const script = compileSource(path);
+  const { sandbox, context } = loadInContext(path, name, script, settings.timeoutMs);
+  return { name, decode: createDecoder(path, name, sandbox, context, settings) };
+}
 
+/** Reads and compiles the file, with `import` escaped; a ConfigError names what is wrong and where. */
+function compileSource(path: string): Script {
   let source: string;
   try {
     source = readFileSync(path, 'utf8');
@@ -209,7 +213,11 @@ function compileFormatter(path: string, settings: CompileSettings): PayloadCodec
       );
     }
   }
+  return script;
+}
 
+/** A new context with SETUP_SCRIPT, then the formatter's top-level code run in it; it must define decodeUplink. */
+function loadInContext(path: string, name: string, script: Script, timeoutMs: number): { sandbox: Record<string, unknown>; context: Context } {
   // A null-prototype sandbox: the context's global then inherits nothing from the host, so
   // `this.constructor.constructor` is the context's Function, which may not compile strings.
   const sandbox: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
@@ -233,16 +241,23 @@ function compileFormatter(path: string, settings: CompileSettings): PayloadCodec
       'it defines no decodeUplink function; a payload formatter must define function decodeUplink(input) { return { data: {...}, warnings: [], errors: [] }; } as in the TTN device repository',
     );
   }
+  return { sandbox, context };
+}
 
+/** decodeUplink called through CALL_SCRIPT under the time limit; rested for cooldownMs after timeouts in a row. */
+function createDecoder(
+  path: string,
+  name: string,
+  sandbox: Record<string, unknown>,
+  context: Context,
+  settings: CompileSettings,
+): (input: UplinkInput) => DecodedPayload {
+  const { timeoutMs, maxOutputBytes, nowMs, log, metrics } = settings;
+  const maxConsecutiveTimeouts = settings.maxConsecutiveTimeouts ?? DEFAULT_MAX_CONSECUTIVE_TIMEOUTS;
+  const cooldownMs = settings.cooldownMs ?? DEFAULT_COOLDOWN_MS;
   let consecutiveTimeouts = 0;
   let coolUntilMs = 0;
   let coolingLogged = false;
-
-  function decode(input: UplinkInput): DecodedPayload {
-    const { payload, failure } = callDecoder(input);
-    if (failure !== undefined) metrics?.formatterErrors.inc({ codec: name, kind: failure });
-    return payload;
-  }
 
   function callDecoder(input: UplinkInput): Outcome {
     if (consecutiveTimeouts >= maxConsecutiveTimeouts && nowMs() < coolUntilMs) {
@@ -275,7 +290,13 @@ function compileFormatter(path: string, settings: CompileSettings): PayloadCodec
     return fromOutput(output, maxOutputBytes);
   }
 
-  return { name, decode };
+  function decode(input: UplinkInput): DecodedPayload {
+    const { payload, failure } = callDecoder(input);
+    if (failure !== undefined) metrics?.formatterErrors.inc({ codec: name, kind: failure });
+    return payload;
+  }
+
+  return decode;
 }
 
 /** The tagged string from SETUP_SCRIPT's `call` -> DecodedPayload. */

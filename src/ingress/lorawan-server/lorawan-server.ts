@@ -4,7 +4,8 @@
 //                 -> for a confirmed uplink, the ACK downlink in RX1 (RX2 if RX1 fails), sent only after
 //                 the commit, because the ACK is the device's "ok".
 //   join-request: DevEUI -> MIC with the AppKey -> DevNonce not seen before -> new session committed ->
-//                 join-accept in RX1 (tmst + 5 s), RX2 (tmst + 6 s) as fallback.
+//                 join-accept in RX1, RX2 as fallback (join-handler.ts).
+// Both downlinks go out through class-a-downlink.ts.
 // Everything refused is counted by reason and logged at most once per device and reason per interval.
 // Session state is only ever changed synchronously before the first await of a frame, so two frames of one
 // device never interleave their counter checks.
@@ -15,33 +16,20 @@ import type { NewRecord, RecordSource } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
 import type { Accept, AcceptRefusal } from '../ingress.ts';
 import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter.ts';
-import { cryptFrmPayload, deriveSessionKeys, encodeDataFrame, encodeJoinAccept, verifyDataFrameMic, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
-import { type DataFrame, type JoinRequestFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
+import { cryptFrmPayload, encodeDataFrame, verifyDataFrameMic } from '../lorawan/frame-crypto.ts';
+import { type DataFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createRejections } from '../rejections.ts';
-import { type DeviceSessions, type LorawanDevice, rememberDevNonce, type Session } from './device-sessions.ts';
+import { createClassASender, type DownlinkPath } from './class-a-downlink.ts';
+import type { DeviceSessions, LorawanDevice, Session } from './device-sessions.ts';
 import type { DeduplicatedFrame } from './frame-deduplicator.ts';
+import { createJoinHandler, type JoinRejectReason } from './join-handler.ts';
 import { decodePayload } from '../../codecs/payload-codec.ts';
 import { byReceptionQuality, type Reception } from './reception.ts';
 import { buildUplinkValue } from './uplink-record.ts';
 
-/** A Class-A downlink for the transport to schedule on a gateway. */
-export interface ClassADownlink {
-  readonly gatewayEui: string;
-  readonly phyPayload: Buffer;
-  /** Concentrator µs counter at which to transmit (32-bit, wraps). */
-  readonly timestampUs: number;
-  readonly frequencyHz: number;
-  readonly datr: string;
-  readonly codingRate: string;
-  readonly powerDbm: number;
-}
-
-export interface DownlinkPath {
-  /** Whether a downlink route to this gateway is known now. */
-  canReach(gatewayEui: string): boolean;
-  send(downlink: ClassADownlink): Promise<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>;
-}
+// The downlink types are part of the server's deps; transports (semtech-udp) import them from here.
+export type { ClassADownlink, DownlinkPath } from './class-a-downlink.ts';
 
 export interface LorawanServerOptions {
   readonly region: Region;
@@ -64,18 +52,7 @@ export interface LorawanServerDeps {
   readonly logBudget?: LogBudget;
 }
 
-export type LorawanRejectReason =
-  | 'malformed-frame'
-  | 'not-uplink'
-  | 'unknown-devaddr'
-  | 'mic-mismatch'
-  | 'replay'
-  | 'retransmission'
-  | 'unknown-deveui'
-  | 'join-eui-mismatch'
-  | 'join-mic-mismatch'
-  | 'devnonce-reused'
-  | 'no-downlink-path';
+export type LorawanRejectReason = 'malformed-frame' | 'not-uplink' | 'unknown-devaddr' | 'mic-mismatch' | 'replay' | 'retransmission' | JoinRejectReason;
 
 export interface LorawanServer {
   /** Never rejects. Resolves when the frame's record is committed (and its downlink, if any, scheduled). */
@@ -95,6 +72,8 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   function reject(source: RecordSource, reason: LorawanRejectReason | AcceptRefusal, device: string, message: string): void {
     rejections.reject(reason, message, { source, logKey: `${device}|${reason}`, fields: { device } });
   }
+  const classA = createClassASender({ region, downlink: deps.downlink, log, metrics, reject });
+  const joins = createJoinHandler(options, { accept: deps.accept, sessions, downlink: deps.downlink, classA, log, metrics, reject });
 
   async function handleFrame(frame: DeduplicatedFrame): Promise<void> {
     const { source } = frame;
@@ -109,7 +88,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
         );
       const receptions = [...frame.receptions].sort(byReceptionQuality);
       const phy = parsed.frame;
-      if (phy.kind === 'join-request') return await handleJoin(phy, receptions, source);
+      if (phy.kind === 'join-request') return await joins.handleJoinRequest(phy, receptions, source);
       if (phy.kind === 'data' && phy.direction === 'up') return await handleUplink(phy, receptions, source);
       return reject(
         source,
@@ -287,127 +266,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       nwkSKey: session.nwkSKey,
       appSKey: session.appSKey,
     });
-    await sendClassA('ack', device, receptions, phyPayload, region.rx1DelaySeconds, source);
-  }
-
-  async function handleJoin(frame: JoinRequestFrame, receptions: readonly Reception[], source: RecordSource): Promise<void> {
-    const devEui = frame.devEui;
-    const device = sessions.byDevEui(devEui);
-    if (device === undefined || device.profile.activation.mode !== 'otaa') {
-      metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject(source, 'unknown-deveui', devEui, `join-request from DevEUI ${devEui}, which is not an OTAA device in lorawan.devices`);
-    }
-    const { activation } = device.profile;
-    if (activation.joinEui !== frame.joinEui) {
-      metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject(source, 'join-eui-mismatch', devEui, `join-request from ${devEui} names JoinEUI ${frame.joinEui}, the config says ${activation.joinEui}`);
-    }
-    if (!verifyJoinRequestMic(activation.appKey, frame.micInput, frame.mic)) {
-      metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject(source, 'join-mic-mismatch', devEui, `join-request MIC check failed for ${devEui}: wrong app_key in the config, or a forged request`);
-    }
-    // Checked before a session is made: a session the device can never hear about would only shadow the old one.
-    if (!receptions.some((reception) => reception.timestampUs !== null && deps.downlink?.canReach(reception.gatewayEui))) {
-      metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject(
-        source,
-        'no-downlink-path',
-        devEui,
-        `join-request from ${devEui} heard only on receive-only paths (a serial radio, or a packet forwarder that has not sent PULL_DATA yet): OTAA needs a gateway that can transmit the join-accept`,
-      );
-    }
-    if (!rememberDevNonce(device, frame.devNonce)) {
-      metrics.lorawanJoins.inc({ result: 'rejected' });
-      return reject(source, 'devnonce-reused', devEui, `join-request from ${devEui} reuses DevNonce ${frame.devNonce}: a replayed join-request`);
-    }
-
-    const joinNonce = (device.lastJoinNonce + 1) % 0x1000000;
-    device.lastJoinNonce = joinNonce;
-    const devAddr = sessions.allocateDevAddr(options.netId);
-    const keys = deriveSessionKeys(activation.appKey, joinNonce, options.netId, frame.devNonce);
-    sessions.activate(device, {
-      devAddr,
-      nwkSKey: keys.nwkSKey,
-      appSKey: keys.appSKey,
-      id: `otaa-${joinNonce}-${frame.devNonce}`,
-      fcntUpNext: 0,
-      fcntDown: 0,
-      lastUplink: null,
-    });
-    // The session must be durable before the device can use it: otherwise a restart would forget keys the device holds.
-    const committed = await deps.accept([], [sessions.stateWrite(device)]);
-    if (!committed.ok) {
-      metrics.lorawanJoins.inc({ result: 'not-stored' });
-      log.error({ devEui, reason: committed.reason }, `OTAA join of ${devEui} not answered: its session could not be stored (${committed.message})`);
-      return;
-    }
-    const joinAccept = encodeJoinAccept(activation.appKey, {
-      joinNonce,
-      netId: options.netId,
-      devAddr,
-      rx1DrOffset: 0,
-      rx2DataRate: region.rx2DataRate,
-      rxDelay: region.rx1DelaySeconds,
-    });
-    const sent = await sendClassA('join-accept', device, receptions, joinAccept, region.joinAcceptDelay1Seconds, source);
-    metrics.lorawanJoins.inc({ result: sent ? 'accepted' : 'accept-not-sent' });
-    log.info(
-      { devEui, devAddr: devAddr.toUpperCase(), sent },
-      sent ? `OTAA device ${devEui} joined as ${devAddr.toUpperCase()}` : `OTAA device ${devEui}: join-accept could not be sent`,
-    );
-  }
-
-  /** RX1 through the best gateway that can transmit; RX2 if RX1 is refused (too late, collision). */
-  async function sendClassA(
-    kind: 'ack' | 'join-accept',
-    device: LorawanDevice,
-    receptions: readonly Reception[],
-    phyPayload: Buffer,
-    rx1DelayS: number,
-    source: RecordSource,
-  ): Promise<boolean> {
-    const path = deps.downlink;
-    const via = receptions.find((reception) => reception.timestampUs !== null && path?.canReach(reception.gatewayEui));
-    if (path === null || via === undefined || via.timestampUs === null) {
-      metrics.lorawanDownlinks.inc({ kind, window: 'none', result: 'no-route' });
-      reject(
-        source,
-        'no-downlink-path',
-        device.profile.devEui,
-        `no gateway that heard ${device.profile.devEui} has a downlink route (no PULL_DATA from it lately) for the ${kind}`,
-      );
-      return false;
-    }
-    const uplinkDr = region.dataRateFromDatr(via.datr);
-    const windows: ClassADownlink[] = [];
-    if (uplinkDr !== null) {
-      windows.push({
-        gatewayEui: via.gatewayEui,
-        phyPayload,
-        timestampUs: (via.timestampUs + rx1DelayS * 1_000_000) >>> 0,
-        frequencyHz: region.rx1Frequency(via.frequencyHz),
-        datr: region.datrFromDataRate(region.rx1DataRate(uplinkDr, 0)),
-        codingRate: region.codingRate,
-        powerDbm: region.defaultTxPowerDbm,
-      });
-    }
-    windows.push({
-      gatewayEui: via.gatewayEui,
-      phyPayload,
-      timestampUs: (via.timestampUs + (rx1DelayS + 1) * 1_000_000) >>> 0,
-      frequencyHz: region.rx2FrequencyHz,
-      datr: region.datrFromDataRate(region.rx2DataRate),
-      codingRate: region.codingRate,
-      powerDbm: region.defaultTxPowerDbm,
-    });
-    for (const [index, downlink] of windows.entries()) {
-      const window = windows.length === 2 && index === 0 ? 'rx1' : 'rx2';
-      const result = await path.send(downlink);
-      metrics.lorawanDownlinks.inc({ kind, window, result: result.ok ? 'sent' : 'failed' });
-      if (result.ok) return true;
-      log.debug({ devEui: device.profile.devEui, kind, window, reason: result.reason }, 'downlink window refused');
-    }
-    return false;
+    await classA.send('ack', device, receptions, phyPayload, region.rx1DelaySeconds, source);
   }
 
   return { handleFrame };

@@ -19,10 +19,15 @@
 // Lines that fit no expectation (noise, a reset banner, bad hex, an over-long line) are counted by kind,
 // logged at most once per kind per interval and never stop the loop. A command without an answer in time
 // means the module is gone or wedged: the driver stops and reports it, and the ingress reopens the port.
+// The one-at-a-time exchange is radio-command-queue.ts; this module is the init sequence and the receive loop.
 import type { Duplex } from 'node:stream';
 import { createOnceLogger, type Logger, type OnceLogger } from '../../core/log.ts';
-import { GatewayError } from '../../errors.ts';
 import { createLineSplitter } from './line-splitter.ts';
+import { createRadioCommandQueue } from './radio-command-queue.ts';
+import { RadioError } from './radio-error.ts';
+
+// Part of the driver's interface (onFailure, start's rejection); its own module because the command queue raises it too.
+export { RadioError, type RadioErrorCode } from './radio-error.ts';
 
 export interface RadioSettings {
   readonly frequencyHz: number;
@@ -87,33 +92,6 @@ export interface Rn2483Radio {
   isReceiving(): boolean;
 }
 
-export type RadioErrorCode =
-  | 'COMMAND_TIMEOUT'
-  | 'NOT_AN_RN2483'
-  | 'MAC_PAUSE_REFUSED'
-  | 'SETTING_REFUSED'
-  | 'RX_REFUSED'
-  /** Receive work failed on something that is not the radio (a bug): the port is reopened rather than left idle. */
-  | 'INTERNAL'
-  | 'STOPPED';
-
-/** The radio failed or refused: a GatewayError the ingress answers by reopening the port with backoff. */
-export class RadioError extends GatewayError {
-  declare readonly code: RadioErrorCode;
-  constructor(code: RadioErrorCode, message: string) {
-    super(code, message, { retriable: code !== 'STOPPED' });
-    this.name = 'RadioError';
-  }
-}
-
-interface PendingCommand {
-  readonly text: string;
-  /** Whether a line is this command's answer; other lines are counted and ignored. */
-  readonly isAnswer: (line: string) => boolean;
-  readonly resolve: (answer: string) => void;
-  readonly reject: (error: RadioError) => void;
-}
-
 const DEFAULT_MAX_LINE_BYTES = 1024;
 const RADIO_RX = /^radio_rx {1,2}(.*)$/;
 const SIGNED = /^-?\d+$/;
@@ -135,9 +113,8 @@ export interface Rn2483RadioDeps {
 export function createRn2483Radio(port: Duplex, options: Rn2483RadioOptions, deps: Rn2483RadioDeps): Rn2483Radio {
   const { log, events } = deps;
   const logOnce = deps.logOnce ?? createOnceLogger(DEFAULT_LINE_LOG_INTERVAL_MS);
-  const queue: PendingCommand[] = [];
-  let current: PendingCommand | null = null;
-  let currentTimer: NodeJS.Timeout | null = null;
+  const commands = createRadioCommandQueue(port, options.commandTimeoutMs, { log, onTimeout: (error) => fail(error) });
+  const command = commands.send;
   let running = false;
   /** Our receive is armed or being re-armed; radio_rx / radio_err outside it are an earlier session's. */
   let receiving = false;
@@ -186,49 +163,8 @@ export function createRn2483Radio(port: Duplex, options: Rn2483RadioOptions, dep
       return;
     }
     if (line === '') return; // a bare \r\n: harmless
-    if (current?.isAnswer(line)) {
-      const answered = current;
-      finishCurrent();
-      answered.resolve(line);
-      return;
-    }
+    if (commands.answer(line)) return;
     problem(PRINTABLE.test(line) ? 'unexpected-line' : 'garbage-line', line);
-  }
-
-  function finishCurrent(): void {
-    if (currentTimer !== null) clearTimeout(currentTimer);
-    currentTimer = null;
-    current = null;
-    sendNext();
-  }
-
-  function sendNext(): void {
-    if (current !== null || !running) return;
-    const next = queue.shift();
-    if (next === undefined) return;
-    current = next;
-    currentTimer = setTimeout(() => {
-      const timedOut = current;
-      if (timedOut === null) return;
-      currentTimer = null;
-      // fail() rejects the command still waiting (and everything queued behind it).
-      fail(
-        new RadioError(
-          'COMMAND_TIMEOUT',
-          `the radio did not answer '${timedOut.text}' within ${options.commandTimeoutMs} ms: is it an RN2483/RN2903 at the configured baud rate, powered, and not held in reset?`,
-        ),
-      );
-    }, options.commandTimeoutMs);
-    log.debug({ command: next.text }, 'serial radio: command');
-    port.write(`${next.text}\r\n`);
-  }
-
-  function command(text: string, isAnswer: (line: string) => boolean): Promise<string> {
-    if (!running) return Promise.reject(new RadioError('STOPPED', `radio stopped before '${text}'`));
-    return new Promise((resolve, reject) => {
-      queue.push({ text, isAnswer, resolve, reject });
-      sendNext();
-    });
   }
 
   async function setting(name: string, value: string): Promise<void> {
@@ -321,11 +257,7 @@ export function createRn2483Radio(port: Duplex, options: Rn2483RadioOptions, dep
     running = false;
     receiving = false;
     port.off('data', onData);
-    if (currentTimer !== null) clearTimeout(currentTimer);
-    currentTimer = null;
-    const waiting = [...(current === null ? [] : [current]), ...queue.splice(0)];
-    current = null;
-    for (const pending of waiting) pending.reject(reason);
+    commands.close(reason);
   }
 
   function fail(error: RadioError): void {
@@ -338,6 +270,7 @@ export function createRn2483Radio(port: Duplex, options: Rn2483RadioOptions, dep
   return {
     async start() {
       running = true;
+      commands.open();
       reportFailures = false;
       port.on('data', onData);
       try {

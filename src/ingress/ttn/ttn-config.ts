@@ -3,7 +3,8 @@
 import type { CodecChoice, PayloadCodec } from '../../codecs/payload-codec.ts';
 import { codecChoice } from '../../config/formatter-check.ts';
 import type { Config } from '../../config/schema.ts';
-import { TTS_EVENTS, type TtnIngressOptions } from './ttn-ingress.ts';
+import type { TtnIngressOptions } from './ttn-ingress.ts';
+import { TTS_EVENTS } from './tts-message-handler.ts';
 
 export function ttnIngressOptionsFromConfig(config: Config, codecFor: (choice: CodecChoice) => PayloadCodec): TtnIngressOptions[] {
   const { ttn } = config;

@@ -10,33 +10,22 @@
 // with exponential backoff and jitter, also after a refused CONNACK (a revoked key may be restored).
 // Every metric label, log line and record names the application by its full username ({app}@{tenant}):
 // two tenants may hold applications of the same id.
+// This module is the MQTT link (connect, subscribe, reconnect, health); tts-message-handler.ts turns each
+// message into a committed record.
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt';
-import type { StateWrite } from '../../buffer/record-buffer.ts';
-import { errorMessage } from '../../errors.ts';
-import { createRetrySchedule } from '../../shared/retry-schedule.ts';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
 import type { LogBudget, Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
-import type { NewRecord } from '../../record/record.ts';
-import { plausibleEventTime } from '../../record/routes.ts';
+import { errorMessage } from '../../errors.ts';
+import { createRetrySchedule } from '../../shared/retry-schedule.ts';
 import type { Accept } from '../ingress.ts';
-import { decodedFields, decodePayload, type PayloadCodec } from '../../codecs/payload-codec.ts';
-import { createInFlight } from '../in-flight.ts';
-import { createRejections } from '../rejections.ts';
-import { createFrameGapTracker, type FrameGapTracker, STATE_SCOPE } from './frame-gap-tracker.ts';
-import { parseTtsEvent, parseTtsUplink, type TtsRejection, type TtsUplink } from './tts-uplink.ts';
-import { printable } from '../../shared/input-text.ts';
+import { createTtsMessageHandler, type TtsMessageOptions } from './tts-message-handler.ts';
 
-/** The TTS application event topics (after v3/{username}/devices/{device id}/) that can be stored as streams. */
-export const TTS_EVENTS = ['join', 'down/queued', 'down/sent', 'down/ack', 'down/nack', 'down/failed', 'service/data', 'location/solved'] as const;
-export type TtsEventName = (typeof TTS_EVENTS)[number];
-
-export interface TtnIngressOptions {
+/** The link's options beside the message handler's (username, stream, eventStreams, codec, limits). */
+export interface TtnIngressOptions extends TtsMessageOptions {
   /** mqtts://eu1.cloud.thethings.network:8883 or mqtt://host:1883. */
   readonly url: string;
-  /** `{application id}@{tenant id}`; also the `application` label of metrics, logs and records. */
-  readonly username: string;
   /** The API key (the config loader has read ttn password_file). */
   readonly password: string;
   /** PEM CA bundle for a server with a private CA; null: the system store. */
@@ -44,15 +33,8 @@ export interface TtnIngressOptions {
   readonly clientId: string;
   /** Uplink topic filters, {username} already substituted. */
   readonly uplinkTopics: readonly string[];
-  readonly stream: string;
-  /** Event name -> record stream; events not listed are not subscribed to. */
-  readonly eventStreams: ReadonlyMap<TtsEventName, string>;
-  /** Runs on uplinks that arrive without decoded_payload (RAW_CODEC: none). */
-  readonly codec: PayloadCodec;
   readonly reconnectInitialMs: number;
   readonly reconnectMaxMs: number;
-  readonly maxMessageBytes: number;
-  readonly rejectLogIntervalMs: number;
 }
 
 export interface TtnIngressDeps {
@@ -75,18 +57,11 @@ export interface TtnIngress extends Component {
   isConnected(): boolean;
 }
 
-const SOURCE = 'ttn';
-/** Messages whose commit is still pending before mqtt.js is asked to wait (TCP backpressure towards TTS). */
-const MAX_IN_FLIGHT = 2_000;
-
-/** What iotgw.codec says when TTS's own payload formatter filled decoded_payload and no local codec ran. */
-export const TTS_DECODED = 'tts';
-
 export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDeps): TtnIngress {
   const application = options.username;
   const log = deps.log.child({ component: 'ingress.ttn', application });
   const { metrics } = deps;
-  const rejections = createRejections({ source: SOURCE, what: 'TTN message', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
+  const messages = createTtsMessageHandler(options, { ...deps, log });
   const reconnects = createRetrySchedule(
     { initialMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs },
     () => {
@@ -99,7 +74,6 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   const eventTopics = [...options.eventStreams.keys()].map((event) => `v3/${options.username}/devices/+/${event}`);
 
   let client: MqttClient | null = null;
-  let tracker: FrameGapTracker = createFrameGapTracker();
   let connected = false;
   /** TTS granted every subscription of this connection: until then nothing arrives. */
   let subscribed = false;
@@ -107,132 +81,11 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
   /** What was last logged about the link ('connected', 'refused:5', 'error:ECONNREFUSED'), so each state is logged once. */
   let linkState = 'starting';
   let lastProblem = 'not connected yet';
-  let waitingForRoom: (() => void) | null = null;
-  // commit() does not reject unless something below it is broken (accept() never rejects): counted and logged, never unhandled.
-  const inFlight = createInFlight<string>(
-    (error, what) => {
-      rejections.reject('internal-error', `${what}: storing failed unexpectedly (${errorMessage(error)}); it may be lost`, {
-        level: 'error',
-        fields: { err: error },
-      });
-    },
-    () => {
-      if (waitingForRoom !== null && inFlight.size < MAX_IN_FLIGHT) {
-        const wake = waitingForRoom;
-        waitingForRoom = null;
-        wake();
-      }
-    },
-  );
 
   function noteLink(state: string, level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
     if (linkState === state) return;
     linkState = state;
     log[level](fields, message);
-  }
-
-  function reject(rejection: TtsRejection | { reason: string; message: string }, topic: string): void {
-    rejections.reject(rejection.reason, rejection.message, { fields: { input: { topic } } });
-  }
-
-  /** Everything up to accept() is synchronous, so two messages of one device never interleave their counter checks. */
-  function handleMessage(topic: string, bytes: Buffer): void {
-    const receivedAtMs = Date.now();
-    if (stopping) {
-      reject({ reason: 'shutting-down', message: 'message arrived while the gateway was stopping; not stored' }, topic);
-      return;
-    }
-    const event = eventOf(topic);
-    if (event === 'up') {
-      handleUplink(topic, bytes, receivedAtMs);
-      return;
-    }
-    const stream = options.eventStreams.get(event as TtsEventName);
-    if (stream === undefined) {
-      reject({ reason: 'unexpected-topic', message: `no uplink or configured event on topic ${topic} (ttn.events names the events to store)` }, topic);
-      return;
-    }
-    const parsed = parseTtsEvent(bytes, options.maxMessageBytes);
-    if (!parsed.ok) {
-      reject(parsed, topic);
-      return;
-    }
-    const record: NewRecord = {
-      key: parsed.value.devEui ?? parsed.value.deviceId,
-      stream,
-      source: SOURCE,
-      receivedAtMs,
-      eventTimeMs: receivedAtMs,
-      payload: bytes,
-      meta: { 'ttn-event': event, 'ttn-application': application },
-    };
-    const what = `${event} event of ${record.key}`;
-    inFlight.track(commit([record], [], what), what);
-  }
-
-  function handleUplink(topic: string, bytes: Buffer, receivedAtMs: number): void {
-    const parsed = parseTtsUplink(bytes, options.maxMessageBytes);
-    if (!parsed.ok) {
-      reject(parsed, topic);
-      return;
-    }
-    const uplink = parsed.value;
-    const verdict = tracker.observe(uplink.devEui, uplink.sessionKeyId, uplink.fCnt, uplink.uplinkId);
-    if (verdict.kind === 'duplicate') {
-      const message = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui} is an exact copy of the last one stored (same counter and received_at): a duplicate delivery, dropped`;
-      reject({ reason: 'duplicate', message }, topic);
-      return;
-    }
-    const counter = tracker.latest(uplink.devEui);
-    const state: StateWrite[] = [
-      { scope: STATE_SCOPE, key: uplink.devEui, value: tracker.stateValue(uplink.devEui) },
-      // Devices the tracker had to forget: their state rows go too, so the table stays as bounded as the tracker.
-      ...tracker.takeForgotten().map((devEui) => ({ scope: STATE_SCOPE, key: devEui, value: null })),
-    ];
-    const record = uplinkRecord(uplink, verdict.gap, verdict.kind === 'reset', receivedAtMs);
-    const what = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui}`;
-    inFlight.track(
-      commit([record], state, what).then((stored) => {
-        // Lost: the device goes back to its committed counter, so its next record counts this uplink in f_cnt_gap
-        // (and the metrics count what the stored records say, never one frame twice).
-        if (counter !== undefined && !stored) tracker.failed(uplink.devEui, counter);
-        if (!stored) return;
-        if (counter !== undefined) tracker.committed(uplink.devEui, counter);
-        if (verdict.gap > 0) metrics.ttnMissedFrames.inc({ application }, verdict.gap);
-        if (verdict.kind === 'reset') metrics.ttnFCntResets.inc({ application });
-      }),
-      what,
-    );
-  }
-
-  function uplinkRecord(uplink: TtsUplink, gap: number, fCntReset: boolean, receivedAtMs: number): NewRecord {
-    const iotgw: Record<string, unknown> = { f_cnt_gap: gap, ...(fCntReset ? { f_cnt_reset: true } : {}), application, codec: TTS_DECODED };
-    let message = uplink.message;
-    if (uplink.decodedPayload === undefined) {
-      const decoded = decodePayload(options.codec, uplink.fPort, uplink.frmPayload, new Date(uplink.receivedAtMs ?? receivedAtMs));
-      iotgw.codec = options.codec.name;
-      if (decoded.error !== undefined) iotgw.codec_error = decoded.error;
-      const fields = decodedFields(decoded);
-      if (Object.keys(fields).length > 0) message = { ...message, uplink_message: { ...(message.uplink_message as Record<string, unknown>), ...fields } };
-    }
-    return {
-      key: uplink.devEui,
-      stream: options.stream,
-      source: SOURCE,
-      receivedAtMs,
-      eventTimeMs: uplink.receivedAtMs === null ? receivedAtMs : (plausibleEventTime(uplink.receivedAtMs, receivedAtMs) ?? receivedAtMs),
-      payload: Buffer.from(JSON.stringify({ ...message, iotgw })),
-      // The frame's identity: the same uplink stored twice (it cannot be, but a consumer can check) has the same one.
-      meta: { 'ttn-uplink': `${uplink.devEui}:${uplink.sessionKeyId ?? ''}:${uplink.fCnt}`, 'ttn-application': application },
-    };
-  }
-
-  /** Resolves true when stored; false when refused (counted and logged: TTS will not send it again). */
-  async function commit(records: readonly NewRecord[], state: readonly StateWrite[], what: string): Promise<boolean> {
-    const result = await deps.accept(records, state);
-    if (result.ok) return true;
-    rejections.reject(result.reason, `${what} not stored: ${result.message}. TTS publishes at QoS 0 and never sends it again: it is lost`);
-    return false;
   }
 
   function scheduleReconnect(): void {
@@ -320,7 +173,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
     async start() {
       stopping = false;
       const ca = options.caFile === null ? undefined : readCaFile(options.caFile);
-      tracker = createFrameGapTracker(await deps.loadState(STATE_SCOPE));
+      const devices = await messages.start();
       metrics.ttnConnected.set({ application }, 0);
       const clientOptions: IClientOptions = {
         clientId: options.clientId,
@@ -338,25 +191,13 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       const mqttClient = mqtt.connect(options.url, clientOptions);
       // The pre-delivery hook: counter checks and the accept() call happen here, one message at a time;
       // mqtt.js reads the next packet only after the callback, so a slow buffer slows the socket instead of growing memory.
-      mqttClient.handleMessage = (packet, callback) => {
-        try {
-          handleMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
-        } catch (error) {
-          // A bug, not bad input (that is refused with a reason): never let it out into mqtt.js, where it is uncaught.
-          rejections.reject('internal-error', 'handling the message failed unexpectedly (a bug); it was not stored', {
-            level: 'error',
-            fields: { err: error, topic: printable(packet.topic, 128) },
-          });
-        }
-        if (inFlight.size < MAX_IN_FLIGHT) callback();
-        else waitingForRoom = () => callback();
-      };
+      mqttClient.handleMessage = (packet, callback) => messages.deliver(packet.topic, packet.payload, callback);
       mqttClient.on('connect', () => onConnect(mqttClient));
       mqttClient.on('error', onError);
       mqttClient.on('close', onClose);
       client = mqttClient;
       log.info(
-        { url: options.url, username: options.username, clientId: options.clientId, devices: tracker.size },
+        { url: options.url, username: options.username, clientId: options.clientId, devices },
         `TTN: connecting to ${options.url} as ${options.username}`,
       );
     },
@@ -366,10 +207,9 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       reconnects.cancel();
       const mqttClient = client;
       client = null;
-      waitingForRoom?.();
-      waitingForRoom = null;
+      messages.stopAccepting();
       if (mqttClient !== null) await mqttClient.endAsync(true);
-      await inFlight.settled();
+      await messages.settled();
       connected = false;
       subscribed = false;
       metrics.ttnConnected.set({ application }, 0);
@@ -383,13 +223,6 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
 
     isConnected: () => connected,
   };
-}
-
-/** 'up' or an event name: what follows v3/{username}/devices/{device id}/. Topics of another shape (custom filters) carry uplinks. */
-function eventOf(topic: string): string {
-  const levels = topic.split('/');
-  if (levels[0] !== 'v3' || levels[2] !== 'devices' || levels.length < 5) return 'up';
-  return levels.slice(4).join('/');
 }
 
 /**

@@ -1,0 +1,114 @@
+// OTAA joins for the LoRaWAN server (LoRaWAN 1.0.x §6.2): a join-request is checked (DevEUI of an OTAA device,
+// its JoinEUI, the MIC with the AppKey, a gateway that can answer, a DevNonce not seen before), then a new
+// session is derived and committed, and only then is the join-accept sent in RX1 (tmst + 5 s), RX2 (tmst + 6 s)
+// as fallback. Refusals go through the server's per-device rejections.
+import type { Logger } from '../../core/log.ts';
+import type { Metrics } from '../../core/metrics.ts';
+import type { RecordSource } from '../../record/record.ts';
+import type { Accept } from '../ingress.ts';
+import { deriveSessionKeys, encodeJoinAccept, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
+import type { JoinRequestFrame } from '../lorawan/phy-payload.ts';
+import type { Region } from '../lorawan/region.ts';
+import type { ClassASender, DownlinkPath } from './class-a-downlink.ts';
+import { type DeviceSessions, rememberDevNonce } from './device-sessions.ts';
+import type { Reception } from './reception.ts';
+
+/** The reasons a join-request is refused for. */
+export type JoinRejectReason = 'unknown-deveui' | 'join-eui-mismatch' | 'join-mic-mismatch' | 'devnonce-reused' | 'no-downlink-path';
+
+export interface JoinHandlerOptions {
+  readonly region: Region;
+  /** 6 hex digits. */
+  readonly netId: string;
+}
+
+export interface JoinHandlerDeps {
+  readonly accept: Accept;
+  readonly sessions: DeviceSessions;
+  /** null for a receive-only radio: every join-request is refused (no-downlink-path). */
+  readonly downlink: DownlinkPath | null;
+  readonly classA: ClassASender;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly reject: (source: RecordSource, reason: JoinRejectReason, device: string, message: string) => void;
+}
+
+export interface JoinHandler {
+  /** `receptions` best first. Resolves when the join-accept is sent, or the request refused. */
+  handleJoinRequest(frame: JoinRequestFrame, receptions: readonly Reception[], source: RecordSource): Promise<void>;
+}
+
+export function createJoinHandler(options: JoinHandlerOptions, deps: JoinHandlerDeps): JoinHandler {
+  const { region } = options;
+  const { sessions, metrics, log } = deps;
+
+  /** Counted as a rejected join, and as a rejection of the frame. */
+  function refuse(source: RecordSource, reason: JoinRejectReason, devEui: string, message: string): void {
+    metrics.lorawanJoins.inc({ result: 'rejected' });
+    deps.reject(source, reason, devEui, message);
+  }
+
+  async function handleJoinRequest(frame: JoinRequestFrame, receptions: readonly Reception[], source: RecordSource): Promise<void> {
+    const devEui = frame.devEui;
+    const device = sessions.byDevEui(devEui);
+    if (device === undefined || device.profile.activation.mode !== 'otaa') {
+      return refuse(source, 'unknown-deveui', devEui, `join-request from DevEUI ${devEui}, which is not an OTAA device in lorawan.devices`);
+    }
+    const { activation } = device.profile;
+    if (activation.joinEui !== frame.joinEui) {
+      return refuse(source, 'join-eui-mismatch', devEui, `join-request from ${devEui} names JoinEUI ${frame.joinEui}, the config says ${activation.joinEui}`);
+    }
+    if (!verifyJoinRequestMic(activation.appKey, frame.micInput, frame.mic)) {
+      return refuse(source, 'join-mic-mismatch', devEui, `join-request MIC check failed for ${devEui}: wrong app_key in the config, or a forged request`);
+    }
+    // Checked before a session is made: a session the device can never hear about would only shadow the old one.
+    if (!receptions.some((reception) => reception.timestampUs !== null && deps.downlink?.canReach(reception.gatewayEui))) {
+      return refuse(
+        source,
+        'no-downlink-path',
+        devEui,
+        `join-request from ${devEui} heard only on receive-only paths (a serial radio, or a packet forwarder that has not sent PULL_DATA yet): OTAA needs a gateway that can transmit the join-accept`,
+      );
+    }
+    if (!rememberDevNonce(device, frame.devNonce)) {
+      return refuse(source, 'devnonce-reused', devEui, `join-request from ${devEui} reuses DevNonce ${frame.devNonce}: a replayed join-request`);
+    }
+
+    const joinNonce = (device.lastJoinNonce + 1) % 0x1000000;
+    device.lastJoinNonce = joinNonce;
+    const devAddr = sessions.allocateDevAddr(options.netId);
+    const keys = deriveSessionKeys(activation.appKey, joinNonce, options.netId, frame.devNonce);
+    sessions.activate(device, {
+      devAddr,
+      nwkSKey: keys.nwkSKey,
+      appSKey: keys.appSKey,
+      id: `otaa-${joinNonce}-${frame.devNonce}`,
+      fcntUpNext: 0,
+      fcntDown: 0,
+      lastUplink: null,
+    });
+    // The session must be durable before the device can use it: otherwise a restart would forget keys the device holds.
+    const committed = await deps.accept([], [sessions.stateWrite(device)]);
+    if (!committed.ok) {
+      metrics.lorawanJoins.inc({ result: 'not-stored' });
+      log.error({ devEui, reason: committed.reason }, `OTAA join of ${devEui} not answered: its session could not be stored (${committed.message})`);
+      return;
+    }
+    const joinAccept = encodeJoinAccept(activation.appKey, {
+      joinNonce,
+      netId: options.netId,
+      devAddr,
+      rx1DrOffset: 0,
+      rx2DataRate: region.rx2DataRate,
+      rxDelay: region.rx1DelaySeconds,
+    });
+    const sent = await deps.classA.send('join-accept', device, receptions, joinAccept, region.joinAcceptDelay1Seconds, source);
+    metrics.lorawanJoins.inc({ result: sent ? 'accepted' : 'accept-not-sent' });
+    log.info(
+      { devEui, devAddr: devAddr.toUpperCase(), sent },
+      sent ? `OTAA device ${devEui} joined as ${devAddr.toUpperCase()}` : `OTAA device ${devEui}: join-accept could not be sent`,
+    );
+  }
+
+  return { handleJoinRequest };
+}
