@@ -13,14 +13,8 @@ import { SerialPort } from 'serialport';
 import { createFleet, type SimDevice } from './fleet.ts';
 import { type LorawanDeviceConfigEntry, lorawanDevicesConfig } from './lorawan-fleet.ts';
 import { type AirSignal, createRn2483Emulator, type Rn2483Emulator } from './transports/rn2483-emulator.ts';
-import {
-  createSimLorawanDevice,
-  deriveIdentity,
-  encodeReading,
-  type FleetCodec,
-  type LorawanIdentity,
-  type SimLorawanDevice,
-} from './transports/lorawan-device.ts';
+import { encodeReading } from './reading-payload.ts';
+import { createSimLorawanDevice, deriveIdentity, type FleetCodec, type LorawanIdentity, type SimLorawanDevice } from './transports/lorawan-device.ts';
 
 export interface SerialRadioSimOptions {
   /** The pty link the gateway opens (serial.path). */
@@ -98,150 +92,158 @@ export function encodeRawFrame(index: number, seq: number, temperatureDeciC: num
 
 const GARBAGE: readonly string[] = ['\u0000\u00ff\u00fe\u0013 line noise\r\n', 'RN2483 ???\r\n', 'radio_tx_ok\r\n', `${'#'.repeat(3000)}\r\n`];
 
+/** What one simulated radio holds while it runs; the functions below move it. */
+interface RadioState {
+  readonly options: SerialRadioSimOptions;
+  readonly sent: SerialSentFrame[];
+  missed: number;
+  garbageLines: number;
+  /** Inits seen by modules already detached (unplugged). */
+  inits: number;
+  socat: ChildProcess | null;
+  port: SerialPort | null;
+  emulator: Rn2483Emulator | null;
+  stopped: boolean;
+  signalStep: number;
+}
+
+interface RadioDevice {
+  readonly model: SimDevice;
+  readonly identity: LorawanIdentity;
+  readonly device: SimLorawanDevice;
+}
+
 export function createSerialRadioSim(options: SerialRadioSimOptions): SerialRadioSim {
   const codec = options.codec ?? 'mixed';
   const models = createFleet({ devices: Math.max(1, options.devices), seed: options.seed }).slice(0, options.devices);
-  const devices: { model: SimDevice; identity: LorawanIdentity; device: SimLorawanDevice }[] = models.map((model, index) => {
+  const devices: RadioDevice[] = models.map((model, index) => {
     const identity = deriveIdentity(options.seed, index, model.id, model.kind, false, codec);
     return { model, identity, device: createSimLorawanDevice(identity) };
   });
   const config = options.devices === 0 ? [] : lorawanDevicesConfig({ devices: options.devices, otaaShare: 0, codec, seed: options.seed });
   const rawSeq = new Array<number>(options.rawNodes).fill(0);
-  const sent: SerialSentFrame[] = [];
-  let missed = 0;
-  let garbageLines = 0;
-  let inits = 0;
-  let socat: ChildProcess | null = null;
-  let port: SerialPort | null = null;
-  let emulator: Rn2483Emulator | null = null;
-  let stopped = false;
-  let signalStep = 0;
-
-  async function startSocat(): Promise<void> {
-    const child = spawn(options.socatPath ?? 'socat', [`pty,raw,echo=0,link=${options.gatewayLink}`, `pty,raw,echo=0,link=${options.simLink}`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.once('error', (error) => {
-      stderr += String(error);
-    });
-    socat = child;
-    const deadline = Date.now() + 5_000;
-    while (!(existsSync(options.gatewayLink) && existsSync(options.simLink))) {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        await exited;
-        throw new Error(`socat did not create ${options.gatewayLink} and ${options.simLink}: ${stderr.trim() || 'no output'} (is socat installed?)`);
-      }
-      await sleep(20);
-    }
-  }
-
-  async function attach(): Promise<void> {
-    const opened = new SerialPort({ path: options.simLink, baudRate: 57_600, autoOpen: false });
-    await new Promise<void>((resolve, reject) => opened.open((error) => (error === null ? resolve() : reject(error))));
-    // The pty closes under us on unplug: that is expected, not an error to throw.
-    opened.on('error', () => undefined);
-    const module = createRn2483Emulator({}, (text) => {
-      if (opened.isOpen) opened.write(text);
-    });
-    opened.on('data', (chunk: Buffer) => module.receive(chunk));
-    port = opened;
-    emulator = module;
-  }
-
-  const initsOf = (module: Rn2483Emulator | null): number => module?.commands().filter((command) => command === 'mac pause').length ?? 0;
-
-  async function detach(): Promise<void> {
-    const open = port;
-    port = null;
-    inits += initsOf(emulator);
-    emulator = null;
-    if (open?.isOpen === true) await new Promise<void>((resolve) => open.close(() => resolve()));
-  }
-
-  async function stopSocat(): Promise<void> {
-    const child = socat;
-    socat = null;
-    if (child === null || child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    await exited;
-  }
-
-  /** Waits until the gateway's receiver is armed, then puts the frame on air; false if it never was. */
-  async function transmit(payload: Buffer): Promise<boolean> {
-    const deadline = Date.now() + (options.armedTimeoutMs ?? 10_000);
-    while (!stopped) {
-      // Signal quality varies a little from frame to frame, deterministically.
-      signalStep += 1;
-      const signal: AirSignal = { snr: 9 - (signalStep % 12), rssi: -60 - (signalStep % 40) };
-      if (emulator?.transmit(payload, signal) === true) return true;
-      if (Date.now() > deadline) break;
-      await sleep(5);
-    }
-    missed += 1;
-    return false;
-  }
+  const state: RadioState = { options, sent: [], missed: 0, garbageLines: 0, inits: 0, socat: null, port: null, emulator: null, stopped: false, signalStep: 0 };
+  const plug = async (): Promise<void> => {
+    state.socat = await startSocat(options);
+    Object.assign(state, await attachModule(options.simLink));
+  };
 
   return {
-    async start() {
-      await startSocat();
-      await attach();
-    },
-
+    start: plug,
     async round(roundOptions = {}) {
-      const garbage = roundOptions.garbage ?? 0;
-      for (const { model, identity, device } of devices) {
-        const reading = model.nextReading(Date.now());
-        const encoded = encodeReading(reading, identity.codec);
-        const built = device.uplink(encoded.payload, identity.fport, false);
-        if (await transmit(built.phy)) {
-          sent.push({
-            kind: 'lorawan',
-            key: identity.devEui,
-            payloadHex: built.phy.toString('hex'),
-            fcnt: built.fcnt,
-            plaintextHex: encoded.payload.toString('hex'),
-            ...(encoded.decoded === undefined ? {} : { decoded: encoded.decoded }),
-          });
-        }
-      }
+      for (const device of devices) await sendUplink(state, device);
       for (let index = 0; index < options.rawNodes; index += 1) {
         const seq = (rawSeq[index] ?? 0) + 1;
         rawSeq[index] = seq;
         const frame = encodeRawFrame(index, seq, 180 + ((index * 7 + seq) % 60), 100 - (seq % 50));
-        if (await transmit(frame)) sent.push({ kind: 'raw', key: rawNodeKey(index), payloadHex: frame.toString('hex'), seq });
+        if (await transmit(state, frame)) state.sent.push({ kind: 'raw', key: rawNodeKey(index), payloadHex: frame.toString('hex'), seq });
       }
-      for (let line = 0; line < garbage; line += 1) {
-        emulator?.inject(GARBAGE[line % GARBAGE.length] as string);
-        garbageLines += 1;
+      for (let line = 0; line < (roundOptions.garbage ?? 0); line += 1) {
+        state.emulator?.inject(GARBAGE[line % GARBAGE.length] as string);
+        state.garbageLines += 1;
       }
     },
-
     unplug: async () => {
-      await stopSocat();
-      await detach();
+      await stopSocat(state);
+      await detach(state);
     },
-
-    async replug() {
-      await startSocat();
-      await attach();
-    },
-
-    isArmed: () => emulator?.isArmed() ?? false,
-    emulator: () => emulator,
-    report: () => ({ sent: [...sent], missed, garbageLines, inits: inits + initsOf(emulator) }),
+    replug: plug,
+    isArmed: () => state.emulator?.isArmed() ?? false,
+    emulator: () => state.emulator,
+    report: () => ({ sent: [...state.sent], missed: state.missed, garbageLines: state.garbageLines, inits: state.inits + initsOf(state.emulator) }),
     devicesConfig: () => config,
-
     async stop() {
-      stopped = true;
-      await detach();
-      await stopSocat();
+      state.stopped = true;
+      await detach(state);
+      await stopSocat(state);
     },
   };
+}
+
+/** socat with a pty pair at the two links; resolves once both exist. */
+async function startSocat(options: SerialRadioSimOptions): Promise<ChildProcess> {
+  const child = spawn(options.socatPath ?? 'socat', [`pty,raw,echo=0,link=${options.gatewayLink}`, `pty,raw,echo=0,link=${options.simLink}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('error', (error) => {
+    stderr += String(error);
+  });
+  const deadline = Date.now() + 5_000;
+  while (!(existsSync(options.gatewayLink) && existsSync(options.simLink))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`socat did not create ${options.gatewayLink} and ${options.simLink}: ${stderr.trim() || 'no output'} (is socat installed?)`);
+    }
+    await sleep(20);
+  }
+  return child;
+}
+
+async function stopSocat(state: RadioState): Promise<void> {
+  const child = state.socat;
+  state.socat = null;
+  if (child === null || child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Opens the simulator's side of the pty and puts a freshly powered module behind it. */
+async function attachModule(simLink: string): Promise<{ port: SerialPort; emulator: Rn2483Emulator }> {
+  const port = new SerialPort({ path: simLink, baudRate: 57_600, autoOpen: false });
+  await new Promise<void>((resolve, reject) => port.open((error) => (error === null ? resolve() : reject(error))));
+  // The pty closes under us on unplug: that is expected, not an error to throw.
+  port.on('error', () => undefined);
+  const emulator = createRn2483Emulator({}, (text) => {
+    if (port.isOpen) port.write(text);
+  });
+  port.on('data', (chunk: Buffer) => emulator.receive(chunk));
+  return { port, emulator };
+}
+
+async function detach(state: RadioState): Promise<void> {
+  const open = state.port;
+  state.port = null;
+  state.inits += initsOf(state.emulator);
+  state.emulator = null;
+  if (open?.isOpen === true) await new Promise<void>((resolve) => open.close(() => resolve()));
+}
+
+function initsOf(module: Rn2483Emulator | null): number {
+  return module?.commands().filter((command) => command === 'mac pause').length ?? 0;
+}
+
+async function sendUplink(state: RadioState, { model, identity, device }: RadioDevice): Promise<void> {
+  const encoded = encodeReading(model.nextReading(Date.now()), identity.codec);
+  const built = device.uplink(encoded.payload, identity.fport, false);
+  if (!(await transmit(state, built.phy))) return;
+  state.sent.push({
+    kind: 'lorawan',
+    key: identity.devEui,
+    payloadHex: built.phy.toString('hex'),
+    fcnt: built.fcnt,
+    plaintextHex: encoded.payload.toString('hex'),
+    ...(encoded.decoded === undefined ? {} : { decoded: encoded.decoded }),
+  });
+}
+
+/** Waits until the gateway's receiver is armed, then puts the frame on air; false if it never was. */
+async function transmit(state: RadioState, payload: Buffer): Promise<boolean> {
+  const deadline = Date.now() + (state.options.armedTimeoutMs ?? 10_000);
+  while (!state.stopped) {
+    // Signal quality varies a little from frame to frame, deterministically.
+    state.signalStep += 1;
+    const signal: AirSignal = { snr: 9 - (state.signalStep % 12), rssi: -60 - (state.signalStep % 40) };
+    if (state.emulator?.transmit(payload, signal) === true) return true;
+    if (Date.now() > deadline) break;
+    await sleep(5);
+  }
+  state.missed += 1;
+  return false;
 }

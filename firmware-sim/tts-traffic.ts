@@ -4,7 +4,7 @@
 // faults a gateway must cope with: f_cnt gaps (frames TTS never delivered), the same message twice, and
 // malformed messages. Each publish goes through the TTS stand-in at QoS 0, and the ledger records what was
 // published, by category, and how many subscribers each message reached, so tests know what must arrive.
-import { decodeCayenneLpp } from '../src/codecs/cayenne-lpp.ts';
+import { decodeCayenneLpp, encodeCayenneLpp } from '../src/codecs/cayenne-lpp.ts';
 import { createRandom, type Random } from './fleet.ts';
 import type { TtsStandIn } from './tts-stand-in.ts';
 
@@ -82,6 +82,14 @@ const GATEWAYS = [
   { gateway_id: 'water-tower', eui: 'B827EBFFFE6A0002', location: { latitude: 52.3802, longitude: 4.8601, altitude: 55 } },
   { gateway_id: 'depot-north', eui: '0016C001FF10A235', location: { latitude: 52.3954, longitude: 4.9103, altitude: 12 } },
 ] as const;
+/** The Things Network's EU1 cluster, as TTS names itself in every uplink. */
+const NETWORK_IDS = {
+  net_id: '000013',
+  ns_id: 'EC656E0000000181',
+  tenant_id: 'ttn',
+  cluster_id: 'eu1',
+  cluster_address: 'eu1.cloud.thethings.network',
+} as const;
 const FREQUENCIES = [868_100_000, 868_300_000, 868_500_000, 867_100_000, 867_300_000, 867_500_000, 867_700_000, 867_900_000];
 
 export function createTtsFleet(applicationId: string, options: TtsFleetOptions): TtsFleet {
@@ -103,68 +111,67 @@ export function createTtsFleet(applicationId: string, options: TtsFleetOptions):
     lastReachedFCnt: null,
   }));
 
-  function nextUplink(device: TtsSimDevice, nowMs: number): Record<string, unknown> {
-    const fCnt = device.fCnt;
-    device.fCnt += 1;
-    const fPort = 1 + Math.floor(random() * 3);
-    const payload = cayennePayload(fPort, random);
-    const heardBy = GATEWAYS.slice(0, 1 + Math.floor(random() * 3));
-    const spreadingFactor = 7 + Math.floor(random() * 4);
-    const frequency = String(FREQUENCIES[Math.floor(random() * FREQUENCIES.length)]);
-    const timestamp = Math.floor(random() * 2 ** 32);
-    const gatewayTime = new Date(nowMs - 120).toISOString();
-    const receivedAt = new Date(nowMs - 40).toISOString();
-    const airtimeS = ((payload.length + 13) * 8 * 2 ** spreadingFactor) / 125_000 / 4;
-    const uplink: Record<string, unknown> = {
-      session_key_id: device.sessionKeyId,
-      ...(fPort === 0 ? {} : { f_port: fPort }),
-      // The TTS JSON mapping leaves out fields at their default value: f_cnt 0 is absent.
-      ...(fCnt === 0 ? {} : { f_cnt: fCnt }),
-      frm_payload: payload.toString('base64'),
-      ...(device.hasFormatter ? { decoded_payload: decodeCayenneLpp(payload).data } : {}),
-      rx_metadata: heardBy.map((gateway, index) => ({
-        gateway_ids: { gateway_id: gateway.gateway_id, eui: gateway.eui },
-        time: gatewayTime,
-        timestamp: (timestamp + index * 7) % 2 ** 32,
-        rssi: -70 - Math.round(random() * 50),
-        channel_rssi: -70 - Math.round(random() * 50),
-        snr: Math.round((random() * 20 - 8) * 4) / 4,
-        location: { ...gateway.location, source: 'SOURCE_REGISTRY' },
-        uplink_token: Buffer.from(`${gateway.gateway_id}:${timestamp}:${fCnt}`).toString('base64'),
-        channel_index: FREQUENCIES.indexOf(Number(frequency)),
-        received_at: receivedAt,
-      })),
-      settings: {
-        data_rate: { lora: { bandwidth: 125_000, spreading_factor: spreadingFactor, coding_rate: '4/5' } },
-        frequency,
-        timestamp,
-        time: gatewayTime,
-      },
-      received_at: receivedAt,
-      consumed_airtime: `${airtimeS.toFixed(6)}s`,
-      network_ids: {
-        net_id: '000013',
-        ns_id: 'EC656E0000000181',
-        tenant_id: 'ttn',
-        cluster_id: 'eu1',
-        cluster_address: 'eu1.cloud.thethings.network',
-      },
-    };
-    return {
-      end_device_ids: {
-        device_id: device.deviceId,
-        application_ids: { application_id: applicationId },
-        dev_eui: device.devEui.toUpperCase(),
-        join_eui: '0000000000000000',
-        dev_addr: device.devAddr.toUpperCase(),
-      },
-      correlation_ids: [`as:up:${ulid(nowMs, random)}`, `ns:uplink:${ulid(nowMs, random)}`, `rpc:/ttn.lorawan.v3.GsNs/HandleUplink:${ulid(nowMs, random)}`],
-      received_at: new Date(nowMs).toISOString(),
-      uplink_message: uplink,
-    };
-  }
-
+  const nextUplink = (device: TtsSimDevice, nowMs: number): Record<string, unknown> => uplinkMessage(applicationId, device, nowMs, random);
   return { applicationId, devices, nextUplink, random };
+}
+
+/** A TTS v3 uplink message of the device (its frame counter moves on), with TTS's field names and omissions. */
+function uplinkMessage(applicationId: string, device: TtsSimDevice, nowMs: number, random: Random): Record<string, unknown> {
+  const fCnt = device.fCnt;
+  device.fCnt += 1;
+  const uplink = uplinkFields(device, fCnt, nowMs, random);
+  return {
+    end_device_ids: {
+      device_id: device.deviceId,
+      application_ids: { application_id: applicationId },
+      dev_eui: device.devEui.toUpperCase(),
+      join_eui: '0000000000000000',
+      dev_addr: device.devAddr.toUpperCase(),
+    },
+    correlation_ids: [`as:up:${ulid(nowMs, random)}`, `ns:uplink:${ulid(nowMs, random)}`, `rpc:/ttn.lorawan.v3.GsNs/HandleUplink:${ulid(nowMs, random)}`],
+    received_at: new Date(nowMs).toISOString(),
+    uplink_message: uplink,
+  };
+}
+
+function uplinkFields(device: TtsSimDevice, fCnt: number, nowMs: number, random: Random): Record<string, unknown> {
+  const fPort = 1 + Math.floor(random() * 3);
+  const payload = cayennePayload(fPort, random);
+  const heardBy = GATEWAYS.slice(0, 1 + Math.floor(random() * 3));
+  const spreadingFactor = 7 + Math.floor(random() * 4);
+  const frequency = String(FREQUENCIES[Math.floor(random() * FREQUENCIES.length)]);
+  const timestamp = Math.floor(random() * 2 ** 32);
+  const times = { gateway: new Date(nowMs - 120).toISOString(), received: new Date(nowMs - 40).toISOString() };
+  const airtimeS = ((payload.length + 13) * 8 * 2 ** spreadingFactor) / 125_000 / 4;
+  return {
+    session_key_id: device.sessionKeyId,
+    ...(fPort === 0 ? {} : { f_port: fPort }),
+    // The TTS JSON mapping leaves out fields at their default value: f_cnt 0 is absent.
+    ...(fCnt === 0 ? {} : { f_cnt: fCnt }),
+    frm_payload: payload.toString('base64'),
+    ...(device.hasFormatter ? { decoded_payload: decodeCayenneLpp(payload).data } : {}),
+    rx_metadata: heardBy.map((gateway, index) => ({
+      gateway_ids: { gateway_id: gateway.gateway_id, eui: gateway.eui },
+      time: times.gateway,
+      timestamp: (timestamp + index * 7) % 2 ** 32,
+      rssi: -70 - Math.round(random() * 50),
+      channel_rssi: -70 - Math.round(random() * 50),
+      snr: Math.round((random() * 20 - 8) * 4) / 4,
+      location: { ...gateway.location, source: 'SOURCE_REGISTRY' },
+      uplink_token: Buffer.from(`${gateway.gateway_id}:${timestamp}:${fCnt}`).toString('base64'),
+      channel_index: FREQUENCIES.indexOf(Number(frequency)),
+      received_at: times.received,
+    })),
+    settings: {
+      data_rate: { lora: { bandwidth: 125_000, spreading_factor: spreadingFactor, coding_rate: '4/5' } },
+      frequency,
+      timestamp,
+      time: times.gateway,
+    },
+    received_at: times.received,
+    consumed_airtime: `${airtimeS.toFixed(6)}s`,
+    network_ids: { ...NETWORK_IDS },
+  };
 }
 
 type Action =
@@ -245,14 +252,20 @@ function malformedMessage(kind: MalformedKind, fleet: TtsFleet, device: TtsSimDe
 
 /** Cayenne LPP readings by f_port: 1 climate (temperature, humidity, battery), 2 presence + luminosity, 3 counter. */
 function cayennePayload(fPort: number, random: Random): Buffer {
-  const int16 = (value: number): number[] => [(value >> 8) & 0xff, value & 0xff];
   if (fPort === 1) {
-    const temperature = Math.round((random() * 40 - 10) * 10);
-    return Buffer.from([1, 103, ...int16(temperature), 2, 104, Math.round(random() * 200), 3, 2, ...int16(Math.round(300 + random() * 60))]);
+    return encodeCayenneLpp([
+      { channel: 1, type: 'temperature', value: random() * 40 - 10 },
+      { channel: 2, type: 'relative_humidity', value: random() * 100 },
+      { channel: 3, type: 'analog_in', value: 3 + random() * 0.6 },
+    ]);
   }
-  if (fPort === 2) return Buffer.from([4, 102, random() < 0.5 ? 1 : 0, 5, 101, ...int16(Math.round(random() * 5000))]);
-  const count = Math.floor(random() * 2 ** 32);
-  return Buffer.from([6, 100, (count >>> 24) & 0xff, (count >>> 16) & 0xff, (count >>> 8) & 0xff, count & 0xff]);
+  if (fPort === 2) {
+    return encodeCayenneLpp([
+      { channel: 4, type: 'presence', value: random() < 0.5 ? 1 : 0 },
+      { channel: 5, type: 'luminosity', value: random() * 5000 },
+    ]);
+  }
+  return encodeCayenneLpp([{ channel: 6, type: 'generic_sensor', value: Math.floor(random() * 2 ** 32) }]);
 }
 
 /** A ULID-looking id (TTS correlation ids carry ULIDs): time part + randomness, Crockford base32. */

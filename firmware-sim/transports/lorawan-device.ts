@@ -1,16 +1,16 @@
 // A simulated LoRaWAN 1.0.x Class-A end device with real crypto, built on the gateway's own frame layer
 // (src/ingress/lorawan): ABP, or OTAA with a join-request (random DevNonce) whose join-accept is decrypted
 // and turned into session keys; data uplinks with the full 32-bit FCntUp in MIC and keystream; the ACK of a
-// confirmed uplink checked like a radio would (MIC with the NwkSKey, FCtrl.ACK). No I/O here: lorawan-fleet.ts
-// carries the frames through simulated packet forwarders. Also derives the devices' keys from the seed and
-// turns fleet readings (fleet.ts) into FRMPayloads: Cayenne LPP or a packed binary layout.
+// confirmed uplink checked like a radio would (MIC with the NwkSKey, FCtrl.ACK). No I/O here: lorawan-air.ts
+// carries the frames through simulated packet forwarders. Also derives the devices' keys from the seed; their
+// FRMPayloads come from reading-payload.ts.
 import { createHash, randomInt } from 'node:crypto';
 import { fullFrameCounter } from '../../src/ingress/lorawan/frame-counter.ts';
 import { decodeJoinAccept, deriveSessionKeys, encodeDataFrame, encodeJoinRequest, verifyDataFrameMic } from '../../src/ingress/lorawan/frame-crypto.ts';
 import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
-import type { DeviceKind, Reading } from '../fleet.ts';
+import type { DeviceKind } from '../fleet.ts';
+import type { PayloadCodec } from '../reading-payload.ts';
 
-export type PayloadCodec = 'raw' | 'cayenne-lpp';
 /** 'mixed': meters and parking sensors speak Cayenne LPP, water meters and street lamps a packed binary layout. */
 export type FleetCodec = PayloadCodec | 'mixed';
 
@@ -63,116 +63,6 @@ export function deriveIdentity(seed: number, index: number, name: string, kind: 
   const payloadCodec: PayloadCodec = codec === 'mixed' ? (LPP_KINDS.has(kind) ? 'cayenne-lpp' : 'raw') : codec;
   return { index, name, kind, devEui, codec: payloadCodec, fport: FPORTS[kind], activation };
 }
-
-// ---- Payloads ---------------------------------------------------------------------------------------------
-
-export interface EncodedReading {
-  readonly payload: Buffer;
-  /** What the gateway's cayenne-lpp codec must produce (`decoded_payload`); absent for raw devices. */
-  readonly decoded?: Record<string, unknown>;
-}
-
-/** One Cayenne LPP entry: channel, type (IPSO id - 3200), the integer on the wire, its size and divisor. */
-interface LppEntry {
-  readonly channel: number;
-  readonly type: number;
-  readonly key: string;
-  readonly wire: number;
-  readonly size: number;
-  readonly divisor: number;
-}
-
-function lpp(entries: readonly LppEntry[]): EncodedReading {
-  const payload = Buffer.alloc(entries.reduce((sum, entry) => sum + 2 + entry.size, 0));
-  const decoded: Record<string, unknown> = {};
-  let offset = 0;
-  for (const entry of entries) {
-    payload[offset] = entry.channel;
-    payload[offset + 1] = entry.type;
-    // Signed values go out in two's complement; writeUIntBE takes the unsigned image.
-    payload.writeUIntBE(entry.wire < 0 ? entry.wire + 2 ** (8 * entry.size) : entry.wire, offset + 2, entry.size);
-    decoded[`${entry.key}_${entry.channel}`] = entry.wire / entry.divisor;
-    offset += 2 + entry.size;
-  }
-  return { payload, decoded };
-}
-
-const clamp = (value: number, min: number, max: number): number => Math.min(max, Math.max(min, Math.round(value)));
-
-/**
- * A reading as FRMPayload. Cayenne LPP (big-endian, TTS keys `<type>_<channel>`):
- *   electricity meter  1 energy kWh/1000 (u32) | 2 voltage V/100 (u16) | 3 power W (u16)
- *   water meter        1 generic_sensor litres (u32) | 2 analog_in flow l/min/100 (s16) | 3 digital_in leak
- *   parking sensor     1 presence | 2 percentage battery | 3 temperature °C/10 (s16)
- *   street lamp        1 digital_out on | 2 percentage dim | 3 power W (u16) | 4 digital_in fault
- * Raw (big-endian):
- *   electricity meter  energy Wh u32 | voltage dV u16 | power W u16
- *   water meter        volume l u32 | flow (l/min)/100 u16 | flags u8 (bit 0 leak)
- *   parking sensor     flags u8 (bit 0 occupied) | battery % u8 | temperature °C/10 s16
- *   street lamp        flags u8 (bit 0 on, bit 1 fault) | dim % u8 | power dW u16
- */
-export function encodeReading(reading: Reading, codec: PayloadCodec): EncodedReading {
-  const e = (channel: number, type: number, key: string, wire: number, size: number, divisor = 1): LppEntry => ({ channel, type, key, wire, size, divisor });
-  switch (reading.kind) {
-    case 'electricity-meter': {
-      const energyWh = clamp(reading.energy_kwh * 1000, 0, 0xffff_ffff);
-      const powerW = clamp(reading.power_w, 0, 0xffff);
-      if (codec === 'cayenne-lpp') {
-        return lpp([
-          e(1, 131, 'energy', energyWh, 4, 1000),
-          e(2, 116, 'voltage', clamp(reading.voltage_v * 100, 0, 0xffff), 2, 100),
-          e(3, 128, 'power', powerW, 2),
-        ]);
-      }
-      const payload = Buffer.alloc(8);
-      payload.writeUInt32BE(energyWh, 0);
-      payload.writeUInt16BE(clamp(reading.voltage_v * 10, 0, 0xffff), 4);
-      payload.writeUInt16BE(powerW, 6);
-      return { payload };
-    }
-    case 'water-meter': {
-      const litres = clamp(reading.volume_m3 * 1000, 0, 0xffff_ffff);
-      const flow = clamp(reading.flow_lpm * 100, 0, 0x7fff);
-      if (codec === 'cayenne-lpp') {
-        return lpp([e(1, 100, 'generic_sensor', litres, 4), e(2, 2, 'analog_in', flow, 2, 100), e(3, 0, 'digital_in', reading.leak ? 1 : 0, 1)]);
-      }
-      const payload = Buffer.alloc(7);
-      payload.writeUInt32BE(litres, 0);
-      payload.writeUInt16BE(flow, 4);
-      payload[6] = reading.leak ? 1 : 0;
-      return { payload };
-    }
-    case 'parking-sensor': {
-      const battery = clamp(reading.battery_pct, 0, 100);
-      const temperature = clamp(reading.temperature_c * 10, -0x8000, 0x7fff);
-      if (codec === 'cayenne-lpp') {
-        return lpp([e(1, 102, 'presence', reading.occupied ? 1 : 0, 1), e(2, 120, 'percentage', battery, 1), e(3, 103, 'temperature', temperature, 2, 10)]);
-      }
-      const payload = Buffer.alloc(4);
-      payload[0] = reading.occupied ? 1 : 0;
-      payload[1] = battery;
-      payload.writeInt16BE(temperature, 2);
-      return { payload };
-    }
-    case 'street-lamp': {
-      if (codec === 'cayenne-lpp') {
-        return lpp([
-          e(1, 1, 'digital_out', reading.on ? 1 : 0, 1),
-          e(2, 120, 'percentage', clamp(reading.dim_pct, 0, 100), 1),
-          e(3, 128, 'power', clamp(reading.power_w, 0, 0xffff), 2),
-          e(4, 0, 'digital_in', reading.fault ? 1 : 0, 1),
-        ]);
-      }
-      const payload = Buffer.alloc(4);
-      payload[0] = (reading.on ? 1 : 0) | (reading.fault ? 2 : 0);
-      payload[1] = clamp(reading.dim_pct, 0, 100);
-      payload.writeUInt16BE(clamp(reading.power_w * 10, 0, 0xffff), 2);
-      return { payload };
-    }
-  }
-}
-
-// ---- The device -------------------------------------------------------------------------------------------
 
 /** The session a device holds: ABP from its identity, OTAA from its last join-accept. */
 export interface DeviceSession {
@@ -256,90 +146,43 @@ const MAX_SAVED_DEV_NONCES = 1024;
 export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedDeviceState): SimLorawanDevice {
   const { activation } = identity;
   const usedDevNonces = new Set<number>(saved?.dev_nonces ?? []);
-  let recent: RecentFrame[] = [...(saved?.recent_frames ?? [])];
+  const restored = restoreSession(identity, saved);
+  let session = restored.session;
+  let recent: RecentFrame[] = restored.keepsRecentFrames ? [...(saved?.recent_frames ?? [])] : [];
   let pendingDevNonce: number | null = null;
-  let session: DeviceSession | null = null;
-
-  const savedSession = saved?.dev_eui === identity.devEui ? saved.session : null;
-  if (activation.mode === 'abp') {
-    // A saved ABP session counts only while its address and keys are still the identity's.
-    const same =
-      savedSession !== null &&
-      savedSession.dev_addr === activation.devAddr &&
-      savedSession.nwk_s_key === activation.nwkSKey.toString('hex') &&
-      savedSession.app_s_key === activation.appSKey.toString('hex');
-    session = {
-      devAddr: activation.devAddr,
-      nwkSKey: activation.nwkSKey,
-      appSKey: activation.appSKey,
-      fcntUp: same ? savedSession.f_cnt_up : 0,
-      fcntDownNext: same ? savedSession.f_cnt_down_next : 0,
-    };
-    if (!same) recent = [];
-  } else if (savedSession !== null) {
-    session = {
-      devAddr: savedSession.dev_addr,
-      nwkSKey: Buffer.from(savedSession.nwk_s_key, 'hex'),
-      appSKey: Buffer.from(savedSession.app_s_key, 'hex'),
-      fcntUp: savedSession.f_cnt_up,
-      fcntDownNext: savedSession.f_cnt_down_next,
-    };
-  }
-
-  function requireSession(): DeviceSession {
-    if (session === null) throw new Error(`device ${identity.name} has no session: an OTAA device must join first`);
-    return session;
-  }
 
   function build(payload: Uint8Array, fport: number, confirmed: boolean): BuiltUplink {
-    const current = requireSession();
-    const fcnt = current.fcntUp;
-    const phy = encodeDataFrame({
-      mtype: confirmed ? 'ConfirmedDataUp' : 'UnconfirmedDataUp',
-      devAddr: current.devAddr,
-      fcnt32: fcnt,
-      fport,
-      payload,
-      nwkSKey: current.nwkSKey,
-      appSKey: current.appSKey,
-    });
-    session = { ...current, fcntUp: (fcnt + 1) % 2 ** 32 };
-    return { phy, fcnt };
+    if (session === null) throw new Error(`device ${identity.name} has no session: an OTAA device must join first`);
+    const built = encodeUplink(session, payload, fport, confirmed);
+    session = { ...session, fcntUp: (built.fcnt + 1) % 2 ** 32 };
+    return built;
   }
 
   return {
     identity,
     session: () => session,
-
     joinRequest() {
       if (activation.mode !== 'otaa') throw new Error(`device ${identity.name} is ABP: it does not join`);
-      if (usedDevNonces.size >= 0x10000) throw new Error(`device ${identity.name} has used every DevNonce`);
-      let devNonce = randomInt(0x10000);
-      while (usedDevNonces.has(devNonce)) devNonce = randomInt(0x10000);
-      usedDevNonces.add(devNonce);
+      const devNonce = newDevNonce(identity, usedDevNonces);
       pendingDevNonce = devNonce;
       return { phy: encodeJoinRequest({ appKey: activation.appKey, joinEui: activation.joinEui, devEui: identity.devEui, devNonce }), devNonce };
     },
-
     acceptJoin(phy) {
       if (activation.mode !== 'otaa' || pendingDevNonce === null) return false;
-      const accept = decodeJoinAccept(activation.appKey, phy);
-      if (!accept.ok) return false;
-      const keys = deriveSessionKeys(activation.appKey, accept.joinNonce, accept.netId, pendingDevNonce);
+      const joined = sessionFromJoinAccept(activation.appKey, phy, pendingDevNonce);
+      if (joined === null) return false;
       pendingDevNonce = null;
-      // A new session starts both counters at 0 (§6.2.5) and makes every earlier frame meaningless.
-      session = { devAddr: accept.devAddr, nwkSKey: keys.nwkSKey, appSKey: keys.appSKey, fcntUp: 0, fcntDownNext: 0 };
+      // A new session makes every earlier frame meaningless.
+      session = joined;
       recent = [];
       return true;
     },
-
     uplink(payload, fport, confirmed) {
       const built = build(payload, fport, confirmed);
       recent.push({ fcnt: built.fcnt, phyHex: built.phy.toString('hex'), sentAtMs: Date.now() });
       if (recent.length > RECENT_FRAMES) recent.shift();
       return built;
     },
-
     corruptUplink(payload, fport) {
       const built = build(payload, fport, false);
       const phy = Buffer.from(built.phy);
@@ -347,47 +190,115 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
       phy[micByte] = (phy[micByte] ?? 0) ^ (1 << randomInt(8));
       return { phy, fcnt: built.fcnt };
     },
-
     markSent(fcnt) {
       for (const frame of recent) if (frame.fcnt === fcnt) frame.sentAtMs = Date.now();
     },
-
     replayCandidate(random, sentBeforeMs) {
       // The latest frame would be a retransmission to the gateway, not a replay.
       const candidates = recent.slice(0, -1).filter((frame) => (frame.sentAtMs ?? 0) <= sentBeforeMs);
       if (candidates.length === 0) return null;
       return candidates[Math.floor(random() * candidates.length)] ?? null;
     },
-
     receiveDownlink(phy) {
-      const current = session;
-      if (current === null) return null;
-      const parsed = parsePhyPayload(phy);
-      if (!parsed.ok || parsed.frame.kind !== 'data' || parsed.frame.direction !== 'down') return null;
-      const frame = parsed.frame;
-      if (frame.devAddr !== current.devAddr) return null;
-      const fcntDown = fullFrameCounter(current.fcntDownNext, frame.fcnt16);
-      if (!verifyDataFrameMic(current.nwkSKey, 'down', frame.devAddr, fcntDown, frame.micInput, frame.mic)) return null;
-      session = { ...current, fcntDownNext: (fcntDown + 1) % 2 ** 32 };
-      return { ack: frame.fctrl.ack, fcntDown, fport: frame.fport };
+      const received = session === null ? null : decodeDownlink(session, phy);
+      if (received === null) return null;
+      session = received.session;
+      return received.downlink;
     },
+    snapshot: () => snapshotOf(identity, session, usedDevNonces, recent),
+  };
+}
 
-    snapshot() {
-      return {
-        dev_eui: identity.devEui,
-        session:
-          session === null
-            ? null
-            : {
-                dev_addr: session.devAddr,
-                nwk_s_key: session.nwkSKey.toString('hex'),
-                app_s_key: session.appSKey.toString('hex'),
-                f_cnt_up: session.fcntUp,
-                f_cnt_down_next: session.fcntDownNext,
-              },
-        dev_nonces: [...usedDevNonces].slice(-MAX_SAVED_DEV_NONCES),
-        recent_frames: [...recent],
-      };
-    },
+/**
+ * The session a device starts with: ABP from its identity (counters from `saved` while its address and keys
+ * are still the identity's), OTAA the saved one, if any. Recent frames only count within the same session.
+ */
+function restoreSession(identity: LorawanIdentity, saved: SavedDeviceState | undefined): { session: DeviceSession | null; keepsRecentFrames: boolean } {
+  const { activation } = identity;
+  const savedSession = saved?.dev_eui === identity.devEui ? saved.session : null;
+  if (activation.mode === 'abp') {
+    const same =
+      savedSession !== null &&
+      savedSession.dev_addr === activation.devAddr &&
+      savedSession.nwk_s_key === activation.nwkSKey.toString('hex') &&
+      savedSession.app_s_key === activation.appSKey.toString('hex');
+    const { devAddr, nwkSKey, appSKey } = activation;
+    const counters = same ? { fcntUp: savedSession.f_cnt_up, fcntDownNext: savedSession.f_cnt_down_next } : { fcntUp: 0, fcntDownNext: 0 };
+    return { session: { devAddr, nwkSKey, appSKey, ...counters }, keepsRecentFrames: same };
+  }
+  if (savedSession === null) return { session: null, keepsRecentFrames: true };
+  const session: DeviceSession = {
+    devAddr: savedSession.dev_addr,
+    nwkSKey: Buffer.from(savedSession.nwk_s_key, 'hex'),
+    appSKey: Buffer.from(savedSession.app_s_key, 'hex'),
+    fcntUp: savedSession.f_cnt_up,
+    fcntDownNext: savedSession.f_cnt_down_next,
+  };
+  return { session, keepsRecentFrames: true };
+}
+
+/** A DevNonce this device never sent before: the gateway refuses a reused one (LoRaWAN 1.0.x §6.2.4). */
+function newDevNonce(identity: LorawanIdentity, used: Set<number>): number {
+  if (used.size >= 0x10000) throw new Error(`device ${identity.name} has used every DevNonce`);
+  let devNonce = randomInt(0x10000);
+  while (used.has(devNonce)) devNonce = randomInt(0x10000);
+  used.add(devNonce);
+  return devNonce;
+}
+
+/** The session a join-accept for this device's pending DevNonce gives, or null if it is not one. */
+function sessionFromJoinAccept(appKey: Buffer, phy: Uint8Array, devNonce: number): DeviceSession | null {
+  const accept = decodeJoinAccept(appKey, phy);
+  if (!accept.ok) return null;
+  const keys = deriveSessionKeys(appKey, accept.joinNonce, accept.netId, devNonce);
+  // A new session starts both counters at 0 (§6.2.5).
+  return { devAddr: accept.devAddr, nwkSKey: keys.nwkSKey, appSKey: keys.appSKey, fcntUp: 0, fcntDownNext: 0 };
+}
+
+function encodeUplink(session: DeviceSession, payload: Uint8Array, fport: number, confirmed: boolean): BuiltUplink {
+  const fcnt = session.fcntUp;
+  const phy = encodeDataFrame({
+    mtype: confirmed ? 'ConfirmedDataUp' : 'UnconfirmedDataUp',
+    devAddr: session.devAddr,
+    fcnt32: fcnt,
+    fport,
+    payload,
+    nwkSKey: session.nwkSKey,
+    appSKey: session.appSKey,
+  });
+  return { phy, fcnt };
+}
+
+/** A downlink for this session (its DevAddr, a valid MIC) and the session with FCntDown moved past it; else null. */
+function decodeDownlink(session: DeviceSession, phy: Uint8Array): { downlink: ReceivedDownlink; session: DeviceSession } | null {
+  const parsed = parsePhyPayload(phy);
+  if (!parsed.ok || parsed.frame.kind !== 'data' || parsed.frame.direction !== 'down') return null;
+  const frame = parsed.frame;
+  if (frame.devAddr !== session.devAddr) return null;
+  const fcntDown = fullFrameCounter(session.fcntDownNext, frame.fcnt16);
+  if (!verifyDataFrameMic(session.nwkSKey, 'down', frame.devAddr, fcntDown, frame.micInput, frame.mic)) return null;
+  return { downlink: { ack: frame.fctrl.ack, fcntDown, fport: frame.fport }, session: { ...session, fcntDownNext: (fcntDown + 1) % 2 ** 32 } };
+}
+
+function snapshotOf(
+  identity: LorawanIdentity,
+  session: DeviceSession | null,
+  usedDevNonces: ReadonlySet<number>,
+  recent: readonly RecentFrame[],
+): SavedDeviceState {
+  return {
+    dev_eui: identity.devEui,
+    session:
+      session === null
+        ? null
+        : {
+            dev_addr: session.devAddr,
+            nwk_s_key: session.nwkSKey.toString('hex'),
+            app_s_key: session.appSKey.toString('hex'),
+            f_cnt_up: session.fcntUp,
+            f_cnt_down_next: session.fcntDownNext,
+          },
+    dev_nonces: [...usedDevNonces].slice(-MAX_SAVED_DEV_NONCES),
+    recent_frames: [...recent],
   };
 }

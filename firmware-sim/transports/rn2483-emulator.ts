@@ -86,69 +86,37 @@ function settingChecks(model: 'RN2483' | 'RN2903'): Readonly<Record<string, Chec
   };
 }
 
+/** What the module keeps while it has power. */
+interface ModuleState {
+  readonly options: Rn2483EmulatorOptions;
+  readonly version: string;
+  readonly checks: Readonly<Record<string, Check>>;
+  paused: boolean;
+  armed: boolean;
+  macBusy: boolean;
+  settings: Record<string, string>;
+  lastSignal: AirSignal | null;
+}
+
 export function createRn2483Emulator(options: Rn2483EmulatorOptions, write: (text: string) => void): Rn2483Emulator {
   const model = options.model ?? 'RN2483';
-  const checks = settingChecks(model);
-  let paused = false;
-  let armed = false;
-  let macBusy = false;
-  let settings: Record<string, string> = { ...DEFAULT_SETTINGS };
-  let lastSignal: AirSignal | null = null;
+  const state: ModuleState = {
+    options,
+    version: `${model} ${FIRMWARE}`,
+    checks: settingChecks(model),
+    paused: false,
+    armed: false,
+    macBusy: false,
+    settings: { ...DEFAULT_SETTINGS },
+    lastSignal: null,
+  };
   const received: string[] = [];
   const send = (line: string): void => write(`${line}\r\n`);
-  const version = `${model} ${FIRMWARE}`;
-
-  function answer(line: string): string {
-    const words = line.trim().split(/\s+/);
-    const [group, verb, name, value, extra] = words;
-    if (line === 'sys get ver') return version;
-    if (line === 'sys reset') {
-      paused = false;
-      armed = false;
-      settings = { ...DEFAULT_SETTINGS };
-      return version;
-    }
-    if (line === 'mac pause') {
-      if (macBusy) return '0';
-      paused = true;
-      return PAUSE_MS;
-    }
-    if (line === 'mac resume') {
-      paused = false;
-      return 'ok';
-    }
-    if (group !== 'radio') return 'invalid_param';
-    if (verb === 'rxstop' && name === undefined) {
-      if (options.rxStop === false) return 'invalid_param';
-      armed = false;
-      return 'ok';
-    }
-    if (verb === 'rx' && name !== undefined && value === undefined) {
-      if (!/^\d+$/.test(name)) return 'invalid_param';
-      if (!paused || armed) return 'busy';
-      armed = true;
-      return 'ok';
-    }
-    if (verb === 'get' && name !== undefined && value === undefined) {
-      if (name === 'snr') return String(lastSignal?.snr ?? -128);
-      if (name === 'pktrssi') return options.pktRssi === false ? 'invalid_param' : String(lastSignal?.rssi ?? -128);
-      return settings[name] ?? 'invalid_param';
-    }
-    if (verb === 'set' && name !== undefined && value !== undefined && extra === undefined) {
-      const check = checks[name];
-      if (check === undefined || !check(value)) return 'invalid_param';
-      if (!paused || armed) return 'busy';
-      settings[name] = value;
-      return 'ok';
-    }
-    return 'invalid_param';
-  }
-
   const splitter = createLineSplitter(1024, {
     onLine(line) {
       if (line === '') return;
       received.push(line);
-      send(answer(line));
+      send(answer(state, line));
     },
     onOverlong() {
       send('invalid_param');
@@ -157,37 +125,76 @@ export function createRn2483Emulator(options: Rn2483EmulatorOptions, write: (tex
 
   return {
     receive: (chunk) => splitter.push(chunk),
-
     transmit(payload, signal = { snr: 9, rssi: -57 }) {
-      if (!armed) return false;
-      armed = false;
-      lastSignal = signal;
+      if (!state.armed) return false;
+      state.armed = false;
+      state.lastSignal = signal;
       send(`radio_rx  ${Buffer.from(payload).toString('hex').toUpperCase()}`);
       return true;
     },
-
     failReception() {
-      if (!armed) return false;
-      armed = false;
+      if (!state.armed) return false;
+      state.armed = false;
       send('radio_err');
       return true;
     },
-
     inject: (text) => write(text),
-    isArmed: () => armed,
+    isArmed: () => state.armed,
     commands: () => received,
-    settings: () => settings,
-
+    settings: () => state.settings,
     reset() {
-      paused = false;
-      armed = false;
-      settings = { ...DEFAULT_SETTINGS };
-      lastSignal = null;
-      send(version);
+      Object.assign(state, { paused: false, armed: false, settings: { ...DEFAULT_SETTINGS }, lastSignal: null });
+      send(state.version);
     },
-
     setMacBusy(busy) {
-      macBusy = busy;
+      state.macBusy = busy;
     },
   };
+}
+
+/** The module's one-line answer to a command, with its effect on the state. */
+function answer(state: ModuleState, line: string): string {
+  if (line === 'sys get ver') return state.version;
+  if (line === 'sys reset') {
+    Object.assign(state, { paused: false, armed: false, settings: { ...DEFAULT_SETTINGS } });
+    return state.version;
+  }
+  if (line === 'mac pause') {
+    if (state.macBusy) return '0';
+    state.paused = true;
+    return PAUSE_MS;
+  }
+  if (line === 'mac resume') {
+    state.paused = false;
+    return 'ok';
+  }
+  const [group, verb, name, value, extra] = line.trim().split(/\s+/);
+  return group === 'radio' ? answerRadio(state, verb, name, value, extra) : 'invalid_param';
+}
+
+function answerRadio(state: ModuleState, verb?: string, name?: string, value?: string, extra?: string): string {
+  if (verb === 'rxstop' && name === undefined) {
+    if (state.options.rxStop === false) return 'invalid_param';
+    state.armed = false;
+    return 'ok';
+  }
+  if (verb === 'rx' && name !== undefined && value === undefined) {
+    if (!/^\d+$/.test(name)) return 'invalid_param';
+    if (!state.paused || state.armed) return 'busy';
+    state.armed = true;
+    return 'ok';
+  }
+  if (verb === 'get' && name !== undefined && value === undefined) {
+    if (name === 'snr') return String(state.lastSignal?.snr ?? -128);
+    if (name === 'pktrssi') return state.options.pktRssi === false ? 'invalid_param' : String(state.lastSignal?.rssi ?? -128);
+    return state.settings[name] ?? 'invalid_param';
+  }
+  if (verb === 'set' && name !== undefined && value !== undefined && extra === undefined) {
+    const check = state.checks[name];
+    if (check === undefined || !check(value)) return 'invalid_param';
+    if (!state.paused || state.armed) return 'busy';
+    state.settings[name] = value;
+    return 'ok';
+  }
+  return 'invalid_param';
 }

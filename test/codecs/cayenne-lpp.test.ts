@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeCayenneLpp } from '../../src/codecs/cayenne-lpp.ts';
+import { CAYENNE_LPP_TYPES, type CayenneLppField, type CayenneLppTypeSpec, decodeCayenneLpp, encodeCayenneLpp } from '../../src/codecs/cayenne-lpp.ts';
 
 const hex = (value: string): Buffer => Buffer.from(value, 'hex');
 
@@ -88,4 +88,92 @@ test('input that is not bytes is an error, not a throw', () => {
   const result = decodeCayenneLpp(null as unknown as Uint8Array);
   assert.ok(!result.ok);
   assert.deepEqual(result.data, {});
+});
+
+// ---- Encoder: the same type table, both directions ---------------------------------------------------------
+
+/** A type's fields in wire order; a single-number type has one, named ''. */
+function fieldsOf(spec: CayenneLppTypeSpec): [string, CayenneLppField][] {
+  const { value } = spec;
+  return typeof value.size === 'number' ? [['', value as CayenneLppField]] : Object.entries(value as Record<string, CayenneLppField>);
+}
+
+/** Wire values spanning a field: its bounds, zero, and one with a fraction finer than the resolution. */
+function sampleValue(field: CayenneLppField, sample: number): number {
+  const range = 2 ** (8 * field.size);
+  const [min, max] = field.signed ? [-range / 2, range / 2 - 1] : [0, range - 1];
+  return [min, max, 0, Math.floor(max / 3) + 0.37][sample % 4] ?? 0;
+}
+
+/** Four values of the type, in its unit: a number, or an object of numbers for composite types. */
+function entryValues(spec: CayenneLppTypeSpec): (number | Record<string, number>)[] {
+  const fields = fieldsOf(spec);
+  return [0, 1, 2, 3].map((sample) => {
+    const values = fields.map(([name, field]) => [name, sampleValue(field, sample) / field.multiplier] as const);
+    return fields.length === 1 && fields[0]?.[0] === '' ? (values[0]?.[1] ?? 0) : Object.fromEntries(values);
+  });
+}
+
+function assertWithinResolution(actual: unknown, expected: number | Record<string, number>, spec: CayenneLppTypeSpec, label: string): void {
+  for (const [name, field] of fieldsOf(spec)) {
+    const got = name === '' ? actual : (actual as Record<string, unknown>)[name];
+    const want = typeof expected === 'number' ? expected : (expected[name] ?? Number.NaN);
+    assert.equal(typeof got, 'number', `${label}${name}`);
+    assert.ok(Math.abs((got as number) - want) <= 0.5 / field.multiplier + 1e-9, `${label}${name}: ${got} vs ${want}`);
+  }
+}
+
+test('round trip: every type, at its bounds, zero and in between, decodes to what was encoded within its resolution', () => {
+  for (const spec of CAYENNE_LPP_TYPES) {
+    const values = entryValues(spec);
+    const entries = values.map((value, channel) => ({ channel, type: spec.key, value }));
+    const decoded = decodeCayenneLpp(encodeCayenneLpp(entries));
+    assert.ok(decoded.ok, `${spec.key}: ${decoded.ok ? '' : decoded.error}`);
+    assert.equal(Object.keys(decoded.data).length, values.length, spec.key);
+    for (const [channel, value] of values.entries()) assertWithinResolution(decoded.data[`${spec.key}_${channel}`], value, spec, `${spec.key}_${channel}`);
+  }
+});
+
+test('round trip: all types in one frame, each key <type>_<channel>', () => {
+  const entries = CAYENNE_LPP_TYPES.map((spec, channel) => ({ channel, type: spec.key, value: entryValues(spec)[3] ?? 0 }));
+  const decoded = decodeCayenneLpp(encodeCayenneLpp(entries));
+  assert.ok(decoded.ok);
+  assert.deepEqual(
+    Object.keys(decoded.data),
+    CAYENNE_LPP_TYPES.map((spec, channel) => `${spec.key}_${channel}`),
+  );
+});
+
+test('the encoder writes the bytes of the fixtures the decoder reads (ElectronicCats layout)', () => {
+  const frame = encodeCayenneLpp([
+    { channel: 3, type: 'temperature', value: 27.2 },
+    { channel: 1, type: 'analog_in', value: -0.01 },
+    { channel: 2, type: 'gps', value: { latitude: -838.8608, longitude: -838.8608, altitude: -0.01 } },
+    { channel: 10, type: 'energy', value: 4_294_967.295 },
+    { channel: 13, type: 'colour', value: { r: 255, g: 128, b: 0 } },
+  ]);
+  assert.equal(frame.toString('hex'), '03670110' + '0102ffff' + '0288800000800000ffffff' + '0a83ffffffff' + '0d87ff8000');
+});
+
+test('the encoder rounds to the resolution and saturates at the range instead of wrapping', () => {
+  const frame = encodeCayenneLpp([
+    { channel: 1, type: 'temperature', value: 21.04 },
+    { channel: 2, type: 'relative_humidity', value: 200 },
+    { channel: 3, type: 'voltage', value: -5 },
+    { channel: 4, type: 'temperature', value: -5000 },
+  ]);
+  assert.deepEqual(decodeCayenneLpp(frame), {
+    ok: true,
+    data: { temperature_1: 21, relative_humidity_2: 127.5, voltage_3: 0, temperature_4: -3276.8 },
+  });
+});
+
+test('the encoder refuses what has no encoding, naming the entry', () => {
+  const encode = (entry: unknown) => () => encodeCayenneLpp([entry as Parameters<typeof encodeCayenneLpp>[0][number]]);
+  assert.throws(encode({ channel: 1, type: 'smell', value: 1 }), /unknown type 'smell'/);
+  assert.throws(encode({ channel: 256, type: 'temperature', value: 1 }), /temperature channel must be an integer 0\.\.255, got 256/);
+  assert.throws(encode({ channel: 1, type: 'temperature', value: Number.NaN }), /temperature_1 must be a finite number/);
+  assert.throws(encode({ channel: 1, type: 'temperature', value: { x: 1 } }), /temperature_1 must be a finite number/);
+  assert.throws(encode({ channel: 2, type: 'gps', value: { latitude: 1, longitude: 2 } }), /gps_2 must be an object with a finite number 'altitude'/);
+  assert.throws(encode({ channel: 2, type: 'gps', value: null }), /gps_2 must be an object/);
 });

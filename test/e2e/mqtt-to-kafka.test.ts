@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { allAckedRead, checkDelivery } from '../helpers/delivery-check.ts';
 import { type GatewayProcess, freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';

@@ -7,7 +7,7 @@ import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { ackedSeqs } from '../../firmware-sim/device-ledger.ts';
-import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import { SHUTDOWN_DEADLINE_MS } from '../../src/ops/shutdown.ts';
 import { startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';

@@ -16,7 +16,7 @@ import { ackedSeqs } from '../../firmware-sim/device-ledger.ts';
 import type { DeviceLedger } from '../../firmware-sim/device-ledger.ts';
 import { createFleet } from '../../firmware-sim/fleet.ts';
 import type { Reading } from '../../firmware-sim/fleet.ts';
-import { runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -409,6 +409,18 @@ test('cli: mqtt --json prints one JSON summary', async (t) => {
   assert.equal(summary.stoppedBy, 'messages');
   assert.equal(typeof (summary.ackLatencyMs as { p99?: unknown }).p99, 'number');
   assert.equal(result.stderr, '');
+});
+
+test('cli: --duration takes a bare number of seconds, as before units, and a unit alike', async (t) => {
+  const { url } = await startBroker(t);
+  // Two simulators on one broker need their own device ids: a second CONNECT with a client id takes over the first.
+  const run = (prefix: string, duration: string) =>
+    runCli(['mqtt', '--url', url, '--devices', '2', '--rate', '20', '--quiet', '--prefix', prefix, '--duration', duration]);
+  const [seconds, units] = await Promise.all([run('a-', '1'), run('b-', '500ms')]);
+  assert.equal(seconds.code, 0, seconds.stderr);
+  assert.match(seconds.stdout, /stopped\s+--duration 1 s elapsed/);
+  assert.equal(units.code, 0, units.stderr);
+  assert.match(units.stdout, /stopped\s+--duration 0\.5 s elapsed/);
 });
 
 test('mqtt: with no broker, the run ends at the connect deadline and reports why', async () => {

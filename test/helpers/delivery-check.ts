@@ -2,7 +2,7 @@
 // acknowledged reading must be there, each device's readings must first appear in order, and a
 // record id must never name two different records (duplicates are allowed, but identifiable).
 import { ackedSeqs } from '../../firmware-sim/device-ledger.ts';
-import type { MqttFleetReport } from '../../firmware-sim/transports/mqtt-device.ts';
+import type { MqttFleetReport } from '../../firmware-sim/mqtt-fleet.ts';
 import type { ConsumedMessage } from './kafka-mock.ts';
 
 export interface DeliveryCheck {

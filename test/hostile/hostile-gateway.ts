@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createFleet } from '../../firmware-sim/fleet.ts';
-import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { type MqttFleetReport, runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import { hashPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { allAckedRead, checkDelivery } from '../helpers/delivery-check.ts';

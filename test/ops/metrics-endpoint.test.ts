@@ -2,7 +2,7 @@
 // devices published; /readyz flips to "buffering" while the Kafka mock cluster is down and back to "up".
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import { startOpsGateway } from '../helpers/ops-gateway.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 

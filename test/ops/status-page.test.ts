@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connectAsync } from 'mqtt';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import type { StatusSnapshot } from '../../src/ops/status.ts';
 import { startOpsGateway } from '../helpers/ops-gateway.ts';
 import { waitFor } from '../helpers/wait-for.ts';

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRandom } from '../../firmware-sim/fleet.ts';
-import { runMqttFleet } from '../../firmware-sim/transports/mqtt-device.ts';
+import { runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import { checkDelivery } from '../helpers/delivery-check.ts';
 import { type GatewayProcess, freePort, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { startKafkaMock, tailTopic, topicOffsets } from '../helpers/kafka-mock.ts';

@@ -1,0 +1,187 @@
+// `firmware-sim lorawan`: the LoRaWAN fleet (lorawan-fleet.ts) from the command line, and the devices file
+// the gateway needs for it (--write-devices). Progress once per second to stderr, then a summary (or the
+// whole report as one JSON object) to stdout.
+import { type LorawanFleetOptions, type LorawanFleetProgress, type LorawanFleetReport, lorawanDevicesConfig, runLorawanFleet } from '../lorawan-fleet.ts';
+import { defineCommand, EXIT_NO_CONNECTION, EXIT_OK, QUIET_FLAG } from './command-runner.ts';
+import { choiceFlag, durationFlag, type FlagValues, integerFlag, numberFlag, shareFlag, switchFlag, textFlag, valueFlag } from './flags.ts';
+
+const LORAWAN_FLAGS = {
+  server: valueFlag({
+    placeholder: 'HOST:PORT',
+    default: { host: '127.0.0.1', port: 1700 },
+    expected: 'HOST:PORT',
+    parse: parseHostPort,
+    help: "iotgw's Semtech UDP listener. Default: 127.0.0.1:1700",
+  }),
+  gateways: integerFlag({ placeholder: 'G', min: 1, default: 2, help: 'simulated packet forwarders (each its own up and down socket). Default: 2' }),
+  devices: integerFlag({ min: 1, default: 50, help: 'simulated devices. Default: 50' }),
+  'otaa-share': shareFlag({ default: 0.5, help: 'share of OTAA devices, 0..1 (the rest are ABP). Default: 0.5' }),
+  codec: choiceFlag({
+    placeholder: 'C',
+    choices: ['mixed', 'raw', 'cayenne-lpp'],
+    default: 'mixed',
+    help: 'mixed, cayenne-lpp or raw (the codec of every device). Default: mixed',
+  }),
+  prefix: textFlag({ placeholder: 'TEXT', help: 'put before every device name. Default: none' }),
+  seed: integerFlag({ default: 1, help: 'integer seed of keys, devices and readings. Default: 1' }),
+  rate: numberFlag({
+    placeholder: 'R',
+    min: 0,
+    default: 20,
+    help: 'transmissions per second across the fleet (join-requests, uplinks, replays,\nforgeries; retransmissions come on top); 0 = no limit. Default: 20',
+  }),
+  duration: durationFlag({
+    help: 'stop starting uplinks after D (60s, 5m, 1h, 500ms; a bare number is seconds).\nDefault: 60s, or none when --messages is given',
+  }),
+  messages: integerFlag({ min: 1, help: 'each device sends N new uplinks, then stops' }),
+  'confirmed-share': shareFlag({ default: 0, help: 'share of uplinks sent confirmed (the device waits for the ACK). Default: 0' }),
+  'two-gateway-share': shareFlag({ default: 0, help: "share of frames heard by two forwarders (within iotgw's dedup window). Default: 0" }),
+  'missed-ack-share': shareFlag({ default: 0, help: 'share of ACKs the devices fail to hear, so they retransmit. Default: 0' }),
+  retransmissions: integerFlag({ min: 0, default: 3, help: 'retransmissions of an unacknowledged confirmed uplink. Default: 3' }),
+  'ack-timeout': durationFlag({ default: 3_000, help: 'wait for an ACK this long before retransmitting. Default: 3s' }),
+  replays: integerFlag({ min: 0, default: 0, help: 'old frames sent again, as an attacker would; iotgw must refuse them. Default: 0' }),
+  corrupt: integerFlag({ min: 0, default: 0, help: 'uplinks sent with a forged MIC (one bit flipped); iotgw must refuse them. Default: 0' }),
+  state: textFlag({ placeholder: 'FILE', help: 'device counters and sessions: read at the start if present, written at the end' }),
+  rejoin: switchFlag({ help: 'OTAA devices join again even when --state holds their session' }),
+  json: switchFlag({ help: 'print the report as one JSON object on stdout (every frame of every device)' }),
+  quiet: QUIET_FLAG,
+};
+
+type LorawanFlags = FlagValues<typeof LORAWAN_FLAGS>;
+
+export const LORAWAN_COMMAND = defineCommand({
+  name: 'lorawan',
+  summary: 'LoRaWAN devices (ABP, OTAA) behind simulated Semtech UDP packet forwarders, real crypto',
+  about: `firmware-sim lorawan: simulated LoRaWAN 1.0.x Class-A devices (ABP and OTAA) behind G
+simulated Semtech UDP packet forwarders, talking to iotgw's LoRaWAN listener (lorawan.udp) with
+real crypto: OTAA join-request / join-accept, encrypted FRMPayload, MICs, confirmed uplinks and ACKs.
+
+Devices are the fleet models (electricity and water meters, parking sensors, street lamps). In the
+default mixed fleet meters and parking sensors send Cayenne LPP (iotgw decodes it into
+decoded_payload), water meters and street lamps a packed binary payload. DevEUIs and keys follow
+from --seed, so the devices file written once matches every later run with the same seed.
+
+How to use it with iotgw:
+  1. Write the devices file (keys are secrets: the file is created readable by you only):
+       firmware-sim lorawan --devices 50 --otaa-share 0.5 --seed 1 --write-devices /etc/iotgw/sim-devices.yaml
+  2. Point iotgw at it, in iotgw.yaml:
+       lorawan:
+         enabled: true
+         udp: { host: 0.0.0.0, port: 1700 }
+         devices_file: /etc/iotgw/sim-devices.yaml
+     and (re)start iotgw.
+  3. Run the simulator with the same --devices, --otaa-share, --codec, --prefix and --seed:
+       firmware-sim lorawan --server 127.0.0.1:1700 --devices 50 --otaa-share 0.5 --seed 1 --rate 20 --duration 60s
+     Uplinks arrive in Kafka as The Things Stack v3 uplink messages keyed by DevEUI.
+  4. Use --state FILE on every run: ABP devices then keep their frame counters, and OTAA devices their
+     sessions, from one run to the next, as real devices do. Without it a second run starts counting at
+     0 again and iotgw refuses those frames as replays (OTAA devices re-join, which is fine).`,
+  flags: LORAWAN_FLAGS,
+  more: `OTAA devices first send a join-request (random DevNonce) and take the join-accept if it reaches
+the forwarder before its RX1/RX2 time; they retry with a new DevNonce after 7 s. A device takes a
+downlink as soon as it arrives rather than at its window time, so runs stay fast. Progress goes to
+stderr once per second; the summary (sent, valid, PUSH_ACKs, confirmed ACKed, joins, replays and
+forgeries) to stdout. Ctrl-C stops new transmissions and still prints the summary.
+Exit codes: 0 run finished or stopped by a signal, 1 no PUSH_DATA was acknowledged (is iotgw
+listening with lorawan.enabled: true?), 2 bad usage.
+
+Examples:
+  firmware-sim lorawan --write-devices sim-devices.yaml --devices 10 --seed 1
+  firmware-sim lorawan --devices 10 --seed 1 --messages 5 --confirmed-share 0.2 --state sim-state.json
+  firmware-sim lorawan --gateways 3 --devices 200 --rate 50 --duration 5m --two-gateway-share 0.3 \\
+    --replays 3 --corrupt 3 --state sim-state.json --json > report.json
+`,
+  devicesFile: (flags) => {
+    const shape = fleetShape(flags);
+    const prefix = shape.prefix === undefined ? '' : ` --prefix ${shape.prefix}`;
+    return {
+      flags: `--devices ${shape.devices} --otaa-share ${shape.otaaShare} --codec ${shape.codec} --seed ${shape.seed}${prefix}`,
+      devices: lorawanDevicesConfig(shape),
+    };
+  },
+  run: runLorawanCommand,
+});
+
+/** The flags that decide which devices exist (and so their keys): a devices file and a run must agree on them. */
+function fleetShape(flags: LorawanFlags) {
+  return {
+    devices: flags.devices,
+    otaaShare: flags['otaa-share'],
+    codec: flags.codec,
+    seed: flags.seed,
+    ...(flags.prefix === undefined ? {} : { prefix: flags.prefix }),
+  };
+}
+
+async function runLorawanCommand(flags: LorawanFlags, signal: AbortSignal): Promise<number> {
+  const options: LorawanFleetOptions = {
+    ...fleetShape(flags),
+    server: flags.server,
+    gateways: flags.gateways,
+    ratePerSecond: flags.rate,
+    durationMs: flags.duration ?? (flags.messages === undefined ? 60_000 : 0),
+    confirmedShare: flags['confirmed-share'],
+    twoGatewayShare: flags['two-gateway-share'],
+    missedAckShare: flags['missed-ack-share'],
+    maxRetransmissions: flags.retransmissions,
+    ackTimeoutMs: flags['ack-timeout'],
+    replays: flags.replays,
+    corruptMics: flags.corrupt,
+    rejoin: flags.rejoin,
+    signal,
+    ...(flags.messages === undefined ? {} : { messagesPerDevice: flags.messages }),
+    ...(flags.state === undefined ? {} : { stateFile: flags.state }),
+  };
+  const report = await runLorawanFleet(options, {
+    onProgress: (progress) => {
+      if (!flags.quiet) console.error(formatProgress(progress));
+    },
+  });
+  if (flags.json) {
+    const { devicesConfig: _devicesConfig, ...summary } = report;
+    console.log(JSON.stringify({ transport: 'lorawan', ...summary }));
+  } else {
+    console.log(formatSummary(report, options));
+  }
+  return report.totals.pushAcked === 0 ? EXIT_NO_CONNECTION : EXIT_OK;
+}
+
+/** 'host:port' or '[v6 address]:port'. */
+function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (match === null || !(port >= 1 && port <= 65_535)) return undefined;
+  return { host: (match[1] ?? '').replace(/^\[|\]$/g, ''), port };
+}
+
+function formatProgress(progress: LorawanFleetProgress): string {
+  const seconds = (progress.elapsedMs / 1_000).toFixed(1).padStart(6);
+  return (
+    `[${seconds}s] sent ${progress.sent}  uplinks ${progress.uplinks}  PUSH_ACK ${progress.pushAcked}` +
+    `  confirmed ACKed ${progress.confirmedAcked}  joined ${progress.joinsAccepted}  joining ${progress.joining}`
+  );
+}
+
+function formatSummary(report: LorawanFleetReport, options: LorawanFleetOptions): string {
+  const { totals } = report;
+  const otaa = report.devices.filter((device) => device.activation === 'otaa').length;
+  const stopped = {
+    messages: `every device sent its ${options.messagesPerDevice ?? 0} messages`,
+    duration: `after ${((options.durationMs ?? 0) / 1_000).toFixed(1)} s`,
+    aborted: 'interrupted',
+  }[report.stoppedBy];
+  const lines = [
+    `firmware-sim lorawan: ${report.devices.length} devices (${otaa} OTAA), ${report.gateways.length} forwarders -> ${report.server} (seed ${report.seed})`,
+    `  stopped         ${stopped}, ${(report.durationMs / 1_000).toFixed(1)} s`,
+    `  sent            ${totals.sent} frames: ${totals.uplinks} uplinks, ${totals.retransmissions} retransmissions, ${totals.replays} replays, ${totals.corrupt} forged MICs`,
+    `  valid MIC       ${totals.valid} (replays included: iotgw must still refuse them)`,
+    `  acknowledged    ${totals.pushAcked} of ${totals.pushSent} PUSH_DATA got their PUSH_ACK`,
+    `  confirmed       ${totals.confirmed} uplinks, ${totals.confirmedAcked} ACKed (${totals.acksMissed} ACKs missed on purpose)`,
+    `  joins           ${totals.joinsAccepted} accepted of ${totals.joinAttempts} join-requests`,
+    `  two gateways    ${totals.twoGatewayFrames} frames heard by two forwarders`,
+    `  downlinks       ${totals.downlinks} received, ${totals.lateDownlinks} too late, ${totals.unmatchedDownlinks} for no listening device`,
+    `  failed          ${totals.failedDevices} devices`,
+  ];
+  if (totals.replaysSkipped > 0) lines.push(`  (${totals.replaysSkipped} replays skipped: those devices had no old frame to replay)`);
+  return lines.join('\n');
+}

@@ -1,0 +1,162 @@
+// The air between simulated LoRaWAN devices and G simulated packet forwarders (packet-forwarder.ts): a
+// transmission is heard by the device's home forwarder (and, for a share of them, the next one too, with a
+// weaker signal), and a downlink a forwarder is asked to send reaches the device listening for it.
+//
+// Radio timing: a downlink counts only if it reached the forwarder before its transmit time (its tmst) and
+// that time is one of the windows of the device's last uplink on that forwarder (RX1/RX2, or the join
+// windows); the device takes it at once instead of waiting for the window, so runs stay fast.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EU868 } from '../../src/ingress/lorawan/region.ts';
+import type { Txpk } from '../../src/ingress/semtech-udp/packets.ts';
+import type { Random } from '../fleet.ts';
+import { createSimulatedForwarder, type SimulatedForwarder } from './packet-forwarder.ts';
+
+/** Who transmits: where it stands (home forwarder), how it sends (data rate), its own random numbers. */
+export interface Transmitter {
+  /** Index of the forwarder closest to the device; the second one (two-gateway frames) is the next. */
+  readonly homeGateway: number;
+  readonly datr: string;
+  readonly random: Random;
+}
+
+/** What a device listens for after an uplink. */
+export interface DownlinkWindows {
+  /** Seconds after the uplink: RX1 and RX2, or the join-accept delays. */
+  readonly delaysS: readonly number[];
+  /** Returns true when the downlink was for this device (taken or deliberately missed). */
+  offer(phy: Buffer): boolean;
+}
+
+export interface Transmission {
+  /** EUIs of the forwarders that pushed it (one or two). */
+  readonly gateways: string[];
+  /** How many of those pushes got their PUSH_ACK. */
+  readonly pushAcked: number;
+  /** Stops listening for this transmission's downlink (call once the device stopped waiting). */
+  stopListening(): void;
+}
+
+export interface AirCounters {
+  readonly pushSent: number;
+  readonly pushAcked: number;
+  /** PULL_RESP received by the forwarders. */
+  readonly downlinks: number;
+  /** Downlinks that reached their forwarder after their transmit time (answered TOO_LATE). */
+  readonly lateDownlinks: number;
+  /** Downlinks no listening device took (wrong window, foreign DevAddr, bad MIC). */
+  readonly unmatchedDownlinks: number;
+}
+
+export interface LorawanAir {
+  /** Forwarder EUIs, in index order. */
+  readonly gatewayEuis: readonly string[];
+  /** Starts the forwarders and waits (up to 5 s) for each downlink route (PULL_ACK). */
+  start(signal: AbortSignal): Promise<void>;
+  /** Pushes one transmission through its forwarder(s); `listen` is in place before it leaves. */
+  transmit(from: Transmitter, phy: Buffer, listen?: DownlinkWindows): Promise<Transmission>;
+  counters(): AirCounters;
+  stop(): Promise<void>;
+}
+
+export interface LorawanAirOptions {
+  /** The gateway's Semtech UDP listener. */
+  readonly server: { readonly host: string; readonly port: number };
+  readonly gateways: number;
+  /** Share of transmissions heard by two forwarders (needs gateways >= 2), 0..1. */
+  readonly twoGatewayShare: number;
+}
+
+const GATEWAY_EUI_PREFIX = 'aa555a00';
+const ROUTE_WAIT_MS = 5_000;
+
+interface Listener extends DownlinkWindows {
+  /** Forwarder EUI -> its tmst at the uplink. */
+  readonly uplinkTmst: ReadonlyMap<string, number>;
+}
+
+/** EUIs of the simulated forwarders: aa555a00 + index, the same in every run. */
+export function simulatedGatewayEuis(count: number): string[] {
+  return Array.from({ length: count }, (_, index) => `${GATEWAY_EUI_PREFIX}${(index + 1).toString(16).padStart(8, '0')}`);
+}
+
+export function createLorawanAir(options: LorawanAirOptions): LorawanAir {
+  const euis = simulatedGatewayEuis(options.gateways);
+  const forwarders = euis.map((gatewayEui) => createSimulatedForwarder({ gatewayEui, server: options.server, keepaliveMs: 5_000 }));
+  const listeners = new Set<Listener>();
+  const misses = { lateDownlinks: 0, unmatchedDownlinks: 0 };
+  forwarders.forEach((forwarder, index) => {
+    forwarder.onDownlink((txpk, _receivedAtMono, receivedAtTmst) => routeDownlink(txpk, receivedAtTmst, euis[index] as string, listeners, misses));
+  });
+
+  return {
+    gatewayEuis: euis,
+    async start(signal) {
+      await Promise.all(forwarders.map((forwarder) => forwarder.start()));
+      // Downlinks need the route a PULL_DATA opens: wait for each forwarder's PULL_ACK (or give up quietly).
+      const routeDeadline = performance.now() + ROUTE_WAIT_MS;
+      while (forwarders.some((forwarder) => forwarder.counters().pullAcked === 0) && performance.now() < routeDeadline && !signal.aborted) await sleep(10);
+    },
+    async transmit(from, phy, listen) {
+      const pushes = receptions(from, phy, forwarders, euis, options.gateways >= 2 ? options.twoGatewayShare : 0);
+      const uplinkTmst = new Map(pushes.map(({ eui, input }) => [eui, input.tmst]));
+      const listener = listen === undefined ? null : { ...listen, uplinkTmst };
+      if (listener !== null) listeners.add(listener);
+      const acked = await Promise.all(pushes.map(({ forwarder, input }) => forwarder.pushRxpk([input])));
+      return {
+        gateways: pushes.map(({ eui }) => eui),
+        pushAcked: acked.filter(Boolean).length,
+        stopListening: () => {
+          if (listener !== null) listeners.delete(listener);
+        },
+      };
+    },
+    counters() {
+      const counters = forwarders.map((forwarder) => forwarder.counters());
+      const sum = (key: 'pushSent' | 'pushAcked' | 'downlinks'): number => counters.reduce((total, counter) => total + counter[key], 0);
+      return { pushSent: sum('pushSent'), pushAcked: sum('pushAcked'), downlinks: sum('downlinks'), ...misses };
+    },
+    async stop() {
+      await Promise.all(forwarders.map((forwarder) => forwarder.stop()));
+    },
+  };
+}
+
+/** The forwarders that hear a transmission, each with the rxpk it reports (the second one farther away: weaker). */
+function receptions(from: Transmitter, phy: Buffer, forwarders: readonly SimulatedForwarder[], euis: readonly string[], twoGatewayShare: number) {
+  const home = from.homeGateway;
+  const indexes = from.random() < twoGatewayShare ? [home, (home + 1) % forwarders.length] : [home];
+  const freqMhz = (EU868.uplinkChannelsHz[Math.floor(from.random() * 3)] ?? 868_100_000) / 1e6;
+  return indexes.map((index, order) => {
+    const forwarder = forwarders[index] as SimulatedForwarder;
+    const tmst = forwarder.tmst();
+    const rssi = Math.round(-70 - from.random() * 30 - order * 15);
+    const lsnr = Math.round((9 - from.random() * 12 - order * 5) * 10) / 10;
+    return { forwarder, eui: euis[index] as string, input: { phyPayload: phy, tmst, freqMhz, datr: from.datr, rssi, lsnr } };
+  });
+}
+
+/** Answers a PULL_RESP the way a forwarder's radio would: too late, or on air to whoever listens in that window. */
+function routeDownlink(
+  txpk: Txpk,
+  receivedAtTmst: number,
+  eui: string,
+  listeners: ReadonlySet<Listener>,
+  misses: { lateDownlinks: number; unmatchedDownlinks: number },
+): string {
+  if (txpk.tmst === undefined) return 'NONE';
+  // µs from arrival to transmit time, modulo the 32-bit counter: "negative" means the window has passed.
+  const leadUs = (txpk.tmst - receivedAtTmst) >>> 0;
+  if (leadUs === 0 || leadUs >= 2 ** 31) {
+    misses.lateDownlinks += 1;
+    return 'TOO_LATE';
+  }
+  const phy = Buffer.from(txpk.data, 'base64');
+  for (const listener of listeners) {
+    const uplinkTmst = listener.uplinkTmst.get(eui);
+    if (uplinkTmst === undefined) continue;
+    if (!listener.delaysS.some((delayS) => (uplinkTmst + delayS * 1_000_000) >>> 0 === txpk.tmst)) continue;
+    if (listener.offer(phy)) return 'NONE';
+  }
+  misses.unmatchedDownlinks += 1;
+  return 'NONE';
+}
