@@ -11,10 +11,8 @@ import type { Config } from './config/schema.ts';
 import { type Component, startAll, stopAll } from './core/lifecycle.ts';
 import { createLogBudget, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
-import { forwarderOptionsFromConfig, kafkaSinkOptionsFromConfig } from './forward/forward-config.ts';
-import { createForwarder } from './forward/forwarder.ts';
-import { createKafkaSink } from './forward/kafka-sink.ts';
-import type { Sink } from './forward/sink.ts';
+import { forwardingThreadOptionsFromConfig } from './forward/forward-config.ts';
+import { createForwardingThread } from './forward/forwarding-thread.ts';
 import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { lorawanNetworkOptionsFromConfig } from './ingress/lorawan-server/lorawan-config.ts';
 import { createLorawanNetwork } from './ingress/lorawan-server/lorawan-network.ts';
@@ -50,8 +48,6 @@ export interface Gateway {
 
 export interface GatewayDeps {
   readonly log: Logger;
-  /** Replaces the Kafka sink (benchmarks that measure ingest alone). */
-  readonly sink?: Sink;
   /** Whether the wall clock is NTP-synchronized yet (default: timesyncd flag / timedatectl, re-checked every 5 s). */
   readonly clockTrust?: ClockTrust;
 }
@@ -59,8 +55,8 @@ export interface GatewayDeps {
 export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const { log } = deps;
   const metrics = createMetrics();
-  const routes = config.kafka.routes.map((route) => ({ stream: route.stream, topic: route.topic, eventTimeField: route.event_time_field }));
-  const router = createRouter(config.kafka.topic, routes);
+  const forwardingOptions = forwardingThreadOptionsFromConfig(config);
+  const router = createRouter(forwardingOptions.defaultTopic, forwardingOptions.routes);
   // One budget for every log line outside input can cause, whichever way it came in.
   const perMinute = config.log.max_input_warnings_per_minute;
   const logBudget = createLogBudget(
@@ -72,17 +68,17 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const { codecFor } = createFormatterCache({ timeoutMs, maxOutputBytes }, { log, metrics });
   const clockTrust = deps.clockTrust ?? createClockTrust({ recheckMs: 5_000 }, { log });
 
-  // Storage and the way out.
-  const buffer = createWorkerBuffer(bufferOptionsFromConfig(config), { log, metrics, onFatal: exitOnFatal });
-  const sink = deps.sink ?? createKafkaSink(kafkaSinkOptionsFromConfig(config), { router, log, metrics });
-  const forwarder = createForwarder(forwarderOptionsFromConfig(config), { buffer, sink, log, metrics, onFatal: exitOnFatal });
+  // Storage and the way out: the forwarder and the Kafka client run on the buffer's thread, beside the store.
+  const forwarding = createForwardingThread(forwardingOptions, { metrics, onFatal: exitOnFatal });
+  const { forwarder, sink } = forwarding;
+  const buffer = createWorkerBuffer(bufferOptionsFromConfig(config), { log, metrics, onFatal: exitOnFatal, companion: forwarding.companion });
 
   // The one door into the buffer, shared by every way in.
   const activity = createActivity();
   const { commit_interval_ms: commitIntervalMs, commit_max_records: commitMaxRecords } = config.buffer;
   const batcher = createAcceptBatcher(
     { commitIntervalMs, commitMaxRecords },
-    { buffer, log, metrics, clock: clockTrust, onCommitted: [() => forwarder.notify(), activity.noteAccepted] },
+    { buffer, log, metrics, clock: clockTrust, onCommitted: [activity.noteAccepted] },
   );
   const { accept } = batcher;
   const ingressDeps = { accept, log, metrics, onReject: activity.noteRejection, logBudget };

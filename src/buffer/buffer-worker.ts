@@ -1,10 +1,23 @@
 // The buffer's thread: owns the SQLite store and runs one request at a time, so every commit's fsync
-// happens here while the main thread keeps serving MQTT. Speaks the protocol in worker-protocol.ts.
+// happens here while the main thread keeps serving MQTT. Speaks the protocol in worker-protocol.ts. A
+// companion (the forwarder) may run beside the store on this thread and use it directly.
 import { parentPort, workerData } from 'node:worker_threads';
 import { GatewayError, errorMessage } from '../errors.ts';
-import { createSqliteStore, type SqliteStoreOptions } from './sqlite-store.ts';
 import type { NewRecord } from '../record/record.ts';
-import { type LeaseReply, packPayloads, type SerializedError, unpackPayloads, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
+import type { RecordStore } from './record-store.ts';
+import { createSqliteStore } from './sqlite-store.ts';
+import {
+  type BufferWorkerData,
+  type Companion,
+  type CompanionContext,
+  type LeaseReply,
+  packPayloads,
+  STATS_UPDATE,
+  type SerializedError,
+  unpackPayloads,
+  type WorkerReply,
+  type WorkerRequest,
+} from './worker-protocol.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('buffer-worker.ts runs only as a worker thread');
@@ -14,14 +27,46 @@ function serialize(error: unknown): SerializedError {
   return { code: 'BUFFER_WORKER', message: errorMessage(error), retriable: false };
 }
 
+const data = workerData as BufferWorkerData;
 let droppedSinceReply = 0;
+
+/** The store as the companion sees it: after each change it makes, the main thread hears the new figures. */
+function observed(inner: RecordStore): RecordStore {
+  const tell = (): void => port?.postMessage({ id: STATS_UPDATE, ok: true, value: null, stats: inner.stats(), dropped: 0 } satisfies WorkerReply);
+  return {
+    append: (groups, state) => inner.append(groups, state),
+    readState: (scope) => inner.readState(scope),
+    lease: (maxRecords, maxBytes) => inner.lease(maxRecords, maxBytes),
+    ack(seqs) {
+      inner.ack(seqs);
+      tell();
+    },
+    release: (seqs) => inner.release(seqs),
+    deadLetter(seqs, reason) {
+      inner.deadLetter(seqs, reason);
+      tell();
+    },
+    stats: () => inner.stats(),
+    close: () => inner.close(),
+  };
+}
+
+async function startCompanion(opened: RecordStore): Promise<Companion | null> {
+  if (data.companion === null) return null;
+  const { moduleUrl, data: companionData, port: companionPort } = data.companion;
+  const module = (await import(moduleUrl)) as { startCompanion(context: CompanionContext): Companion };
+  return module.startCompanion({ store: observed(opened), data: companionData, port: companionPort });
+}
+
 let store: ReturnType<typeof createSqliteStore>;
+let companion: Companion | null;
 try {
-  store = createSqliteStore(workerData as SqliteStoreOptions, {
+  store = createSqliteStore(data.store, {
     onDrop(records) {
       droppedSinceReply += records;
     },
   });
+  companion = await startCompanion(store);
   port.postMessage({ id: 0, ok: true, value: store.durability(), stats: store.stats(), dropped: 0 } satisfies WorkerReply);
 } catch (error) {
   port.postMessage({ id: 0, ok: false, error: serialize(error) } satisfies WorkerReply);
@@ -51,6 +96,7 @@ port.on('message', (request: WorkerRequest) => {
       case 'append':
         // Outcomes carry BufferFullError instances; send plain data across the thread boundary.
         value = store.append(groupsOf(request), request.state).map((outcome) => (outcome.ok ? outcome : { ok: false, error: serialize(outcome.error) }));
+        companion?.afterAppend();
         break;
       case 'readState':
         value = [...store.readState(request.scope)];
@@ -75,6 +121,8 @@ port.on('message', (request: WorkerRequest) => {
         store.close();
         port.postMessage({ id: request.id, ok: true, value: null, stats: null, dropped: 0 } satisfies WorkerReply);
         port.close();
+        // A companion's sockets (Kafka) would keep this thread alive; its side on the main thread has stopped it.
+        if (companion !== null) setImmediate(() => process.exit(0));
         return;
     }
     reply = { id: request.id, ok: true, value, stats: store.stats(), dropped: droppedSinceReply };

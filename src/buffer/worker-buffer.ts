@@ -10,13 +10,25 @@ import { BufferFullError, GatewayError } from '../errors.ts';
 import type { StoredRecord } from '../record/record.ts';
 import type { AppendOutcome, BufferStats, RecordBuffer } from './record-buffer.ts';
 import type { SqliteStoreOptions } from './sqlite-store.ts';
-import { type LeaseReply, packPayloads, type SerializedError, unpackPayloads, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
+import {
+  type BufferWorkerData,
+  type CompanionSpec,
+  type LeaseReply,
+  packPayloads,
+  STATS_UPDATE,
+  type SerializedError,
+  unpackPayloads,
+  type WorkerReply,
+  type WorkerRequest,
+} from './worker-protocol.ts';
 
 export interface WorkerBufferDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   /** The thread died unexpectedly (already logged as fatal): nothing can be stored any more; end the process. */
   readonly onFatal?: (error: Error) => void;
+  /** What runs beside the store on its thread; asked at each start (a port can be handed over only once). */
+  readonly companion?: () => CompanionSpec;
 }
 
 export interface WorkerBuffer extends RecordBuffer, Component {
@@ -45,12 +57,16 @@ const WORKER_URL = new URL(FROM_SOURCE ? './buffer-worker.ts' : './buffer-worker
 // it, takes precedence. Old generation stays V8's default: a cap there would kill the thread, and with it
 // every commit, instead of slowing it.
 const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 6 };
+const COMPANION_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 24 };
 
-function startWorker(workerData: SqliteStoreOptions): Worker {
-  if (!FROM_SOURCE) return new Worker(WORKER_URL, { workerData, resourceLimits: WORKER_RESOURCE_LIMITS });
+function startWorker(workerData: BufferWorkerData): Worker {
+  const transferList = workerData.companion === null ? [] : [workerData.companion.port];
+  // A companion (Kafka client, record encoding) allocates per record too: give the young generation room for it.
+  const resourceLimits = workerData.companion === null ? WORKER_RESOURCE_LIMITS : COMPANION_RESOURCE_LIMITS;
+  if (!FROM_SOURCE) return new Worker(WORKER_URL, { workerData, transferList, resourceLimits });
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData, resourceLimits: WORKER_RESOURCE_LIMITS });
+  return new Worker(bootstrap, { eval: true, workerData, transferList, resourceLimits });
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -92,6 +108,10 @@ export function createWorkerBuffer(options: SqliteStoreOptions, deps: WorkerBuff
 
   function onReply(reply: WorkerReply): void {
     lastReplyAtMs = performance.now();
+    if (reply.id === STATS_UPDATE) {
+      if (reply.ok) stats = reply.stats ?? stats;
+      return;
+    }
     const waiter = pending.get(reply.id);
     if (waiter === undefined) return;
     pending.delete(reply.id);
@@ -129,7 +149,7 @@ export function createWorkerBuffer(options: SqliteStoreOptions, deps: WorkerBuff
     if (worker !== null) return;
     closing = false;
     dead = null;
-    const thread = startWorker(options);
+    const thread = startWorker({ store: options, companion: deps.companion?.() ?? null });
     worker = thread;
     const opened = new Promise<NonNullable<typeof durability>>((resolve, reject) => {
       pending.set(0, { resolve: (value) => resolve(value as NonNullable<typeof durability>), reject });

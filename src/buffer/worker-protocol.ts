@@ -1,5 +1,6 @@
 // Messages between the main thread (worker-buffer.ts) and the buffer's thread (buffer-worker.ts).
 // Only plain data crosses: errors travel as {code, message, retriable} and are rebuilt on arrival.
+import type { MessagePort } from 'node:worker_threads';
 import type { NewRecord, StoredRecord } from '../record/record.ts';
 import type { BufferStats, StateWrite } from './record-store.ts';
 
@@ -42,7 +43,42 @@ export type WorkerReply =
       /** Records drop_oldest deleted during the operation. */
       readonly dropped: number;
     }
-  | { readonly id: number; readonly ok: false; readonly error: SerializedError };
+  | { readonly id: number; readonly ok: false; readonly error: SerializedError }
+  /** Unasked: the companion changed the store (acked, dead-lettered) and these are the figures now. */
+  | { readonly id: typeof STATS_UPDATE; readonly ok: true; readonly value: null; readonly stats: BufferStats; readonly dropped: 0 };
+
+/** The id of a reply nobody asked for: a stats update after the companion's own work on the store. */
+export const STATS_UPDATE = -1;
+
+/**
+ * Code that runs beside the store on its thread (the forwarder, so Kafka sends do not compete with MQTT
+ * parsing and leases need no copies across threads). The module is imported by URL, so the buffer does not
+ * depend on what runs beside it; it talks to its own side on the main thread over `port`.
+ */
+export interface CompanionSpec {
+  /** URL of a module exporting startCompanion(context: CompanionContext): Companion. */
+  readonly moduleUrl: string;
+  /** Plain data for the companion (its options). */
+  readonly data: unknown;
+  readonly port: MessagePort;
+}
+
+/** What startCompanion() gets: the store itself (synchronous; one operation at a time on this thread). */
+export interface CompanionContext {
+  readonly store: import('./record-store.ts').RecordStore;
+  readonly data: unknown;
+  readonly port: MessagePort;
+}
+
+export interface Companion {
+  /** Records were committed (the forwarder wakes). */
+  afterAppend(): void;
+}
+
+export interface BufferWorkerData {
+  readonly store: import('./sqlite-store.ts').SqliteStoreOptions;
+  readonly companion: CompanionSpec | null;
+}
 
 /**
  * Payloads cross the thread boundary packed into one transferred ArrayBuffer. Structured clone copies a

@@ -1,6 +1,7 @@
 // kafka.* -> the options of the Kafka sink and the forwarder.
 import type { Config } from '../config/schema.ts';
 import type { ForwarderOptions } from './forwarder.ts';
+import type { ForwardingThreadOptions } from './forwarding-protocol.ts';
 import type { KafkaSinkOptions } from './kafka-sink.ts';
 
 /** How long the forwarder's batch in flight may take at shutdown; well inside systemd's TimeoutStopSec. */
@@ -28,5 +29,16 @@ export function forwarderOptionsFromConfig(config: Config): ForwarderOptions {
     retryInitialMs: kafka.retry_initial_ms,
     retryMaxMs: kafka.retry_max_ms,
     stopTimeoutMs: STOP_TIMEOUT_MS,
+  };
+}
+
+/** Everything the forwarder on the buffer's thread is built from (plain data: it crosses to that thread). */
+export function forwardingThreadOptionsFromConfig(config: Config): ForwardingThreadOptions {
+  return {
+    sink: kafkaSinkOptionsFromConfig(config),
+    forwarder: forwarderOptionsFromConfig(config),
+    defaultTopic: config.kafka.topic,
+    routes: config.kafka.routes.map((route) => ({ stream: route.stream, topic: route.topic, eventTimeField: route.event_time_field })),
+    log: { level: config.log.level, gatewayId: config.gateway_id },
   };
 }

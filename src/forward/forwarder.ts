@@ -7,7 +7,7 @@ import { oldestAgeSeconds, type RecordBuffer } from '../buffer/record-buffer.ts'
 import { GatewayError } from '../errors.ts';
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
-import type { Metrics } from '../core/metrics.ts';
+import type { ForwardMetrics } from './forward-metrics.ts';
 import { backoffDelayMs } from '../shared/backoff.ts';
 import { type Sink, SinkError } from './sink.ts';
 
@@ -26,7 +26,7 @@ export interface ForwarderDeps {
   readonly buffer: RecordBuffer;
   readonly sink: Sink;
   readonly log: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: ForwardMetrics;
   /** A bug surfaced while forwarding (not a SinkError or buffer error): the forwarder has stopped; end the process. */
   readonly onFatal: (error: unknown) => void;
   readonly random?: () => number;

@@ -10,7 +10,7 @@ import kafkajs, { type Producer, type SASLOptions, type TopicMessages } from 'ka
 import { errorMessage } from '../errors.ts';
 import type { HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
-import type { Metrics } from '../core/metrics.ts';
+import type { ForwardMetrics } from './forward-metrics.ts';
 import { toKafkaMessage } from '../record/kafka-envelope.ts';
 import type { Router } from '../record/routes.ts';
 import { type Sink, SinkError } from './sink.ts';
@@ -31,7 +31,7 @@ export interface KafkaSinkOptions {
 export interface KafkaSinkDeps {
   readonly router: Router;
   readonly log: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: ForwardMetrics;
 }
 
 /** kafkajs errors that wrap the one that says what happened. */

@@ -352,7 +352,8 @@ async function gatewayScenarios(): Promise<void> {
   const configPath = writeGatewayConfig(dir, {
     gateway_id: 'bench',
     log: { level: 'info' },
-    mqtt: { host: '127.0.0.1', port: 0, allow_anonymous: true },
+    // Every simulated device connects from 127.0.0.1: lift the per-address limit (500) that protects a real network.
+    mqtt: { host: '127.0.0.1', port: 0, allow_anonymous: true, max_connections_per_address: 100_000 },
     http: { port: 0 },
     kafka: { brokers: [...kafka.brokers], topic: TOPIC, routes: [{ stream: 'telemetry', event_time_field: 'ts' }], retry_initial_ms: 100, retry_max_ms: 1000 },
     buffer: { path: join(dir, 'buffer.db') },
