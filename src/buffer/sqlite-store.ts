@@ -1,7 +1,6 @@
 // The durable store: a SQLite file in WAL mode with synchronous=FULL, so a commit survives power loss
 // (better-sqlite3 builds WAL databases to default to NORMAL, which may roll back a commit on power loss).
 // Records are kept in acceptance order (seq) until Kafka acknowledges them.
-import type Database from 'better-sqlite3';
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
 import { openBufferFile } from './buffer-file.ts';

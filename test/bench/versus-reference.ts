@@ -12,7 +12,7 @@ import kafkajs from 'kafkajs';
 import type { GatewayProcess } from '../helpers/gateway-process.ts';
 import { topicOffsets } from '../helpers/kafka-mock.ts';
 import { cpuSeconds, percentile, rssMb, runSim, say, sleep } from './bench-tools.ts';
-import { missingReferenceTools, type ReferencePipeline, startReferencePipeline } from './reference-pipeline.ts';
+import { missingReferenceTools, startReferencePipeline } from './reference-pipeline.ts';
 
 const { Kafka, logLevel } = kafkajs;
 
