@@ -50,7 +50,7 @@ export const EXIT_CONFIG = 78;
  * GatewayError codes that a restart cannot fix and a person must (a buffer path the service cannot write, a
  * buffer file that is not a database, or one written by a newer version): the process exits with EXIT_CONFIG instead of restarting in a loop.
  */
-const NEEDS_OPERATOR_CODES: ReadonlySet<string> = new Set(['BUFFER_PATH', 'BUFFER_CORRUPT', 'BUFFER_NEWER']);
+const NEEDS_OPERATOR_CODES: ReadonlySet<string> = new Set(['BUFFER_PATH', 'BUFFER_CORRUPT', 'BUFFER_NEWER', 'KAFKA_COMPRESSION']);
 
 export function needsOperator(error: unknown): boolean {
   return error instanceof ConfigError || (error instanceof GatewayError && NEEDS_OPERATOR_CODES.has(error.code));

@@ -39,7 +39,10 @@ const kafka = z
     topic: z.string().min(1).default('iotgw.records').describe('default topic for every record'),
     routes: z.array(kafkaRoute).default([]).describe('per-stream topic and event-time rules; the first matching route wins'),
     client_id: z.string().min(1).default('iotgw').describe('Kafka client id'),
-    compression: z.enum(['none', 'gzip']).default('none').describe('batch compression (kafkajs ships gzip; others need codecs)'),
+    compression: z
+      .enum(['none', 'gzip', 'snappy', 'lz4', 'zstd'])
+      .default('none')
+      .describe('batch compression for metered links: lz4 costs least CPU, zstd saves most bytes (see README, Compression)'),
     max_message_bytes: count(1024)
       .default(1_000_000)
       .describe(

@@ -7,21 +7,22 @@
 // a real request (a metadata read), since kafkajs' own connect() can resolve without one answer.
 import { readFileSync } from 'node:fs';
 import kafkajs, { type Producer, type SASLOptions, type TopicMessages } from 'kafkajs';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, GatewayError } from '../errors.ts';
 import type { HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { ForwardMetrics } from './forward-metrics.ts';
 import { toKafkaMessage } from '../record/kafka-envelope.ts';
 import type { Router } from '../record/routes.ts';
+import { type Compression, useCompression } from './compression.ts';
 import { type Sink, SinkError } from './sink.ts';
 
-const { Kafka, Partitioners, CompressionTypes, logLevel } = kafkajs;
+const { Kafka, Partitioners, logLevel } = kafkajs;
 
 export interface KafkaSinkOptions {
   readonly brokers: readonly string[];
   readonly clientId: string;
   readonly gatewayId: string;
-  readonly compression: 'none' | 'gzip';
+  readonly compression: Compression;
   readonly requestTimeoutMs: number;
   readonly connectionTimeoutMs: number;
   readonly tls: { readonly caFile: string; readonly certFile: string; readonly keyFile: string } | null;
@@ -59,7 +60,8 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
     ...(options.tls === null ? {} : { ssl: tlsOptions(options.tls) }),
     ...(options.sasl === null ? {} : { sasl: saslOptions(options.sasl) }),
   });
-  const compression = options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  /** kafkajs' compression type, once its codec is loaded (on the first send). */
+  let compressionType: Promise<number> | null = null;
 
   let producer: Producer | null = null;
   let connected: Promise<Producer> | null = null;
@@ -117,8 +119,20 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
     name: 'sink.kafka',
 
     async start() {
-      // Nothing to wait for: Kafka may be unreachable at boot, and the forwarder connects on its first send.
-      log.info({ brokers: options.brokers }, 'Kafka sink ready');
+      // Kafka may be unreachable at boot: the forwarder connects on its first send. The codec is loaded now,
+      // so a platform without it fails at start, naming the setting, instead of at every send.
+      compressionType = useCompression(options.compression).catch((error: unknown) => {
+        throw new GatewayError(
+          'KAFKA_COMPRESSION',
+          `kafka.compression ${options.compression}: cannot load its codec (${errorMessage(error)}); choose another`,
+          {
+            retriable: false,
+            cause: error,
+          },
+        );
+      });
+      await compressionType;
+      log.info({ brokers: options.brokers, compression: options.compression }, 'Kafka sink ready');
     },
 
     async connect() {
@@ -151,6 +165,8 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
       }
       try {
         const ready = await connect();
+        compressionType ??= useCompression(options.compression);
+        const compression = await compressionType;
         await ready.sendBatch({ topicMessages: [...byTopic.values()], acks: -1, timeout: options.requestTimeoutMs, compression });
       } catch (error) {
         const failure = toSinkError(error);

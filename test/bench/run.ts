@@ -34,6 +34,7 @@ import { createLogger } from '../../src/core/log.ts';
 import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
 import { cpuSeconds, metric, percentile, rssMb, runSim, say, sleep } from './bench-tools.ts';
+import { benchCompression } from './compression.ts';
 import { benchVersusReference, REFERENCE_TOPIC } from './versus-reference.ts';
 
 const { Kafka, logLevel } = kafkajs;
@@ -41,13 +42,14 @@ const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
 const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
-const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter'] as const;
+const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter', 'compression'] as const;
 
 const { values: args } = parseArgs({
   options: {
     devices: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '3' },
+
     only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -62,7 +64,7 @@ if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.o
   process.stderr.write(`--only must be one of ${SCENARIOS.join(', ')}, got '${args.only}' (npm run bench -- --help)\n`);
   process.exit(2);
 }
-/** mqtt runs scenarios 1-3, lorawan 4, ttn 5, formatter 7; without --only, all of them (6 comes with any gateway scenario). */
+/** mqtt runs scenario A and 1-3, lorawan 4, ttn 5, formatter 7, compression 8; without --only, all of them (6 comes with any gateway scenario). */
 const selected = (scenario: (typeof SCENARIOS)[number]): boolean => args.only === undefined || args.only === scenario;
 const DEVICES = Number(args.devices);
 const SECONDS = Number(args.seconds);
@@ -323,6 +325,7 @@ async function main(): Promise<void> {
   say(`iotgw bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${DEVICES} devices, ${SECONDS} s per scenario`);
   if (selected('mqtt') || selected('lorawan') || selected('ttn')) await gatewayScenarios();
   if (selected('formatter')) benchFormatters();
+  if (selected('compression')) await benchCompression();
 }
 
 /** The node flags the systemd unit runs the gateway with (its NODE_OPTIONS), so the memory figures are the deployed ones. */

@@ -1,6 +1,7 @@
 // The Kafka sink against a real Kafka-protocol broker (librdkafka's mock cluster): what a record looks
-// like in Kafka, routing by stream, gzip, and how failures are classified (retriable or not).
+// like in Kafka, routing by stream, every compression codec (read back by kafkajs and by librdkafka), and how failures are classified (retriable or not).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { type TestContext, test } from 'node:test';
 import { createKafkaSink, type KafkaSinkOptions } from '../../src/forward/kafka-sink.ts';
 import { SinkError } from '../../src/forward/sink.ts';
@@ -81,20 +82,32 @@ test('a record becomes key = device id, value = payload bytes, timestamp = event
   );
 });
 
-test('gzip-compressed batches arrive intact and in order per key', async (t) => {
-  const kafka = await kafkaMockFor(t, { brokers: 1, topics: [{ name: 'records', partitions: 2 }] });
-  const sink = sinkFor(t, kafka, { compression: 'gzip' });
-  const batch = Array.from({ length: 200 }, (_, i) => stored(i + 1, `d${i % 5}`));
-  await sink.send(batch);
-  const records = await readTopic(kafka.brokers, 'records', { until: (m) => m.length >= 200, timeoutMs: 20_000 });
-  for (let device = 0; device < 5; device++) {
-    const seqs = records.filter((m) => m.key === `d${device}`).map((m) => (JSON.parse(m.value?.toString() ?? '{}') as { seq: number }).seq);
-    assert.deepEqual(
-      seqs,
-      batch.filter((r) => r.key === `d${device}`).map((r) => r.seq),
-    );
-  }
-});
+for (const compression of ['gzip', 'snappy', 'lz4', 'zstd'] as const) {
+  test(`${compression}-compressed batches arrive intact and in order per key, readable by kafkajs and by librdkafka (kcat)`, async (t) => {
+    const kafka = await kafkaMockFor(t, { brokers: 1, topics: [{ name: 'records', partitions: 2 }] });
+    const sink = sinkFor(t, kafka, { compression });
+    await sink.start();
+    const batch = Array.from({ length: 200 }, (_, i) => stored(i + 1, `d${i % 5}`));
+    await sink.send(batch);
+    const records = await readTopic(kafka.brokers, 'records', { until: (m) => m.length >= 200, timeoutMs: 20_000 });
+    for (let device = 0; device < 5; device++) {
+      const seqs = records.filter((m) => m.key === `d${device}`).map((m) => (JSON.parse(m.value?.toString() ?? '{}') as { seq: number }).seq);
+      assert.deepEqual(
+        seqs,
+        batch.filter((r) => r.key === `d${device}`).map((r) => r.seq),
+      );
+    }
+    // Another client's decoder: librdkafka, as Java, Go and Python consumers' codecs would read the batch.
+    const kcat = spawnSync('kcat', ['-C', '-b', kafka.brokers.join(','), '-t', 'records', '-o', 'beginning', '-e', '-q', '-f', '%k %s\\n'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(kcat.status, 0, `kcat: ${kcat.stderr}`);
+    const lines = kcat.stdout.trim().split('\n');
+    assert.equal(lines.length, 200, kcat.stdout.slice(0, 500));
+    assert.deepEqual(new Set(lines), new Set(batch.map((r) => `${r.key} {"seq":${r.seq}}`)));
+  });
+}
 
 // librdkafka's mock cluster creates unknown topics on metadata requests whatever the client asks, so
 // the missing-topic path (kafkajs: UNKNOWN_TOPIC_OR_PARTITION, retriable) cannot be shown against it.

@@ -59,10 +59,13 @@ export async function startGatewayProcess(t: TestContext, configPath: string, en
   return gateway;
 }
 
-/** Starts the gateway process and resolves once it logged that it started; the caller must kill it. */
-export async function launchGateway(configPath: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+/**
+ * Starts the gateway process and resolves once it logged that it started; the caller must kill it.
+ * `nodeArgs` go before the script (flags NODE_OPTIONS does not allow, such as --cpu-prof).
+ */
+export async function launchGateway(configPath: string, env: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = []): Promise<GatewayProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' (npm test does it first)`);
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'run', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
