@@ -1,6 +1,8 @@
 // What every ingress adapter is handed: `accept`, which resolves only after the records are committed
 // to the buffer. An adapter acknowledges its peer after an ok result, and never before.
 import type { StateWrite } from '../buffer/record-buffer.ts';
+import type { LogBudget, Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
 import type { NewRecord } from '../record/record.ts';
 
 export type AcceptRefusal = 'buffer-full' | 'disk-full' | 'storage-error' | 'shutting-down';
@@ -14,3 +16,17 @@ export type AcceptResult =
  * same commit. Never rejects: failures are results.
  */
 export type Accept = (records: readonly NewRecord[], state?: readonly StateWrite[]) => Promise<AcceptResult>;
+
+/** What every ingress is handed besides its own parts. */
+export interface IngressDeps {
+  readonly accept: Accept;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Told of every rejection counted in iotgw_ingress_rejected_total (the status page's recent rejections). */
+  readonly onReject?: (source: string, reason: string, detail: string) => void;
+  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
+  readonly logBudget?: LogBudget;
+}
+
+/** Committed device state of a scope (sessions, frame counters), read once at start. */
+export type LoadState = (scope: string) => Promise<ReadonlyMap<string, string>>;

@@ -186,8 +186,8 @@ function table(rows: readonly Row[], title: string): void {
   say(`   ${title}`);
   say(`   ${'figure'.padEnd(66)} ${'gateway'.padStart(10)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}`);
   for (const [label, gateway, reference, better] of rows) {
-    const ratio = reference > 0 ? gateway / reference : Number.NaN;
-    say(`   ${label.padEnd(66)} ${format(gateway).padStart(10)} ${format(reference).padStart(10)} ${`${ratio.toFixed(2)}x`.padStart(7)} (${better} is better)`);
+    const ratio = reference > 0 ? `${(gateway / reference).toFixed(2)}x` : 'n/a';
+    say(`   ${label.padEnd(66)} ${format(gateway).padStart(10)} ${format(reference).padStart(10)} ${ratio.padStart(7)} (${better} is better)`);
   }
 }
 

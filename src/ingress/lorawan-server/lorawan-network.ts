@@ -7,12 +7,10 @@
 // before its feeders and stops after them; a feeder that must still send downlinks at shutdown drains it
 // first (see drain()).
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
-import type { LogBudget, Logger } from '../../core/log.ts';
-import type { Metrics } from '../../core/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
 import { createRejections } from '../rejections.ts';
-import type { Accept } from '../ingress.ts';
+import type { IngressDeps, LoadState } from '../ingress.ts';
 import { parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createDeviceSessions, type DeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from './device-sessions.ts';
@@ -35,15 +33,8 @@ export interface LorawanNetworkOptions {
   readonly maxFramesInFlight: number;
 }
 
-export interface LorawanNetworkDeps {
-  readonly accept: Accept;
-  /** Committed device state of a scope (sessions, counters), read once at start. */
-  readonly loadState: (scope: string) => Promise<ReadonlyMap<string, string>>;
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly onReject?: (source: string, reason: string, detail: string) => void;
-  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
-  readonly logBudget?: LogBudget;
+export interface LorawanNetworkDeps extends IngressDeps {
+  readonly loadState: LoadState;
 }
 
 export interface LorawanNetwork extends Component {

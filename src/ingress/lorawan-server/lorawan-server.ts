@@ -10,11 +10,10 @@
 // Session state is only ever changed synchronously before the first await of a frame, so two frames of one
 // device never interleave their counter checks.
 import type { StateWrite } from '../../buffer/record-buffer.ts';
-import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
-import type { Metrics } from '../../core/metrics.ts';
+import { createOnceLogger } from '../../core/log.ts';
 import type { NewRecord, RecordSource } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
-import type { Accept, AcceptRefusal } from '../ingress.ts';
+import type { AcceptRefusal, IngressDeps } from '../ingress.ts';
 import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter.ts';
 import { cryptFrmPayload, encodeDataFrame, verifyDataFrameMic } from '../lorawan/frame-crypto.ts';
 import { type DataFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
@@ -39,17 +38,10 @@ export interface LorawanServerOptions {
   readonly rejectLogIntervalMs: number;
 }
 
-export interface LorawanServerDeps {
-  readonly accept: Accept;
+export interface LorawanServerDeps extends IngressDeps {
   readonly sessions: DeviceSessions;
   /** null for a receive-only radio: no join-accepts, no ACKs. */
   readonly downlink: DownlinkPath | null;
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  /** Told every rejection (the status page keeps the recent ones). */
-  readonly onReject?: (source: string, reason: string, detail: string) => void;
-  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
-  readonly logBudget?: LogBudget;
 }
 
 export type LorawanRejectReason = 'malformed-frame' | 'not-uplink' | 'unknown-devaddr' | 'mic-mismatch' | 'replay' | 'retransmission' | JoinRejectReason;

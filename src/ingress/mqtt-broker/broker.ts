@@ -7,12 +7,10 @@
 import type { AddressInfo } from 'node:net';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
-import type { Logger, LogBudget } from '../../core/log.ts';
 import { createOnceLogger } from '../../core/log.ts';
-import type { Metrics } from '../../core/metrics.ts';
 import type { Router } from '../../record/routes.ts';
 import { printable } from '../../shared/input-text.ts';
-import type { Accept } from '../ingress.ts';
+import type { IngressDeps } from '../ingress.ts';
 import { createRejections } from '../rejections.ts';
 import { createAuthentication } from './authentication.ts';
 import { createAuthorization } from './authorization.ts';
@@ -54,16 +52,9 @@ export interface MqttIngressOptions {
   } | null;
 }
 
-export interface MqttIngressDeps {
-  readonly accept: Accept;
+export interface MqttIngressDeps extends IngressDeps {
   readonly router: Router;
-  readonly log: Logger;
-  readonly metrics: Metrics;
   readonly nowMs?: () => number;
-  /** Told of every rejection counted in iotgw_ingress_rejected_total (the status page's recent rejections). */
-  readonly onReject?: (source: string, reason: string, detail: string) => void;
-  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
-  readonly logBudget?: LogBudget;
 }
 
 export interface MqttIngress extends Component {

@@ -4,9 +4,7 @@
 // and records on their own stream when configured.
 import type { AddressInfo } from 'node:net';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
-import type { LogBudget, Logger } from '../../core/log.ts';
-import type { Metrics } from '../../core/metrics.ts';
-import type { Accept } from '../ingress.ts';
+import type { IngressDeps } from '../ingress.ts';
 import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
 import type { ClassADownlink } from '../lorawan-server/lorawan-server.ts';
 import type { Reception } from '../lorawan-server/reception.ts';
@@ -28,15 +26,9 @@ export interface SemtechUdpIngressOptions {
   readonly rejectLogIntervalMs?: number;
 }
 
-export interface SemtechUdpIngressDeps {
+/** `accept` takes the gateway status records. */
+export interface SemtechUdpIngressDeps extends IngressDeps {
   readonly network: LorawanNetwork;
-  /** For gateway status records. */
-  readonly accept: Accept;
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly onReject?: (source: string, reason: string, detail: string) => void;
-  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
-  readonly logBudget?: LogBudget;
 }
 
 export interface SemtechUdpIngress extends Component {

@@ -10,11 +10,10 @@ import { SerialPort } from 'serialport';
 import type { Duplex } from 'node:stream';
 import { createRetrySchedule } from '../../shared/retry-schedule.ts';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
-import { createOnceLogger, type LogBudget, type Logger } from '../../core/log.ts';
-import type { Metrics } from '../../core/metrics.ts';
+import { createOnceLogger } from '../../core/log.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
-import type { Accept } from '../ingress.ts';
+import type { IngressDeps } from '../ingress.ts';
 import type { LorawanNetwork } from '../lorawan-server/lorawan-network.ts';
 import type { PayloadCodec } from '../../codecs/payload-codec.ts';
 import type { Reception } from '../lorawan-server/reception.ts';
@@ -45,16 +44,10 @@ export interface SerialRadioIngressOptions {
   readonly rejectLogIntervalMs: number;
 }
 
-export interface SerialRadioIngressDeps {
-  readonly accept: Accept;
+export interface SerialRadioIngressDeps extends IngressDeps {
   /** Null when lorawan.enabled is false (then frames must be 'raw'). */
   readonly lorawanNetwork: Pick<LorawanNetwork, 'receive' | 'claims'> | null;
   readonly rawCodec: PayloadCodec;
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly onReject?: (source: string, reason: string, detail: string) => void;
-  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
-  readonly logBudget?: LogBudget;
   /** Creates the (unopened) port; default serialport's SerialPort with the system bindings. */
   readonly createPort?: (path: string, baudRate: number) => SerialPortStream;
 }

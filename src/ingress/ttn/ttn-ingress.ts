@@ -15,11 +15,9 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
-import type { LogBudget, Logger } from '../../core/log.ts';
-import type { Metrics } from '../../core/metrics.ts';
 import { errorMessage } from '../../errors.ts';
 import { createRetrySchedule } from '../../shared/retry-schedule.ts';
-import type { Accept } from '../ingress.ts';
+import type { IngressDeps, LoadState } from '../ingress.ts';
 import { createTtsMessageHandler, type TtsMessageOptions } from './tts-message-handler.ts';
 
 /** The link's options beside the message handler's (username, stream, eventStreams, codec, limits). */
@@ -37,15 +35,8 @@ export interface TtnIngressOptions extends TtsMessageOptions {
   readonly reconnectMaxMs: number;
 }
 
-export interface TtnIngressDeps {
-  readonly accept: Accept;
-  /** Committed state of a scope (the per-device frame counters), read once at start. */
-  readonly loadState: (scope: string) => Promise<ReadonlyMap<string, string>>;
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly onReject?: (source: string, reason: string, detail: string) => void;
-  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
-  readonly logBudget?: LogBudget;
+export interface TtnIngressDeps extends IngressDeps {
+  readonly loadState: LoadState;
   /** Jitter source for the reconnect backoff. */
   readonly random?: () => number;
   /** Schedules a reconnect and returns its cancel; tests pass their own to see it pending. Default: setTimeout. */

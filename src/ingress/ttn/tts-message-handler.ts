@@ -6,14 +6,12 @@
 // The MQTT link itself (connect, subscribe, reconnect) is ttn-ingress.ts.
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { decodedFields, decodePayload, type PayloadCodec } from '../../codecs/payload-codec.ts';
-import type { LogBudget, Logger } from '../../core/log.ts';
-import type { Metrics } from '../../core/metrics.ts';
 import { errorMessage } from '../../errors.ts';
 import type { NewRecord } from '../../record/record.ts';
 import { plausibleEventTime } from '../../record/routes.ts';
 import { printable } from '../../shared/input-text.ts';
 import { createInFlight } from '../in-flight.ts';
-import type { Accept } from '../ingress.ts';
+import type { IngressDeps, LoadState } from '../ingress.ts';
 import { createRejections } from '../rejections.ts';
 import { createFrameGapTracker, type FrameGapTracker, STATE_SCOPE } from './frame-gap-tracker.ts';
 import { parseTtsEvent, parseTtsUplink, type TtsRejection, type TtsUplink } from './tts-uplink.ts';
@@ -37,16 +35,9 @@ export interface TtsMessageOptions {
   readonly rejectLogIntervalMs: number;
 }
 
-export interface TtsMessageDeps {
-  readonly accept: Accept;
-  /** Committed state of a scope (the per-device frame counters), read once at start. */
-  readonly loadState: (scope: string) => Promise<ReadonlyMap<string, string>>;
-  /** The link's logger (component ingress.ttn, the application). */
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly onReject?: (source: string, reason: string, detail: string) => void;
-  /** Shared limit on log lines caused by input (log.max_input_warnings_per_minute). */
-  readonly logBudget?: LogBudget;
+/** `log` is the link's logger (component ingress.ttn, the application). */
+export interface TtsMessageDeps extends IngressDeps {
+  readonly loadState: LoadState;
 }
 
 export interface TtsMessageHandler {
