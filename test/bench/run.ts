@@ -22,7 +22,6 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import kafkajs from 'kafkajs';
 import { createRandom } from '../../firmware-sim/fleet.ts';
 import { startTtsStandIn, type TtsStandIn } from '../../firmware-sim/tts-stand-in.ts';
 import { createTtsFleet, type TtsFleet } from '../../firmware-sim/tts-traffic.ts';
@@ -39,7 +38,6 @@ import { cpuSeconds, metric, rssMb, runSim, say, sleep } from './bench-tools.ts'
 import { benchCompression } from './compression.ts';
 import { benchVersusReference, REFERENCE_TOPIC } from './versus-reference.ts';
 
-const { Kafka, logLevel } = kafkajs;
 const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
