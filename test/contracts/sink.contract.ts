@@ -1,8 +1,9 @@
 // The Sink contract: what the forwarder relies on from whatever it delivers to, checked against each
 // implementation (after aedes-persistence abstract.js): the Kafka sink over the mock cluster, and the scripted
 // sink the forwarder tests use in its place. A destination's failure modes are capabilities of the harness
-// (outage, silence, refusal); a check needing one the harness lacks is skipped, and a check an implementation
-// is known to fail runs as a todo with the reason, so the gap shows in every run without failing it.
+// (outage, silence, refusal), declared with the suite: a check needing one the harness does not declare is not
+// part of that suite (no skipped tests), and a declared one it then lacks fails. A check an implementation is
+// known to fail runs as a todo with the reason, so the gap shows in every run without failing it.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -66,9 +67,13 @@ export interface SinkContractOptions {
   readonly callBudgetMs: number;
   /** Once the destination is back, sends retried as the forwarder does must succeed within this. */
   readonly recoveryBudgetMs: number;
+  /** The destination's failure modes this harness can stage; the checks that need others are left out. */
+  readonly capabilities: readonly Capability[];
   /** Checks this implementation is known to fail, with why: they run as todo. */
   readonly knownGaps?: Readonly<Partial<Record<SinkCheck, string>>>;
 }
+
+type Capability = 'outage' | 'silence' | 'refusal';
 
 const SETUP: SinkSetup = { gatewayId: 'gw-contract', topic: 'contract.records' };
 /** Over Kafka's default message.max.bytes (1048588), so a real cluster refuses it too. */
@@ -151,15 +156,13 @@ function assertDegraded(sink: Sink, what: string): void {
 }
 
 export function sinkContract(name: string, open: OpenSink, options: SinkContractOptions): void {
-  const check = (id: SinkCheck, title: string, needs: readonly ('outage' | 'silence' | 'refusal')[], body: (under: SinkUnderTest) => Promise<void>): void => {
+  const check = (id: SinkCheck, title: string, needs: readonly Capability[], body: (under: SinkUnderTest) => Promise<void>): void => {
+    if (!needs.every((capability) => options.capabilities.includes(capability))) return;
     const gap = options.knownGaps?.[id];
     test(`${name}: ${title}`, gap === undefined ? {} : { todo: gap }, async (t) => {
       const under = await open(t, SETUP);
       const missing = needs.filter((capability) => under[capability] === undefined);
-      if (missing.length > 0) {
-        t.skip(`the harness has no ${missing.join(', ')}`);
-        return;
-      }
+      assert.deepEqual(missing, [], `the harness declares ${missing.join(', ')} but does not provide it`);
       await body(under);
     });
   };

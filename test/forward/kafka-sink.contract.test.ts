@@ -46,6 +46,7 @@ const openKafkaSink: OpenSink = async (t, setup) => {
 };
 
 sinkContract('kafka sink', openKafkaSink, {
+  capabilities: ['outage', 'silence', 'refusal'],
   callBudgetMs: 20_000,
   recoveryBudgetMs: 10_000,
 });

@@ -3,7 +3,7 @@
 // memory: what a consumer would read is each acknowledged record as the Kafka envelope renders it. An outage
 // is a script failing connect() and send() with a retriable SinkError, as the Kafka sink does; a record over
 // Kafka's default message.max.bytes is refused for good. A silent destination cannot be scripted (the fake
-// has no timeouts to run into): those checks are skipped.
+// has no timeouts to run into): those checks are not part of this suite.
 import { SinkError } from '../../src/forward/sink.ts';
 import { toKafkaMessage } from '../../src/record/kafka-envelope.ts';
 import { type OpenSink, sinkContract } from '../contracts/sink.contract.ts';
@@ -43,4 +43,4 @@ const openScriptedSink: OpenSink = async (_t, setup) => {
   };
 };
 
-sinkContract('scripted sink', openScriptedSink, { callBudgetMs: 1_000, recoveryBudgetMs: 1_000 });
+sinkContract('scripted sink', openScriptedSink, { capabilities: ['outage', 'refusal'], callBudgetMs: 1_000, recoveryBudgetMs: 1_000 });
