@@ -37,6 +37,12 @@ export interface SqliteStore extends RecordStore {
 }
 
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
+const EMPTY_META = '{}';
+
+function metaText(meta: Readonly<Record<string, string>>): string {
+  for (const _ in meta) return JSON.stringify(meta);
+  return EMPTY_META;
+}
 
 export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStoreDeps = {}): SqliteStore {
   const nowMs = deps.nowMs ?? Date.now;
@@ -49,6 +55,8 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   );
   const selectFrom = db.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?');
   const deleteOne = db.prepare('DELETE FROM records WHERE seq = ? RETURNING bytes');
+  // One statement for a whole acknowledged batch (a JSON array of seqs): one call into SQLite, not one per record.
+  const deleteMany = db.prepare('DELETE FROM records WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes');
   const deleteOldest = db.prepare('DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?) RETURNING bytes');
   const bumpAttempts = db.prepare('UPDATE records SET attempts = attempts + 1 WHERE seq = ?');
   const moveToDeadLetters = db.prepare(
@@ -114,7 +122,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
           record.receivedAtMs,
           record.eventTimeMs,
           record.payload,
-          JSON.stringify(record.meta),
+          metaText(record.meta),
           recordBytes(record),
         );
         seqs.push(Number(result.lastInsertRowid));
@@ -161,12 +169,10 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   }
 
   const ackTransaction = db.transaction((seqs: readonly number[]) => {
-    for (const seq of seqs) {
-      const row = deleteOne.get(seq) as { bytes: number } | undefined;
-      if (row === undefined) continue; // dropped by drop_oldest while in flight
-      depthRecords -= 1;
-      depthBytes -= row.bytes;
-    }
+    // Seqs dropped by drop_oldest while in flight are simply not there any more.
+    const rows = deleteMany.all(JSON.stringify(seqs)) as { bytes: number }[];
+    for (const row of rows) depthBytes -= row.bytes;
+    depthRecords -= rows.length;
   });
 
   const releaseTransaction = db.transaction((seqs: readonly number[]) => {
@@ -195,7 +201,8 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       receivedAtMs: row.received_at_ms,
       eventTimeMs: row.event_time_ms,
       payload: row.payload,
-      meta: JSON.parse(row.meta) as Record<string, string>,
+      // Most records carry no meta: skip the parse for the common '{}'.
+      meta: row.meta === EMPTY_META ? {} : (JSON.parse(row.meta) as Record<string, string>),
       attempts: row.attempts,
     };
   }

@@ -5,6 +5,7 @@
 //      2,500 msg/s (p50/p99/p99.9), peak RSS, each beside the same figure for mosquitto | kcat, as a ratio
 //   1. ingest with Kafka down: 1,000 devices publish QoS 1 as fast as their PUBACKs allow (the buffer grows)
 //   3. drain: Kafka down while devices publish, then up with live traffic at 2,500 msg/s
+//   3b. drain rate against the link's round-trip time (0, 100, 300 ms added by the mock cluster)
 //   4. LoRaWAN: Semtech UDP PUSH_DATA (8 frames per datagram, 4 gateways, 1,000 ABP devices) -> MIC,
 //      counter, decrypt, Cayenne LPP -> committed to the buffer, at rising offered rates (Kafka down, so
 //      the figure is the LoRaWAN path alone)
@@ -37,6 +38,7 @@ import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } f
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
 import { cpuSeconds, metric, rssMb, runSim, say, sleep } from './bench-tools.ts';
 import { benchCompression } from './compression.ts';
+import { benchDrainVsRtt } from './drain-vs-rtt.ts';
 import { benchIdleFleet } from './idle-fleet.ts';
 import { benchVersusReference, REFERENCE_TOPIC } from './versus-reference.ts';
 
@@ -408,6 +410,8 @@ async function gatewayScenarios(): Promise<void> {
         `   backlog: ${backlog} records; ${Number.isNaN(drainedAfterS) ? `not drained after ${windowS.toFixed(0)} s` : `drained in ${windowS.toFixed(1)} s`}: ${Math.round(drainedRecords / windowS)} msg/s to Kafka (live traffic: ${Math.round(liveReport.ackedPerSecond)} msg/s acknowledged)`,
       );
     }
+
+    if (selected('mqtt')) await benchDrainVsRtt(gateway, kafka, { devices: DEVICES, backlogSeconds: 5, maxDrainSeconds: 60, rttsMs: [0, 100, 300] });
 
     if (selected('lorawan')) {
       // 4. LoRaWAN uplinks: UDP -> dedup -> MIC/counter/decrypt/LPP -> group commit, at rising offered rates.
