@@ -96,7 +96,6 @@ port.on('message', (request: WorkerRequest) => {
       case 'append':
         // Outcomes carry BufferFullError instances; send plain data across the thread boundary.
         value = store.append(groupsOf(request), request.state).map((outcome) => (outcome.ok ? outcome : { ok: false, error: serialize(outcome.error) }));
-        companion?.afterAppend();
         break;
       case 'readState':
         value = [...store.readState(request.scope)];
@@ -131,4 +130,6 @@ port.on('message', (request: WorkerRequest) => {
     reply = { id: request.id, ok: false, error: serialize(error) };
   }
   port.postMessage(reply, transfer);
+  // After the reply: a committed append is told as committed whatever the companion does with the news.
+  if (request.op === 'append') companion?.afterAppend();
 });

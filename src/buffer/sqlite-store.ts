@@ -207,6 +207,18 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     };
   }
 
+  let lastOldestMs: number | null = null;
+  /** For metrics and health: a failed read keeps the last figure rather than failing whoever asked. */
+  function oldestReceivedAtMs(): number | null {
+    if (depthRecords === 0) return null;
+    try {
+      lastOldestMs = (selectOldest.get() as number | undefined) ?? null;
+    } catch {
+      // An I/O error here is reported by the operations that need the data.
+    }
+    return lastOldestMs;
+  }
+
   function assertOpen(): void {
     if (closed) throw new GatewayError('BUFFER_CLOSED', `buffer ${options.path} is closed`, { retriable: false });
   }
@@ -232,13 +244,18 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
 
     lease(maxRecords, maxBytes) {
       assertOpen();
-      const rows = selectFrom.all(leaseCursor, maxRecords) as RecordRow[];
       const leased: StoredRecord[] = [];
-      let bytes = 0;
-      for (const row of rows) {
-        if (leased.length > 0 && bytes + row.bytes > maxBytes) break;
-        bytes += row.bytes;
-        leased.push(toStored(row));
+      try {
+        const rows = selectFrom.all(leaseCursor, maxRecords) as RecordRow[];
+        let bytes = 0;
+        for (const row of rows) {
+          if (leased.length > 0 && bytes + row.bytes > maxBytes) break;
+          bytes += row.bytes;
+          leased.push(toStored(row));
+        }
+      } catch (error) {
+        // A failed read (an I/O error on a flaky SD card) is a storage error to retry, never a crash.
+        throw storageError(error, options.path, 'lease');
       }
       const last = leased.at(-1);
       if (last !== undefined) leaseCursor = last.seq;
@@ -277,13 +294,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
 
     stats(): BufferStats {
       assertOpen();
-      return {
-        depthRecords,
-        depthBytes,
-        oldestReceivedAtMs: depthRecords === 0 ? null : ((selectOldest.get() as number | undefined) ?? null),
-        deadLetters,
-        droppedRecords,
-      };
+      return { depthRecords, depthBytes, oldestReceivedAtMs: oldestReceivedAtMs(), deadLetters, droppedRecords };
     },
 
     durability() {

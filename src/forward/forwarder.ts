@@ -111,7 +111,14 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
       markDown(failure);
       return 'failed';
     }
-    await buffer.ack(seqs);
+    try {
+      await buffer.ack(seqs);
+    } catch (error) {
+      // In Kafka but still in the buffer (a full disk refused the delete): back at the head of the line, so they
+      // go again (duplicates with the same record ids) before anything newer, never after it.
+      await buffer.release(seqs).catch(() => undefined);
+      throw error;
+    }
     batchLimit = options.batchMaxRecords;
     markUp();
     return 'sent';

@@ -4,9 +4,9 @@
 // thread is forwarding-thread.ts: start/stop come from there; link state, health and metric changes go back.
 import type { MessagePort } from 'node:worker_threads';
 import { createInlineBuffer } from '../buffer/record-buffer.ts';
-import type { Companion, CompanionContext } from '../buffer/worker-protocol.ts';
+import type { Companion, CompanionContext, SerializedError } from '../buffer/worker-protocol.ts';
 import { createLogger } from '../core/log.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, GatewayError } from '../errors.ts';
 import { createRouter } from '../record/routes.ts';
 import { createForwardMetricsRelay } from './forward-metrics.ts';
 import { createForwarder } from './forwarder.ts';
@@ -40,7 +40,13 @@ export function startCompanion(context: CompanionContext): Companion {
   }
 
   function report(force = false): void {
-    const snapshot: Omit<ForwardingReport, 'type' | 'metrics'> = { state: forwarder.state(), forwarder: forwarder.health(), sink: sink.health() };
+    let snapshot: Omit<ForwardingReport, 'type' | 'metrics'>;
+    try {
+      snapshot = { state: forwarder.state(), forwarder: forwarder.health(), sink: sink.health() };
+    } catch (error) {
+      // Health reads the store's figures; a failing read must not take the thread down with it.
+      snapshot = { state: forwarder.state(), forwarder: { status: 'degraded', detail: `health unavailable: ${errorMessage(error)}` }, sink: sink.health() };
+    }
     const key = JSON.stringify(snapshot);
     const changes = metrics.drain();
     if (!force && changes === null && key === last) return;
@@ -48,20 +54,23 @@ export function startCompanion(context: CompanionContext): Companion {
     post({ type: 'report', ...snapshot, metrics: changes });
   }
 
+  // One request at a time, in order: a stop that arrives while the start is pending runs after it.
+  let handling: Promise<void> = Promise.resolve();
   port.on('message', (request: ForwardingRequest) => {
-    void handle(request).catch((error: unknown) => {
-      post({
-        type: 'fatal',
-        message: `forwarding thread: ${request.type} failed: ${errorMessage(error)}`,
-        stack: error instanceof Error ? (error.stack ?? '') : '',
-      });
-    });
+    handling = handling.then(() => handle(request));
   });
 
   async function handle(request: ForwardingRequest): Promise<void> {
     if (request.type === 'start') {
-      await sink.start();
-      await forwarder.start();
+      try {
+        await sink.start();
+        await forwarder.start();
+      } catch (error) {
+        // Not a bug: a start that cannot succeed (a codec that will not load). The main thread's start() rejects
+        // with it, so the gateway exits as for any start failure (78 where an operator must act).
+        post({ type: 'startFailed', error: serializeError(error) });
+        return;
+      }
       timer ??= setInterval(report, REPORT_INTERVAL_MS);
       report(true);
       post({ type: 'started' });
@@ -78,4 +87,9 @@ export function startCompanion(context: CompanionContext): Companion {
   return {
     afterAppend: () => forwarder.notify(),
   };
+}
+
+function serializeError(error: unknown): SerializedError {
+  if (error instanceof GatewayError) return { code: error.code, message: error.message, retriable: error.retriable };
+  return { code: 'FORWARDER_START', message: errorMessage(error), retriable: false };
 }

@@ -1,5 +1,6 @@
 // Messages between the forwarder on the buffer's thread (forwarding-companion.ts) and its side on the main
 // thread (forwarding-thread.ts). Plain data only.
+import type { SerializedError } from '../buffer/worker-protocol.ts';
 import type { HealthReport } from '../core/lifecycle.ts';
 import type { LoggerOptions } from '../core/log.ts';
 import type { Route } from '../record/routes.ts';
@@ -30,6 +31,8 @@ export interface ForwardingReport {
 export type ForwardingUpdate =
   | ForwardingReport
   | { readonly type: 'started' }
+  /** start() could not succeed (not a bug: e.g. a compression codec that does not load). */
+  | { readonly type: 'startFailed'; readonly error: SerializedError }
   | { readonly type: 'stopped' }
   /** A bug in the forwarder (already logged there): the process must end. */
   | { readonly type: 'fatal'; readonly message: string; readonly stack: string };

@@ -4,6 +4,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { CompanionSpec } from '../buffer/worker-protocol.ts';
 import type { Component, HealthReport } from '../core/lifecycle.ts';
+import { GatewayError } from '../errors.ts';
 import { applyForwardMetricChanges, type ForwardMetrics } from './forward-metrics.ts';
 import type { Forwarder, LinkState } from './forwarder.ts';
 import type { ForwardingRequest, ForwardingThreadOptions, ForwardingUpdate } from './forwarding-protocol.ts';
@@ -34,7 +35,8 @@ export function createForwardingThread(options: ForwardingThreadOptions, deps: F
   let state: LinkState = 'starting';
   let forwarderHealth: HealthReport = { status: 'ok', detail: 'waiting for the first batch' };
   let sinkHealth: HealthReport = { status: 'degraded', detail: 'not connected' };
-  const waiting = new Map<'started' | 'stopped', () => void>();
+  /** The pending request's answer: null when it succeeded, the error when it could not. */
+  const waiting = new Map<'started' | 'stopped', (error: GatewayError | null) => void>();
 
   function onUpdate(update: ForwardingUpdate): void {
     switch (update.type) {
@@ -50,24 +52,33 @@ export function createForwardingThread(options: ForwardingThreadOptions, deps: F
         deps.onFatal(error);
         return;
       }
+      case 'startFailed': {
+        const { code, message, retriable } = update.error;
+        waiting.get('started')?.(new GatewayError(code, message, { retriable }));
+        waiting.delete('started');
+        return;
+      }
       default:
-        waiting.get(update.type)?.();
+        waiting.get(update.type)?.(null);
         waiting.delete(update.type);
     }
   }
 
-  /** Sends a request and waits for its answer, or gives up after `timeoutMs` (false). */
-  function request(type: ForwardingRequest['type'], answer: 'started' | 'stopped', timeoutMs: number): Promise<boolean> {
+  /** Sends a request and waits for its answer: null when done, an error when it failed or went unanswered for `timeoutMs`. */
+  function request(type: ForwardingRequest['type'], answer: 'started' | 'stopped', timeoutMs: number): Promise<GatewayError | null> {
     const current = port;
-    if (current === null) return Promise.resolve(false);
+    const unanswered = new GatewayError('FORWARDER_THREAD', `the forwarder on the buffer thread did not answer ${type} within ${timeoutMs} ms`, {
+      retriable: false,
+    });
+    if (current === null) return Promise.resolve(unanswered);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         waiting.delete(answer);
-        resolve(false);
+        resolve(unanswered);
       }, timeoutMs);
-      waiting.set(answer, () => {
+      waiting.set(answer, (error) => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(error);
       });
       current.postMessage({ type } satisfies ForwardingRequest);
     });
@@ -76,7 +87,8 @@ export function createForwardingThread(options: ForwardingThreadOptions, deps: F
   const forwarder: Forwarder = {
     name: 'forwarder',
     async start() {
-      if (!(await request('start', 'started', START_TIMEOUT_MS))) throw new Error('the forwarder on the buffer thread did not start');
+      const failure = await request('start', 'started', START_TIMEOUT_MS);
+      if (failure !== null) throw failure;
     },
     async stop() {
       await request('stop', 'stopped', options.forwarder.stopTimeoutMs + STOP_GRACE_MS);

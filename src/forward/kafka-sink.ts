@@ -7,7 +7,7 @@
 // a real request (a metadata read), since kafkajs' own connect() can resolve without one answer.
 import { readFileSync } from 'node:fs';
 import kafkajs, { type Producer, type SASLOptions, type TopicMessages } from 'kafkajs';
-import { errorMessage, GatewayError } from '../errors.ts';
+import { errorMessage, GatewayError, isProgrammingError } from '../errors.ts';
 import type { HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { ForwardMetrics } from './forward-metrics.ts';
@@ -169,9 +169,13 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
         const compression = await compressionType;
         await ready.sendBatch({ topicMessages: [...byTopic.values()], acks: -1, timeout: options.requestTimeoutMs, compression });
       } catch (error) {
+        // A bug inside the send (a TypeError while kafkajs encodes) is not Kafka refusing: the forwarder ends the process.
+        const bug = programmingErrorIn(error);
+        if (bug !== null) throw bug;
         const failure = toSinkError(error);
-        // A record-level refusal says the link works; anything else may have left the producer wedged.
-        if (failure.retriable) dropProducer();
+        // Only a broken connection is dropped: after a request timeout the same connection keeps the broker's
+        // order (a resent batch lands after the timed-out one, never before a newer one).
+        if (isConnectionFailure(error)) dropProducer();
         lastError = failure.message;
         metrics.kafkaSendErrors.inc({ code: failure.code });
         throw failure;
@@ -194,6 +198,27 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
       return { status: producer === null ? 'degraded' : 'ok', detail: producer === null ? 'not connected' : 'connected' };
     },
   };
+}
+
+/** The causes of a kafkajs error, outermost first (kafkajs wraps in originalError, Node in cause). */
+function causes(error: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let current: unknown = error; current instanceof Error && chain.length < 6; ) {
+    chain.push(current);
+    current = (current as { originalError?: unknown }).originalError ?? current.cause;
+  }
+  return chain;
+}
+
+const CONNECTION_ERRORS = new Set(['KafkaJSConnectionError', 'KafkaJSConnectionClosedError']);
+
+/** A connection that failed or never finished its handshake (kafkajs: "Broker not connected"). */
+function isConnectionFailure(error: unknown): boolean {
+  return causes(error).some((cause) => CONNECTION_ERRORS.has(cause.name) || cause.message === 'Broker not connected');
+}
+
+function programmingErrorIn(error: unknown): Error | null {
+  return causes(error).find((cause) => isProgrammingError(cause)) ?? null;
 }
 
 /** Maps a kafkajs error (possibly wrapped in retry errors) to a SinkError, permanent only for record-level refusals. */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
 import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
+import { GatewayError } from '../../src/errors.ts';
 import { createForwarder } from '../../src/forward/forwarder.ts';
 import { SinkError } from '../../src/forward/sink.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
@@ -16,9 +17,18 @@ import { type Script, type ScriptedSinkOptions, scriptedSink } from '../helpers/
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
-function setup(t: TestContext, script: Script, batchMaxRecords = 3, sinkOptions: ScriptedSinkOptions = {}) {
+function setup(t: TestContext, script: Script, batchMaxRecords = 3, sinkOptions: ScriptedSinkOptions = {}, failAcks = 0) {
   const store = createSqliteStore({ path: join(tempDir(t), 'buffer.db'), maxRecords: 1e6, maxBytes: 1e9, whenFull: 'reject' });
-  const buffer = createInlineBuffer(store);
+  const inline = createInlineBuffer(store);
+  let acksToFail = failAcks;
+  // A delete that fails (the disk filled up between the send and the ack), `failAcks` times.
+  const buffer: typeof inline = {
+    ...inline,
+    ack: async (seqs) => {
+      if (acksToFail-- > 0) throw new GatewayError('BUFFER_FULL', 'disk full: cannot ack (scripted)', { retriable: true });
+      return inline.ack(seqs);
+    },
+  };
   const sink = scriptedSink(script, sinkOptions);
   const logs = captureLog();
   const metrics = createMetrics({ processMetrics: false });
@@ -120,4 +130,16 @@ test('Kafka down at start and back while nothing is buffered: the link is seen u
   await waitFor(() => forwarder.state() === 'buffering', 'the failed probe at start');
   down = false;
   await waitFor(() => forwarder.state() === 'up', 'the link to be seen up again', 3_000);
+});
+
+test('an ack that fails after Kafka took the batch puts it back at the head of the line: sent again before anything newer', async (t) => {
+  const { buffer, sink, forwarder } = setup(t, () => null, 3, {}, 1);
+  await buffer.append([range(1, 6).map((n) => record('d', n))]);
+  await forwarder.start();
+  await waitFor(() => buffer.stats().depthRecords === 0, 'the buffer to drain');
+  assert.deepEqual(sink.attempts, [
+    ['1', '2', '3'],
+    ['1', '2', '3'],
+    ['4', '5', '6'],
+  ]);
 });

@@ -89,6 +89,16 @@ test('run: a buffer path on a read-only file system exits 78 naming buffer.path 
   assert.doesNotMatch(stderr, /ENOENT/);
 });
 
+test('run: a kafka.compression whose codec cannot load on this platform exits 78 naming the key, not a restart loop', (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'iotgw.yaml');
+  writeFileSync(path, `mqtt: { host: 127.0.0.1, port: 0 }\nhttp: { port: 0 }\nbuffer:\n  path: ${join(dir, 'buffer.db')}\nkafka:\n  compression: lz4\n`);
+  // napi-rs' loader refuses the native lz4 binary when told to use WASI and none is installed: a platform without a prebuilt.
+  const { status, stderr } = iotgw(['run', '--config', path], { env: { NAPI_RS_FORCE_WASI: 'error' } });
+  assert.equal(status, 78, stderr);
+  assert.match(stderr, /kafka\.compression lz4: cannot load its codec/);
+});
+
 test('run: a buffer file that is not a database exits 78 with what to do, and the file is left untouched', (t) => {
   const dir = tempDir(t);
   const buffer = join(dir, 'buffer.db');
