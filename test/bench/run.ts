@@ -17,6 +17,7 @@
 //      of the built-in Cayenne LPP codec (no gateway process; `--only formatter` starts none)
 //   8. compression: bytes on the wire and CPU per record for each kafka.compression (compression.ts)
 //   9. idle fleet: gateway RSS with 10,000 MQTT devices connected, mostly idle (idle-fleet.ts)
+//  10. memory: the gateway's peak RSS against aedes alone under the same load (memory-vs-aedes.ts)
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,13 +41,14 @@ import { cpuSeconds, metric, rssMb, runSim, say, sleep } from './bench-tools.ts'
 import { benchCompression } from './compression.ts';
 import { benchDrainVsRtt } from './drain-vs-rtt.ts';
 import { benchIdleFleet } from './idle-fleet.ts';
+import { benchMemoryVsAedes } from './memory-vs-aedes.ts';
 import { benchVersusReference, REFERENCE_TOPIC } from './versus-reference.ts';
 
 const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
 const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
-const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter', 'compression', 'idle'] as const;
+const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter', 'compression', 'idle', 'memory'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -68,7 +70,7 @@ if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.o
   process.stderr.write(`--only must be one of ${SCENARIOS.join(', ')}, got '${args.only}' (npm run bench -- --help)\n`);
   process.exit(2);
 }
-/** mqtt runs scenario A and 1-3, lorawan 4, ttn 5, formatter 7, compression 8, idle 9; without --only, all of them (6 comes with any gateway scenario). */
+/** mqtt runs scenario A, 1-3 and 3b, lorawan 4, ttn 5, formatter 7, compression 8, idle 9, memory 10; without --only, all of them (6 comes with any gateway scenario). */
 const selected = (scenario: (typeof SCENARIOS)[number]): boolean => args.only === undefined || args.only === scenario;
 const DEVICES = Number(args.devices);
 const SECONDS = Number(args.seconds);
@@ -301,6 +303,7 @@ async function main(): Promise<void> {
   if (selected('formatter')) benchFormatters();
   if (selected('compression')) await benchCompression();
   if (selected('idle')) await benchIdleFleet(10_000, SECONDS * 2, unitNodeOptions());
+  if (selected('memory')) await benchMemoryVsAedes(DEVICES, SECONDS, unitNodeOptions());
 }
 
 /** The node flags the systemd unit runs the gateway with (its NODE_OPTIONS), so the memory figures are the deployed ones. */
