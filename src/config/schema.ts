@@ -49,6 +49,10 @@ const kafka = z
         "largest record the cluster takes (the broker's message.max.bytes, the topic's max.message.bytes; Kafka's default is 1,048,588); the config check refuses payload limits that would let bigger records be acknowledged",
       ),
     batch_max_records: count().max(100000).default(2000).describe('records per produce batch'),
+    batches_in_flight: count()
+      .max(32)
+      .default(4)
+      .describe('batches on the wire at once, each for its own share of the devices (order per device holds); more helps a link with long round trips'),
     batch_max_bytes: count(1024)
       .default(1024 * 1024)
       .describe('payload bytes per produce batch'),

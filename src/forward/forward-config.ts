@@ -16,6 +16,7 @@ export function kafkaSinkOptionsFromConfig(config: Config): KafkaSinkOptions {
     compression: kafka.compression,
     requestTimeoutMs: kafka.request_timeout_ms,
     connectionTimeoutMs: kafka.connection_timeout_ms,
+    maxInFlightRequests: kafka.batches_in_flight,
     tls: kafka.tls.enabled ? { caFile: kafka.tls.ca_file, certFile: kafka.tls.cert_file, keyFile: kafka.tls.key_file } : null,
     sasl: kafka.sasl.mechanism === 'none' ? null : { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password: kafka.sasl.password },
   };
@@ -29,6 +30,7 @@ export function forwarderOptionsFromConfig(config: Config): ForwarderOptions {
     retryInitialMs: kafka.retry_initial_ms,
     retryMaxMs: kafka.retry_max_ms,
     stopTimeoutMs: STOP_TIMEOUT_MS,
+    lanes: kafka.batches_in_flight,
   };
 }
 

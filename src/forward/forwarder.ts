@@ -1,6 +1,7 @@
-// Stage 3: buffer -> sink, oldest first, one batch in flight. A batch leaves the buffer only after the
-// sink acknowledged it; on a retriable failure the same batch is retried (with backoff) before anything
-// newer is leased, which keeps every device's records in acceptance order without an idempotent producer.
+// Stage 3: buffer -> sink, oldest first, one batch in flight per lane (send-lanes.ts: a device's records
+// always take the same lane). A batch leaves the buffer only after the sink acknowledged it; on a retriable
+// failure the same batch is retried (with backoff) before anything newer of its lane is sent, which keeps
+// every device's records in acceptance order without an idempotent producer.
 // Only a SinkError or a buffer GatewayError is a condition to retry or dead-letter; anything else thrown here
 // is a bug, which would be retried forever behind the same batch: it goes to onFatal instead.
 import { oldestAgeSeconds, type RecordBuffer } from '../buffer/record-buffer.ts';
@@ -9,6 +10,7 @@ import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { ForwardMetrics } from './forward-metrics.ts';
 import { backoffDelayMs } from '../shared/backoff.ts';
+import { createSendLanes, type SendLane } from './send-lanes.ts';
 import { type Sink, SinkError } from './sink.ts';
 
 export interface ForwarderOptions {
@@ -20,6 +22,8 @@ export interface ForwarderOptions {
   readonly stopTimeoutMs: number;
   /** Safety net when no commit notification arrives: how often an idle forwarder looks at the buffer. */
   readonly idlePollMs?: number;
+  /** Batches on the wire at once (lanes); 1 = one batch for the whole gateway. Default 1. */
+  readonly lanes?: number;
 }
 
 export interface ForwarderDeps {
@@ -41,33 +45,61 @@ export interface Forwarder extends Component {
   state(): LinkState;
 }
 
+interface LaneState {
+  readonly lane: SendLane;
+  batchLimit: number;
+  /** Failed sends in a row: the backoff exponent. */
+  failures: number;
+  /** Its last send failed for a reason of the link (the gateway is buffering while any lane is). */
+  failing: boolean;
+  /** Ends the lane's idle wait early (new records). */
+  wake: (() => void) | null;
+}
+
+type Outcome = 'sent' | 'idle' | 'failed';
+
 export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps): Forwarder {
   const log = deps.log.child({ component: 'forwarder' });
   const { buffer, sink, metrics } = deps;
   const idlePollMs = options.idlePollMs ?? 1000;
+  const laneCount = Math.max(1, options.lanes ?? 1);
+  const sendLanes = createSendLanes(buffer, {
+    count: laneCount,
+    windowRecords: laneCount * options.batchMaxRecords,
+    windowBytes: laneCount * options.batchMaxBytes,
+  });
+  const lanes: LaneState[] = sendLanes.lanes.map((lane) => ({ lane, batchLimit: options.batchMaxRecords, failures: 0, failing: false, wake: null }));
   let linkState: LinkState = 'starting';
-  let batchLimit = options.batchMaxRecords;
-  let failures = 0;
+  let probeFailed = false;
+  let probing: Promise<'sent' | 'failed'> | null = null;
   let running: Promise<void> | null = null;
   let stopping = false;
-  let wake: (() => void) | null = null;
   let downSinceMs = 0;
 
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
+  /** Every wait in progress, so stop() can end them. */
+  const pendingSleeps = new Set<() => void>();
+
+  /** Waits `ms`; an idle wait ends early on new records (notify), a backoff only at stop. */
+  function sleep(state: LaneState, ms: number, idle: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
       function done(): void {
         clearTimeout(timer);
-        wake = null;
+        if (state.wake === done) state.wake = null;
+        pendingSleeps.delete(done);
         resolve();
       }
-      wake = done;
+      if (idle) state.wake = done;
+      pendingSleeps.add(done);
     });
   }
 
-  function markUp(): void {
-    failures = 0;
-    if (linkState === 'up') return;
+  function markUp(state: LaneState | null): void {
+    if (state !== null) {
+      state.failures = 0;
+      state.failing = false;
+    } else probeFailed = false;
+    if (linkState === 'up' || probeFailed || lanes.some((lane) => lane.failing)) return;
     const depth = buffer.stats().depthRecords;
     if (linkState === 'buffering') {
       log.info({ bufferedRecords: depth, downForMs: Math.round(performance.now() - downSinceMs) }, `Kafka reachable again: draining ${depth} buffered records`);
@@ -76,7 +108,9 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     metrics.forwarderUp.set(1);
   }
 
-  function markDown(error: SinkError): void {
+  function markDown(state: LaneState | null, error: SinkError): void {
+    if (state !== null) state.failing = true;
+    else probeFailed = true;
     if (linkState === 'buffering') return;
     const depth = buffer.stats().depthRecords;
     log.warn({ code: error.code, bufferedRecords: depth }, `Kafka unreachable (${error.message}): buffering records until it is back; retrying with backoff`);
@@ -85,78 +119,92 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     metrics.forwarderUp.set(0);
   }
 
-  async function sendOnce(): Promise<'sent' | 'idle' | 'failed'> {
-    const batch = await buffer.lease(batchLimit, options.batchMaxBytes);
+  async function sendOnce(state: LaneState): Promise<Outcome> {
+    const { lane } = state;
+    const batch = await lane.lease(state.batchLimit, options.batchMaxBytes);
     // Nothing to send while the link is down: check it anyway, or a gateway whose Kafka came back while its
     // buffer was empty would say "buffering" until the next record arrives.
-    if (batch.length === 0) return linkState === 'buffering' ? await probe() : 'idle';
-    const seqs = batch.map((record) => record.seq);
+    if (batch.length === 0) return linkState === 'buffering' && !lanes.some((other) => other.failing) ? await probeOnce() : 'idle';
     try {
       await sink.send(batch);
     } catch (failure) {
-      await buffer.release(seqs);
+      lane.release();
       if (!(failure instanceof SinkError)) throw failure;
-      if (!failure.retriable) {
-        if (batch.length > 1) {
-          // One record poisons the batch: halve until it is alone, then set it aside.
-          batchLimit = Math.max(1, Math.ceil(batch.length / 2));
-          return 'sent';
-        }
-        await buffer.deadLetter(seqs, failure.message);
-        metrics.kafkaDeadLettered.inc({ reason: failure.code });
-        log.error({ recordId: batch[0]?.id, key: batch[0]?.key, code: failure.code }, `record set aside as undeliverable: ${failure.message}`);
-        batchLimit = options.batchMaxRecords;
-        return 'sent';
-      }
-      markDown(failure);
+      if (!failure.retriable) return await isolate(state, batch, failure);
+      markDown(state, failure);
       return 'failed';
     }
     try {
-      await buffer.ack(seqs);
+      await lane.ack();
     } catch (error) {
-      // In Kafka but still in the buffer (a full disk refused the delete): back at the head of the line, so they
+      // In Kafka but still in the buffer (a full disk refused the delete): back at the head of the lane, so they
       // go again (duplicates with the same record ids) before anything newer, never after it.
-      await buffer.release(seqs).catch(() => undefined);
+      lane.release();
       throw error;
     }
-    batchLimit = options.batchMaxRecords;
-    markUp();
+    state.batchLimit = options.batchMaxRecords;
+    markUp(state);
+    // The window has room again: lanes that found nothing to send may find their devices' records now.
+    for (const other of lanes) if (other !== state) other.wake?.();
     return 'sent';
   }
 
-  /** At start, reach Kafka even with nothing to send, so the log says at once whether records flow or wait. */
+  /** One record poisons the batch: halve until it is alone, then set it aside. */
+  async function isolate(state: LaneState, batch: readonly { readonly id: string; readonly key: string }[], failure: SinkError): Promise<Outcome> {
+    if (batch.length > 1) {
+      state.batchLimit = Math.max(1, Math.ceil(batch.length / 2));
+      return 'sent';
+    }
+    await state.lane.lease(1, options.batchMaxBytes);
+    await state.lane.deadLetter(failure.message);
+    metrics.kafkaDeadLettered.inc({ reason: failure.code });
+    log.error({ recordId: batch[0]?.id, key: batch[0]?.key, code: failure.code }, `record set aside as undeliverable: ${failure.message}`);
+    state.batchLimit = options.batchMaxRecords;
+    return 'sent';
+  }
+
+  /** Reaches Kafka with nothing to send (at start, and while buffering with an empty buffer); one probe at a time. */
+  function probeOnce(): Promise<'sent' | 'failed'> {
+    probing ??= probe().finally(() => {
+      probing = null;
+    });
+    return probing;
+  }
+
   async function probe(): Promise<'sent' | 'failed'> {
     try {
       await sink.connect();
     } catch (failure) {
       if (!(failure instanceof SinkError)) throw failure;
-      markDown(failure);
+      markDown(null, failure);
       return 'failed';
     }
-    markUp();
+    markUp(null);
     return 'sent';
   }
 
-  async function run(): Promise<void> {
+  async function runLane(state: LaneState): Promise<void> {
     while (!stopping) {
-      let outcome: 'sent' | 'idle' | 'failed';
+      let outcome: Outcome;
       try {
-        outcome = linkState === 'starting' ? await probe() : await sendOnce();
+        outcome = linkState === 'starting' ? await probeOnce() : await sendOnce(state);
       } catch (error) {
         if (!(error instanceof GatewayError)) {
-          log.fatal({ err: error }, 'forwarder stopped by a bug (not a Kafka or buffer failure); the records stay buffered');
-          stopping = true;
-          deps.onFatal(error);
+          if (!stopping) {
+            log.fatal({ err: error }, 'forwarder stopped by a bug (not a Kafka or buffer failure); the records stay buffered');
+            stopping = true;
+            deps.onFatal(error);
+          }
           return;
         }
         // The buffer itself failed (e.g. disk I/O on ack): the batch is re-sent later, a duplicate at worst.
         log.error({ err: error }, 'forwarder step failed; retrying');
         outcome = 'failed';
       }
-      if (outcome === 'idle') await sleep(idlePollMs);
+      if (outcome === 'idle') await sleep(state, idlePollMs, true);
       else if (outcome === 'failed') {
-        failures += 1;
-        await sleep(backoffDelayMs(failures, { initialMs: options.retryInitialMs, maxMs: options.retryMaxMs }, deps.random));
+        state.failures += 1;
+        await sleep(state, backoffDelayMs(state.failures, { initialMs: options.retryInitialMs, maxMs: options.retryMaxMs }, deps.random), false);
       }
     }
   }
@@ -166,11 +214,12 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
 
     async start() {
       stopping = false;
-      running = run();
+      const loops = lanes.map((state) => runLane(state));
+      running = Promise.all(loops).then(() => undefined);
     },
 
     notify() {
-      if (linkState !== 'buffering') wake?.();
+      for (const state of lanes) state.wake?.();
     },
 
     state: () => linkState,
@@ -178,7 +227,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     async stop() {
       if (running === null) return;
       stopping = true;
-      wake?.();
+      for (const wakeUp of [...pendingSleeps]) wakeUp();
       const current = running;
       running = null;
       let timer: NodeJS.Timeout | undefined;
@@ -189,6 +238,10 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
       clearTimeout(timer);
       if (result === 'timeout')
         log.warn({ stopTimeoutMs: options.stopTimeoutMs }, 'batch in flight did not finish in time; it stays buffered and is sent again after restart');
+      // What is held in memory goes back to the buffer's line, so a start after this stop leases it again.
+      await sendLanes
+        .releaseAll()
+        .catch((error: unknown) => log.warn({ err: error }, 'could not hand held records back to the buffer; they are sent again after restart'));
     },
 
     health(): HealthReport {

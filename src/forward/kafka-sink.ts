@@ -1,6 +1,7 @@
-// The Kafka sink: a kafkajs producer with acks=all and one request in flight per broker, so a retried
-// batch can never overtake the next one. The idempotent producer is not used (experimental in kafkajs
-// and not needed: the forwarder sends one batch at a time); stable record ids make duplicates identifiable.
+// The Kafka sink: a kafkajs producer with acks=all and as many requests in flight per broker as the forwarder
+// has lanes; each lane has one batch on the wire, so a retried batch can never overtake a newer one of its
+// devices. The idempotent producer is not used (experimental in kafkajs, and not needed: a lane sends one batch
+// at a time); stable record ids make duplicates identifiable.
 // A producer that failed is dropped and the next call starts a fresh one: kafkajs 2.2.4 can keep a broker
 // connection that never completed its handshake (a broker that accepted TCP but did not answer), and then
 // fails every request with "Broker not connected" until that socket closes. connect() checks the link with
@@ -25,6 +26,8 @@ export interface KafkaSinkOptions {
   readonly compression: Compression;
   readonly requestTimeoutMs: number;
   readonly connectionTimeoutMs: number;
+  /** Requests on the wire per broker: the forwarder's batches in flight (lanes; default 1). */
+  readonly maxInFlightRequests?: number;
   readonly tls: { readonly caFile: string; readonly certFile: string; readonly keyFile: string } | null;
   readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
 }
@@ -92,7 +95,9 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
       createPartitioner: Partitioners.DefaultPartitioner, // murmur2, as the Java client: same key, same partition
       allowAutoTopicCreation: false,
       idempotent: false,
-      maxInFlightRequests: 1,
+      // One per lane: a lane sends its next batch only after the last one was acknowledged, so a retried
+      // batch can never overtake a newer one of the same devices.
+      maxInFlightRequests: options.maxInFlightRequests ?? 1,
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
     });
     candidate.on(candidate.events.DISCONNECT, () => {
