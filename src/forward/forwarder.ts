@@ -54,6 +54,8 @@ interface LaneState {
   failing: boolean;
   /** Ends the lane's idle wait early (new records). */
   wake: (() => void) | null;
+  /** Records arrived for this lane since it last looked: it must not wait idle. */
+  fed: boolean;
 }
 
 type Outcome = 'sent' | 'idle' | 'failed';
@@ -67,8 +69,24 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
     count: laneCount,
     windowRecords: laneCount * options.batchMaxRecords,
     windowBytes: laneCount * options.batchMaxBytes,
+    // Another lane's lease may bring this lane's devices' records while it waits idle: wake it at once.
+    onRecords: (fed) => {
+      for (const index of fed) {
+        const lane = lanes[index];
+        if (lane === undefined) continue;
+        lane.fed = true;
+        lane.wake?.();
+      }
+    },
   });
-  const lanes: LaneState[] = sendLanes.lanes.map((lane) => ({ lane, batchLimit: options.batchMaxRecords, failures: 0, failing: false, wake: null }));
+  const lanes: LaneState[] = sendLanes.lanes.map((lane) => ({
+    lane,
+    batchLimit: options.batchMaxRecords,
+    failures: 0,
+    failing: false,
+    wake: null,
+    fed: false,
+  }));
   let linkState: LinkState = 'starting';
   let probeFailed = false;
   let probing: Promise<'sent' | 'failed'> | null = null;
@@ -121,6 +139,7 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
 
   async function sendOnce(state: LaneState): Promise<Outcome> {
     const { lane } = state;
+    state.fed = false;
     const batch = await lane.lease(state.batchLimit, options.batchMaxBytes);
     // Nothing to send while the link is down: check it anyway, or a gateway whose Kafka came back while its
     // buffer was empty would say "buffering" until the next record arrives.
@@ -201,8 +220,11 @@ export function createForwarder(options: ForwarderOptions, deps: ForwarderDeps):
         log.error({ err: error }, 'forwarder step failed; retrying');
         outcome = 'failed';
       }
-      if (outcome === 'idle') await sleep(state, idlePollMs, true);
-      else if (outcome === 'failed') {
+      if (outcome === 'idle') {
+        // Fed while it looked (another lane's lease brought its records): look again at once.
+        if (state.fed) continue;
+        await sleep(state, idlePollMs, true);
+      } else if (outcome === 'failed') {
         state.failures += 1;
         await sleep(state, backoffDelayMs(state.failures, { initialMs: options.retryInitialMs, maxMs: options.retryMaxMs }, deps.random), false);
       }

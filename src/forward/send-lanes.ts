@@ -26,6 +26,8 @@ export interface SendLanesOptions {
   /** Records and payload bytes held in memory for all lanes together. */
   readonly windowRecords: number;
   readonly windowBytes: number;
+  /** A lease from the buffer brought records for these lanes (a lane waiting idle should look again). */
+  readonly onRecords?: (lanes: ReadonlySet<number>) => void;
 }
 
 export interface SendLanes {
@@ -46,11 +48,15 @@ export function createSendLanes(buffer: RecordBuffer, options: SendLanesOptions)
     const room = options.windowRecords - heldRecords;
     if (room <= 0) return;
     const records = await buffer.lease(room, Math.max(1, options.windowBytes - heldBytes));
+    const fed = new Set<number>();
     for (const record of records) {
-      (queues[laneOf(record.key, options.count)] as StoredRecord[]).push(record);
+      const lane = laneOf(record.key, options.count);
+      (queues[lane] as StoredRecord[]).push(record);
+      fed.add(lane);
       heldRecords += 1;
       heldBytes += record.payload.byteLength;
     }
+    if (fed.size > 0) options.onRecords?.(fed);
   }
 
   /** One lease from the buffer at a time, whichever lane asked. */
