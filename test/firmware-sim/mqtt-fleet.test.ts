@@ -4,9 +4,7 @@
 // the same seq. Also runs the CLI as a child process. No assertion depends on speed.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { Aedes } from 'aedes';
@@ -18,8 +16,7 @@ import { createFleet } from '../../firmware-sim/fleet.ts';
 import type { Reading } from '../../firmware-sim/fleet.ts';
 import { runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import { waitFor } from '../helpers/wait-for.ts';
-
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { runSimCli } from '../helpers/sim-cli.ts';
 
 interface TestBroker {
   readonly broker: Aedes;
@@ -111,31 +108,6 @@ function assertCompleteLedger(entry: DeviceLedger): void {
   assert.deepEqual(ackedSeqs(entry), range(1, entry.published), `${entry.deviceId} acked seqs`);
   assert.equal(entry.acked, entry.published, `${entry.deviceId} acked`);
   assert.equal(entry.unacked, 0, `${entry.deviceId} unacked`);
-}
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runCli(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'firmware-sim/cli.ts', ...args], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 test('fleet: the same seed gives the same devices and readings', () => {
@@ -398,7 +370,7 @@ test('mqtt: with a rate, publishes are paced by the scheduler and the ledger is 
 
 test('cli: mqtt --json prints one JSON summary', async (t) => {
   const { url } = await startBroker(t);
-  const result = await runCli(['mqtt', '--url', url, '--devices', '5', '--messages', '50', '--rate', '0', '--json', '--quiet']);
+  const result = await runSimCli(['mqtt', '--url', url, '--devices', '5', '--messages', '50', '--rate', '0', '--json', '--quiet']);
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout) as Record<string, unknown>;
   assert.equal(summary.transport, 'mqtt');
@@ -415,7 +387,7 @@ test('cli: --duration takes a bare number of seconds, as before units, and a uni
   const { url } = await startBroker(t);
   // Two simulators on one broker need their own device ids: a second CONNECT with a client id takes over the first.
   const run = (prefix: string, duration: string) =>
-    runCli(['mqtt', '--url', url, '--devices', '2', '--rate', '20', '--quiet', '--prefix', prefix, '--duration', duration]);
+    runSimCli(['mqtt', '--url', url, '--devices', '2', '--rate', '20', '--quiet', '--prefix', prefix, '--duration', duration]);
   const [seconds, units] = await Promise.all([run('a-', '1'), run('b-', '500ms')]);
   assert.equal(seconds.code, 0, seconds.stderr);
   assert.match(seconds.stdout, /stopped\s+--duration 1 s elapsed/);
@@ -444,19 +416,19 @@ test('mqtt: with no broker, the run ends at the connect deadline and reports why
 
 test('cli: exits 1 when no device can connect', async () => {
   const port = await freePort();
-  const result = await runCli(['mqtt', '--url', `mqtt://127.0.0.1:${port}`, '--devices', '2', '--connect-deadline', '1', '--quiet']);
+  const result = await runSimCli(['mqtt', '--url', `mqtt://127.0.0.1:${port}`, '--devices', '2', '--connect-deadline', '1', '--quiet']);
   assert.equal(result.code, 1);
   assert.match(result.stdout, /connected\s+0 of 2/);
   assert.match(result.stdout, /no device could connect/);
 });
 
 test('cli: --help answers, bad flags exit 2 naming the flag', async () => {
-  const help = await runCli(['--help']);
+  const help = await runSimCli(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /mqtt/);
   assert.match(help.stdout, /ttn\s+a local stand-in for The Things Stack/);
 
-  const mqttHelp = await runCli(['mqtt', '--help']);
+  const mqttHelp = await runSimCli(['mqtt', '--help']);
   assert.equal(mqttHelp.code, 0);
   for (const flag of ['--url', '--devices', '--rate', '--duration', '--messages', '--qos', '--seed', '--password', '--inflight', '--json']) {
     assert.ok(mqttHelp.stdout.includes(flag), `help mentions ${flag}`);
@@ -468,7 +440,7 @@ test('cli: --help answers, bad flags exit 2 naming the flag', async () => {
     [['mqtt', '--qos', '2'], '--qos'],
     [['mqtt', '--rate'], '--rate'],
   ] as const) {
-    const result = await runCli(args);
+    const result = await runSimCli(args);
     assert.equal(result.code, 2, `${args.join(' ')} exit code`);
     assert.equal(result.stdout, '');
     assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${result.stderr}`);

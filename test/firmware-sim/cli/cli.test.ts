@@ -1,30 +1,11 @@
 // firmware-sim as a process: every command answers --help, takes the one duration syntax and refuses a bad
 // duration with exit code 2 and one line naming the flag, before it opens any socket or pty.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'firmware-sim/cli.ts', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runSimCli } from '../../helpers/sim-cli.ts';
 
 test('every command answers --help with its flags and the duration syntax', async () => {
-  const results = await Promise.all(['mqtt', 'lorawan', 'serial', 'ttn'].map((name) => runCli([name, '--help'])));
+  const results = await Promise.all(['mqtt', 'lorawan', 'serial', 'ttn'].map((name) => runSimCli([name, '--help'])));
   for (const [index, flag] of ['--duration D', '--duration D', '--interval D', '--wait D'].entries()) {
     const result = results[index];
     assert.equal(result?.code, 0, result?.stderr);
@@ -40,7 +21,7 @@ test('a bad duration exits 2 with one line naming the flag, in every command', a
     [['serial', '--interval=-1s'], '--interval'],
     [['ttn', '--drop-every', '10ms'], '--drop-every'],
   ] as const;
-  const results = await Promise.all(cases.map(([args]) => runCli(args)));
+  const results = await Promise.all(cases.map(([args]) => runSimCli(args)));
   for (const [index, [args, flag]] of cases.entries()) {
     const result = results[index];
     assert.equal(result?.code, 2, `${args.join(' ')}: ${result?.stderr}`);
