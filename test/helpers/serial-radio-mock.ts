@@ -19,6 +19,10 @@ export interface MockRadio {
   openStream(): Promise<SerialPortMock>;
   /** Pulls the adapter: the open stream closes as disconnected; opens fail with ENOENT until plug(). */
   unplug(): Promise<void>;
+  /** Pulls the adapter, but the open stream never hears of it (a hung-up pty the bindings read 0 bytes from). */
+  vanish(): void;
+  /** For the ingress's deviceIdentity dependency: the node's identity, new after each plug(); null when unplugged. */
+  deviceIdentity(path: string): Promise<string | null>;
   plug(): void;
   /** Open attempts made (also failed ones). */
   opens(): number;
@@ -37,6 +41,7 @@ export function mockRadio(options: Rn2483EmulatorOptions & { readonly plugged?: 
   const powerOn = (): Rn2483Emulator => createRn2483Emulator(options, (text) => output?.(text));
   let emulator = powerOn();
   let opens = 0;
+  let generation = 0;
 
   /** Joins a freshly opened binding port to the module: what the gateway writes, the module reads. */
   function attach(stream: SerialPortMock): void {
@@ -82,8 +87,15 @@ export function mockRadio(options: Rn2483EmulatorOptions & { readonly plugged?: 
         stream.close(undefined, Object.assign(new Error('device disconnected'), { disconnected: true }));
       });
     },
+    vanish() {
+      plugged = false;
+    },
+    deviceIdentity: async (asked) => (plugged && asked === path ? `mock:${generation}` : null),
     plug() {
-      if (!plugged) emulator = powerOn();
+      if (!plugged) {
+        emulator = powerOn();
+        generation += 1;
+      }
       plugged = true;
     },
     opens: () => opens,

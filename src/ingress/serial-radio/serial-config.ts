@@ -21,5 +21,6 @@ export function serialRadioOptionsFromConfig(config: Config): SerialRadioIngress
     reopenInitialMs: 1_000,
     reopenMaxMs: serial.reopen_max_delay_ms,
     rejectLogIntervalMs: serial.reject_log_interval_s * 1000,
+    presenceCheckMs: 1_000,
   };
 }

@@ -6,6 +6,10 @@
 // a command without an answer) closes the port and reopens it with backoff (1 s doubling to
 // reopen_max_delay_ms), forever; the state is logged once per change, exported as metrics and as health.
 // A missing adapter at boot does not stop the gateway: start() reports down and keeps retrying.
+// The read path does not see every loss: a pty whose other end closed can read 0 bytes forever inside
+// serialport's bindings (seen under load, about 1 unplug in 12), so while a port is open its device node is
+// looked at every presence_check interval, and one that is gone or replaced is a loss like any other.
+import { stat } from 'node:fs/promises';
 import { SerialPort } from 'serialport';
 import type { Duplex } from 'node:stream';
 import { createRetrySchedule } from '../../shared/retry-schedule.ts';
@@ -42,6 +46,8 @@ export interface SerialRadioIngressOptions {
   readonly reopenInitialMs: number;
   readonly reopenMaxMs: number;
   readonly rejectLogIntervalMs: number;
+  /** How often an open port's device node is checked for (see the header). */
+  readonly presenceCheckMs: number;
 }
 
 export interface SerialRadioIngressDeps extends IngressDeps {
@@ -50,6 +56,8 @@ export interface SerialRadioIngressDeps extends IngressDeps {
   readonly rawCodec: PayloadCodec;
   /** Creates the (unopened) port; default serialport's SerialPort with the system bindings. */
   readonly createPort?: (path: string, baudRate: number) => SerialPortStream;
+  /** The identity of the device node at `path` (changes when it is replaced), null when it is gone. */
+  readonly deviceIdentity?: (path: string) => Promise<string | null>;
 }
 
 export type SerialPortState = 'stopped' | 'opening' | 'open' | 'reopening';
@@ -84,6 +92,18 @@ function hintFor(error: unknown): string {
   return (code === undefined ? undefined : HINTS[code]) ?? DEFAULT_HINT;
 }
 
+/** dev:ino:rdev of the node (a re-plugged adapter or a new pty gets a new one), null when it is gone. */
+export async function deviceNodeIdentity(path: string): Promise<string | null> {
+  try {
+    const node = await stat(path);
+    return `${node.dev}:${node.ino}:${node.rdev}`;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    // Only absence is a loss: an unreadable node (EACCES on a parent) says nothing about the adapter.
+    return code === 'ENOENT' || code === 'ENOTDIR' ? null : 'unknown';
+  }
+}
+
 function datr(settings: RadioSettings): string {
   return `SF${settings.spreadingFactor}BW${settings.bandwidthKhz}`;
 }
@@ -92,6 +112,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   const log = deps.log.child({ component: 'ingress.serial-radio', path: options.path });
   const { metrics } = deps;
   const createPort = deps.createPort ?? ((path: string, baudRate: number) => new SerialPort({ path, baudRate, autoOpen: false }));
+  const deviceIdentity = deps.deviceIdentity ?? deviceNodeIdentity;
   if (options.frames !== 'raw' && deps.lorawanNetwork === null) {
     throw new Error(`serial.frames is ${options.frames}, but the LoRaWAN server is off: set lorawan.enabled: true, or serial.frames: raw`);
   }
@@ -102,6 +123,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   let session = 0;
   let port: SerialPortStream | null = null;
   let radio: Rn2483Radio | null = null;
+  let presenceTimer: NodeJS.Timeout | null = null;
   const retries = createRetrySchedule({ initialMs: options.reopenInitialMs, maxMs: options.reopenMaxMs }, () => void attempt());
   let everOpen = false;
   let lastProblem = 'not opened yet';
@@ -191,6 +213,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
   function lose(id: number, problem: string, hint: string, error?: unknown): void {
     if (id !== session || stopping) return;
     session += 1;
+    stopPresenceCheck();
     radio?.detach();
     radio = null;
     const lost = port;
@@ -202,14 +225,45 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
     scheduleRetry();
   }
 
+  function stopPresenceCheck(): void {
+    if (presenceTimer !== null) clearInterval(presenceTimer);
+    presenceTimer = null;
+  }
+
+  /** Watches the node opened by session `id`: gone or replaced ends the session. */
+  function startPresenceCheck(id: number, opened: string | null): void {
+    stopPresenceCheck();
+    let checking = false;
+    presenceTimer = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void deviceIdentity(options.path)
+        .then((now) => {
+          if (now === opened) return;
+          lose(
+            id,
+            now === null ? `${options.path} disappeared` : `${options.path} was replaced by another device`,
+            'is the adapter plugged in? check dmesg for USB resets',
+          );
+        })
+        .catch((error: unknown) => internalError(error, 'checking the port'))
+        .finally(() => {
+          checking = false;
+        });
+    }, options.presenceCheckMs);
+    presenceTimer.unref();
+  }
+
   async function attempt(): Promise<void> {
     if (stopping) return;
     session += 1;
     const id = session;
     let opened: SerialPortStream;
+    let identity: string | null;
     try {
       opened = createPort(options.path, options.baudRate);
       await new Promise<void>((resolve, reject) => opened.open((error) => (error === null ? resolve() : reject(error))));
+      identity = await deviceIdentity(options.path);
     } catch (error) {
       if (id !== session || stopping) return;
       const message = error instanceof Error ? error.message : String(error);
@@ -221,6 +275,11 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
       return;
     }
     port = opened;
+    if (identity === null) {
+      lose(id, `${options.path} disappeared right after opening`, 'is the adapter plugged in? check dmesg for USB resets');
+      return;
+    }
+    startPresenceCheck(id, identity);
     opened.on('close', (error: (Error & { disconnected?: boolean }) | null) => {
       const how = error?.disconnected === true ? 'the adapter was disconnected' : 'the port closed';
       lose(id, how, 'is the adapter plugged in? check dmesg for USB resets');
@@ -276,6 +335,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
       stopping = true;
       session += 1;
       retries.cancel();
+      stopPresenceCheck();
       // rxstop before the port closes: the module keeps power, and should not go on receiving for nobody.
       const receiver = radio;
       radio = null;

@@ -72,6 +72,7 @@ async function startHarness(
       reopenInitialMs: 20,
       reopenMaxMs: 100,
       rejectLogIntervalMs: 60_000,
+      presenceCheckMs: 20,
     },
     {
       accept,
@@ -80,6 +81,7 @@ async function startHarness(
       log: logs.log,
       metrics,
       createPort: mock.createPort,
+      deviceIdentity: mock.deviceIdentity,
       ...(options.onReject === undefined ? {} : { onReject: options.onReject }),
     },
   );
@@ -214,6 +216,20 @@ test('unplugged and plugged back in: reopened with backoff, re-initialised, fram
     ['opening', 'open', 'reopening', 'open'],
   );
   assert.match(String(stateLines[2]?.msg), /disconnected/);
+});
+
+test('an adapter that vanishes without the port noticing (a hung-up pty): the presence check reopens it', async (t) => {
+  const h = await startHarness(t);
+  const stale = h.mock.stream();
+  h.mock.vanish();
+  await waitFor(() => h.ingress.state() === 'reopening', 'the presence check to notice');
+  assert.equal(stale?.isOpen, false, 'the stale port was closed');
+  assert.equal(await h.metric('iotgw_serial_port_open', `path=${h.mock.path}`), 0);
+  assert.ok(h.logs.lines().some((line) => line.state === 'reopening' && String(line.msg).includes(`${h.mock.path} disappeared`)));
+  h.mock.plug();
+  await waitFor(() => h.ingress.state() === 'open', 'the port to be reopened');
+  h.mock.emulator().transmit(Buffer.from('00000404', 'hex'));
+  await waitFor(() => h.records.length === 1, 'a frame after the replug');
 });
 
 test('a module that stops answering is reopened', async (t) => {
