@@ -4,6 +4,10 @@
 // cannot be stored.
 import type { AddressInfo } from 'node:net';
 import { bufferOptionsFromConfig } from './buffer/buffer-config.ts';
+import { createCommandDelivery } from './commands/command-delivery.ts';
+import { createCommandIntake } from './commands/command-intake.ts';
+import { createCommandQueue } from './commands/command-queue.ts';
+import { commandDeliveryOptionsFromConfig, commandIntakeOptionsFromConfig, commandQueueOptionsFromConfig } from './commands/commands-config.ts';
 import { createWorkerBuffer } from './buffer/worker-buffer.ts';
 import { createFormatterCache } from './codecs/javascript-formatter.ts';
 import { codecChoice } from './config/formatter-check.ts';
@@ -96,6 +100,16 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     : [];
   const waysIn: readonly Component[] = [mqttIngress, ...present(udpIngress), ...present(serialIngress), ...ttnIngresses];
 
+  // The way back: commands from Kafka, kept in the buffer's state until delivered, receipts as records.
+  const commandQueue = config.commands.enabled ? createCommandQueue(commandQueueOptionsFromConfig(config), { accept, loadState, log, metrics }) : null;
+  const commandParts: readonly Component[] =
+    commandQueue === null
+      ? []
+      : [
+          createCommandDelivery(commandDeliveryOptionsFromConfig(config), { queue: commandQueue, mqtt: mqttIngress.downlink, log }),
+          createCommandIntake(commandIntakeOptionsFromConfig(config), { queue: commandQueue, log, metrics }),
+        ];
+
   // Beside the flow: gauges, the status model, readiness and the ops endpoint.
   const link = () => forwarder.state();
   const { max_records: maxRecords, max_bytes: maxBytes } = config.buffer;
@@ -109,7 +123,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   // A serial radio or a TTN link is one more way in: an unplugged adapter must not make systemd or a load
   // balancer give up on MQTT and LoRaWAN traffic that still flows.
   const readiness = createReadiness({
-    components: [...storageAndWayOut, ...doorAndWaysIn],
+    components: [...storageAndWayOut, ...doorAndWaysIn, ...commandParts],
     required: [buffer, mqttIngress, ...present(udpIngress)],
     buffer,
     link,
@@ -124,8 +138,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     },
     { metrics, log, refreshMetrics: gauges.refresh, readiness, status: () => status.snapshot() },
   );
-  // Start order: storage, the way out, ops, the door, the LoRaWAN network its radio paths feed, the ways in.
-  const components: readonly Component[] = [...storageAndWayOut, ops, ...doorAndWaysIn];
+  // Start order: storage, the way out, ops, the door, the LoRaWAN network its radio paths feed, the ways in,
+  // then the way back (it delivers over the ways in).
+  const components: readonly Component[] = [...storageAndWayOut, ops, ...doorAndWaysIn, ...commandParts];
   let started = false;
 
   return {

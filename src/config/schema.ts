@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { count, deviceId, flag, hostPort, list, port } from './schema-fields.ts';
+import { commands } from './schema-commands.ts';
 import { lorawan, mqtt, serial, ttn } from './schema-ingress.ts';
 
 export { deviceId } from './schema-fields.ts';
@@ -147,6 +148,7 @@ export const configSchema = z.strictObject({
   formatters,
   ttn,
   serial,
+  commands,
 });
 
 export type Config = z.infer<typeof configSchema>;

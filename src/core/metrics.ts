@@ -48,6 +48,12 @@ export interface Metrics {
   /** Uplinks a javascript formatter did not decode, by codec (javascript:<file>) and kind of failure. */
   readonly formatterErrors: Counter<'codec' | 'kind'>;
   readonly ttnFCntResets: Counter<'application'>;
+  /** Command receipts by status (accepted, sent, delivered, expired, failed, rejected, cancelled), and duplicates. */
+  readonly commands: Counter<'status'>;
+  /** Commands waiting for their device, by state (queued, sent). */
+  readonly commandsWaiting: Gauge<'state'>;
+  /** 1 while the command consumer is in its group and fetching. */
+  readonly commandsConsumerUp: Gauge;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): Metrics {
@@ -205,6 +211,23 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       name: 'iotgw_forwarder_link_state',
       help: 'Kafka link state as /readyz reports it: 1 for the current state (up, buffering, starting), 0 for the others',
       labelNames: ['state'],
+      registers,
+    }),
+    commands: new Counter({
+      name: 'iotgw_commands_total',
+      help: 'commands by receipt status (accepted, sent, delivered, expired, failed, rejected, cancelled) and duplicate (a command id seen before: not sent again)',
+      labelNames: ['status'],
+      registers,
+    }),
+    commandsWaiting: new Gauge({
+      name: 'iotgw_commands_waiting',
+      help: 'commands waiting for their device: queued (not sent yet) and sent (waiting for the acknowledgement)',
+      labelNames: ['state'],
+      registers,
+    }),
+    commandsConsumerUp: new Gauge({
+      name: 'iotgw_commands_consumer_up',
+      help: '1 while the command consumer is in its Kafka consumer group and fetching commands.topic',
       registers,
     }),
     ttnConnected: new Gauge({

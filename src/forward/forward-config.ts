@@ -1,5 +1,6 @@
 // kafka.* -> the options of the Kafka sink and the forwarder.
 import type { Config } from '../config/schema.ts';
+import { COMMAND_RECEIPT_STREAM } from '../record/streams.ts';
 import type { ForwarderOptions } from './forwarder.ts';
 import type { ForwardingThreadOptions } from './forwarding-protocol.ts';
 import type { KafkaSinkOptions } from './kafka-sink.ts';
@@ -40,7 +41,11 @@ export function forwardingThreadOptionsFromConfig(config: Config): ForwardingThr
     sink: kafkaSinkOptionsFromConfig(config),
     forwarder: forwarderOptionsFromConfig(config),
     defaultTopic: config.kafka.topic,
-    routes: config.kafka.routes.map((route) => ({ stream: route.stream, topic: route.topic, eventTimeField: route.event_time_field })),
+    routes: [
+      // Receipts first: a '*' route of the user's must not catch them.
+      ...(config.commands.enabled ? [{ stream: COMMAND_RECEIPT_STREAM, topic: config.commands.receipts_topic, eventTimeField: undefined }] : []),
+      ...config.kafka.routes.map((route) => ({ stream: route.stream, topic: route.topic, eventTimeField: route.event_time_field })),
+    ],
     log: { level: config.log.level, gatewayId: config.gateway_id },
   };
 }

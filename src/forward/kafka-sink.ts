@@ -6,8 +6,7 @@
 // connection that never completed its handshake (a broker that accepted TCP but did not answer), and then
 // fails every request with "Broker not connected" until that socket closes. connect() checks the link with
 // a real request (a metadata read), since kafkajs' own connect() can resolve without one answer.
-import { readFileSync } from 'node:fs';
-import kafkajs, { type Producer, type SASLOptions, type TopicMessages } from 'kafkajs';
+import kafkajs, { type Producer, type TopicMessages } from 'kafkajs';
 import { errorMessage, GatewayError, isProgrammingError } from '../errors.ts';
 import type { HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
@@ -15,21 +14,16 @@ import type { ForwardMetrics } from './forward-metrics.ts';
 import { toKafkaMessage } from '../record/kafka-envelope.ts';
 import type { Router } from '../record/routes.ts';
 import { type Compression, useCompression } from './compression.ts';
+import { createKafkaClient, type KafkaClientOptions } from './kafka-client.ts';
 import { type Sink, SinkError } from './sink.ts';
 
-const { Kafka, Partitioners, logLevel } = kafkajs;
+const { Partitioners } = kafkajs;
 
-export interface KafkaSinkOptions {
-  readonly brokers: readonly string[];
-  readonly clientId: string;
+export interface KafkaSinkOptions extends KafkaClientOptions {
   readonly gatewayId: string;
   readonly compression: Compression;
-  readonly requestTimeoutMs: number;
-  readonly connectionTimeoutMs: number;
   /** Requests on the wire per broker: the forwarder's batches in flight (lanes; default 1). */
   readonly maxInFlightRequests?: number;
-  readonly tls: { readonly caFile: string; readonly certFile: string; readonly keyFile: string } | null;
-  readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
 }
 
 export interface KafkaSinkDeps {
@@ -46,23 +40,8 @@ const PERMANENT_ERRORS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 
 
 export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps): Sink {
   const log = deps.log.child({ component: 'sink.kafka' });
-  const kafkaLog = deps.log.child({ component: 'kafka' });
   const { metrics } = deps;
-  // kafkajs logs every failed connection attempt; the forwarder reports link state changes once, so these go to debug.
-  const kafka = new Kafka({
-    clientId: options.clientId,
-    brokers: [...options.brokers],
-    connectionTimeout: options.connectionTimeoutMs,
-    requestTimeout: options.requestTimeoutMs,
-    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
-    logLevel: logLevel.INFO,
-    logCreator: () => (entry) => {
-      const { message, ...extra } = entry.log;
-      kafkaLog.debug({ namespace: entry.namespace, kafkaLevel: entry.label, ...extra }, message);
-    },
-    ...(options.tls === null ? {} : { ssl: tlsOptions(options.tls) }),
-    ...(options.sasl === null ? {} : { sasl: saslOptions(options.sasl) }),
-  });
+  const kafka = createKafkaClient(options, deps.log);
   /** kafkajs' compression type, once its codec is loaded (on the first send). */
   let compressionType: Promise<number> | null = null;
 
@@ -247,24 +226,4 @@ export function toSinkError(error: unknown): SinkError {
         .toUpperCase()
     : 'KAFKA_ERROR';
   return new SinkError(code, `Kafka send failed: ${errorMessage(error)}`, true, error);
-}
-
-function tlsOptions(tls: NonNullable<KafkaSinkOptions['tls']>): { rejectUnauthorized: true; ca?: Buffer; cert?: Buffer; key?: Buffer } {
-  return {
-    rejectUnauthorized: true,
-    ...(tls.caFile === '' ? {} : { ca: readFileSync(tls.caFile) }),
-    ...(tls.certFile === '' ? {} : { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }),
-  };
-}
-
-function saslOptions(sasl: NonNullable<KafkaSinkOptions['sasl']>): SASLOptions {
-  const credentials = { username: sasl.username, password: sasl.password };
-  switch (sasl.mechanism) {
-    case 'plain':
-      return { mechanism: 'plain', ...credentials };
-    case 'scram-sha-256':
-      return { mechanism: 'scram-sha-256', ...credentials };
-    case 'scram-sha-512':
-      return { mechanism: 'scram-sha-512', ...credentials };
-  }
 }

@@ -1,7 +1,7 @@
 // The normalized record: the one type every stage agrees on. Ingress adapters build NewRecords, the
 // buffer turns them into StoredRecords (seq + stable id), the forwarder turns those into Kafka messages.
 
-export type RecordSource = 'mqtt' | 'semtech-udp' | 'ttn' | 'serial-radio';
+export type RecordSource = 'mqtt' | 'semtech-udp' | 'ttn' | 'serial-radio' | 'commands';
 
 /** What an ingress adapter hands over. The buffer assigns seq and id. */
 export interface NewRecord {

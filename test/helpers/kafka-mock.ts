@@ -382,6 +382,8 @@ export async function topicOffsets(brokers: readonly string[], topic: string): P
 export interface TopicTail {
   /** Messages read so far. */
   count(): number;
+  /** A copy of the messages read so far, in arrival order. */
+  messages(): ConsumedMessage[];
   /** Stops reading; resolves with every message read, in arrival order. */
   stop(): Promise<ConsumedMessage[]>;
 }
@@ -423,6 +425,7 @@ export function tailTopic(brokers: readonly string[], topic: string): TopicTail 
   );
   return {
     count: () => messages.length,
+    messages: () => messages.slice(),
     async stop() {
       stopped = true;
       await consumer.disconnect().catch(() => undefined);

@@ -41,7 +41,12 @@ function payloadBytes(packet: PacketLike): number {
 }
 
 /** A memory persistence for aedes (pass as `persistence`) that keeps within `limits`. */
-export function createBoundedPersistence(limits: PersistenceLimits, onRefuse: (refusal: PersistenceRefusal, detail: string) => void): unknown {
+export function createBoundedPersistence(
+  limits: PersistenceLimits,
+  onRefuse: (refusal: PersistenceRefusal, detail: string) => void,
+  /** Told of every PUBACK (aedes clears the packet id here, for clean sessions too): the downlink's acknowledgement. */
+  onPuback: (client: ClientLike, messageId: number | undefined) => void = () => undefined,
+): unknown {
   const base = (memoryPersistence as unknown as () => MemoryPersistence)();
   const retained = new Map<string, number>(); // topic -> payload bytes
   let retainedBytes = 0;
@@ -122,6 +127,7 @@ export function createBoundedPersistence(limits: PersistenceLimits, onRefuse: (r
 
   const outgoingClearMessageId = base.outgoingClearMessageId.bind(base);
   base.outgoingClearMessageId = async (client, packet) => {
+    onPuback(client, (packet as { messageId?: number } | null)?.messageId);
     const cleared = await outgoingClearMessageId(client, packet);
     const entry = queued.get(client.id);
     if (cleared !== undefined && entry !== undefined) {

@@ -16,6 +16,7 @@ import { createAuthentication } from './authentication.ts';
 import { createAuthorization } from './authorization.ts';
 import { createBoundedPersistence, type PersistenceLimits } from './bounded-persistence.ts';
 import type { Identity } from './device-acl.ts';
+import { createDownlinkTracker, type MqttDownlink } from './device-downlink.ts';
 import { createListeners } from './listeners.ts';
 
 export interface MqttIngressOptions {
@@ -33,6 +34,8 @@ export interface MqttIngressOptions {
   readonly rejectLogIntervalMs?: number;
   /** Largest keepalive a client may ask for; 0 = any (keepalive 0, "off", is then allowed too). */
   readonly keepaliveLimitS: number;
+  /** How long a connected device has to PUBACK a command (default 30 s). */
+  readonly downlinkAckTimeoutMs?: number;
   readonly persistence: PersistenceLimits;
   readonly devices: readonly { readonly id: string; readonly passwordHash: string }[];
   readonly clients: readonly {
@@ -60,7 +63,12 @@ export interface MqttIngressDeps extends IngressDeps {
 export interface MqttIngress extends Component {
   /** Bound addresses, known after start (port 0 picks a free port). */
   address(): { readonly tcp: AddressInfo; readonly tls: AddressInfo | null };
+  /** The way to a device's connection, for commands. */
+  readonly downlink: MqttDownlink;
 }
+
+/** How long a connected device has to acknowledge (PUBACK) a message from the gateway. */
+const DOWNLINK_ACK_TIMEOUT_MS = 30_000;
 
 const DEFAULT_LOG_INTERVAL_MS = 60_000;
 
@@ -90,6 +98,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
     identityOf: (client) => identities.get(client),
     nowMs: deps.nowMs ?? Date.now,
   });
+  const downlink = createDownlinkTracker({ ackTimeoutMs: options.downlinkAckTimeoutMs ?? DOWNLINK_ACK_TIMEOUT_MS }, (client) => identities.get(client));
   const listeners = createListeners(options, { log, rejections, refuseConnection, handle: (socket) => broker?.handle(socket) });
 
   /** aedes' options: its limits, the bounded persistence, and the hooks adapted to the modules above. */
@@ -99,10 +108,14 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
       // Checked in authenticate instead, so a refusal carries a defined return code (aedes answers 6).
       keepaliveLimit: 0,
       maxClientsIdLength: 128,
-      persistence: createBoundedPersistence(options.persistence, (limit, detail) => {
-        metrics.mqttBrokerLimits.inc({ limit });
-        if (once.shouldLog(`limit:${limit}`)) log.warn({ limit }, `${detail}; see iotgw_mqtt_broker_limits_total`);
-      }) as never,
+      persistence: createBoundedPersistence(
+        options.persistence,
+        (limit, detail) => {
+          metrics.mqttBrokerLimits.inc({ limit });
+          if (once.shouldLog(`limit:${limit}`)) log.warn({ limit }, `${detail}; see iotgw_mqtt_broker_limits_total`);
+        },
+        downlink.puback,
+      ) as never,
       preConnect(client, packet, done) {
         authentication.noteConnect(client, packet);
         done(null, true);
@@ -125,6 +138,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
           (error: Error) => done(error),
         );
       },
+      authorizeForward: (client, packet) => downlink.forward(client, packet),
       authorizeSubscribe(client, subscription, done) {
         // A null subscription answers SUBACK 0x80 (failure) [MQTT-3.9.3] and keeps the connection.
         done(null, authorization.authorizeSubscribe(client, subscription));
@@ -137,6 +151,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
 
     async start() {
       broker = await Aedes.createBroker(brokerOptions());
+      downlink.attach(broker);
       broker.on('client', () => metrics.mqttConnectedClients.inc());
       broker.on('clientDisconnect', () => metrics.mqttConnectedClients.dec());
       broker.on('clientError', (client, error) => log.debug({ client: printable(client.id, 64), err: error }, 'client error'));
@@ -153,6 +168,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
       if (stopping) return;
       stopping = true;
       const closed = listeners.close();
+      downlink.close();
       // Closes every client connection; publishes already in authorizePublish finish their commit first.
       if (broker !== null) await new Promise<void>((resolve) => broker?.close(() => resolve()));
       listeners.destroySockets(); // connections that never completed CONNECT
@@ -168,5 +184,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
     address() {
       return listeners.address();
     },
+
+    downlink,
   };
 }

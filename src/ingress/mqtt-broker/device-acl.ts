@@ -1,5 +1,6 @@
 // Who may publish and subscribe where (pure functions). Devices publish to devices/{device_id}/{stream}
 // and only under their own id; non-device clients get the topic filters their account lists. Default deny.
+import { isReservedStream } from '../../record/streams.ts';
 
 /** Who is on the other end of a connection, decided once at CONNECT. */
 export type Identity =
@@ -45,6 +46,9 @@ export function decidePublish(identity: Identity, topic: string): PublishDecisio
   const deviceTopic = parseDeviceTopic(topic);
   if (deviceTopic !== null && deviceTopic.stream.length > MAX_STREAM_CHARS) {
     return { allowed: false, reason: 'bad-topic', detail: `a stream name of ${deviceTopic.stream.length} characters is longer than ${MAX_STREAM_CHARS}` };
+  }
+  if (deviceTopic !== null && isReservedStream(deviceTopic.stream)) {
+    return { allowed: false, reason: 'bad-topic', detail: `the stream ${deviceTopic.stream} is the gateway's own; publish to another stream` };
   }
   if (identity.kind === 'client') {
     if (!identity.publish.some((filter) => topicMatches(filter, topic))) {

@@ -1,0 +1,178 @@
+// Commands from Kafka to MQTT devices with real parts: a kafkajs producer writes commands to librdkafka's
+// mock cluster, the gateway process (aedes, SQLite) consumes them, mqtt.js devices receive them, and the
+// receipts are read back from Kafka. Covers a device online, one offline that connects later, one whose
+// gateway was killed with SIGKILL between intake and delivery, duplicates, expiry, malformed commands and
+// receipts produced while Kafka is down.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import kafkajs from 'kafkajs';
+import { connectAsync, type MqttClient } from 'mqtt';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { type GatewayProcess, freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
+import { type ConsumedMessage, type KafkaMock, kafkaMockFor, type TopicTail, tailTopic } from '../helpers/kafka-mock.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const RECORDS = 'city.records';
+const COMMANDS = 'city.commands';
+const RECEIPTS = 'city.command-receipts';
+
+interface ReceiptValue {
+  command_id: string | null;
+  device_id: string | null;
+  status: string;
+  reason?: string;
+  path?: string;
+}
+
+interface Harness {
+  readonly kafka: KafkaMock;
+  readonly configPath: string;
+  readonly receipts: TopicTail;
+  gateway: GatewayProcess;
+  send(key: string | null, value: string | Buffer, headers?: Record<string, string>): Promise<void>;
+  /** The receipts of a command id, in order. */
+  statuses(commandId: string): string[];
+  receipt(commandId: string | null, status: string): ReceiptValue | undefined;
+}
+
+async function setup(t: TestContext): Promise<Harness> {
+  const kafka = await kafkaMockFor(t, {
+    brokers: 1,
+    topics: [
+      { name: RECORDS, partitions: 1 },
+      { name: COMMANDS, partitions: 3 },
+      { name: RECEIPTS, partitions: 3 },
+    ],
+  });
+  const dir = tempDir(t);
+  const config: ConfigInput = {
+    gateway_id: 'gw-commands',
+    mqtt: { host: '127.0.0.1', port: await freePort(), allow_anonymous: true },
+    http: { host: '127.0.0.1', port: 0 },
+    kafka: { brokers: [...kafka.brokers], topic: RECORDS, retry_initial_ms: 100, retry_max_ms: 1000, request_timeout_ms: 5000, connection_timeout_ms: 1000 },
+    buffer: { path: join(dir, 'buffer.db') },
+    commands: { enabled: true, topic: COMMANDS, receipts_topic: RECEIPTS, fetch_wait_ms: 50 },
+  };
+  const configPath = writeGatewayConfig(dir, config);
+  const gateway = await startGatewayProcess(t, configPath);
+  const receipts = tailTopic(kafka.brokers, RECEIPTS);
+  t.after(() => receipts.stop());
+  const producer = new kafkajs.Kafka({ clientId: 'test-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
+  await producer.connect();
+  t.after(() => producer.disconnect());
+  const parsed = (): { message: ConsumedMessage; value: ReceiptValue }[] =>
+    receipts.messages().map((message) => ({ message, value: JSON.parse(message.value?.toString('utf8') ?? '{}') as ReceiptValue }));
+  return {
+    kafka,
+    configPath,
+    receipts,
+    gateway,
+    async send(key, value, headers = {}) {
+      await producer.send({ topic: COMMANDS, acks: -1, messages: [{ key, value, headers }] });
+    },
+    statuses: (commandId) =>
+      parsed()
+        .filter((entry) => entry.value.command_id === commandId)
+        .map((entry) => entry.value.status),
+    receipt: (commandId, status) => parsed().find((entry) => entry.value.command_id === commandId && entry.value.status === status)?.value,
+  };
+}
+
+interface Device {
+  readonly client: MqttClient;
+  readonly received: { topic: string; payload: string }[];
+}
+
+async function device(t: TestContext, port: number, id: string, filter = `devices/${id}/commands/#`): Promise<Device> {
+  const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: id, reconnectPeriod: 0 });
+  t.after(() => client.endAsync(true));
+  const received: Device['received'] = [];
+  client.on('message', (topic, payload) => received.push({ topic, payload: payload.toString('utf8') }));
+  await client.subscribeAsync(filter, { qos: 1 });
+  return { client, received };
+}
+
+test('a command reaches an MQTT device online, at QoS 1, with accepted, sent and delivered receipts to Kafka', async (t) => {
+  const h = await setup(t);
+  const lamp = await device(t, h.gateway.mqttPort, 'lamp-1');
+  await h.send('lamp-1', JSON.stringify({ name: 'dim', payload: { level: 40 }, ttl_s: 600 }), { 'command-id': 'c-online' });
+  await waitFor(() => lamp.received.length === 1, 'the command at the device', 20_000);
+  assert.deepEqual(lamp.received[0], { topic: 'devices/lamp-1/commands/dim', payload: '{"level":40}' });
+  await waitFor(() => h.statuses('c-online').length === 3, 'three receipts', 20_000);
+  assert.deepEqual(h.statuses('c-online'), ['accepted', 'sent', 'delivered']);
+  assert.equal(h.receipt('c-online', 'delivered')?.path, 'mqtt');
+  const delivered = h.receipts.messages().find((message) => message.headers['receipt-status'] === 'delivered');
+  assert.equal(delivered?.key, 'lamp-1', 'receipts are keyed by the device');
+  assert.equal(delivered?.headers['command-id'], 'c-online');
+  assert.equal(await h.gateway.metric('iotgw_commands_total', ['status="delivered"']), 1);
+});
+
+test('a device offline when the command arrives gets it when it connects and subscribes', async (t) => {
+  const h = await setup(t);
+  await h.send('valve-1', Buffer.from([0x01, 0x00]), { 'command-id': 'c-offline', 'command-name': 'close' });
+  await waitFor(() => h.statuses('c-offline').includes('accepted'), 'the accepted receipt', 20_000);
+  await sleep(1_000);
+  assert.deepEqual(h.statuses('c-offline'), ['accepted'], 'nothing is sent while the device is away');
+  assert.equal(await h.gateway.metric('iotgw_commands_waiting', ['state="queued"']), 1);
+  const valve = await device(t, h.gateway.mqttPort, 'valve-1');
+  await waitFor(() => valve.received.length === 1, 'the command after connect', 20_000);
+  assert.deepEqual(valve.received[0], { topic: 'devices/valve-1/commands/close', payload: '\u0001\u0000' });
+  await waitFor(() => h.statuses('c-offline').at(-1) === 'delivered', 'the delivered receipt', 20_000);
+  assert.equal(await h.gateway.metric('iotgw_commands_waiting', ['state="queued"']), 0);
+});
+
+test('kill -9 between intake and delivery: the restarted gateway still delivers the command, once', async (t) => {
+  const h = await setup(t);
+  await h.send('meter-1', JSON.stringify({ command_id: 'c-crash', name: 'config', payload: { interval_s: 900 } }));
+  await waitFor(() => h.statuses('c-crash').includes('accepted'), 'the accepted receipt', 20_000);
+  await h.gateway.kill('SIGKILL');
+  h.gateway = await startGatewayProcess(t, h.configPath);
+  const meter = await device(t, h.gateway.mqttPort, 'meter-1');
+  await waitFor(() => h.statuses('c-crash').at(-1) === 'delivered', 'the delivered receipt', 30_000);
+  await sleep(1_500);
+  assert.equal(meter.received.length, 1, 'delivered once');
+  assert.equal(h.statuses('c-crash').filter((status) => status === 'delivered').length, 1);
+});
+
+test('a duplicate command id is sent once; an expired command and malformed ones get receipts and are not sent', async (t) => {
+  const h = await setup(t);
+  const lamp = await device(t, h.gateway.mqttPort, 'lamp-2');
+  await h.send('lamp-2', JSON.stringify({ name: 'on', payload: 'on' }), { 'command-id': 'c-dup' });
+  await h.send('lamp-2', JSON.stringify({ name: 'on', payload: 'on' }), { 'command-id': 'c-dup' });
+  await h.send('lamp-2', JSON.stringify({ name: 'off', payload: 'off', expires_at: '2020-01-01T00:00:00Z' }), { 'command-id': 'c-expired' });
+  await h.send('lamp-2', '{"name": "dim", "payload": ', { 'command-id': 'c-broken' });
+  await h.send('lamp-2', JSON.stringify({ name: 'dim', payload: { level: 1 }, colour: 'red' }), { 'command-id': 'c-typo' });
+  await h.send('lamp-2', JSON.stringify({ name: 'dim', payload: { level: 1 } }));
+  await h.send('lamp-2', JSON.stringify({ name: 'last', payload: 'x' }), { 'command-id': 'c-last' });
+  await waitFor(() => h.statuses('c-last').at(-1) === 'delivered', 'the last command delivered', 20_000);
+  await sleep(1_000);
+  assert.deepEqual(
+    lamp.received.map((message) => message.topic),
+    ['devices/lamp-2/commands/on', 'devices/lamp-2/commands/last'],
+    'the duplicate, the expired and the malformed commands never reach the device',
+  );
+  assert.deepEqual(h.statuses('c-dup'), ['accepted', 'sent', 'delivered']);
+  assert.deepEqual(h.statuses('c-expired'), ['expired']);
+  assert.deepEqual(h.statuses('c-broken'), ['rejected']);
+  assert.match(h.receipt('c-broken', 'rejected')?.reason ?? '', /^malformed-json: /);
+  assert.match(h.receipt('c-typo', 'rejected')?.reason ?? '', /^unknown-field: unknown field\(s\) colour/);
+  assert.match(h.receipt(null, 'rejected')?.reason ?? '', /^missing-command-id: /);
+  assert.equal(await h.gateway.metric('iotgw_commands_total', ['status="duplicate"']), 1);
+  assert.equal(await h.gateway.metric('iotgw_commands_total', ['status="rejected"']), 3);
+});
+
+test('receipts produced while Kafka is down are all in Kafka once it is back', async (t) => {
+  const h = await setup(t);
+  await h.send('lamp-3', JSON.stringify({ name: 'dim', payload: { level: 10 } }), { 'command-id': 'c-outage' });
+  await waitFor(() => h.statuses('c-outage').includes('accepted'), 'the accepted receipt', 20_000);
+  await h.kafka.down('all');
+  const lamp = await device(t, h.gateway.mqttPort, 'lamp-3');
+  await waitFor(() => lamp.received.length === 1, 'the command, delivered while Kafka is down', 20_000);
+  await waitFor(async () => (await h.gateway.metric('iotgw_commands_total', ['status="delivered"'])) === 1, 'the delivered receipt committed');
+  await h.kafka.up('all');
+  await waitFor(() => h.statuses('c-outage').at(-1) === 'delivered', 'the receipts after the outage', 60_000);
+  assert.deepEqual(h.statuses('c-outage'), ['accepted', 'sent', 'delivered']);
+});
