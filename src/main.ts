@@ -7,6 +7,7 @@ import { bufferOptionsFromConfig } from './buffer/buffer-config.ts';
 import { createCommandDelivery } from './commands/command-delivery.ts';
 import { createCommandIntake } from './commands/command-intake.ts';
 import { createCommandQueue } from './commands/command-queue.ts';
+import { createMqttCommandPath } from './commands/mqtt-command-path.ts';
 import { commandDeliveryOptionsFromConfig, commandIntakeOptionsFromConfig, commandQueueOptionsFromConfig } from './commands/commands-config.ts';
 import { createWorkerBuffer } from './buffer/worker-buffer.ts';
 import { createFormatterCache } from './codecs/javascript-formatter.ts';
@@ -106,7 +107,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     commandQueue === null
       ? []
       : [
-          createCommandDelivery(commandDeliveryOptionsFromConfig(config), { queue: commandQueue, mqtt: mqttIngress.downlink, log }),
+          createCommandDelivery(commandDeliveryOptionsFromConfig(config), {
+            queue: commandQueue,
+            paths: [createMqttCommandPath({ topic: config.commands.mqtt_topic }, mqttIngress.downlink)],
+            log,
+          }),
           createCommandIntake(commandIntakeOptionsFromConfig(config), { queue: commandQueue, log, metrics }),
         ];
 

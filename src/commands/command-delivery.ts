@@ -1,37 +1,30 @@
-// Commands out: each device's waiting commands, oldest first, one at a time, over the device's path. MQTT:
-// the command goes to commands.mqtt_topic at QoS 1 once the device is connected and subscribed there, `sent`
-// committed before it goes, `delivered` on its PUBACK. A device that goes away before acknowledging gets the
-// command again at its next connect (at least once: the command id lets it recognise a repeat); one that stays
-// connected but never acknowledges gets it up to MAX_ATTEMPTS times, then the command fails with a receipt.
-// Every second, commands whose time is up expire, with a receipt.
+// Commands out: each device's waiting commands, oldest first, one at a time, over the device's path (the
+// first of `paths` that serves it). `sent` is committed before the hand-over, the outcome after it. A device
+// that is away gets the command when its path says it is ready again (at least once: the command id lets it
+// recognise a repeat); one that never acknowledges gets it up to maxAttempts times, then the command fails
+// with a receipt. Every expiryCheckMs, commands whose time is up expire, with a receipt.
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
-import type { MqttDownlink } from '../ingress/mqtt-broker/device-downlink.ts';
-import type { Command } from './command.ts';
+import type { CommandPath } from './command-path.ts';
 import type { CommandQueue } from './command-queue.ts';
 
 export interface CommandDeliveryOptions {
-  /** Where an MQTT device gets a command: {device_id}, {name}, {command_id} are filled in. */
-  readonly mqttTopic: string;
   readonly maxAttempts: number;
   readonly expiryCheckMs: number;
 }
 
 export interface CommandDeliveryDeps {
   readonly queue: CommandQueue;
-  readonly mqtt: MqttDownlink;
+  /** In order of preference; the last should serve every device (MQTT). */
+  readonly paths: readonly CommandPath[];
   readonly log: Logger;
 }
 
 export const MAX_ATTEMPTS = 5;
 
-export function commandTopic(template: string, command: Pick<Command, 'deviceId' | 'name' | 'id'>): string {
-  return template.replaceAll('{device_id}', command.deviceId).replaceAll('{name}', command.name).replaceAll('{command_id}', command.id);
-}
-
 export function createCommandDelivery(options: CommandDeliveryOptions, deps: CommandDeliveryDeps): Component {
   const log = deps.log.child({ component: 'commands.delivery' });
-  const { queue, mqtt } = deps;
+  const { queue, paths } = deps;
   let stopping = true;
   let expiryTimer: NodeJS.Timeout | null = null;
   /** Devices being served now, and those asked for again meanwhile. */
@@ -46,7 +39,7 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
     }
     serving.add(deviceId);
     void drain(deviceId)
-      .catch((error: unknown) => log.error({ err: error, deviceId }, 'command delivery failed unexpectedly (a bug); retried at the next connect'))
+      .catch((error: unknown) => log.error({ err: error, deviceId }, 'command delivery failed unexpectedly (a bug); retried when the device is next ready'))
       .finally(() => {
         serving.delete(deviceId);
         if (again.delete(deviceId)) serve(deviceId);
@@ -54,22 +47,30 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
   }
 
   async function drain(deviceId: string): Promise<void> {
+    const path = paths.find((candidate) => candidate.serves(deviceId));
+    if (path === undefined) return;
     while (!stopping) {
       const head = queue.head(deviceId);
-      if (head === undefined) return;
-      const topic = commandTopic(options.mqttTopic, head);
-      if (!mqtt.reachable(deviceId, topic)) return;
-      const sent = await queue.markSent(head.id, 'mqtt');
+      if (head === undefined || !path.ready(head)) return;
+      const sent = await queue.markSent(head.id, path.name);
       if (sent === null || stopping) continue;
-      const outcome = await mqtt.send(deviceId, topic, sent.payload);
+      const outcome = await path.send(sent, (status, detail = {}) => void queue.note(sent.id, status, { ...detail, path: path.name }));
       // Stopping: the command stays sent, and goes again after the restart.
       if (stopping) return;
-      if (outcome === 'acked') {
-        await queue.finish(sent.id, 'delivered', { path: 'mqtt' });
-      } else if (outcome === 'gone') {
-        return; // again when the device is back (onReachable)
-      } else if (sent.attempts >= options.maxAttempts) {
-        await queue.finish(sent.id, 'failed', { path: 'mqtt', reason: `the device did not acknowledge (PUBACK) any of ${sent.attempts} sends to ${topic}` });
+      switch (outcome.kind) {
+        case 'done':
+          await queue.finish(sent.id, outcome.status, { path: path.name });
+          break;
+        case 'away':
+          return;
+        case 'unanswered':
+          if (sent.attempts >= options.maxAttempts) {
+            await queue.finish(sent.id, 'failed', { path: path.name, reason: `no acknowledgement after ${sent.attempts} sends (${outcome.detail})` });
+          }
+          break;
+        case 'failed':
+          await queue.finish(sent.id, 'failed', { path: path.name, reason: outcome.reason });
+          break;
       }
     }
   }
@@ -80,13 +81,12 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
       stopping = false;
       await queue.load();
       queue.onQueued(serve);
-      mqtt.onReachable(serve);
+      for (const path of paths) path.onReady(serve);
       expiryTimer = setInterval(() => {
         void queue.expireDue().catch((error: unknown) => log.error({ err: error }, 'expiring commands failed unexpectedly (a bug)'));
       }, options.expiryCheckMs);
       expiryTimer.unref();
-      const waiting = queue.list();
-      log.info({ waiting: waiting.length, devices: queue.devices().length }, 'command delivery started');
+      log.info({ waiting: queue.list().length, devices: queue.devices().length, paths: paths.map((path) => path.name) }, 'command delivery started');
       for (const deviceId of queue.devices()) serve(deviceId);
     },
     async stop() {

@@ -27,7 +27,7 @@ export interface CommandQueueDeps {
   readonly nowMs?: () => number;
 }
 
-export type FinalStatus = Extract<ReceiptStatus, 'delivered' | 'acked' | 'expired' | 'failed' | 'cancelled'>;
+export type FinalStatus = Extract<ReceiptStatus, 'delivered' | 'acked' | 'sent' | 'expired' | 'failed' | 'cancelled'>;
 
 export interface IntakeOutcome {
   readonly result: AcceptResult;
@@ -49,6 +49,8 @@ export interface CommandQueue {
   markSent(id: string, path: string): Promise<Command | null>;
   /** Ends a command with its final receipt; false when it was already gone. */
   finish(id: string, status: FinalStatus, detail?: { readonly reason?: string; readonly path?: string }): Promise<boolean>;
+  /** Commits a receipt for a step on the way (the command is unchanged); false when it is gone. */
+  note(id: string, status: Extract<ReceiptStatus, 'sent'>, detail?: { readonly reason?: string; readonly path?: string }): Promise<boolean>;
   /** Ends every command whose time is up. */
   expireDue(): Promise<void>;
   list(): readonly Command[];
@@ -281,6 +283,24 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
         count([receipt]);
         gauges();
         return true;
+      });
+    },
+
+    note(id, status, detail = {}) {
+      return exclusive(async () => {
+        const current = byId.get(id);
+        if (current === undefined) return false;
+        const receipt: Receipt = {
+          commandId: id,
+          deviceId: current.deviceId,
+          status,
+          attempts: current.attempts,
+          ...(detail.reason === undefined ? {} : { reason: detail.reason }),
+          ...(detail.path === undefined ? {} : { path: detail.path }),
+        };
+        const result = await commit([receiptRecord(receipt, nowMs())], []);
+        if (result.ok) count([receipt]);
+        return result.ok;
       });
     },
 

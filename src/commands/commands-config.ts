@@ -26,6 +26,6 @@ export function commandQueueOptionsFromConfig(config: Config): CommandQueueOptio
   return { maxPerDevice: commands.max_queued_per_device, maxTotal: commands.max_queued, maxBytes: commands.max_queued_bytes };
 }
 
-export function commandDeliveryOptionsFromConfig(config: Config): CommandDeliveryOptions {
-  return { mqttTopic: config.commands.mqtt_topic, maxAttempts: MAX_ATTEMPTS, expiryCheckMs: 1_000 };
+export function commandDeliveryOptionsFromConfig(_config: Config): CommandDeliveryOptions {
+  return { maxAttempts: MAX_ATTEMPTS, expiryCheckMs: 1_000 };
 }
