@@ -1,5 +1,6 @@
 // Commands out: each device's waiting commands, oldest first, one at a time, over the device's path (the
-// first of `paths` that serves it). `sent` is committed before the hand-over, the outcome after it. A device
+// first of `paths` that serves it). The hand-over is committed before it happens (with the `sent` receipt
+// where the hand-over is the sending), the outcome after it. A device
 // that is away gets the command when its path says it is ready again (at least once: the command id lets it
 // recognise a repeat); one that never acknowledges gets it up to maxAttempts times, then the command fails
 // with a receipt. Every expiryCheckMs, commands whose time is up expire, with a receipt.
@@ -52,7 +53,7 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
     while (!stopping) {
       const head = queue.head(deviceId);
       if (head === undefined || !path.ready(head)) return;
-      const sent = await queue.markSent(head.id, path.name);
+      const sent = await queue.markSent(head.id, path.name, path.sentOnHandOver);
       if (sent === null || stopping) continue;
       const outcome = await path.send(sent, (status, detail = {}) => void queue.note(sent.id, status, { ...detail, path: path.name }));
       // Stopping: the command stays sent, and goes again after the restart.

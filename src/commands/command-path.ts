@@ -23,6 +23,11 @@ export type ProgressNote = (status: Extract<ReceiptStatus, 'sent'>, detail?: { r
 export interface CommandPath {
   /** mqtt, lorawan, ttn: the receipts' `path`. */
   readonly name: string;
+  /**
+   * true: the hand-over itself is the `sent` receipt (MQTT: published on the device's connection); false: the
+   * path reports `sent` through `progress` when it knows (LoRaWAN: TX_ACK of the packet forwarder; TTN: down/sent).
+   */
+  readonly sentOnHandOver: boolean;
   /** Whether this path is the device's (a configured LoRaWAN DevEUI, a TTN device); MQTT is the fallback. */
   serves(deviceId: string): boolean;
   /** Whether a hand-over can start now (the MQTT device is connected and subscribed, ...). */

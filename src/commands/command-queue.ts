@@ -45,8 +45,11 @@ export interface CommandQueue {
   head(deviceId: string): Command | undefined;
   /** Devices with waiting commands. */
   devices(): readonly string[];
-  /** Commits `sent` (attempts + 1) for a queued or sent command; null when it is gone (expired, cancelled). */
-  markSent(id: string, path: string): Promise<Command | null>;
+  /**
+   * Commits a hand-over to `path` (state sent, attempts + 1), with a `sent` receipt when `receipt`; null when
+   * the command is gone (expired, cancelled).
+   */
+  markSent(id: string, path: string, receipt?: boolean): Promise<Command | null>;
   /** Ends a command with its final receipt; false when it was already gone. */
   finish(id: string, status: FinalStatus, detail?: { readonly reason?: string; readonly path?: string }): Promise<boolean>;
   /** Commits a receipt for a step on the way (the command is unchanged); false when it is gone. */
@@ -240,20 +243,23 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
     list: () => [...byId.values()],
     get: (id) => byId.get(id),
 
-    markSent(id, path) {
+    markSent(id, path, withReceipt = true) {
       return exclusive(async () => {
         const current = byId.get(id);
         if (current === undefined) return null;
         const now = nowMs();
         const sent: Command = { ...current, state: 'sent', attempts: current.attempts + 1 };
-        const receipt: Receipt = { commandId: id, deviceId: sent.deviceId, status: 'sent', path, attempts: sent.attempts };
-        const result = await commit([receiptRecord(receipt, now)], [{ scope: COMMAND_SCOPE, key: id, value: encodeCommand(sent) }]);
+        const receipts: Receipt[] = withReceipt ? [{ commandId: id, deviceId: sent.deviceId, status: 'sent', path, attempts: sent.attempts }] : [];
+        const result = await commit(
+          receipts.map((receipt) => receiptRecord(receipt, now)),
+          [{ scope: COMMAND_SCOPE, key: id, value: encodeCommand(sent) }],
+        );
         if (!result.ok) {
           await reload();
           return null;
         }
         replace(sent);
-        count([receipt]);
+        count(receipts);
         gauges();
         return sent;
       });

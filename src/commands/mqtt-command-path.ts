@@ -12,6 +12,7 @@ export function commandTopic(template: string, command: Pick<Command, 'deviceId'
 export function createMqttCommandPath(options: { readonly topic: string }, downlink: MqttDownlink): CommandPath {
   return {
     name: 'mqtt',
+    sentOnHandOver: true,
     serves: () => true,
     ready: (command) => downlink.reachable(command.deviceId, commandTopic(options.topic, command)),
     async send(command) {
