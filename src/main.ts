@@ -7,8 +7,14 @@ import { bufferOptionsFromConfig } from './buffer/buffer-config.ts';
 import { createCommandDelivery } from './commands/command-delivery.ts';
 import { createCommandIntake } from './commands/command-intake.ts';
 import { createCommandQueue } from './commands/command-queue.ts';
+import { createLorawanCommandPath } from './commands/lorawan-command-path.ts';
 import { createMqttCommandPath } from './commands/mqtt-command-path.ts';
-import { commandDeliveryOptionsFromConfig, commandIntakeOptionsFromConfig, commandQueueOptionsFromConfig } from './commands/commands-config.ts';
+import {
+  commandDeliveryOptionsFromConfig,
+  commandIntakeOptionsFromConfig,
+  commandQueueOptionsFromConfig,
+  lorawanCommandPathOptionsFromConfig,
+} from './commands/commands-config.ts';
 import { createWorkerBuffer } from './buffer/worker-buffer.ts';
 import { createFormatterCache } from './codecs/javascript-formatter.ts';
 import { codecChoice } from './config/formatter-check.ts';
@@ -109,7 +115,18 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       : [
           createCommandDelivery(commandDeliveryOptionsFromConfig(config), {
             queue: commandQueue,
-            paths: [createMqttCommandPath({ topic: config.commands.mqtt_topic }, mqttIngress.downlink)],
+            paths: [
+              // LoRaWAN commands go out through the packet forwarders: none over a receive-only serial radio.
+              ...(lorawanNetwork === null || udpIngress === null
+                ? []
+                : [
+                    createLorawanCommandPath(lorawanCommandPathOptionsFromConfig(config), {
+                      network: lorawanNetwork,
+                      hasWaiting: (devEui) => commandQueue.head(devEui) !== undefined,
+                    }),
+                  ]),
+              createMqttCommandPath({ topic: config.commands.mqtt_topic }, mqttIngress.downlink),
+            ],
             log,
           }),
           createCommandIntake(commandIntakeOptionsFromConfig(config), { queue: commandQueue, log, metrics }),

@@ -60,7 +60,7 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
       if (stopping) return;
       switch (outcome.kind) {
         case 'done':
-          await queue.finish(sent.id, outcome.status, { path: path.name });
+          await queue.finish(sent.id, outcome.status, { path: path.name, ...(outcome.detail === undefined ? {} : { reason: outcome.detail }) });
           break;
         case 'away':
           return;

@@ -12,7 +12,7 @@ import type { ReceiptStatus } from './receipt.ts';
  * - failed: it can never go (too large for the data rate, no downlink route), with the reason.
  */
 export type PathOutcome =
-  | { readonly kind: 'done'; readonly status: Extract<ReceiptStatus, 'delivered' | 'acked' | 'sent'> }
+  | { readonly kind: 'done'; readonly status: Extract<ReceiptStatus, 'delivered' | 'acked' | 'sent'>; readonly detail?: string }
   | { readonly kind: 'away' }
   | { readonly kind: 'unanswered'; readonly detail: string }
   | { readonly kind: 'failed'; readonly reason: string };

@@ -5,6 +5,7 @@ import type { CommandDeliveryOptions } from './command-delivery.ts';
 import { MAX_ATTEMPTS } from './command-delivery.ts';
 import type { CommandIntakeOptions } from './command-intake.ts';
 import type { CommandQueueOptions } from './command-queue.ts';
+import { DEFAULT_COMMAND_FPORT, type LorawanCommandPathOptions } from './lorawan-command-path.ts';
 
 export function commandIntakeOptionsFromConfig(config: Config): CommandIntakeOptions {
   const { commands, kafka } = config;
@@ -28,4 +29,9 @@ export function commandQueueOptionsFromConfig(config: Config): CommandQueueOptio
 
 export function commandDeliveryOptionsFromConfig(_config: Config): CommandDeliveryOptions {
   return { maxAttempts: MAX_ATTEMPTS, expiryCheckMs: 1_000 };
+}
+
+export function lorawanCommandPathOptionsFromConfig(_config: Config): LorawanCommandPathOptions {
+  // 51 bytes: what EU868 DR0-2 carry (RP002-1.0.3 §2.4.6); the strictest of the regions iotgw has.
+  return { defaultFport: DEFAULT_COMMAND_FPORT, windowGraceMs: 400, maxPayloadBytes: 51 };
 }

@@ -28,7 +28,7 @@ export interface DownlinkPath {
 }
 
 /** The `kind` label of the downlink metric. */
-export type ClassADownlinkKind = 'ack' | 'join-accept';
+export type ClassADownlinkKind = 'ack' | 'join-accept' | 'command';
 
 export interface ClassASenderDeps {
   readonly region: Region;

@@ -15,7 +15,7 @@ import { parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createDeviceSessions, type DeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from './device-sessions.ts';
 import { createFrameDeduplicator, type FrameDeduplicator } from './frame-deduplicator.ts';
-import { type ClassADownlink, createLorawanServer, type DownlinkPath } from './lorawan-server.ts';
+import { type ApplicationDownlinks, type ClassADownlink, createLorawanServer, type DownlinkPath } from './lorawan-server.ts';
 import type { Reception } from './reception.ts';
 
 export interface LorawanNetworkOptions {
@@ -44,6 +44,10 @@ export interface LorawanNetwork extends Component {
   claims(phyPayload: Buffer): boolean;
   /** Where join-accepts and ACKs go out (the UDP transport); without one the network is receive-only. */
   attachDownlink(path: DownlinkPath): void;
+  /** Application downlinks (commands) offered each receive window. */
+  attachApplicationDownlinks(downlinks: ApplicationDownlinks): void;
+  /** Whether the DevEUI (16 lower-case hex digits) is a configured device. */
+  knows(devEui: string): boolean;
   /** Hands on frames still in their dedup window and waits until they are committed (and answered). */
   drain(): Promise<void>;
   readonly deviceCount: number;
@@ -57,6 +61,8 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
   let sessions: DeviceSessions | null = null;
   let deduplicator: FrameDeduplicator | null = null;
   let downlink: DownlinkPath = NO_DOWNLINK;
+  let applicationDownlinks: ApplicationDownlinks | null = null;
+  const configured = new Set(options.devices.map((device) => device.devEui));
   let stopping = false;
   const log = deps.log.child({ component: 'ingress.lorawan' });
   const rejections = createRejections({ what: 'LoRaWAN frame', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
@@ -93,6 +99,10 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
           accept: deps.accept,
           sessions: loaded,
           downlink: path,
+          applicationDownlinks: {
+            wants: (devEui) => applicationDownlinks?.wants(devEui) ?? false,
+            windowOpened: async (window) => (await applicationDownlinks?.windowOpened(window)) ?? false,
+          },
           log: deps.log,
           metrics,
           ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }),
@@ -142,6 +152,12 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
     attachDownlink(path) {
       downlink = path;
     },
+
+    attachApplicationDownlinks(downlinks) {
+      applicationDownlinks = downlinks;
+    },
+
+    knows: (devEui) => configured.has(devEui),
 
     drain,
 

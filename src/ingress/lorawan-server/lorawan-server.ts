@@ -42,6 +42,28 @@ export interface LorawanServerDeps extends IngressDeps {
   readonly sessions: DeviceSessions;
   /** null for a receive-only radio: no join-accepts, no ACKs. */
   readonly downlink: DownlinkPath | null;
+  /** Application downlinks (commands) that ride in a device's receive windows; none when absent. */
+  readonly applicationDownlinks?: ApplicationDownlinks;
+}
+
+/** A device's Class-A receive window after one of its uplinks, offered to the application downlinks. */
+export interface ReceiveWindow {
+  readonly devEui: string;
+  /** The uplink's ACK bit: it acknowledges the last confirmed downlink. */
+  readonly uplinkAck: boolean;
+  /** Sends one downlink in this window (RX1, else RX2) with the FCntDown reserved for it; the uplink's ACK rides along when it was confirmed. Resolves after the gateway's TX_ACK. */
+  send(
+    payload: Buffer,
+    fport: number,
+    confirmed: boolean,
+  ): Promise<{ readonly ok: true; readonly fcntDown: number } | { readonly ok: false; readonly reason: string }>;
+}
+
+export interface ApplicationDownlinks {
+  /** Asked at an uplink before its commit: whether the window after it may be used (an FCntDown is then reserved and committed with the uplink). */
+  wants(devEui: string): boolean;
+  /** After the uplink's commit: resolves true if a downlink went (or is going) in the window, false if the window was left unused. */
+  windowOpened(window: ReceiveWindow): Promise<boolean>;
 }
 
 export type LorawanRejectReason = 'malformed-frame' | 'not-uplink' | 'unknown-devaddr' | 'mic-mismatch' | 'replay' | 'retransmission' | JoinRejectReason;
@@ -178,7 +200,10 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     session.fcntUpNext = (fcnt + 1) % FCNT32;
     const lastUplink: NonNullable<Session['lastUplink']> = { fcnt, commit: 'pending' };
     session.lastUplink = lastUplink;
-    const ackFcntDown = frame.confirmed ? nextFcntDown(session) : null;
+    const appDownlinks = deps.applicationDownlinks;
+    // An FCntDown for the window, committed with the uplink: a downlink never reuses a counter after a crash.
+    const windowWanted = appDownlinks?.wants(devEui) ?? false;
+    const ackFcntDown = frame.confirmed || windowWanted ? nextFcntDown(session) : null;
     if (gap > 0) metrics.lorawanFrameGaps.inc(gap);
 
     const key = frame.fport === 0 ? session.nwkSKey : session.appSKey;
@@ -195,7 +220,29 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     }
     lastUplink.commit = 'committed';
     if (records.length === 0) metrics.lorawanMacOnlyFrames.inc();
-    if (ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown, source);
+    if (appDownlinks !== undefined && windowWanted && ackFcntDown !== null) {
+      const fcntDown = ackFcntDown;
+      const used = await appDownlinks.windowOpened({
+        devEui,
+        uplinkAck: frame.fctrl.ack,
+        send: async (payload, fport, confirmed) => {
+          const phyPayload = encodeDataFrame({
+            mtype: confirmed ? 'ConfirmedDataDown' : 'UnconfirmedDataDown',
+            devAddr: session.devAddr,
+            fcnt32: fcntDown,
+            ack: frame.confirmed,
+            fport,
+            payload,
+            nwkSKey: session.nwkSKey,
+            appSKey: session.appSKey,
+          });
+          const sent = await classA.send('command', device, receptions, phyPayload, region.rx1DelaySeconds, source);
+          return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the uplink could send in RX1 or RX2' };
+        },
+      });
+      if (used) return;
+    }
+    if (frame.confirmed && ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown, source);
   }
 
   function nextFcntDown(session: Session): number {

@@ -1,0 +1,97 @@
+// Commands over the gateway's own LoRaWAN network server, Class A: a device can only hear a downlink in the
+// receive windows right after one of its uplinks. So at each uplink of a device with a command waiting, the
+// server reserves an FCntDown (committed with the uplink) and offers the window here; the delivery takes it
+// (ready), commits the hand-over, and the command goes in RX1 (RX2 as fallback) with the uplink's ACK riding
+// along. The packet forwarder's TX_ACK is the `sent` receipt. An unconfirmed command ends there (nothing more
+// can be known); a confirmed one is `acked` when the device's next uplink carries the ACK bit, and sent again
+// in that uplink's window when it does not (up to the attempt limit). A window the delivery leaves unused for
+// windowGraceMs goes back to the server, which then sends its plain ACK if the uplink asked for one.
+import type { ApplicationDownlinks, ReceiveWindow } from '../ingress/lorawan-server/lorawan-server.ts';
+import type { CommandPath, PathOutcome } from './command-path.ts';
+
+export interface LorawanCommandPathOptions {
+  /** FPort of a command that names none. */
+  readonly defaultFport: number;
+  /** How long an offered window waits to be taken; well inside RX1 (1 s after the uplink in most regions). */
+  readonly windowGraceMs: number;
+  /** Largest payload sent: what every data rate of the region carries (EU868 DR0-2: 51 bytes). */
+  readonly maxPayloadBytes: number;
+}
+
+export interface LorawanCommandPathDeps {
+  readonly network: { knows(devEui: string): boolean; attachApplicationDownlinks(downlinks: ApplicationDownlinks): void };
+  /** Whether a command waits for the device (the queue's head). */
+  readonly hasWaiting: (devEui: string) => boolean;
+}
+
+export const DEFAULT_COMMAND_FPORT = 1;
+
+interface OfferedWindow {
+  readonly window: ReceiveWindow;
+  readonly take: (used: boolean) => void;
+}
+
+export function createLorawanCommandPath(options: LorawanCommandPathOptions, deps: LorawanCommandPathDeps): CommandPath {
+  /** The open window of each device (at most one: the last uplink's). */
+  const windows = new Map<string, OfferedWindow>();
+  /** Confirmed commands on air, waiting for the device's next uplink to say whether it heard them. */
+  const awaitingAck = new Map<string, (acked: boolean) => void>();
+  const listeners: ((deviceId: string) => void)[] = [];
+
+  deps.network.attachApplicationDownlinks({
+    wants: (devEui) => awaitingAck.has(devEui) || deps.hasWaiting(devEui),
+    windowOpened(window) {
+      const { devEui } = window;
+      const answer = awaitingAck.get(devEui);
+      awaitingAck.delete(devEui);
+      answer?.(window.uplinkAck);
+      return new Promise<boolean>((resolve) => {
+        const offered: OfferedWindow = {
+          window,
+          take(used) {
+            clearTimeout(timer);
+            if (windows.get(devEui) === offered) windows.delete(devEui);
+            resolve(used);
+          },
+        };
+        const timer = setTimeout(() => offered.take(false), options.windowGraceMs);
+        windows.set(devEui, offered);
+        for (const listener of listeners) listener(devEui);
+      });
+    },
+  });
+
+  return {
+    name: 'lorawan',
+    sentOnHandOver: false,
+    serves: (deviceId) => deps.network.knows(deviceId),
+    ready: (command) => windows.has(command.deviceId),
+
+    async send(command, progress): Promise<PathOutcome> {
+      const offered = windows.get(command.deviceId);
+      if (offered === undefined) return { kind: 'away' };
+      if (command.payload.length > options.maxPayloadBytes) {
+        offered.take(false);
+        return {
+          kind: 'failed',
+          reason: `a payload of ${command.payload.length} bytes is more than the ${options.maxPayloadBytes} every data rate of the region carries`,
+        };
+      }
+      // Taken at once: the server must not send its own ACK in this window.
+      offered.take(true);
+      const fport = command.fport ?? options.defaultFport;
+      const sent = await offered.window.send(command.payload, fport, command.confirmed);
+      if (!sent.ok) return { kind: 'unanswered', detail: sent.reason };
+      const detail = `FCntDown ${sent.fcntDown}, FPort ${fport}`;
+      // Unconfirmed: on air is the last that can be known, so `sent` is the final receipt.
+      if (!command.confirmed) return { kind: 'done', status: 'sent', detail };
+      progress('sent', { reason: detail });
+      const acked = await new Promise<boolean>((resolve) => awaitingAck.set(command.deviceId, resolve));
+      return acked ? { kind: 'done', status: 'acked' } : { kind: 'unanswered', detail: 'the next uplink did not acknowledge the confirmed downlink' };
+    },
+
+    onReady(listener) {
+      listeners.push(listener);
+    },
+  };
+}
