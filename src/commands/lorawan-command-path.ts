@@ -6,7 +6,9 @@
 // can be known); a confirmed one is `acked` when the device's next uplink carries the ACK bit, and sent again
 // in that uplink's window when it does not (up to the attempt limit). A window the delivery leaves unused for
 // windowGraceMs goes back to the server, which then sends its plain ACK if the uplink asked for one.
-import type { ApplicationDownlinks, ReceiveWindow } from '../ingress/lorawan-server/lorawan-server.ts';
+// Class C devices (lorawan.devices[].class: C) listen all the time: their commands go at once on RX2 through
+// a gateway that heard them last, the FCntDown committed first; with no such gateway yet, at the next uplink.
+import type { ApplicationDownlinks, DownlinkResult, ReceiveWindow } from '../ingress/lorawan-server/lorawan-server.ts';
 import type { CommandPath, PathOutcome } from './command-path.ts';
 
 export interface LorawanCommandPathOptions {
@@ -19,7 +21,12 @@ export interface LorawanCommandPathOptions {
 }
 
 export interface LorawanCommandPathDeps {
-  readonly network: { knows(devEui: string): boolean; attachApplicationDownlinks(downlinks: ApplicationDownlinks): void };
+  readonly network: {
+    knows(devEui: string): boolean;
+    deviceClass(devEui: string): 'A' | 'C';
+    sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
+    attachApplicationDownlinks(downlinks: ApplicationDownlinks): void;
+  };
   /** Whether a command waits for the device (the queue's head). */
   readonly hasWaiting: (devEui: string) => boolean;
 }
@@ -65,23 +72,31 @@ export function createLorawanCommandPath(options: LorawanCommandPathOptions, dep
     name: 'lorawan',
     sentOnHandOver: false,
     serves: (deviceId) => deps.network.knows(deviceId),
-    ready: (command) => windows.has(command.deviceId),
+    ready: (command) => windows.has(command.deviceId) || deps.network.deviceClass(command.deviceId) === 'C',
 
     async send(command, progress): Promise<PathOutcome> {
       const offered = windows.get(command.deviceId);
-      if (offered === undefined) return { kind: 'away' };
+      const classC = deps.network.deviceClass(command.deviceId) === 'C';
+      if (offered === undefined && !classC) return { kind: 'away' };
       if (command.payload.length > options.maxPayloadBytes) {
-        offered.take(false);
+        offered?.take(false);
         return {
           kind: 'failed',
           reason: `a payload of ${command.payload.length} bytes is more than the ${options.maxPayloadBytes} every data rate of the region carries`,
         };
       }
-      // Taken at once: the server must not send its own ACK in this window.
-      offered.take(true);
       const fport = command.fport ?? options.defaultFport;
-      const sent = await offered.window.send(command.payload, fport, command.confirmed);
-      if (!sent.ok) return { kind: 'unanswered', detail: sent.reason };
+      let sent: DownlinkResult;
+      if (offered !== undefined) {
+        // Taken at once: the server must not send its own ACK in this window.
+        offered.take(true);
+        sent = await offered.window.send(command.payload, fport, command.confirmed);
+        if (!sent.ok) return { kind: 'unanswered', detail: sent.reason };
+      } else {
+        sent = await deps.network.sendClassC(command.deviceId, command.payload, fport, command.confirmed);
+        // No gateway known to reach it yet, or it refused: again at the device's next uplink.
+        if (!sent.ok) return { kind: 'away' };
+      }
       const detail = `FCntDown ${sent.fcntDown}, FPort ${fport}`;
       // Unconfirmed: on air is the last that can be known, so `sent` is the final receipt.
       if (!command.confirmed) return { kind: 'done', status: 'sent', detail };

@@ -90,6 +90,10 @@ const lorawanDevice = z
     app_s_key: hex(32, 'ABP AppSKey, 16 bytes').optional().describe('ABP: application session key (secret)'),
     join_eui: hex(16, 'OTAA JoinEUI/AppEUI, 8 bytes').optional().describe('OTAA: JoinEUI (AppEUI in LoRaWAN 1.0)'),
     app_key: hex(32, 'OTAA AppKey, 16 bytes').optional().describe('OTAA: root key (secret)'),
+    class: z
+      .enum(['A', 'C'])
+      .default('A')
+      .describe('LoRaWAN device class: A hears downlinks only after its uplinks; C listens all the time, so commands go at once (on RX2)'),
     resets_f_cnt: flag
       .optional()
       .describe(

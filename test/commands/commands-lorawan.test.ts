@@ -41,7 +41,7 @@ interface SimDevice {
   fcnt: number;
 }
 
-async function setup(t: TestContext) {
+async function setup(t: TestContext, options: { classC?: boolean } = {}) {
   const kafka = await kafkaMockFor(t, {
     brokers: 1,
     topics: [
@@ -52,7 +52,9 @@ async function setup(t: TestContext) {
   });
   const dir = tempDir(t);
   const udpPort = await freeUdpPort();
-  const entries = lorawanDevicesConfig({ devices: 2, otaaShare: 0, seed: 77 });
+  const entries = lorawanDevicesConfig({ devices: 2, otaaShare: 0, seed: 77 }).map((entry, index) =>
+    options.classC === true && index === 1 ? { ...entry, class: 'C' as const } : entry,
+  );
   const devicesFile = join(dir, 'lorawan-devices.yaml');
   writeFileSync(devicesFile, stringify(entries));
   const config: ConfigInput = {
@@ -208,4 +210,21 @@ test('LoRaWAN Class A: an unacknowledged confirmed command is sent again with a 
   assert.ok((second?.fcnt ?? 0) > (first?.fcnt ?? 0), `FCntDown moved on (${first?.fcnt} -> ${second?.fcnt})`);
   await h.uplink(device, { ack: true });
   await waitFor(() => h.statuses('c-retry').at(-1)?.status === 'acked', 'the acked receipt', 20_000);
+});
+
+test('LoRaWAN Class C: a command goes at once on RX2 through the gateway that heard the device last', async (t) => {
+  const h = await setup(t, { classC: true });
+  const device = h.devices[1] as (typeof h.devices)[number];
+  // Heard once, so a gateway that reaches it is known.
+  await h.uplink(device);
+  await waitFor(async () => (await h.gateway.metric('iotgw_ingress_accepted_total', ['source="semtech-udp"'])) === 1, 'the uplink stored');
+  await h.command(device.devEui, 'c-class-c', { name: 'on', payload_hex: 'ff', port: 5 });
+  await waitFor(() => h.downlinks.length === 1, 'the Class C downlink, without waiting for an uplink', 20_000);
+  const txpk = h.downlinks[0] as Txpk;
+  assert.equal(txpk.imme, true, 'sent immediately');
+  assert.equal(txpk.tmst, undefined);
+  assert.equal(txpk.freq, 869.525, 'RX2 frequency (EU868)');
+  assert.equal(txpk.datr, 'SF12BW125', 'RX2 data rate (EU868 DR0)');
+  assert.deepEqual(decode(txpk, device), { mtype: 'Unconfirmed Data Down', fcnt: 0, fport: 5, ack: false, payload: 'ff' });
+  await waitFor(() => h.statuses('c-class-c').at(-1)?.status === 'sent', 'the sent receipt', 20_000);
 });

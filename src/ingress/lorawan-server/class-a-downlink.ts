@@ -13,8 +13,8 @@ import type { Reception } from './reception.ts';
 export interface ClassADownlink {
   readonly gatewayEui: string;
   readonly phyPayload: Buffer;
-  /** Concentrator µs counter at which to transmit (32-bit, wraps). */
-  readonly timestampUs: number;
+  /** Concentrator µs counter at which to transmit (32-bit, wraps); null: at once (Class C). */
+  readonly timestampUs: number | null;
   readonly frequencyHz: number;
   readonly datr: string;
   readonly codingRate: string;
@@ -50,6 +50,8 @@ export interface ClassASender {
     rx1DelayS: number,
     source: RecordSource,
   ): Promise<boolean>;
+  /** Class C: at once, on RX2's frequency and data rate, through the best gateway that heard the device last. */
+  sendNow(kind: ClassADownlinkKind, device: LorawanDevice, receptions: readonly Reception[], phyPayload: Buffer, source: RecordSource): Promise<boolean>;
 }
 
 export function createClassASender(deps: ClassASenderDeps): ClassASender {
@@ -113,5 +115,33 @@ export function createClassASender(deps: ClassASenderDeps): ClassASender {
     return false;
   }
 
-  return { send };
+  async function sendNow(
+    kind: ClassADownlinkKind,
+    device: LorawanDevice,
+    receptions: readonly Reception[],
+    phyPayload: Buffer,
+    source: RecordSource,
+  ): Promise<boolean> {
+    const path = deps.downlink;
+    const via = receptions.find((reception) => path?.canReach(reception.gatewayEui));
+    if (path === null || via === undefined) {
+      metrics.lorawanDownlinks.inc({ kind, window: 'none', result: 'no-route' });
+      deps.reject(source, 'no-downlink-path', device.profile.devEui, `no gateway that heard ${device.profile.devEui} has a downlink route for the ${kind}`);
+      return false;
+    }
+    const result = await path.send({
+      gatewayEui: via.gatewayEui,
+      phyPayload,
+      timestampUs: null,
+      frequencyHz: region.rx2FrequencyHz,
+      datr: region.datrFromDataRate(region.rx2DataRate),
+      codingRate: region.codingRate,
+      powerDbm: region.defaultTxPowerDbm,
+    });
+    metrics.lorawanDownlinks.inc({ kind, window: 'class-c', result: result.ok ? 'sent' : 'failed' });
+    if (!result.ok) log.debug({ devEui: device.profile.devEui, kind, reason: result.reason }, 'Class C downlink refused');
+    return result.ok;
+  }
+
+  return { send, sendNow };
 }

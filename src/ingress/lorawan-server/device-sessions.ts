@@ -16,6 +16,8 @@ export interface LorawanDeviceProfile {
   readonly codec: PayloadCodec;
   /** ABP without non-volatile counters: a counter back at the start of the count is a reboot, not a replay. */
   readonly resetsFCnt?: boolean;
+  /** LoRaWAN class; C listens on RX2 whenever it is not sending. Default A. */
+  readonly deviceClass?: 'A' | 'C';
   readonly activation: AbpActivation | OtaaActivation;
 }
 

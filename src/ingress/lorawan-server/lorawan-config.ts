@@ -27,13 +27,14 @@ export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecF
 }
 
 /** `codecFor` compiles (and caches) formatters. */
-export function deviceProfileFromEntry(entry: LorawanDeviceEntry, codecFor: CodecFor): LorawanDeviceProfile {
+export function deviceProfileFromEntry(entry: Omit<LorawanDeviceEntry, 'class'> & { readonly class?: 'A' | 'C' }, codecFor: CodecFor): LorawanDeviceProfile {
   const key = (hex: string | undefined): Buffer => Buffer.from(hex ?? '', 'hex');
   return {
     devEui: entry.dev_eui,
     name: entry.name ?? `eui-${entry.dev_eui}`,
     codec: codecFor(codecChoice(entry)),
     resetsFCnt: entry.resets_f_cnt === true,
+    deviceClass: entry.class ?? 'A',
     activation:
       entry.app_key !== undefined
         ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }

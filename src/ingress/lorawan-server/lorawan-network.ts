@@ -15,7 +15,14 @@ import { parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createDeviceSessions, type DeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from './device-sessions.ts';
 import { createFrameDeduplicator, type FrameDeduplicator } from './frame-deduplicator.ts';
-import { type ApplicationDownlinks, type ClassADownlink, createLorawanServer, type DownlinkPath } from './lorawan-server.ts';
+import {
+  type ApplicationDownlinks,
+  type ClassADownlink,
+  createLorawanServer,
+  type DownlinkPath,
+  type DownlinkResult,
+  type LorawanServer,
+} from './lorawan-server.ts';
 import type { Reception } from './reception.ts';
 
 export interface LorawanNetworkOptions {
@@ -48,6 +55,10 @@ export interface LorawanNetwork extends Component {
   attachApplicationDownlinks(downlinks: ApplicationDownlinks): void;
   /** Whether the DevEUI (16 lower-case hex digits) is a configured device. */
   knows(devEui: string): boolean;
+  /** The configured class of a device (A when unknown). */
+  deviceClass(devEui: string): 'A' | 'C';
+  /** A Class C downlink now (see LorawanServer.sendClassC). */
+  sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
   /** Hands on frames still in their dedup window and waits until they are committed (and answered). */
   drain(): Promise<void>;
   readonly deviceCount: number;
@@ -62,7 +73,8 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
   let deduplicator: FrameDeduplicator | null = null;
   let downlink: DownlinkPath = NO_DOWNLINK;
   let applicationDownlinks: ApplicationDownlinks | null = null;
-  const configured = new Set(options.devices.map((device) => device.devEui));
+  const classes = new Map(options.devices.map((device) => [device.devEui, device.deviceClass ?? 'A'] as const));
+  let server: LorawanServer | null = null;
   let stopping = false;
   const log = deps.log.child({ component: 'ingress.lorawan' });
   const rejections = createRejections({ what: 'LoRaWAN frame', intervalMs: options.rejectLogIntervalMs }, { ...deps, log });
@@ -93,7 +105,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
         canReach: (gatewayEui) => downlink.canReach(gatewayEui),
         send: (down: ClassADownlink) => downlink.send(down),
       };
-      const server = createLorawanServer(
+      const started = createLorawanServer(
         { region: options.region, netId: options.netId, stream: options.stream, rejectLogIntervalMs: options.rejectLogIntervalMs },
         {
           accept: deps.accept,
@@ -109,7 +121,8 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
           ...(deps.logBudget === undefined ? {} : { logBudget: deps.logBudget }),
         },
       );
-      deduplicator = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => inFlight.track(server.handleFrame(frame), frame.source));
+      deduplicator = createFrameDeduplicator({ windowMs: options.dedupWindowMs }, (frame) => inFlight.track(started.handleFrame(frame), frame.source));
+      server = started;
       sessions = loaded;
     },
 
@@ -117,6 +130,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
       await drain();
       deduplicator = null;
       sessions = null;
+      server = null;
     },
 
     health(): HealthReport {
@@ -157,7 +171,12 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
       applicationDownlinks = downlinks;
     },
 
-    knows: (devEui) => configured.has(devEui),
+    knows: (devEui) => classes.has(devEui),
+    deviceClass: (devEui) => classes.get(devEui) ?? 'A',
+    async sendClassC(devEui, payload, fport, confirmed) {
+      if (server === null || stopping) return { ok: false, reason: 'the LoRaWAN network is not running' };
+      return server.sendClassC(devEui, payload, fport, confirmed);
+    },
 
     drain,
 

@@ -68,10 +68,20 @@ export interface ApplicationDownlinks {
 
 export type LorawanRejectReason = 'malformed-frame' | 'not-uplink' | 'unknown-devaddr' | 'mic-mismatch' | 'replay' | 'retransmission' | JoinRejectReason;
 
+export type DownlinkResult = { readonly ok: true; readonly fcntDown: number } | { readonly ok: false; readonly reason: string };
+
 export interface LorawanServer {
   /** Never rejects. Resolves when the frame's record is committed (and its downlink, if any, scheduled). */
   handleFrame(frame: DeduplicatedFrame): Promise<void>;
+  /**
+   * A Class C downlink now: its FCntDown is committed first, then it goes on RX2 through a gateway that heard the
+   * device's last uplink. Resolves after the gateway's TX_ACK.
+   */
+  sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
 }
+
+/** Where a source-less downlink (Class C) is counted. */
+const CLASS_C_SOURCE: RecordSource = 'semtech-udp';
 
 const FCNT32 = 2 ** 32;
 
@@ -87,6 +97,8 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     rejections.reject(reason, message, { source, logKey: `${device}|${reason}`, fields: { device } });
   }
   const classA = createClassASender({ region, downlink: deps.downlink, log, metrics, reject });
+  /** The receptions of each device's last stored uplink: where a Class C downlink can go (bounded by the configured devices). */
+  const lastHeard = new Map<string, readonly Reception[]>();
   const joins = createJoinHandler(options, { accept: deps.accept, sessions, downlink: deps.downlink, classA, log, metrics, reject });
 
   async function handleFrame(frame: DeduplicatedFrame): Promise<void> {
@@ -219,6 +231,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       return;
     }
     lastUplink.commit = 'committed';
+    lastHeard.set(devEui, receptions);
     if (records.length === 0) metrics.lorawanMacOnlyFrames.inc();
     if (appDownlinks !== undefined && windowWanted && ackFcntDown !== null) {
       const fcntDown = ackFcntDown;
@@ -308,7 +321,29 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     await classA.send('ack', device, receptions, phyPayload, region.rx1DelaySeconds, source);
   }
 
-  return { handleFrame };
+  async function sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult> {
+    const device = sessions.byDevEui(devEui);
+    const session = device?.session ?? null;
+    if (device === undefined || session === null) return { ok: false, reason: `${devEui} has no session yet (an OTAA device joins first)` };
+    const heard = lastHeard.get(devEui);
+    if (heard === undefined) return { ok: false, reason: `no gateway has heard ${devEui} since the gateway started, so none is known to reach it` };
+    const fcntDown = nextFcntDown(session);
+    const committed = await deps.accept([], [sessions.stateWrite(device)]);
+    if (!committed.ok) return { ok: false, reason: `its FCntDown could not be committed first: ${committed.message}` };
+    const phyPayload = encodeDataFrame({
+      mtype: confirmed ? 'ConfirmedDataDown' : 'UnconfirmedDataDown',
+      devAddr: session.devAddr,
+      fcnt32: fcntDown,
+      fport,
+      payload,
+      nwkSKey: session.nwkSKey,
+      appSKey: session.appSKey,
+    });
+    const sent = await classA.sendNow('command', device, heard, phyPayload, CLASS_C_SOURCE);
+    return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the device could send on RX2' };
+  }
+
+  return { handleFrame, sendClassC };
 }
 
 /** The gateway's GPS time of reception when it has one and it is plausible, else the receive time. */

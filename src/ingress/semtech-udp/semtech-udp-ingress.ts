@@ -109,7 +109,7 @@ export function createSemtechUdpIngress(options: SemtechUdpIngressOptions, deps:
         send: async (down: ClassADownlink) => {
           if (transport === null) return { ok: false, reason: 'the UDP listener is stopped' };
           return transport.sendDownlink(down.gatewayEui, {
-            tmst: down.timestampUs,
+            ...(down.timestampUs === null ? { imme: true } : { tmst: down.timestampUs }),
             freq: down.frequencyHz / 1e6,
             rfch: 0,
             powe: down.powerDbm,
