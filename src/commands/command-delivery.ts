@@ -7,11 +7,13 @@
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { CommandPath } from './command-path.ts';
-import type { CommandQueue } from './command-queue.ts';
+import type { CommandQueue, FinalStatus } from './command-queue.ts';
 
 export interface CommandDeliveryOptions {
   readonly maxAttempts: number;
   readonly expiryCheckMs: number;
+  /** How long a device waits after a commit the buffer refused before it is served again. */
+  readonly commitRetryMs: number;
 }
 
 export interface CommandDeliveryDeps {
@@ -31,6 +33,8 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
   /** Devices being served now, and those asked for again meanwhile. */
   const serving = new Set<string>();
   const again = new Set<string>();
+  /** Outcomes known but not yet committed (the buffer refused): command id -> the final receipt to commit. */
+  const unfinished = new Map<string, { readonly status: FinalStatus; readonly detail: { readonly reason?: string; readonly path: string } }>();
 
   function serve(deviceId: string): void {
     if (stopping) return;
@@ -47,32 +51,62 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
       });
   }
 
+  /** A commit the buffer refused (full, disk full): the device is served again later, not in a tight loop. */
+  function retryLater(deviceId: string): void {
+    const timer = setTimeout(() => serve(deviceId), options.commitRetryMs);
+    timer.unref();
+  }
+
+  /** Ends a command; false when the commit failed and the command still waits (its outcome is kept for the retry). */
+  async function finish(id: string, status: FinalStatus, detail: { readonly reason?: string; readonly path: string }): Promise<boolean> {
+    if (await queue.finish(id, status, detail)) {
+      unfinished.delete(id);
+      return true;
+    }
+    if (queue.get(id) === undefined) return true; // gone meanwhile (expired, cancelled): nothing to end
+    unfinished.set(id, { status, detail });
+    return false;
+  }
+
   async function drain(deviceId: string): Promise<void> {
     const path = paths.find((candidate) => candidate.serves(deviceId));
     if (path === undefined) return;
     while (!stopping) {
       const head = queue.head(deviceId);
-      if (head === undefined || !path.ready(head)) return;
+      if (head === undefined) return;
+      // An outcome whose commit failed is committed first: the device must not get the command again.
+      const known = unfinished.get(head.id);
+      if (known !== undefined) {
+        if (!(await finish(head.id, known.status, known.detail))) return retryLater(deviceId);
+        continue;
+      }
+      if (!path.ready(head)) return;
       const sent = await queue.markSent(head.id, path.name, path.sentOnHandOver);
-      if (sent === null || stopping) continue;
+      if (stopping) return;
+      if (sent === null) {
+        if (queue.get(head.id) !== undefined) return retryLater(deviceId);
+        continue;
+      }
       const outcome = await path.send(sent, (status, detail = {}) => void queue.note(sent.id, status, { ...detail, path: path.name }));
       // Stopping: the command stays sent, and goes again after the restart.
       if (stopping) return;
+      let ended = true;
       switch (outcome.kind) {
         case 'done':
-          await queue.finish(sent.id, outcome.status, { path: path.name, ...(outcome.detail === undefined ? {} : { reason: outcome.detail }) });
+          ended = await finish(sent.id, outcome.status, { path: path.name, ...(outcome.detail === undefined ? {} : { reason: outcome.detail }) });
           break;
         case 'away':
           return;
         case 'unanswered':
           if (sent.attempts >= options.maxAttempts) {
-            await queue.finish(sent.id, 'failed', { path: path.name, reason: `no acknowledgement after ${sent.attempts} sends (${outcome.detail})` });
+            ended = await finish(sent.id, 'failed', { path: path.name, reason: `no acknowledgement after ${sent.attempts} sends (${outcome.detail})` });
           }
           break;
         case 'failed':
-          await queue.finish(sent.id, 'failed', { path: path.name, reason: outcome.reason });
+          ended = await finish(sent.id, 'failed', { path: path.name, reason: outcome.reason });
           break;
       }
+      if (!ended) return retryLater(deviceId);
     }
   }
 

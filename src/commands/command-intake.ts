@@ -77,6 +77,11 @@ export function createCommandIntake(options: CommandIntakeOptions, deps: Command
     const next = kafka.consumer({
       groupId: options.groupId,
       maxWaitTimeInMs: options.fetchWaitMs,
+      // After a crash the dead member holds its partitions until its session times out: keep that short, so a
+      // restarted gateway reads new commands within seconds (kafkajs' default is 30 s).
+      sessionTimeout: 10_000,
+      rebalanceTimeout: 10_000,
+      heartbeatInterval: 1_000,
       retry: { retries: 5, initialRetryTime: 300, maxRetryTime: options.retryMaxMs, restartOnFailure: async () => true },
     });
     consumer = next;

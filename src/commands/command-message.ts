@@ -6,6 +6,7 @@
 // payload's raw bytes (name from the `command-name` header). In an envelope the payload is one of
 // `payload` (an object or array: sent as JSON text; a string: its UTF-8 bytes), `payload_hex`, `payload_base64`.
 import { isDeviceId } from '../record/device-id.ts';
+import { nestsDeeperThan } from '../shared/json-depth.ts';
 
 export interface KafkaCommandMessage {
   readonly key: Buffer | null;
@@ -33,7 +34,8 @@ export type CommandRefusal =
   | 'bad-field'
   | 'unknown-field'
   | 'missing-payload'
-  | 'too-large';
+  | 'too-large'
+  | 'too-deep';
 
 export type ParseResult =
   | { readonly ok: true; readonly command: ParsedCommand }
@@ -55,6 +57,8 @@ export const ENVELOPE_FIELDS = ['command_id', 'device_id', 'name', 'payload', 'p
 const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const DEFAULT_NAME = 'command';
+/** An object payload is sent as JSON text: JSON.stringify recurses, and overflows the stack on a few thousand levels. */
+const MAX_NESTING = 64;
 
 function header(message: KafkaCommandMessage, name: string): string | null {
   const raw = message.headers?.[name];
@@ -86,13 +90,14 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
       const parsed: unknown = JSON.parse(value.toString('utf8'));
       if (isEnvelope(parsed)) envelope = parsed;
     } catch (error) {
-      return refuse('malformed-json', `the value starts like a JSON envelope but is not JSON (${(error as Error).message})`);
+      return refuse(
+        'malformed-json',
+        `the value starts like a JSON envelope but is not JSON (${(error as Error).message}): fix the JSON, or send bytes that start with { in an envelope as payload_hex or payload_base64`,
+      );
     }
   }
 
   if (envelope !== null) {
-    const unknown = Object.keys(envelope).filter((field) => !ENVELOPE_FIELDS.includes(field));
-    if (unknown.length > 0) return refuse('unknown-field', `unknown field(s) ${unknown.slice(0, 5).join(', ')}; an envelope has ${ENVELOPE_FIELDS.join(', ')}`);
     for (const [field, current] of [
       ['command_id', commandId],
       ['device_id', deviceId],
@@ -103,11 +108,17 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
       if (current !== null && current !== given) {
         return refuse(
           'conflicting-ids',
-          `${field} ${JSON.stringify(given)} differs from the ${field === 'command_id' ? 'command-id header' : 'message key'} ${JSON.stringify(current)}`,
+          `${field} ${JSON.stringify(given.slice(0, 128))} differs from the ${field === 'command_id' ? 'command-id header' : 'message key'} ${JSON.stringify(current.slice(0, 128))}: give it once, or the same in both`,
         );
       }
       if (field === 'command_id') commandId = given;
       else deviceId = given;
+    }
+    // After the ids, so the rejected receipt carries them.
+    const unknown = Object.keys(envelope).filter((field) => !ENVELOPE_FIELDS.includes(field));
+    if (unknown.length > 0) {
+      const named = unknown.slice(0, 5).map((field) => field.slice(0, 64));
+      return refuse('unknown-field', `unknown field(s) ${named.join(', ')}; an envelope has ${ENVELOPE_FIELDS.join(', ')}`);
     }
   }
 
@@ -124,10 +135,16 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
   let confirmed = false;
   let expiresAtMs = nowMs + limits.defaultTtlMs;
   if (envelope !== null) {
+    if (nestsDeeperThan(value.toString('utf8'), MAX_NESTING)) {
+      return refuse('too-deep', `objects and arrays nested more than ${MAX_NESTING} levels deep; send such a payload as payload_hex or payload_base64`);
+    }
     const body = envelopeFields(envelope, nowMs, limits.defaultTtlMs);
     if (!body.ok) return refuse(body.reason, body.message);
     ({ payload, fport, confirmed, expiresAtMs } = body);
-    if (typeof envelope.name === 'string') name = envelope.name;
+    if (envelope.name !== undefined) {
+      if (typeof envelope.name !== 'string') return refuse('bad-field', 'name must be a string: letters, digits and . _ - (at most 64)');
+      name = envelope.name;
+    }
   } else if (value.length === 0) {
     return refuse('missing-payload', 'the value is empty: send the payload bytes, or an envelope with payload, payload_hex or payload_base64');
   }
@@ -145,7 +162,8 @@ type EnvelopeBody =
 function envelopeFields(envelope: Record<string, unknown>, nowMs: number, defaultTtlMs: number): EnvelopeBody {
   const bad = (message: string): EnvelopeBody => ({ ok: false, reason: 'bad-field', message });
   const given = ['payload', 'payload_hex', 'payload_base64'].filter((field) => envelope[field] !== undefined);
-  if (given.length === 0) return { ok: false, reason: 'missing-payload', message: 'the envelope has no payload, payload_hex or payload_base64' };
+  if (given.length === 0)
+    return { ok: false, reason: 'missing-payload', message: 'the envelope has no payload, payload_hex or payload_base64: give one of them' };
   if (given.length > 1) return bad(`give one of payload, payload_hex, payload_base64, not ${given.join(' and ')}`);
   let payload: Buffer;
   const { payload: object, payload_hex: hex, payload_base64: base64 } = envelope;
@@ -169,7 +187,8 @@ function envelopeFields(envelope: Record<string, unknown>, nowMs: number, defaul
   if (expiresAt !== undefined && ttl !== undefined) return bad('give expires_at or ttl_s, not both');
   let expiresAtMs = nowMs + defaultTtlMs;
   if (ttl !== undefined) {
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) return bad('ttl_s must be a positive number of seconds');
+    // The expiry must be finite too: Infinity would be stored as null (JSON) and read back as 0, expired.
+    if (typeof ttl !== 'number' || ttl <= 0 || !Number.isFinite(nowMs + ttl * 1000)) return bad('ttl_s must be a positive number of seconds');
     expiresAtMs = nowMs + ttl * 1000;
   } else if (expiresAt !== undefined) {
     const at = typeof expiresAt === 'number' ? expiresAt : typeof expiresAt === 'string' ? Date.parse(expiresAt) : Number.NaN;

@@ -68,6 +68,21 @@ export interface CommandQueue {
 export const DONE_MAX_ENTRIES = 100_000;
 export const DONE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
+/**
+ * A change's state writes and, for each, the write that puts back what it replaced. A commit whose receipts the
+ * buffer refused (full) still writes its state (see RecordStore.append): committing `undo`, last first, takes
+ * the change back, so no command is queued, sent or ended without its receipt.
+ */
+interface Change {
+  readonly writes: StateWrite[];
+  readonly undo: StateWrite[];
+}
+
+function write(change: Change, scope: string, key: string, value: string | null, before: string | null): void {
+  change.writes.push({ scope, key, value });
+  change.undo.push({ scope, key, value: before });
+}
+
 export function createCommandQueue(options: CommandQueueOptions, deps: CommandQueueDeps): CommandQueue {
   const log = deps.log.child({ component: 'commands.queue' });
   const { metrics } = deps;
@@ -123,19 +138,26 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
   }
 
   /** State writes that remember `id` as finished, and forget the oldest finished ids past the bounds. */
-  function rememberDone(id: string, at: number, writes: StateWrite[]): void {
+  function rememberDone(id: string, at: number, change: Change): void {
+    const before = done.get(id);
     done.set(id, at);
-    writes.push({ scope: COMMAND_DONE_SCOPE, key: id, value: String(at) });
+    write(change, COMMAND_DONE_SCOPE, id, String(at), before === undefined ? null : String(before));
     for (const [oldId, when] of done) {
       if (done.size <= DONE_MAX_ENTRIES && when > at - DONE_MAX_AGE_MS) break;
       done.delete(oldId);
-      writes.push({ scope: COMMAND_DONE_SCOPE, key: oldId, value: null });
+      write(change, COMMAND_DONE_SCOPE, oldId, null, String(when));
     }
   }
 
-  async function commit(records: readonly NewRecord[], writes: readonly StateWrite[]): Promise<AcceptResult> {
-    const result = await deps.accept(records, writes);
-    if (!result.ok) log.warn({ reason: result.reason }, `command change not committed: ${result.message}; it is retried`);
+  async function commit(records: readonly NewRecord[], change: Change): Promise<AcceptResult> {
+    const result = await deps.accept(records, change.writes);
+    if (result.ok) return result;
+    log.warn({ reason: result.reason }, `command change not committed: ${result.message}; it is retried`);
+    // Only buffer-full (the receipts refused, the commit made) leaves the state written; the other refusals wrote nothing.
+    if (result.reason === 'buffer-full' && change.undo.length > 0) {
+      const undone = await deps.accept([], [...change.undo].reverse());
+      if (!undone.ok) log.error({ reason: undone.reason }, `a command change whose receipts were refused could not be taken back: ${undone.message}`);
+    }
     return result;
   }
 
@@ -173,7 +195,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
       return exclusive(async () => {
         const now = nowMs();
         const receipts: Receipt[] = [];
-        const writes: StateWrite[] = [];
+        const change: Change = { writes: [], undo: [] };
         const added: Command[] = [];
         const seen = new Set<string>();
         let duplicates = 0;
@@ -192,20 +214,20 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
           seen.add(incoming.id);
           if (incoming.expiresAtMs <= now) {
             receipts.push({ commandId: incoming.id, deviceId: incoming.deviceId, status: 'expired', reason: 'it had expired before the gateway read it' });
-            rememberDone(incoming.id, now, writes);
+            rememberDone(incoming.id, now, change);
             continue;
           }
           const command: Command = { ...incoming, acceptedAtMs: now, seq: nextSeq++, state: 'queued', attempts: 0 };
           add(command);
           added.push(command);
           receipts.push({ commandId: command.id, deviceId: command.deviceId, status: 'accepted' });
-          writes.push({ scope: COMMAND_SCOPE, key: command.id, value: encodeCommand(command) });
+          write(change, COMMAND_SCOPE, command.id, encodeCommand(command), null);
           // Bounds: the device's oldest first, then the oldest of all.
           const evict = (victim: Command, why: string): void => {
             remove(victim.id);
             receipts.push({ commandId: victim.id, deviceId: victim.deviceId, status: 'expired', reason: why });
-            writes.push({ scope: COMMAND_SCOPE, key: victim.id, value: null });
-            rememberDone(victim.id, now, writes);
+            write(change, COMMAND_SCOPE, victim.id, null, encodeCommand(victim));
+            rememberDone(victim.id, now, change);
           };
           const mine = byDevice.get(command.deviceId) ?? [];
           while (mine.length > options.maxPerDevice) {
@@ -219,17 +241,23 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
             );
           }
         }
-        // A duplicate needs no commit: it changes nothing.
-        if (duplicates > 0) metrics.commands.inc({ status: 'duplicate' }, duplicates);
-        if (receipts.length === 0) return { result: { ok: true, seqs: [] }, accepted: 0, duplicates, rejected };
+        // A duplicate needs no commit: it changes nothing. Counted once the batch is done with (a refused batch is read again).
+        const countDuplicates = () => {
+          if (duplicates > 0) metrics.commands.inc({ status: 'duplicate' }, duplicates);
+        };
+        if (receipts.length === 0) {
+          countDuplicates();
+          return { result: { ok: true, seqs: [] }, accepted: 0, duplicates, rejected };
+        }
         const result = await commit(
           receipts.map((receipt) => receiptRecord(receipt, now)),
-          writes,
+          change,
         );
         if (!result.ok) {
           await reload();
           return { result, accepted: 0, duplicates: 0, rejected: 0 };
         }
+        countDuplicates();
         count(receipts);
         gauges();
         const devices = new Set(added.filter((command) => byId.has(command.id)).map((command) => command.deviceId));
@@ -250,9 +278,11 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
         const now = nowMs();
         const sent: Command = { ...current, state: 'sent', attempts: current.attempts + 1 };
         const receipts: Receipt[] = withReceipt ? [{ commandId: id, deviceId: sent.deviceId, status: 'sent', path, attempts: sent.attempts }] : [];
+        const change: Change = { writes: [], undo: [] };
+        write(change, COMMAND_SCOPE, id, encodeCommand(sent), encodeCommand(current));
         const result = await commit(
           receipts.map((receipt) => receiptRecord(receipt, now)),
-          [{ scope: COMMAND_SCOPE, key: id, value: encodeCommand(sent) }],
+          change,
         );
         if (!result.ok) {
           await reload();
@@ -278,9 +308,10 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
           ...(detail.reason === undefined ? {} : { reason: detail.reason }),
           ...(detail.path === undefined ? {} : { path: detail.path }),
         };
-        const writes: StateWrite[] = [{ scope: COMMAND_SCOPE, key: id, value: null }];
-        rememberDone(id, now, writes);
-        const result = await commit([receiptRecord(receipt, now)], writes);
+        const change: Change = { writes: [], undo: [] };
+        write(change, COMMAND_SCOPE, id, null, encodeCommand(current));
+        rememberDone(id, now, change);
+        const result = await commit([receiptRecord(receipt, now)], change);
         if (!result.ok) {
           await reload();
           return false;
@@ -304,7 +335,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
           ...(detail.reason === undefined ? {} : { reason: detail.reason }),
           ...(detail.path === undefined ? {} : { path: detail.path }),
         };
-        const result = await commit([receiptRecord(receipt, nowMs())], []);
+        const result = await commit([receiptRecord(receipt, nowMs())], { writes: [], undo: [] });
         if (result.ok) count([receipt]);
         return result.ok;
       });
@@ -315,17 +346,17 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
         const now = nowMs();
         const due = [...byId.values()].filter((command) => command.expiresAtMs <= now);
         if (due.length === 0) return;
-        const writes: StateWrite[] = [];
+        const change: Change = { writes: [], undo: [] };
         const receipts: Receipt[] = due.map((command) => {
-          writes.push({ scope: COMMAND_SCOPE, key: command.id, value: null });
-          rememberDone(command.id, now, writes);
+          write(change, COMMAND_SCOPE, command.id, null, encodeCommand(command));
+          rememberDone(command.id, now, change);
           const reason =
             command.state === 'sent' ? 'its time ran out before the device acknowledged it' : 'its time ran out before the device could be reached';
           return { commandId: command.id, deviceId: command.deviceId, status: 'expired', reason, attempts: command.attempts };
         });
         const result = await commit(
           receipts.map((receipt) => receiptRecord(receipt, now)),
-          writes,
+          change,
         );
         if (!result.ok) {
           await reload();

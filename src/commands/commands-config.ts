@@ -28,7 +28,7 @@ export function commandQueueOptionsFromConfig(config: Config): CommandQueueOptio
 }
 
 export function commandDeliveryOptionsFromConfig(_config: Config): CommandDeliveryOptions {
-  return { maxAttempts: MAX_ATTEMPTS, expiryCheckMs: 1_000 };
+  return { maxAttempts: MAX_ATTEMPTS, expiryCheckMs: 1_000, commitRetryMs: 1_000 };
 }
 
 export function lorawanCommandPathOptionsFromConfig(_config: Config): LorawanCommandPathOptions {

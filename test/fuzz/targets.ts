@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createTtsFleet } from '../../firmware-sim/tts-traffic.ts';
+import { type KafkaCommandMessage, parseCommandMessage } from '../../src/commands/command-message.ts';
 import { ConfigError } from '../../src/errors.ts';
 import type { Accept } from '../../src/ingress/ingress.ts';
 import { verifyDataFrameMic, cryptFrmPayload } from '../../src/ingress/lorawan/frame-crypto.ts';
@@ -19,6 +20,7 @@ import { parseTtsEvent, parseTtsUplink } from '../../src/ingress/ttn/tts-uplink.
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/core/log.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
+import { isDeviceId } from '../../src/record/device-id.ts';
 import { createRouter } from '../../src/record/routes.ts';
 import { connectPacket, mqttPacket, mqttString, publishPacket } from '../helpers/mqtt-wire.ts';
 import { mockRadio } from '../helpers/serial-radio-mock.ts';
@@ -297,4 +299,99 @@ const mqttAedes: FuzzTarget = {
   },
 };
 
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [semtechUdp, phyPayload, ttnJson, config, rn2483, mqttAedes];
+/**
+ * One input is one Kafka message: `key NUL command-id NUL command-name NUL value`. With fewer NULs the last
+ * part is the value and the parts before it are the key, then the command-id header (so 0 NULs: the whole
+ * input is the value, no key, no headers). An empty key is a null key; an empty header part is no header.
+ */
+function commandMessageFromInput(input: Buffer): KafkaCommandMessage {
+  const parts: Buffer[] = [];
+  let rest = input;
+  for (let split = 0; split < 3; split++) {
+    const at = rest.indexOf(0);
+    if (at === -1) break;
+    parts.push(rest.subarray(0, at));
+    rest = rest.subarray(at + 1);
+  }
+  const [key, commandId, name] = parts;
+  const headers: Record<string, Buffer> = {};
+  if (commandId !== undefined && commandId.length > 0) headers['command-id'] = commandId;
+  if (name !== undefined && name.length > 0) headers['command-name'] = name;
+  return { key: key === undefined || key.length === 0 ? null : key, value: rest, headers };
+}
+
+/** The inverse of commandMessageFromInput, for seeds and corpus files. */
+function commandMessageInput(key: string, commandId: string, name: string, value: string | Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${key}\0${commandId}\0${name}\0`), Buffer.from(value)]);
+}
+
+const COMMAND_LIMITS = { maxPayloadBytes: 256, defaultTtlMs: 600_000 };
+const COMMAND_NOW_MS = Date.parse('2025-03-01T12:00:00Z');
+const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
+const COMMAND_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** A refusal's message goes into a receipt and a log line: it may quote the input, but only a bounded piece. */
+const MAX_REFUSAL_MESSAGE = 1024;
+
+const commandMessage: FuzzTarget = {
+  name: 'command-message',
+  description: 'Kafka messages on commands.topic (key, command-id and command-name headers, value) into parseCommandMessage',
+  coverage: ['src/commands/command-message.ts'],
+  maxLength: 16_384,
+  dictionary: [
+    '{"command_id":"',
+    '"device_id":"',
+    '"name":"',
+    '"payload":',
+    '"payload_hex":"',
+    '"payload_base64":"',
+    '"port":',
+    '"confirmed":',
+    '"expires_at":',
+    '"ttl_s":',
+    '"2025-03-01T12:00:00Z"',
+    '1e308',
+    '-0',
+    'null',
+    'true',
+    '[[[[[[[[[[[[[[[[',
+    '{"a":{"a":{"a":{',
+    '"\\u0000"',
+    '==',
+  ],
+  seeds: () => [
+    commandMessageInput('lamp-7', 'c-1', 'dim', Buffer.from([1, 2, 0xff])),
+    commandMessageInput('lamp-7', '', '', '{"command_id":"c-1","name":"dim","payload":{"level":40},"port":10,"confirmed":true,"ttl_s":600}'),
+    commandMessageInput('', 'c-2', '', '{"device_id":"0004a30b001c0530","payload_hex":"00ff","expires_at":"2025-03-01T13:00:00Z"}'),
+    commandMessageInput('lamp-7', 'c-3', 'reboot', '{"command_id":"c-3","payload_base64":"AQID","expires_at":1740831000000}'),
+    commandMessageInput('lamp-7', 'c-4', '', '{"level":40}'),
+    commandMessageInput('lamp-7', 'c-5', '', '{"command_id":"c-6","payload":"x"}'),
+    commandMessageInput('lamp-8', '', '', '{"command_id":"c-7","device_id":"lamp-9","payload":[1]}'),
+    commandMessageInput('lamp-7', '', '', '{"command_id":"c-8","payload":"x","payload_hex":"0","colour":1}'),
+    commandMessageInput('lamp-7', '', '', '{"command_id":"c-9","payload_hex":"0g","port":0,"confirmed":"yes","ttl_s":-1}'),
+    commandMessageInput('lamp-7', '', '', '{"command_id":"c-10","payload_base64":"a$==","expires_at":"soon","ttl_s":5}'),
+    commandMessageInput('lamp-7', '', '', '{"command_id":"c-11","payload":5,"name":7}'),
+    commandMessageInput('lamp 7', 'c 12', 'a/b', 'on'),
+    commandMessageInput('lamp-7', 'c-13', '', ''),
+    Buffer.from('{"command_id":"c-14",'),
+  ],
+  run(input) {
+    const result = parseCommandMessage(commandMessageFromInput(input), COMMAND_LIMITS, COMMAND_NOW_MS);
+    if (result.ok) {
+      const { command } = result;
+      if (!Buffer.isBuffer(command.payload) || command.payload.length > COMMAND_LIMITS.maxPayloadBytes) fail('a payload over the limit');
+      if (!COMMAND_ID.test(command.id)) fail(`an invalid command id ${JSON.stringify(command.id)}`);
+      if (!isDeviceId(command.deviceId)) fail(`an invalid device id ${JSON.stringify(command.deviceId)}`);
+      if (!COMMAND_NAME.test(command.name)) fail(`an invalid name ${JSON.stringify(command.name)}`);
+      if (command.fport !== null && !(Number.isInteger(command.fport) && command.fport >= 1 && command.fport <= 223)) fail(`fport ${command.fport}`);
+      if (typeof command.confirmed !== 'boolean') fail('confirmed not a boolean');
+      if (!Number.isFinite(command.expiresAtMs)) fail(`expiresAtMs ${command.expiresAtMs}`);
+      return;
+    }
+    if (typeof result.reason !== 'string' || typeof result.message !== 'string' || result.message.length === 0) fail('a refusal without reason and message');
+    if (result.message.length > MAX_REFUSAL_MESSAGE) fail(`a refusal message of ${result.message.length} characters`);
+    if (result.commandId !== null && !COMMAND_ID.test(result.commandId)) fail(`a refusal naming an invalid command id ${JSON.stringify(result.commandId)}`);
+    if (result.deviceId !== null && !isDeviceId(result.deviceId)) fail(`a refusal naming an invalid device id ${JSON.stringify(result.deviceId)}`);
+  },
+};
+
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [semtechUdp, phyPayload, ttnJson, commandMessage, config, rn2483, mqttAedes];
