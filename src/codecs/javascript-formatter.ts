@@ -1,8 +1,9 @@
 // JavaScript payload formatters in the TTN/ChirpStack form: a file that defines `decodeUplink(input)` and
 // returns `{ data, warnings, errors }`, so codecs from the TTN device repository (lorawan-devices,
-// vendor/*/*.js) work unchanged. Each file is compiled once per real path into its own node:vm context, so
-// 1,000 devices sharing a formatter share one script; each decode runs a small precompiled call script in that
-// context under a time limit, and the result crosses back to the host only as a JSON string.
+// vendor/*/*.js) work unchanged; a file that also defines `encodeDownlink(input)` encodes downlinks, input
+// `{ data, fPort }` -> `{ bytes, fPort, warnings, errors }`. Each file is compiled once per real path into its own
+// node:vm context, so 1,000 devices sharing a formatter share one script; each call runs a small precompiled
+// call script in that context under a time limit, and both the input and the result cross only as JSON strings.
 //
 // node:vm isolates against mistakes (a stray global, an endless loop, a huge or odd result); it is NOT a
 // security boundary against hostile code. Formatters are files the operator installs, trusted like the config.
@@ -22,14 +23,17 @@ import { type Context, createContext, Script } from 'node:vm';
 import { ConfigError, errorMessage } from '../errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
-import { builtinCodec, type CodecChoice, type DecodedPayload, type PayloadCodec, type UplinkInput } from './payload-codec.ts';
+import { builtinCodec, type CodecChoice, type DecodedPayload, type EncodedDownlink, type PayloadCodec, type UplinkInput } from './payload-codec.ts';
 
 export interface FormatterCacheOptions {
-  /** Wall time one decodeUplink call may take, the microtasks it queues included. */
+  /** Wall time one decodeUplink or encodeDownlink call may take, the microtasks it queues included. */
   readonly timeoutMs: number;
-  /** Largest JSON text of one decodeUplink result. */
+  /** Largest JSON text of one decodeUplink or encodeDownlink result. */
   readonly maxOutputBytes: number;
-  /** Timeouts in a row after which a formatter is not called for `cooldownMs`. Default 5. */
+  /**
+   * Timeouts in a row after which a formatter function is not called for `cooldownMs`. Default 5. decodeUplink
+   * and encodeDownlink keep separate counts: one stuck function does not rest the other.
+   */
   readonly maxConsecutiveTimeouts?: number;
   /** Default 60,000. */
   readonly cooldownMs?: number;
@@ -37,7 +41,10 @@ export interface FormatterCacheOptions {
 
 export interface FormatterCacheDeps {
   readonly log: Logger;
-  /** Counts uplinks a formatter did not decode; the gateway passes its metrics, `config check` none. */
+  /**
+   * Counts uplinks a formatter did not decode; the gateway passes its metrics, `config check` none. Downlinks
+   * encodeDownlink refuses are not counted here: the command path that asked counts and reports them.
+   */
   readonly metrics?: Pick<Metrics, 'formatterErrors'>;
   /** Monotonic milliseconds for the cool-down; default performance.now. */
   readonly nowMs?: () => number;
@@ -51,7 +58,7 @@ export interface FormatterCache {
   codecFor(choice: CodecChoice): PayloadCodec;
 }
 
-/** The `kind` label of iotgw_formatter_errors_total. */
+/** The `kind` label of iotgw_formatter_errors_total (for encodeDownlink, the same kinds name its failures). */
 export type FormatterFailure =
   /** decodeUplink threw (or the call failed in the context). */
   | 'threw'
@@ -68,12 +75,21 @@ const DEFAULT_MAX_CONSECUTIVE_TIMEOUTS = 5;
 const DEFAULT_COOLDOWN_MS = 60_000;
 /** Error texts from a formatter (thrown messages, errors[]) are cut here: they end up in every record. */
 const MAX_ERROR_CHARS = 500;
+/**
+ * The largest LoRaWAN FRMPayload of any region and data rate (N = 242 at EU868 DR5..7 and US915 DR4, RP002-1.0.4):
+ * what encodeDownlink may return. The smaller bound of the region and data rate in use is the sender's to check.
+ */
+const MAX_FRM_PAYLOAD_BYTES = 242;
+/** Why an FPort outside 1..223 is refused (LoRaWAN 1.0.4 section 4.3.2). */
+const FPORT_NOTE = '(FPort 0 carries MAC commands, 224 the LoRaWAN test protocol, 225..255 are reserved)';
 
-// Runs first in every context. It keeps the intrinsics the call needs before the formatter can replace them,
+// Runs first in every context. It keeps the intrinsics the calls need before the formatter can replace them,
 // offers `module.exports` / `exports` for codecs written to be require()d in tests, and defines `__iotgw`
-// (read-only) and `__iotgwInput`, the slot the host writes each input into: a plain data property that cannot be
-// redefined, so a formatter cannot turn the host's write into a call of its own code, outside the time limit.
-// FinalizationRegistry goes: its callbacks would run later as tasks of their own, outside any time limit. `call` returns one string: a tag character and its text, so no object of the context ever
+// (read-only) and `__iotgwInput`, the slot the host writes each input into as JSON text: a plain data property
+// that cannot be redefined, so a formatter cannot turn the host's write into a call of its own code, outside the
+// time limit. The input is parsed inside the call, so the formatter gets objects of its own context, never the
+// host's. FinalizationRegistry goes: its callbacks would run later as tasks of their own, outside any time limit.
+// `decode` and `encode` return one string: a tag character and its text, so no object of the context ever
 // reaches the host: o = JSON of the result, t = what was thrown, s = JSON.stringify failed,
 // u = typeof a result JSON cannot express, p = a Promise was returned.
 const SETUP_SCRIPT = new Script(
@@ -86,11 +102,16 @@ const SETUP_SCRIPT = new Script(
   delete global.FinalizationRegistry;
   global.module = moduleObject;
   global.exports = moduleObject.exports;
+  function exported(name) {
+    var value = moduleObject.exports;
+    return value !== null && typeof value === 'object' && typeof value[name] === 'function' ? value[name] : null;
+  }
+  // Names, not global[name]: a top-level const or let in the formatter is no property of the global object.
   function findDecoder() {
-    if (typeof decodeUplink === 'function') return decodeUplink;
-    var exported = moduleObject.exports;
-    if (exported !== null && typeof exported === 'object' && typeof exported.decodeUplink === 'function') return exported.decodeUplink;
-    return null;
+    return typeof decodeUplink === 'function' ? decodeUplink : exported('decodeUplink');
+  }
+  function findEncoder() {
+    return typeof encodeDownlink === 'function' ? encodeDownlink : exported('encodeDownlink');
   }
   function describe(error) {
     try {
@@ -99,24 +120,36 @@ const SETUP_SCRIPT = new Script(
       return 'a value that cannot be shown';
     }
   }
+  function tagged(run) {
+    var result, json;
+    try {
+      result = run();
+    } catch (error) {
+      return 't' + describe(error);
+    }
+    if (result !== null && typeof result === 'object' && typeof result.then === 'function') return 'p';
+    try {
+      json = stringify(result);
+    } catch (error) {
+      return 's' + describe(error);
+    }
+    return json === undefined ? 'u' + typeof result : 'o' + json;
+  }
   defineProperty(global, '__iotgw', {
     value: freeze({
       hasDecoder: function () { return findDecoder() !== null; },
-      call: function (inputJson) {
+      hasEncoder: function () { return findEncoder() !== null; },
+      decode: function (inputJson) {
         var input = parse(inputJson);
-        var result, json;
-        try {
-          result = findDecoder()({ bytes: input.bytes, fPort: input.fPort, recvTime: new NativeDate(input.recvTimeMs) });
-        } catch (error) {
-          return 't' + describe(error);
-        }
-        if (result !== null && typeof result === 'object' && typeof result.then === 'function') return 'p';
-        try {
-          json = stringify(result);
-        } catch (error) {
-          return 's' + describe(error);
-        }
-        return json === undefined ? 'u' + typeof result : 'o' + json;
+        return tagged(function () {
+          return findDecoder()({ bytes: input.bytes, fPort: input.fPort, recvTime: new NativeDate(input.recvTimeMs) });
+        });
+      },
+      encode: function (inputJson) {
+        var input = parse(inputJson);
+        return tagged(function () {
+          return findEncoder()({ data: input.data, fPort: input.fPort });
+        });
       },
     }),
   });
@@ -124,7 +157,34 @@ const SETUP_SCRIPT = new Script(
   { filename: 'iotgw-formatter-setup.js' },
 );
 const HAS_DECODER_SCRIPT = new Script('__iotgw.hasDecoder()', { filename: 'iotgw-formatter-check.js' });
-const CALL_SCRIPT = new Script('__iotgw.call(__iotgwInput)', { filename: 'iotgw-formatter-call.js' });
+const HAS_ENCODER_SCRIPT = new Script('__iotgw.hasEncoder()', { filename: 'iotgw-formatter-check.js' });
+
+/** A formatter function the host calls: its call script, and the words its messages use. */
+interface EntryPoint {
+  readonly name: 'decodeUplink' | 'encodeDownlink';
+  readonly script: Script;
+  /** The result it must return, as messages show it. */
+  readonly returns: string;
+  readonly example: string;
+  /** What becomes of the messages it would handle while it rests after timeouts, for the warn log. */
+  readonly whileResting: string;
+}
+
+const DECODE_UPLINK: EntryPoint = {
+  name: 'decodeUplink',
+  script: new Script('__iotgw.decode(__iotgwInput)', { filename: 'iotgw-formatter-call.js' }),
+  returns: '{ data, warnings, errors }',
+  example: '{ data: {...} }',
+  whileResting: 'uplinks keep their bytes with iotgw.codec_error',
+};
+
+const ENCODE_DOWNLINK: EntryPoint = {
+  name: 'encodeDownlink',
+  script: new Script('__iotgw.encode(__iotgwInput)', { filename: 'iotgw-formatter-call.js' }),
+  returns: '{ bytes, fPort, warnings, errors }',
+  example: '{ bytes: [...], fPort: 1 }',
+  whileResting: 'downlinks it would encode are refused',
+};
 
 export function createFormatterCache(options: FormatterCacheOptions, deps: FormatterCacheDeps): FormatterCache {
   const log = deps.log.child({ component: 'payload-formatter' });
@@ -151,7 +211,7 @@ export function createFormatterCache(options: FormatterCacheOptions, deps: Forma
     if (cached !== undefined) return cached;
     const codec = compileFormatter(realPath, { ...options, nowMs, log, metrics: deps.metrics });
     byRealPath.set(realPath, codec);
-    log.info({ file: realPath, codec: codec.name }, 'payload formatter compiled');
+    log.info({ file: realPath, codec: codec.name, encodeDownlink: codec.encodeDownlink !== undefined }, 'payload formatter compiled');
     return codec;
   }
 
@@ -174,12 +234,25 @@ interface Outcome {
   readonly failure?: FormatterFailure;
 }
 
-/** The formatter file -> a codec whose every decode runs in the file's own context (see the header). */
+/** What one guarded call gave: the formatter's result (parsed from its JSON), or why there is none. */
+type CallResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string; readonly failure: FormatterFailure };
+
+/** The context where a formatter's top-level code ran, and the slot each input is written into. */
+interface LoadedFormatter {
+  readonly path: string;
+  readonly sandbox: Record<string, unknown>;
+  readonly context: Context;
+  readonly hasEncoder: boolean;
+}
+
+/** The formatter file -> a codec whose every call runs in the file's own context (see the header). */
 function compileFormatter(path: string, settings: CompileSettings): PayloadCodec {
   const name = `javascript:${basename(path)}`;
   const script = compileSource(path);
-  const { sandbox, context } = loadInContext(path, name, script, settings.timeoutMs);
-  return { name, decode: createDecoder(path, name, sandbox, context, settings) };
+  const loaded = loadInContext(path, name, script, settings.timeoutMs);
+  const decode = createDecoder(loaded, name, settings);
+  if (!loaded.hasEncoder) return { name, decode };
+  return { name, decode, encodeDownlink: createEncoder(loaded, settings) };
 }
 
 /** Reads and compiles the file, with `import` escaped; a ConfigError names what is wrong and where. */
@@ -216,8 +289,11 @@ function compileSource(path: string): Script {
   return script;
 }
 
-/** A new context with SETUP_SCRIPT, then the formatter's top-level code run in it; it must define decodeUplink. */
-function loadInContext(path: string, name: string, script: Script, timeoutMs: number): { sandbox: Record<string, unknown>; context: Context } {
+/**
+ * A new context with SETUP_SCRIPT, then the formatter's top-level code run in it; it must define decodeUplink
+ * and may define encodeDownlink (looked for once, here: a codec has encodeDownlink only if the file defines it).
+ */
+function loadInContext(path: string, name: string, script: Script, timeoutMs: number): LoadedFormatter {
   // A null-prototype sandbox: the context's global then inherits nothing from the host, so
   // `this.constructor.constructor` is the context's Function, which may not compile strings.
   const sandbox: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
@@ -241,87 +317,114 @@ function loadInContext(path: string, name: string, script: Script, timeoutMs: nu
       'it defines no decodeUplink function; a payload formatter must define function decodeUplink(input) { return { data: {...}, warnings: [], errors: [] }; } as in the TTN device repository',
     );
   }
-  return { sandbox, context };
+  const hasEncoder = HAS_ENCODER_SCRIPT.runInContext(context, { timeout: timeoutMs }) === true;
+  return { path, sandbox, context, hasEncoder };
 }
 
-/** decodeUplink called through CALL_SCRIPT under the time limit; rested for cooldownMs after timeouts in a row. */
-function createDecoder(
-  path: string,
-  name: string,
-  sandbox: Record<string, unknown>,
-  context: Context,
-  settings: CompileSettings,
-): (input: UplinkInput) => DecodedPayload {
-  const { timeoutMs, maxOutputBytes, nowMs, log, metrics } = settings;
+/**
+ * One formatter function called through its call script under the time limit, and rested for cooldownMs after
+ * maxConsecutiveTimeouts timeouts in a row. Each function has its own guard, so its own count: an endless
+ * encodeDownlink must not cost the uplinks their decoding, and decoded uplinks must not keep resetting the
+ * count of an encodeDownlink that never finishes.
+ */
+function createGuardedCall(entry: EntryPoint, loaded: LoadedFormatter, settings: CompileSettings): (inputJson: string) => CallResult {
+  const { path, sandbox, context } = loaded;
+  const { timeoutMs, maxOutputBytes, nowMs, log } = settings;
   const maxConsecutiveTimeouts = settings.maxConsecutiveTimeouts ?? DEFAULT_MAX_CONSECUTIVE_TIMEOUTS;
   const cooldownMs = settings.cooldownMs ?? DEFAULT_COOLDOWN_MS;
   let consecutiveTimeouts = 0;
   let coolUntilMs = 0;
   let coolingLogged = false;
 
-  function callDecoder(input: UplinkInput): Outcome {
+  return function call(inputJson: string): CallResult {
     if (consecutiveTimeouts >= maxConsecutiveTimeouts && nowMs() < coolUntilMs) {
-      const error = `decodeUplink not called: it timed out ${consecutiveTimeouts} times in a row; it is tried again ${Math.ceil((coolUntilMs - nowMs()) / 1000)} s from now`;
-      return { payload: { error }, failure: 'cooldown' };
+      const error = `${entry.name} not called: it timed out ${consecutiveTimeouts} times in a row; it is tried again ${Math.ceil((coolUntilMs - nowMs()) / 1000)} s from now`;
+      return { ok: false, error, failure: 'cooldown' };
     }
     let output: unknown;
     try {
-      sandbox.__iotgwInput = JSON.stringify({ bytes: Array.from(input.bytes), fPort: input.fPort, recvTimeMs: input.recvTime.getTime() });
-      output = CALL_SCRIPT.runInContext(context, { timeout: timeoutMs });
+      sandbox.__iotgwInput = inputJson;
+      output = entry.script.runInContext(context, { timeout: timeoutMs });
     } catch (error) {
-      if (!isTimeout(error)) return { payload: { error: clip(`decodeUplink failed: ${describeThrown(error)}`) }, failure: 'threw' };
+      if (!isTimeout(error)) return { ok: false, error: clip(`${entry.name} failed: ${describeThrown(error)}`), failure: 'threw' };
       consecutiveTimeouts += 1;
       if (consecutiveTimeouts >= maxConsecutiveTimeouts) {
-        // An endless formatter would take timeoutMs of every uplink from the event loop: stop calling it for a while.
+        // An endless function would take timeoutMs of every call from the event loop: stop calling it for a while.
         coolUntilMs = nowMs() + cooldownMs;
         if (!coolingLogged) {
           coolingLogged = true;
           log.warn(
-            { file: path, timeouts: consecutiveTimeouts, timeoutMs, cooldownMs },
-            `payload formatter ${path} timed out ${consecutiveTimeouts} times in a row: not calling it for ${cooldownMs / 1000} s at a time until it finishes again; uplinks keep their bytes with iotgw.codec_error. Fix its decodeUplink (or raise formatters.timeout_ms)`,
+            { file: path, function: entry.name, timeouts: consecutiveTimeouts, timeoutMs, cooldownMs },
+            `payload formatter ${path}: ${entry.name} timed out ${consecutiveTimeouts} times in a row: not calling it for ${cooldownMs / 1000} s at a time until it finishes again; ${entry.whileResting}. Fix its ${entry.name} (or raise formatters.timeout_ms)`,
           );
         }
       }
-      return { payload: { error: `decodeUplink did not finish within ${timeoutMs} ms` }, failure: 'timeout' };
+      return { ok: false, error: `${entry.name} did not finish within ${timeoutMs} ms`, failure: 'timeout' };
     }
-    if (coolingLogged) log.info({ file: path }, `payload formatter ${path} finishes again`);
+    if (coolingLogged) log.info({ file: path, function: entry.name }, `payload formatter ${path}: ${entry.name} finishes again`);
     consecutiveTimeouts = 0;
     coolingLogged = false;
-    return fromOutput(output, maxOutputBytes);
-  }
-
-  function decode(input: UplinkInput): DecodedPayload {
-    const { payload, failure } = callDecoder(input);
-    if (failure !== undefined) metrics?.formatterErrors.inc({ codec: name, kind: failure });
-    return payload;
-  }
-
-  return decode;
+    return fromTagged(entry, output, maxOutputBytes);
+  };
 }
 
-/** The tagged string from SETUP_SCRIPT's `call` -> DecodedPayload. */
-function fromOutput(output: unknown, maxOutputBytes: number): Outcome {
-  const bad = (error: string): Outcome => ({ payload: { error }, failure: 'output' });
-  if (typeof output !== 'string' || output === '') return bad('decodeUplink: no result from the formatter context');
+/** decodeUplink through its guard; every uplink it does not decode is counted by kind. */
+function createDecoder(loaded: LoadedFormatter, name: string, settings: CompileSettings): (input: UplinkInput) => DecodedPayload {
+  const call = createGuardedCall(DECODE_UPLINK, loaded, settings);
+  return function decode(input: UplinkInput): DecodedPayload {
+    const called = call(JSON.stringify({ bytes: Array.from(input.bytes), fPort: input.fPort, recvTimeMs: input.recvTime.getTime() }));
+    const { payload, failure }: Outcome = called.ok ? fromResult(called.value) : { payload: { error: called.error }, failure: called.failure };
+    if (failure !== undefined) settings.metrics?.formatterErrors.inc({ codec: name, kind: failure });
+    return payload;
+  };
+}
+
+/** encodeDownlink through its own guard: TTS's input `{ data, fPort }`, checked before the formatter sees it. */
+function createEncoder(loaded: LoadedFormatter, settings: CompileSettings): NonNullable<PayloadCodec['encodeDownlink']> {
+  const call = createGuardedCall(ENCODE_DOWNLINK, loaded, settings);
+  return function encodeDownlink(data: unknown, fport: number | null): EncodedDownlink {
+    if (fport !== null && !isFPort(fport)) {
+      return { ok: false, error: `encodeDownlink not called: the downlink's FPort ${show(fport)} is not an integer 1..223 ${FPORT_NOTE}` };
+    }
+    if (!isPlainObject(data)) {
+      return { ok: false, error: `encodeDownlink not called: the downlink's data must be a JSON object like { "level": 40 }, got ${kindOf(data)}` };
+    }
+    // The data crosses as JSON text, parsed in the context (see SETUP_SCRIPT): the formatter gets plain objects
+    // of its own realm, never the caller's object, its prototype or a getter of the host.
+    let inputJson: string;
+    try {
+      inputJson = JSON.stringify({ data, fPort: fport ?? undefined });
+    } catch (error) {
+      return { ok: false, error: clip(`encodeDownlink not called: the downlink's data cannot be written as JSON: ${errorMessage(error)}`) };
+    }
+    const called = call(inputJson);
+    return called.ok ? fromEncodeResult(called.value, fport) : { ok: false, error: called.error };
+  };
+}
+
+/** The tagged string from SETUP_SCRIPT's `decode` or `encode` -> the parsed result, or why there is none. */
+function fromTagged(entry: EntryPoint, output: unknown, maxOutputBytes: number): CallResult {
+  const bad = (error: string): CallResult => ({ ok: false, error, failure: 'output' });
+  if (typeof output !== 'string' || output === '') return bad(`${entry.name}: no result from the formatter context`);
   const text = output.slice(1);
   switch (output[0]) {
     case 't':
-      return { payload: { error: clip(`decodeUplink threw ${text}`) }, failure: 'threw' };
+      return { ok: false, error: clip(`${entry.name} threw ${text}`), failure: 'threw' };
     case 'p':
-      return bad('decodeUplink returned a Promise; it must return { data, warnings, errors } without async');
+      return bad(`${entry.name} returned a Promise; it must return ${entry.returns} without async`);
     case 's':
-      return bad(clip(`decodeUplink returned something JSON cannot hold: ${text}`));
+      return bad(clip(`${entry.name} returned something JSON cannot hold: ${text}`));
     case 'u':
-      return bad(`decodeUplink returned ${text}, not an object like { data: {...} }`);
+      return bad(`${entry.name} returned ${text}, not an object like ${entry.example}`);
     default: {
       const bytes = Buffer.byteLength(text);
-      if (bytes > maxOutputBytes) return bad(`decodeUplink output is ${bytes} bytes of JSON, over formatters.max_output_bytes (${maxOutputBytes})`);
-      return fromResult(JSON.parse(text) as unknown);
+      if (bytes > maxOutputBytes) return bad(`${entry.name} output is ${bytes} bytes of JSON, over formatters.max_output_bytes (${maxOutputBytes})`);
+      return { ok: true, value: JSON.parse(text) as unknown };
     }
   }
 }
 
-/** TTN's result contract: `data` an object; `warnings` and `errors` lists of strings; errors mean no data. */
+/** TTN's decodeUplink result: `data` an object; `warnings` and `errors` lists of strings; errors mean no data. */
 function fromResult(result: unknown): Outcome {
   if (!isPlainObject(result)) {
     return { payload: { error: `decodeUplink must return an object like { data: {...} }, got ${kindOf(result)}` }, failure: 'output' };
@@ -334,6 +437,53 @@ function fromResult(result: unknown): Outcome {
     return { payload: { error: `decodeUplink's data must be an object, got ${kindOf(result.data)}`, ...withWarnings }, failure: 'output' };
   }
   return { payload: { data: result.data, ...withWarnings } };
+}
+
+/**
+ * TTN's encodeDownlink result: `bytes` the FRMPayload, at most 242 integers 0..255; `fPort` 1..223 if given
+ * (else the caller's stays); `warnings` informative; a non-empty `errors` list means the encoding failed.
+ */
+function fromEncodeResult(result: unknown, fport: number | null): EncodedDownlink {
+  const failed = (error: string): EncodedDownlink => ({ ok: false, error: clip(error) });
+  if (!isPlainObject(result)) return failed(`encodeDownlink must return an object like ${ENCODE_DOWNLINK.example}, got ${kindOf(result)}`);
+  const errors = asStrings(result.errors);
+  if (errors.length > 0) return failed(`encodeDownlink errors: ${errors.join('; ')}`);
+  const { bytes } = result;
+  if (!Array.isArray(bytes)) return failed(`encodeDownlink's bytes must be an array of integers 0..255, got ${kindOf(bytes)}`);
+  if (bytes.length > MAX_FRM_PAYLOAD_BYTES) {
+    return failed(`encodeDownlink returned ${bytes.length} bytes, over ${MAX_FRM_PAYLOAD_BYTES}, the largest LoRaWAN FRMPayload`);
+  }
+  const badIndex = bytes.findIndex((byte) => !isByte(byte));
+  if (badIndex !== -1) {
+    const value: unknown = bytes[badIndex];
+    // JSON, the way results cross, writes NaN, Infinity and undefined in an array as null.
+    const hint = value === null ? ' (NaN, Infinity and undefined arrive as null)' : '';
+    return failed(`encodeDownlink's bytes[${badIndex}] is ${show(value)}${hint}, not an integer 0..255`);
+  }
+  const returned = result.fPort;
+  // Absent or null: the formatter leaves the FPort to the caller, as TTS does.
+  if (returned !== undefined && returned !== null && !isFPort(returned)) {
+    return failed(`encodeDownlink's fPort is ${show(returned)}, not an integer 1..223 ${FPORT_NOTE}`);
+  }
+  const warnings = asStrings(result.warnings);
+  return { ok: true, bytes: Buffer.from(bytes as number[]), fport: typeof returned === 'number' ? returned : fport, warnings };
+}
+
+function isFPort(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 223;
+}
+
+function isByte(value: unknown): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 255;
+}
+
+/** A value from a formatter or caller, shown in a message: JSON where it can be, short either way. */
+function show(value: unknown): string {
+  try {
+    return clip(typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value)));
+  } catch {
+    return typeof value;
+  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

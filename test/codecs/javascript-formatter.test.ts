@@ -282,7 +282,7 @@ test('after 5 timeouts in a row the formatter is rested for the cool-down, logge
   assert.deepEqual(decode(codec, [0], 1), { data: { ok: true } }, 'a finished call resets the count');
   for (let round = 0; round < 5; round++) assert.deepEqual(decode(codec, [0], 66), { error: 'decodeUplink did not finish within 20 ms' });
   assert.equal(warnings().length, 1);
-  assert.match(String(warnings()[0]?.msg), /sometimes-stuck\.js timed out 5 times in a row: not calling it for 60 s/);
+  assert.match(String(warnings()[0]?.msg), /sometimes-stuck\.js: decodeUplink timed out 5 times in a row: not calling it for 60 s/);
 
   // Resting: not even a good uplink runs it.
   assert.deepEqual(decode(codec, [0], 1), { error: 'decodeUplink not called: it timed out 5 times in a row; it is tried again 60 s from now' });
@@ -297,7 +297,7 @@ test('after 5 timeouts in a row the formatter is rested for the cool-down, logge
 
   nowMs += 60_001;
   assert.deepEqual(decode(codec, [0], 1), { data: { ok: true } });
-  assert.ok(captured.messages().some((message) => /sometimes-stuck\.js finishes again/.test(message)));
+  assert.ok(captured.messages().some((message) => /sometimes-stuck\.js: decodeUplink finishes again/.test(message)));
   assert.deepEqual(decode(codec, [0], 66), { error: 'decodeUplink did not finish within 20 ms' }, 'the count starts over');
   assert.deepEqual(decode(codec, [0], 1), { data: { ok: true } });
 });
