@@ -3,9 +3,16 @@
 // and whose password is an API key, subscriptions only under v3/{username}/, everything published at QoS 0
 // as TTS does, and a subscription outside v3/{username}/ refused in the SUBACK. It can drop its clients' connections and refuse new ones (bad key, server unavailable) so
 // the gateway's reconnect path can be exercised, and it says how many subscribers each message reached.
+// Downlinks: it takes down/push and down/replace (read with the gateway's own codec), keeps a queue per
+// device, and answers as TTS would: down/queued at once, then, as if the device uplinked right away,
+// down/sent and (confirmed) down/ack. Tests choose another fate per device: nack (TTS keeps the downlink
+// queued for the next uplink), fail (down/failed with a TTS error), hold (queued until deviceUplink()), or
+// ignore (no answer at all, as for a key without the downlink right). Devices are known from the uplinks
+// published through the stand-in; a downlink for an unknown device gets no answer, as from TTS.
 import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError } from 'aedes';
+import { parseTtsDownlinks, type TtsDownlink, type TtsQueueOperation } from '../src/ingress/ttn/tts-downlink.ts';
 
 export interface TtsStandInOptions {
   /** Default 127.0.0.1. */
@@ -21,6 +28,45 @@ export interface TtsStandInOptions {
 
 /** How new connections are answered: accepted, refused as TTS refuses a bad or revoked key, or as an unavailable server. */
 export type ConnectPolicy = 'accept' | 'not-authorized' | 'unavailable';
+
+/**
+ * What becomes of one downlink pushed to the stand-in (after down/queued, except for ignore):
+ * - ack: sent at once (the device uplinked), then acked if confirmed;
+ * - nack: sent, then nacked if confirmed; it stays queued (TTS sends it again at the next uplink);
+ * - fail: down/failed with the fate's error;
+ * - hold: stays queued until deviceUplink();
+ * - ignore: no event at all, nothing queued.
+ */
+export type DownlinkFate = 'ack' | 'nack' | 'fail' | 'hold' | 'ignore';
+
+/** TTS's ErrorDetails, as down/failed carries it. */
+export interface TtsErrorDetails {
+  readonly namespace: string;
+  readonly name: string;
+  readonly message_format: string;
+  readonly attributes?: Record<string, string | number>;
+  readonly code?: number;
+}
+
+/** One down/push or down/replace as received. */
+export interface ReceivedDownlinkOperation {
+  readonly deviceId: string;
+  readonly operation: TtsQueueOperation;
+  /** Read with the codec; null when TTS would have refused the body (`refusal` says why). */
+  readonly downlinks: readonly TtsDownlink[] | null;
+  readonly refusal?: string;
+  /** The body as published. */
+  readonly body: string;
+}
+
+/** What a failed downlink says unless the test gives its own error. */
+export const DEFAULT_DOWNLINK_ERROR: TtsErrorDetails = {
+  namespace: 'pkg/networkserver',
+  name: 'no_downlink_path',
+  message_format: 'no downlink path available for device `{device_uid}`',
+  attributes: { device_uid: 'unknown' },
+  code: 9,
+};
 
 export interface TtsStandIn {
   /** mqtt://host:port */
@@ -38,6 +84,17 @@ export interface TtsStandIn {
   setConnectPolicy(policy: ConnectPolicy): void;
   /** CONNECTs seen: accepted and refused. */
   stats(): { readonly accepted: number; readonly refused: number };
+  /**
+   * The fates of the next downlinks pushed for the device, in order; the last one stays for every later downlink
+   * ('ack' until set). `error` is what 'fail' reports (default DEFAULT_DOWNLINK_ERROR).
+   */
+  setDownlinkFates(deviceId: string, fates: readonly DownlinkFate[], error?: TtsErrorDetails): void;
+  /** Every push and replace received, in order. */
+  downlinkOperations(): readonly ReceivedDownlinkOperation[];
+  /** The device's TTS downlink queue now (held and nacked downlinks). */
+  downlinkQueue(deviceId: string): readonly TtsDownlink[];
+  /** The device uplinks: the head of its queue goes out (down/sent, then down/ack or down/nack if confirmed). False if the queue was empty. */
+  deviceUplink(deviceId: string, answer?: 'ack' | 'nack'): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +116,24 @@ interface StandInState {
   readonly subscriptions: Map<string, Set<string>>;
   /** Wakes waitForSubscriber calls when an uplink subscriber arrives. */
   readonly subscriberWaiters: Set<() => void>;
+  readonly downlinks: DownlinkState;
+}
+
+interface QueuedDownlink {
+  readonly downlink: TtsDownlink;
+  /** Correlation ids TTS adds (as:downlink:...). */
+  readonly ttsIds: readonly string[];
+}
+
+interface DownlinkState {
+  /** Device id -> end_device_ids as in its uplinks. */
+  readonly devices: Map<string, Record<string, unknown>>;
+  readonly fates: Map<string, { fates: DownlinkFate[]; error: TtsErrorDetails }>;
+  readonly queues: Map<string, QueuedDownlink[]>;
+  readonly fCntDown: Map<string, number>;
+  readonly operations: ReceivedDownlinkOperation[];
+  /** Events go out one device operation at a time, in order. */
+  chain: Promise<void>;
 }
 
 export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsStandIn> {
@@ -74,8 +149,16 @@ export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsSt
     refused: 0,
     subscriptions: new Map(),
     subscriberWaiters: new Set(),
+    downlinks: { devices: new Map(), fates: new Map(), queues: new Map(), fCntDown: new Map(), operations: [], chain: Promise.resolve() },
   };
-  const broker = await createStandInBroker(state, uplinkTopic);
+  const publishEvent = (topic: string, message: Record<string, unknown>): Promise<void> =>
+    new Promise((resolve, reject) =>
+      broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(message)), qos: 0, retain: false, dup: false }, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+  const downlinks = createDownlinkSimulator(state, publishEvent);
+  const broker = await createStandInBroker(state, uplinkTopic, downlinks.operation);
   const { server, sockets, url } = await listen(broker, options);
   const countMatching = (topic: string): number => subscribersOf(state, topic);
 
@@ -88,6 +171,7 @@ export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsSt
     publish(topic, payload) {
       const reached = countMatching(topic);
       const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+      learnDevice(state.downlinks, body);
       return new Promise((resolve, reject) =>
         broker.publish({ cmd: 'publish', topic, payload: body, qos: 0, retain: false, dup: false }, (error) => (error ? reject(error) : resolve(reached))),
       );
@@ -101,6 +185,12 @@ export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsSt
       state.policy = next;
     },
     stats: () => ({ accepted: state.accepted, refused: state.refused }),
+    setDownlinkFates(deviceId, fates, error = DEFAULT_DOWNLINK_ERROR) {
+      state.downlinks.fates.set(deviceId, { fates: fates.length === 0 ? ['ack'] : [...fates], error });
+    },
+    downlinkOperations: () => [...state.downlinks.operations],
+    downlinkQueue: (deviceId) => (state.downlinks.queues.get(deviceId) ?? []).map((queued) => queued.downlink),
+    deviceUplink: (deviceId, answer = 'ack') => downlinks.uplink(deviceId, answer),
     async stop() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -109,8 +199,12 @@ export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsSt
   };
 }
 
-/** aedes with TTS's rules: one application's key, subscriptions under its prefix only, nothing published by clients. */
-async function createStandInBroker(state: StandInState, uplinkTopic: string): Promise<Aedes> {
+/** aedes with TTS's rules: one application's key, subscriptions under its prefix only, clients publish only downlinks. */
+async function createStandInBroker(
+  state: StandInState,
+  uplinkTopic: string,
+  onDownlinkOperation: (deviceId: string, operation: TtsQueueOperation, body: Buffer) => void,
+): Promise<Aedes> {
   const refusal = (returnCode: 3 | 5, message: string): AuthenticateError => Object.assign(new Error(message), { returnCode });
   const broker = await Aedes.createBroker({
     // TTS accepts long client ids (aedes' default is the MQTT 3.1.1 minimum of 23).
@@ -132,9 +226,14 @@ async function createStandInBroker(state: StandInState, uplinkTopic: string): Pr
       if (!subscription.topic.startsWith(state.prefix)) return callback(null, null);
       callback(null, { ...subscription, qos: 0 });
     },
-    // The integration's downlink topics (down/push, down/replace) are not simulated.
-    authorizePublish(_client, _packet, callback) {
-      callback(new Error('publishing is not simulated by the TTS stand-in'));
+    // Only the integration's downlink topics take publishes (TTS closes the connection for anything else here).
+    // Nobody subscribes to them, so letting the publish through delivers it to no one.
+    authorizePublish(_client, packet, callback) {
+      const match = DOWNLINK_TOPIC.exec(packet.topic);
+      if (match === null || match[1] !== state.username) return callback(new Error(`${packet.topic}: only down/push and down/replace take publishes`));
+      const body = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload);
+      onDownlinkOperation(match[2] as string, match[3] as TtsQueueOperation, body);
+      callback(null);
     },
   });
   broker.on('subscribe', (subs, client) => {
@@ -145,6 +244,132 @@ async function createStandInBroker(state: StandInState, uplinkTopic: string): Pr
   });
   broker.on('clientDisconnect', (client) => state.subscriptions.delete(client.id));
   return broker;
+}
+
+const DOWNLINK_TOPIC = /^v3\/([^/]+)\/devices\/([^/]+)\/down\/(push|replace)$/;
+/** As TTS's max_message_size for the integration; a body beyond it is refused. */
+const MAX_DOWNLINK_BODY_BYTES = 16 * 1024;
+
+/** Remembers the end_device_ids of an uplink published through the stand-in, so its downlinks can be answered. */
+function learnDevice(state: DownlinkState, body: Buffer): void {
+  if (body[0] !== 0x7b) return;
+  try {
+    const ids = (JSON.parse(body.toString('utf8')) as { end_device_ids?: unknown }).end_device_ids;
+    if (typeof ids !== 'object' || ids === null) return;
+    const deviceId = (ids as { device_id?: unknown }).device_id;
+    if (typeof deviceId === 'string' && deviceId !== '' && state.devices.size < 100_000) state.devices.set(deviceId, ids as Record<string, unknown>);
+  } catch {
+    // Malformed uplinks are published on purpose; they teach nothing.
+  }
+}
+
+/** The downlink side of the stand-in: operations in, TTS's events out, one device operation after another. */
+function createDownlinkSimulator(
+  state: StandInState,
+  publishEvent: (topic: string, message: Record<string, unknown>) => Promise<void>,
+): {
+  operation(deviceId: string, operation: TtsQueueOperation, body: Buffer): void;
+  uplink(deviceId: string, answer: 'ack' | 'nack'): Promise<boolean>;
+} {
+  const { downlinks } = state;
+  const nextFate = (deviceId: string): { fate: DownlinkFate; error: TtsErrorDetails } => {
+    const entry = downlinks.fates.get(deviceId);
+    const fate = entry === undefined ? 'ack' : ((entry.fates.length > 1 ? entry.fates.shift() : entry.fates[0]) as DownlinkFate);
+    const error = entry?.error ?? DEFAULT_DOWNLINK_ERROR;
+    // TTS names the device in its errors as {application id}.{device id}.
+    const applicationId = state.username.split('@')[0] ?? state.username;
+    return { fate, error: error === DEFAULT_DOWNLINK_ERROR ? { ...error, attributes: { device_uid: `${applicationId}.${deviceId}` } } : error };
+  };
+  const eventOf = (deviceId: string, ids: Record<string, unknown>, kind: string, queued: QueuedDownlink, extra: Record<string, unknown> = {}) => {
+    const downlink = {
+      ...(extra.f_cnt === undefined ? {} : { session_key_id: 'AXBSH1Pk6Z0G166RlH16CQ==', f_cnt: extra.f_cnt }),
+      f_port: queued.downlink.fPort,
+      ...(queued.downlink.frmPayload.length === 0 ? {} : { frm_payload: queued.downlink.frmPayload.toString('base64') }),
+      ...(queued.downlink.confirmed ? { confirmed: true } : {}),
+      priority: 'NORMAL',
+      correlation_ids: [...queued.downlink.correlationIds, ...queued.ttsIds],
+    };
+    const body = kind === 'failed' ? { downlink, error: extra.error } : downlink;
+    return {
+      topic: `${state.prefix}devices/${deviceId}/down/${kind}`,
+      message: {
+        end_device_ids: ids,
+        correlation_ids: [...queued.ttsIds, `as:up:${randomBytes(13).toString('hex').toUpperCase()}`],
+        received_at: new Date().toISOString(),
+        [`downlink_${kind}`]: body,
+      },
+    };
+  };
+  /** Takes the downlink out of the device's queue, unless a replace took it already. */
+  const dequeue = (deviceId: string, queued: QueuedDownlink): void => {
+    const queue = downlinks.queues.get(deviceId) ?? [];
+    const at = queue.indexOf(queued);
+    if (at !== -1) queue.splice(at, 1);
+  };
+  /** On air: down/sent, then (confirmed) the device's answer; acked ones leave the queue, nacked ones stay. */
+  async function transmit(deviceId: string, ids: Record<string, unknown>, queued: QueuedDownlink, answer: 'ack' | 'nack'): Promise<void> {
+    const fCnt = (downlinks.fCntDown.get(deviceId) ?? 0) + 1;
+    downlinks.fCntDown.set(deviceId, fCnt);
+    const sent = eventOf(deviceId, ids, 'sent', queued, { f_cnt: fCnt });
+    await publishEvent(sent.topic, sent.message);
+    if (!queued.downlink.confirmed || answer === 'ack') dequeue(deviceId, queued);
+    if (!queued.downlink.confirmed) return;
+    const reply = eventOf(deviceId, ids, answer, queued, { f_cnt: fCnt });
+    await publishEvent(reply.topic, reply.message);
+  }
+  async function handle(deviceId: string, operation: TtsQueueOperation, body: Buffer): Promise<void> {
+    const parsed = parseTtsDownlinks(body, MAX_DOWNLINK_BODY_BYTES);
+    const received = { deviceId, operation, body: body.toString('utf8') };
+    if (!parsed.ok) {
+      downlinks.operations.push({ ...received, downlinks: null, refusal: parsed.message });
+      return;
+    }
+    downlinks.operations.push({ ...received, downlinks: parsed.value });
+    const ids = downlinks.devices.get(deviceId);
+    // TTS refuses a downlink for a device it does not know, without an event on the integration.
+    if (ids === undefined) return;
+    const queue = downlinks.queues.get(deviceId) ?? [];
+    if (operation === 'replace') queue.length = 0;
+    downlinks.queues.set(deviceId, queue);
+    for (const downlink of parsed.value) {
+      const { fate, error } = nextFate(deviceId);
+      if (fate === 'ignore') continue;
+      const queued: QueuedDownlink = { downlink, ttsIds: [`as:downlink:${randomBytes(13).toString('hex').toUpperCase()}`] };
+      queue.push(queued);
+      const event = eventOf(deviceId, ids, 'queued', queued);
+      await publishEvent(event.topic, event.message);
+      if (fate === 'hold') continue;
+      if (fate === 'fail') {
+        dequeue(deviceId, queued);
+        const failed = eventOf(deviceId, ids, 'failed', queued, { error });
+        await publishEvent(failed.topic, failed.message);
+        continue;
+      }
+      await transmit(deviceId, ids, queued, fate);
+    }
+  }
+  const enqueue = (work: () => Promise<void>): Promise<void> => {
+    const run = downlinks.chain.then(work);
+    downlinks.chain = run.catch(() => undefined);
+    return run;
+  };
+  return {
+    operation(deviceId, operation, body) {
+      // After the publish is handled, as TTS answers asynchronously.
+      void enqueue(() => new Promise<void>((resolve) => setImmediate(resolve)).then(() => handle(deviceId, operation, body))).catch(() => undefined);
+    },
+    async uplink(deviceId, answer) {
+      let transmitted = false;
+      await enqueue(async () => {
+        const head = downlinks.queues.get(deviceId)?.[0];
+        const ids = downlinks.devices.get(deviceId);
+        if (head === undefined || ids === undefined) return;
+        transmitted = true;
+        await transmit(deviceId, ids, head, answer);
+      });
+      return transmitted;
+    },
+  };
 }
 
 /** A TCP server handing its connections to the broker; keeps the sockets so they can be cut. */

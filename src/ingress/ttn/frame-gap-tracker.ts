@@ -5,6 +5,8 @@
 // session (new session_key_id: no gap), a counter that went back in the same session (an ABP device that
 // reset: stored, no gap, marked), or an exact copy of the last message (a duplicate delivery: dropped). TTS
 // accepted every uplink it publishes, so nothing but a copy is dropped.
+// It also keeps each device's TTS device id (and the application it came from): where the device's downlinks
+// go (down/push needs the device id, commands name the DevEUI), known again after a restart.
 // Pure; the state is persisted with each record (scope STATE_SCOPE, key DevEUI).
 
 export const STATE_SCOPE = 'ttn.device';
@@ -14,6 +16,8 @@ export interface DeviceCounter {
   readonly lastFCnt: number;
   /** The identity of the last stored message (TtsUplink.uplinkId); null in state written before it was kept. */
   readonly lastUplinkId: string | null;
+  /** The device's TTS device id, from its last uplink; absent in state written before it was kept. */
+  readonly deviceId?: string;
 }
 
 export type FrameVerdict =
@@ -36,8 +40,10 @@ export function judgeFrame(previous: DeviceCounter | undefined, sessionKeyId: st
 }
 
 export interface FrameGapTracker {
-  /** Judges the uplink and, unless it is a duplicate, records it as the device's latest. */
-  observe(devEui: string, sessionKeyId: string | null, fCnt: number, uplinkId: string): FrameVerdict;
+  /** Judges the uplink and, unless it is a duplicate, records it (and the device id, when given) as the device's latest. */
+  observe(devEui: string, sessionKeyId: string | null, fCnt: number, uplinkId: string, deviceId?: string): FrameVerdict;
+  /** The TTS device id of a tracked device; undefined when the device is not tracked or its id was never stored. */
+  deviceIdOf(devEui: string): string | undefined;
   /** The device's latest counter, as observe() left it: hand it to committed() or failed() with the commit's result. */
   latest(devEui: string): DeviceCounter | undefined;
   /** The commit that stored `counter` succeeded: it is what the buffer holds for the device now. */
@@ -59,8 +65,14 @@ export interface FrameGapTracker {
  * `persisted`: the committed state of STATE_SCOPE (DevEUI -> JSON), as loaded at start. Unreadable entries are
  * skipped. Devices come from the cloud's messages: at most `maxDevices` are tracked, the least recently heard
  * forgotten first (a forgotten device's next uplink counts as its first: no gap can be told for it).
+ * `application` ({app}@{tenant}): written into each state row; rows another application wrote are not loaded
+ * (every TTN link reads the same scope). Rows that name no application (older state) are loaded by every link.
  */
-export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = new Map(), maxDevices = 100_000): FrameGapTracker {
+export function createFrameGapTracker(
+  persisted: ReadonlyMap<string, string> = new Map(),
+  maxDevices = 100_000,
+  application: string | null = null,
+): FrameGapTracker {
   const devices = new Map<string, DeviceCounter>();
   const committedCounters = new Map<string, DeviceCounter>();
   let forgotten: string[] = [];
@@ -76,17 +88,21 @@ export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = n
     }
   }
   for (const [devEui, json] of persisted) {
-    const counter = parseCounter(json);
+    const counter = parseCounter(json, application);
     if (counter === null) continue;
     devices.set(devEui, counter);
     committedCounters.set(devEui, counter);
   }
   return {
-    observe(devEui, sessionKeyId, fCnt, uplinkId) {
-      const verdict = judgeFrame(devices.get(devEui), sessionKeyId, fCnt, uplinkId);
-      if (verdict.kind !== 'duplicate') remember(devEui, { sessionKeyId, lastFCnt: fCnt, lastUplinkId: uplinkId });
+    observe(devEui, sessionKeyId, fCnt, uplinkId, deviceId) {
+      const previous = devices.get(devEui);
+      const verdict = judgeFrame(previous, sessionKeyId, fCnt, uplinkId);
+      const id = deviceId ?? previous?.deviceId;
+      if (verdict.kind !== 'duplicate')
+        remember(devEui, { sessionKeyId, lastFCnt: fCnt, lastUplinkId: uplinkId, ...(id === undefined ? {} : { deviceId: id }) });
       return verdict;
     },
+    deviceIdOf: (devEui) => devices.get(devEui)?.deviceId,
     takeForgotten() {
       const taken = forgotten;
       forgotten = [];
@@ -104,9 +120,14 @@ export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = n
     },
     stateValue(devEui) {
       const counter = devices.get(devEui);
-      return counter === undefined
-        ? null
-        : JSON.stringify({ session_key_id: counter.sessionKeyId, last_f_cnt: counter.lastFCnt, last_uplink_id: counter.lastUplinkId });
+      if (counter === undefined) return null;
+      return JSON.stringify({
+        session_key_id: counter.sessionKeyId,
+        last_f_cnt: counter.lastFCnt,
+        last_uplink_id: counter.lastUplinkId,
+        ...(counter.deviceId === undefined ? {} : { device_id: counter.deviceId }),
+        ...(application === null ? {} : { application }),
+      });
     },
     get size() {
       return devices.size;
@@ -114,12 +135,17 @@ export function createFrameGapTracker(persisted: ReadonlyMap<string, string> = n
   };
 }
 
-function parseCounter(json: string): DeviceCounter | null {
+/** A state row back to a counter; null when unreadable, or written by another application than `application`. */
+function parseCounter(json: string, application: string | null): DeviceCounter | null {
   try {
-    const value = JSON.parse(json) as { session_key_id?: unknown; last_f_cnt?: unknown; last_uplink_id?: unknown };
+    const value = JSON.parse(json) as { session_key_id?: unknown; last_f_cnt?: unknown; last_uplink_id?: unknown; device_id?: unknown; application?: unknown };
+    if (application !== null && typeof value.application === 'string' && value.application !== application) return null;
     const sessionKeyId = typeof value.session_key_id === 'string' ? value.session_key_id : null;
     const lastUplinkId = typeof value.last_uplink_id === 'string' ? value.last_uplink_id : null;
-    return typeof value.last_f_cnt === 'number' && Number.isInteger(value.last_f_cnt) ? { sessionKeyId, lastFCnt: value.last_f_cnt, lastUplinkId } : null;
+    // Written by this gateway from a checked uplink; checked again, as everything read back is.
+    const deviceId = typeof value.device_id === 'string' && value.device_id !== '' && value.device_id.length <= 128 ? value.device_id : undefined;
+    if (typeof value.last_f_cnt !== 'number' || !Number.isInteger(value.last_f_cnt)) return null;
+    return { sessionKeyId, lastFCnt: value.last_f_cnt, lastUplinkId, ...(deviceId === undefined ? {} : { deviceId }) };
   } catch {
     return null;
   }

@@ -1,5 +1,5 @@
 // ttn.* -> one TTN ingress's options per TTS application (ttn.username first, then ttn.applications): TTS
-// allows one application per MQTT connection.
+// allows one application per MQTT connection. commands.enabled turns the links' downlinks on.
 import type { CodecChoice, PayloadCodec } from '../../codecs/payload-codec.ts';
 import { codecChoice } from '../../config/formatter-check.ts';
 import type { Config } from '../../config/schema.ts';
@@ -31,5 +31,7 @@ export function ttnIngressOptionsFromConfig(config: Config, codecFor: (choice: C
     reconnectMaxMs: ttn.reconnect_max_ms,
     maxMessageBytes: ttn.max_message_bytes,
     rejectLogIntervalMs: ttn.reject_log_interval_s * 1000,
+    // Commands reach TTN devices over this link: subscribe to the down events that follow each downlink.
+    downlinks: config.commands.enabled,
   }));
 }

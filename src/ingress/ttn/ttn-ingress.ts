@@ -10,14 +10,18 @@
 // with exponential backoff and jitter, also after a refused CONNACK (a revoked key may be restored).
 // Every metric label, log line and record names the application by its full username ({app}@{tenant}):
 // two tenants may hold applications of the same id.
+// With downlinks on (commands enabled), the link also subscribes to the down events and offers `downlink`:
+// which DevEUIs it can address (learned from uplinks, persisted with the frame counters), whether it is up,
+// and pushes to v3/{username}/devices/{device id}/down/push (or replace), at QoS 0 like everything TTS takes.
 // This module is the MQTT link (connect, subscribe, reconnect, health); tts-message-handler.ts turns each
-// message into a committed record.
+// message into a committed record, tts-downlink.ts is the downlink codec.
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
 import { errorMessage } from '../../errors.ts';
 import { createRetrySchedule } from '../../shared/retry-schedule.ts';
 import type { IngressDeps, LoadState } from '../ingress.ts';
+import { downlinkTopic, encodeDownlinks, TTS_DOWNLINK_EVENTS, type TtsDownlink, type TtsDownlinkEvent, type TtsQueueOperation } from './tts-downlink.ts';
 import { createTtsMessageHandler, type TtsMessageOptions } from './tts-message-handler.ts';
 
 /** The link's options beside the message handler's (username, stream, eventStreams, codec, limits). */
@@ -46,13 +50,48 @@ export interface TtnIngressDeps extends IngressDeps {
 export interface TtnIngress extends Component {
   readonly application: string;
   isConnected(): boolean;
+  /** The way to this application's devices (the TTN command path); inert unless options.downlinks. */
+  readonly downlink: TtnDownlink;
+}
+
+/** What the TTN command path needs of one application's link. */
+export interface TtnDownlink {
+  /** {application id}@{tenant id}. */
+  readonly application: string;
+  /** The TTS device id of a DevEUI (16 lower-case hex digits) heard in this application; undefined if not. */
+  deviceIdOf(devEui: string): string | undefined;
+  /** Connected, and TTS granted the down event subscriptions: a downlink queued now can be followed to its end. */
+  isUp(): boolean;
+  /**
+   * Publishes a push or replace of the device's TTS downlink queue (QoS 0: TTS's answer is down/queued, or nothing).
+   * Resolves true once written to the connection, false when the link is down.
+   */
+  queue(operation: TtsQueueOperation, deviceId: string, downlinks: readonly TtsDownlink[]): Promise<boolean>;
+  /** Told of every valid down event of the application, in arrival order. */
+  onEvent(listener: (event: TtsDownlinkEvent) => void): void;
+  /** Told when the link comes up (true: subscribed to the down events) and when it goes down (false). */
+  onLink(listener: (up: boolean) => void): void;
+  /** Told when a DevEUI's device id became known or changed (with its uplink's commit). */
+  onDevice(listener: (devEui: string) => void): void;
 }
 
 export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDeps): TtnIngress {
   const application = options.username;
   const log = deps.log.child({ component: 'ingress.ttn', application });
   const { metrics } = deps;
-  const messages = createTtsMessageHandler(options, { ...deps, log });
+  const eventListeners: ((event: TtsDownlinkEvent) => void)[] = [];
+  const linkListeners: ((up: boolean) => void)[] = [];
+  const deviceListeners: ((devEui: string) => void)[] = [];
+  const messages = createTtsMessageHandler(options, {
+    ...deps,
+    log,
+    onDownlinkEvent: (event) => {
+      for (const listener of eventListeners) listener(event);
+    },
+    onDeviceLearned: (devEui) => {
+      for (const listener of deviceListeners) listener(devEui);
+    },
+  });
   const reconnects = createRetrySchedule(
     { initialMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs },
     () => {
@@ -62,12 +101,16 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
     },
     deps,
   );
-  const eventTopics = [...options.eventStreams.keys()].map((event) => `v3/${options.username}/devices/+/${event}`);
+  const downlinks = options.downlinks === true;
+  const downEventTopics = downlinks ? TTS_DOWNLINK_EVENTS.map((event) => `v3/${options.username}/devices/+/${event}`) : [];
+  const eventTopics = [...new Set([...[...options.eventStreams.keys()].map((event) => `v3/${options.username}/devices/+/${event}`), ...downEventTopics])];
 
   let client: MqttClient | null = null;
   let connected = false;
   /** TTS granted every subscription of this connection: until then nothing arrives. */
   let subscribed = false;
+  /** TTS granted the down event subscriptions of this connection: downlinks can be followed. */
+  let downSubscribed = false;
   let stopping = false;
   /** What was last logged about the link ('connected', 'refused:5', 'error:ECONNREFUSED'), so each state is logged once. */
   let linkState = 'starting';
@@ -77,6 +120,13 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
     if (linkState === state) return;
     linkState = state;
     log[level](fields, message);
+  }
+
+  /** Down: when the connection that carried the down events ended (lost, or stop()). */
+  function downlinkLinkLost(): void {
+    if (!downSubscribed) return;
+    downSubscribed = false;
+    for (const listener of linkListeners) listener(false);
   }
 
   function scheduleReconnect(): void {
@@ -100,6 +150,10 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
         log.error({ err: error, topics }, 'TTN: subscribing failed; reconnecting');
         mqttClient.stream.destroy();
         return;
+      }
+      if (downlinks && client === mqttClient && connected && downEventTopics.every((topic) => !refused.includes(topic))) {
+        downSubscribed = true;
+        for (const listener of linkListeners) listener(true);
       }
       // The connection stays up (granted topics still deliver) and health stays degraded: reconnecting would not
       // change the answer, which depends on ttn.topics and the key's rights.
@@ -143,6 +197,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
 
   function onClose(): void {
     subscribed = false;
+    downlinkLinkLost();
     if (connected && !stopping) {
       connected = false;
       metrics.ttnConnected.set({ application }, 0);
@@ -177,6 +232,9 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
         // Our own backoff with jitter replaces mqtt.js' fixed reconnect period (scheduleReconnect).
         reconnectPeriod: 0,
         resubscribe: false,
+        // A downlink published while the link is down fails at once (the command path waits for the link)
+        // instead of going out on the next connection, after the path gave up on it.
+        queueQoSZero: false,
         ...(ca === undefined ? {} : { ca }),
       };
       const mqttClient = mqtt.connect(options.url, clientOptions);
@@ -196,6 +254,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
     async stop() {
       stopping = true;
       reconnects.cancel();
+      downlinkLinkLost();
       const mqttClient = client;
       client = null;
       messages.stopAccepting();
@@ -203,6 +262,7 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
       await messages.settled();
       connected = false;
       subscribed = false;
+      downSubscribed = false;
       metrics.ttnConnected.set({ application }, 0);
     },
 
@@ -213,6 +273,32 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
     },
 
     isConnected: () => connected,
+
+    downlink: {
+      application,
+      deviceIdOf: (devEui) => (downlinks ? messages.deviceIdOf(devEui) : undefined),
+      isUp: () => downSubscribed && connected && !stopping,
+      queue(operation, deviceId, queued) {
+        const mqttClient = client;
+        if (!downlinks || mqttClient === null || !connected || stopping) return Promise.resolve(false);
+        const topic = downlinkTopic(options.username, deviceId, operation);
+        return new Promise((resolve) => {
+          mqttClient.publish(topic, encodeDownlinks(queued), { qos: 0 }, (error) => {
+            if (error) log.debug({ err: error, topic }, 'TTN: a downlink could not be published (the link is down)');
+            resolve(!error);
+          });
+        });
+      },
+      onEvent(listener) {
+        eventListeners.push(listener);
+      },
+      onLink(listener) {
+        linkListeners.push(listener);
+      },
+      onDevice(listener) {
+        deviceListeners.push(listener);
+      },
+    },
   };
 }
 

@@ -3,6 +3,8 @@
 // with an `iotgw` object (f_cnt gap, application, local codec result) beside the message as TTS sent it;
 // configured events are stored as they came. The counters are committed with the record, in one accept().
 // Commits still pending are bounded: past MAX_IN_FLIGHT the link's read callback waits, so TCP slows TTS down.
+// With downlinks on, the down events (down/queued ... down/failed) are also parsed for the command path, and
+// each device's TTS device id is kept with its counters, so its downlinks can be addressed.
 // The MQTT link itself (connect, subscribe, reconnect) is ttn-ingress.ts.
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { decodedFields, decodePayload, type PayloadCodec } from '../../codecs/payload-codec.ts';
@@ -14,6 +16,7 @@ import { createInFlight } from '../in-flight.ts';
 import type { IngressDeps, LoadState } from '../ingress.ts';
 import { createRejections } from '../rejections.ts';
 import { createFrameGapTracker, type FrameGapTracker, STATE_SCOPE } from './frame-gap-tracker.ts';
+import { isTtsDownlinkEvent, isTtsId, parseTtsDownlinkEvent, type TtsDownlinkEvent } from './tts-downlink.ts';
 import { parseTtsEvent, parseTtsUplink, type TtsRejection, type TtsUplink } from './tts-uplink.ts';
 
 /** The TTS application event topics (after v3/{username}/devices/{device id}/) that can be stored as streams. */
@@ -33,11 +36,17 @@ export interface TtsMessageOptions {
   readonly codec: PayloadCodec;
   readonly maxMessageBytes: number;
   readonly rejectLogIntervalMs: number;
+  /** Parse the down events for the command path (the link subscribes to them). Default false. */
+  readonly downlinks?: boolean;
 }
 
 /** `log` is the link's logger (component ingress.ttn, the application). */
 export interface TtsMessageDeps extends IngressDeps {
   readonly loadState: LoadState;
+  /** Each valid down event, when options.downlinks. */
+  readonly onDownlinkEvent?: (event: TtsDownlinkEvent) => void;
+  /** A device's TTS device id became known (or changed), with the commit of its uplink. */
+  readonly onDeviceLearned?: (devEui: string) => void;
 }
 
 export interface TtsMessageHandler {
@@ -52,6 +61,8 @@ export interface TtsMessageHandler {
   stopAccepting(): void;
   /** Resolves when every pending commit has finished. */
   settled(): Promise<void>;
+  /** The TTS device id of a DevEUI (lower-case hex) heard in this application; bounded with the frame counters. */
+  deviceIdOf(devEui: string): string | undefined;
 }
 
 const SOURCE = 'ttn';
@@ -99,8 +110,17 @@ export function createTtsMessageHandler(options: TtsMessageOptions, deps: TtsMes
       return;
     }
     const stream = options.eventStreams.get(event as TtsEventName);
-    if (stream === undefined) {
+    const forDownlinks = options.downlinks === true && isTtsDownlinkEvent(event);
+    if (stream === undefined && !forDownlinks) {
       reject({ reason: 'unexpected-topic', message: `no uplink or configured event on topic ${topic} (ttn.events names the events to store)` }, topic);
+      return;
+    }
+    // A down event the command path cannot use is refused (counted once); its wait then ends by timeout. When
+    // ttn.events stores the event, it is stored all the same if it can be keyed, as it was before downlinks.
+    const downlink = forDownlinks ? parseTtsDownlinkEvent(event, bytes, options.maxMessageBytes) : null;
+    if (downlink?.ok) deps.onDownlinkEvent?.(downlink.value);
+    if (stream === undefined) {
+      if (downlink !== null && !downlink.ok) reject(downlink, topic);
       return;
     }
     const parsed = parseTtsEvent(bytes, options.maxMessageBytes);
@@ -108,6 +128,7 @@ export function createTtsMessageHandler(options: TtsMessageOptions, deps: TtsMes
       reject(parsed, topic);
       return;
     }
+    if (downlink !== null && !downlink.ok) reject(downlink, topic);
     const record: NewRecord = {
       key: parsed.value.devEui ?? parsed.value.deviceId,
       stream,
@@ -128,7 +149,10 @@ export function createTtsMessageHandler(options: TtsMessageOptions, deps: TtsMes
       return;
     }
     const uplink = parsed.value;
-    const verdict = tracker.observe(uplink.devEui, uplink.sessionKeyId, uplink.fCnt, uplink.uplinkId);
+    // Kept only when it can be a level of the downlink topic (TTS ids always can).
+    const deviceId = isTtsId(uplink.deviceId) ? uplink.deviceId : undefined;
+    const learned = deviceId !== undefined && tracker.deviceIdOf(uplink.devEui) !== deviceId;
+    const verdict = tracker.observe(uplink.devEui, uplink.sessionKeyId, uplink.fCnt, uplink.uplinkId, deviceId);
     if (verdict.kind === 'duplicate') {
       const message = `uplink f_cnt ${uplink.fCnt} of ${uplink.devEui} is an exact copy of the last one stored (same counter and received_at): a duplicate delivery, dropped`;
       reject({ reason: 'duplicate', message }, topic);
@@ -151,6 +175,7 @@ export function createTtsMessageHandler(options: TtsMessageOptions, deps: TtsMes
         if (counter !== undefined) tracker.committed(uplink.devEui, counter);
         if (verdict.gap > 0) metrics.ttnMissedFrames.inc({ application }, verdict.gap);
         if (verdict.kind === 'reset') metrics.ttnFCntResets.inc({ application });
+        if (learned) deps.onDeviceLearned?.(uplink.devEui);
       }),
       what,
     );
@@ -189,7 +214,7 @@ export function createTtsMessageHandler(options: TtsMessageOptions, deps: TtsMes
   return {
     async start() {
       stopping = false;
-      tracker = createFrameGapTracker(await deps.loadState(STATE_SCOPE));
+      tracker = createFrameGapTracker(await deps.loadState(STATE_SCOPE), undefined, application);
       return tracker.size;
     },
 
@@ -214,6 +239,8 @@ export function createTtsMessageHandler(options: TtsMessageOptions, deps: TtsMes
     },
 
     settled: () => inFlight.settled(),
+
+    deviceIdOf: (devEui) => tracker.deviceIdOf(devEui),
   };
 }
 

@@ -39,7 +39,15 @@ export interface TtsEvent {
   readonly devEui: string | null;
 }
 
-export type TtsRejectReason = 'too-large' | 'too-deep' | 'malformed-json' | 'not-an-uplink' | 'missing-device-id' | 'missing-dev-eui' | 'bad-field';
+export type TtsRejectReason =
+  | 'too-large'
+  | 'too-deep'
+  | 'malformed-json'
+  | 'not-an-uplink'
+  | 'not-a-downlink-event'
+  | 'missing-device-id'
+  | 'missing-dev-eui'
+  | 'bad-field';
 
 export interface TtsRejection {
   readonly ok: false;
@@ -59,10 +67,10 @@ const FCNT_MAX = 2 ** 32 - 1;
 const MAX_NESTING = 64;
 
 export function parseTtsUplink(bytes: Buffer, maxBytes: number): TtsParseResult<TtsUplink> {
-  const parsed = parseObject(bytes, maxBytes);
+  const parsed = parseTtsObject(bytes, maxBytes);
   if (!parsed.ok) return parsed;
   const message = parsed.value;
-  const ids = deviceIds(message);
+  const ids = ttsDeviceIds(message);
   if (!ids.ok) return ids;
   const { deviceId, devEui } = ids.value;
   const uplink = message[UPLINK_FIELD];
@@ -117,13 +125,14 @@ export function parseTtsUplink(bytes: Buffer, maxBytes: number): TtsParseResult<
 
 /** An event message (join, down/*, service/data, location/solved): stored as sent, keyed by DevEUI or device id. */
 export function parseTtsEvent(bytes: Buffer, maxBytes: number): TtsParseResult<TtsEvent> {
-  const parsed = parseObject(bytes, maxBytes);
+  const parsed = parseTtsObject(bytes, maxBytes);
   if (!parsed.ok) return parsed;
-  const ids = deviceIds(parsed.value);
+  const ids = ttsDeviceIds(parsed.value);
   return ids.ok ? { ok: true, value: ids.value } : ids;
 }
 
-function parseObject(bytes: Buffer, maxBytes: number): TtsParseResult<Record<string, unknown>> {
+/** The message as a JSON object, within the byte and nesting bounds. */
+export function parseTtsObject(bytes: Buffer, maxBytes: number): TtsParseResult<Record<string, unknown>> {
   if (bytes.length > maxBytes) return reject('too-large', `message of ${bytes.length} bytes exceeds ttn.max_message_bytes (${maxBytes})`);
   const text = bytes.toString('utf8');
   if (nestsDeeperThan(text, MAX_NESTING)) {
@@ -139,7 +148,8 @@ function parseObject(bytes: Buffer, maxBytes: number): TtsParseResult<Record<str
   return { ok: true, value };
 }
 
-function deviceIds(message: Record<string, unknown>): TtsParseResult<{ deviceId: string; devEui: string | null }> {
+/** end_device_ids: the device id (required, bounded) and the DevEUI in lower case when there is one. */
+export function ttsDeviceIds(message: Record<string, unknown>): TtsParseResult<{ deviceId: string; devEui: string | null }> {
   const ids = message.end_device_ids;
   if (!isObject(ids)) return reject('missing-device-id', 'end_device_ids is missing: not a TTS v3 application message');
   const deviceId = ids.device_id;
@@ -167,11 +177,11 @@ function reject(reason: TtsRejectReason, message: string): TtsRejection {
   return { ok: false, reason, message };
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isInteger(value: unknown, min: number, max: number): value is number {
+export function isInteger(value: unknown, min: number, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
@@ -182,7 +192,7 @@ function timeMs(value: unknown): number | null {
 }
 
 /** A short, safe rendering of untrusted input for an error message. */
-function show(value: unknown): string {
+export function show(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 40 ? `${text.slice(0, 40)}...` : text;
 }
