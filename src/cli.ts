@@ -11,7 +11,15 @@ import { checkFormatters } from './config/formatter-check.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { CommandError } from './ops/commands/command-error.ts';
-import { bufferExportCommand, bufferStatsCommand, deviceAddCommand, type Io, statusCommand } from './ops/commands/ops-commands.ts';
+import {
+  bufferExportCommand,
+  bufferStatsCommand,
+  commandsCancelCommand,
+  commandsListCommand,
+  deviceAddCommand,
+  type Io,
+  statusCommand,
+} from './ops/commands/ops-commands.ts';
 import { createLogger, type Logger } from './core/log.ts';
 import { packageVersion } from './ops/status.ts';
 import { SHUTDOWN_DEADLINE_MS, createShutdown } from './ops/shutdown.ts';
@@ -45,6 +53,10 @@ Usage:
   iotgw status [--url URL] [--json] [--config FILE]
                                        ask the running gateway: Kafka link, buffer depth and age, ingress rates,
                                        devices, recent rejections (URL and basic auth from the config's http section)
+  iotgw commands list [--device ID] [--json] [--url URL] [--config FILE]
+                                       commands waiting in the running gateway for their devices (commands.enabled)
+  iotgw commands cancel ID [ID...] [--url URL] [--config FILE]
+                                       drop waiting commands; each gets a cancelled receipt in Kafka
   iotgw --help | --version
 
 Configuration:
@@ -67,6 +79,7 @@ Examples:
 
 Ops endpoint (http.host:http.port, basic auth with http.auth):
   /  status page    /api/status  its JSON    /metrics  Prometheus    /healthz  alive    /readyz  ready, Kafka up|buffering
+  /api/commands  waiting commands    POST /api/commands/{id}/cancel (header X-Iotgw-Request: cancel)
 
 Exit codes:
   0 stopped cleanly / done, 1 runtime failure (e.g. gateway unreachable, buffer file missing), 2 usage error
@@ -209,6 +222,7 @@ const OPTIONS = {
   out: { type: 'string', short: 'o' },
   'dead-letters': { type: 'boolean' },
   url: { type: 'string' },
+  device: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -292,6 +306,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   const io: Io = { stdout: process.stdout, stderr: process.stderr, readStdin };
   if (positionals[0] === 'device' && positionals[1] === 'add') return deviceAdd(values, positionals.slice(2), io);
+  if (positionals[0] === 'commands' && positionals[1] === 'cancel') {
+    return runCommand(() => commandsCancelCommand(readConfig(values.config), { url: values.url }, positionals.slice(2), io));
+  }
   const command = positionals.join(' ');
   switch (command) {
     case 'buffer stats':
@@ -300,6 +317,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       return runCommand(() => bufferExportCommand(readConfig(values.config), { out: values.out, deadLetters: values['dead-letters'] === true }, io));
     case 'status':
       return runCommand(() => statusCommand(readConfig(values.config), { url: values.url, json: values.json === true }, io));
+    case 'commands list':
+      return runCommand(() => commandsListCommand(readConfig(values.config), { url: values.url, json: values.json === true, device: values.device }, io));
     case 'run':
       return run(values.config);
     case 'config check':

@@ -9,6 +9,7 @@ import { createCommandIntake } from './commands/command-intake.ts';
 import { createCommandQueue } from './commands/command-queue.ts';
 import { createLorawanCommandPath } from './commands/lorawan-command-path.ts';
 import { createMqttCommandPath } from './commands/mqtt-command-path.ts';
+import { createTtnCommandPath, TTN_COMMAND_PATH_DEFAULTS } from './commands/ttn-command-path.ts';
 import {
   commandDeliveryOptionsFromConfig,
   commandIntakeOptionsFromConfig,
@@ -36,6 +37,7 @@ import { createSerialRadioIngress } from './ingress/serial-radio/serial-radio-in
 import { ttnIngressOptionsFromConfig } from './ingress/ttn/ttn-config.ts';
 import { createTtnIngress } from './ingress/ttn/ttn-ingress.ts';
 import { createActivity } from './ops/activity.ts';
+import { createCommandsApi } from './ops/commands-api.ts';
 import { createBufferGauges } from './ops/buffer-gauges.ts';
 import { type ClockTrust, createClockTrust } from './ops/clock.ts';
 import { createOpsServer, type ReadinessReport } from './ops/health.ts';
@@ -125,6 +127,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
                       hasWaiting: (devEui) => commandQueue.head(devEui) !== undefined,
                     }),
                   ]),
+              // TTN devices (DevEUIs heard in a TTS application) get commands through TTS's downlink queue.
+              ...(ttnIngresses.length === 0
+                ? []
+                : [createTtnCommandPath(TTN_COMMAND_PATH_DEFAULTS, { links: ttnIngresses.map((ingress) => ingress.downlink), log })]),
               createMqttCommandPath({ topic: config.commands.mqtt_topic }, mqttIngress.downlink),
             ],
             log,
@@ -158,7 +164,14 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       auth: auth.username === '' ? null : { username: auth.username, passwordFile: auth.password_file },
       allowedHosts: config.http.allowed_hosts,
     },
-    { metrics, log, refreshMetrics: gauges.refresh, readiness, status: () => status.snapshot() },
+    {
+      metrics,
+      log,
+      refreshMetrics: gauges.refresh,
+      readiness,
+      status: () => status.snapshot(),
+      ...(commandQueue === null ? {} : { commands: createCommandsApi(commandQueue) }),
+    },
   );
   // Start order: storage, the way out, ops, the door, the LoRaWAN network its radio paths feed, the ways in,
   // then the way back (it delivers over the ways in).

@@ -41,7 +41,30 @@ export interface OpsServerDeps {
   readonly readiness: () => ReadinessReport;
   /** The status page's feed (/api/status); without it / and /api/status answer 404. */
   readonly status?: () => Promise<StatusSnapshot>;
+  /** The waiting commands (/api/commands, POST /api/commands/{id}/cancel); without it they answer 404. */
+  readonly commands?: CommandsApi;
 }
+
+/** One waiting command as /api/commands lists it. */
+export interface CommandView {
+  readonly command_id: string;
+  readonly device_id: string;
+  readonly name: string;
+  readonly state: 'queued' | 'sent';
+  readonly attempts: number;
+  readonly payload_bytes: number;
+  readonly accepted_at: string;
+  readonly expires_at: string;
+}
+
+export interface CommandsApi {
+  list(): readonly CommandView[];
+  /** false: no such command waits (delivered, expired or never seen). */
+  cancel(commandId: string): Promise<boolean>;
+}
+
+/** Longest command id in a cancel URL (ids are at most 128 characters). */
+const MAX_COMMAND_ID_CHARS = 128;
 
 export interface OpsServer extends Component {
   address(): AddressInfo;
@@ -78,7 +101,15 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
       checkCredentials = options.auth == null ? null : basicAuthChecker(options.auth.username, readPasswordFile(options.auth.passwordFile));
       server = createServer((request, response) => {
         const path = (request.url ?? '/').split('?')[0] ?? '/';
-        if (request.method !== 'GET' && request.method !== 'HEAD') return reply(response, 405, 'text/plain', 'GET only\n');
+        const cancel = /^\/api\/commands\/([^/]+)\/cancel$/.exec(path);
+        if (request.method === 'POST' && cancel !== null) {
+          // A browser page cannot send this header cross-origin without a preflight we never answer (CSRF).
+          if (request.headers['x-iotgw-request'] !== 'cancel') {
+            return reply(response, 403, 'text/plain', 'a cancel needs the header X-Iotgw-Request: cancel (iotgw commands cancel sends it)\n');
+          }
+        } else if (request.method !== 'GET' && request.method !== 'HEAD') {
+          return reply(response, 405, 'text/plain', 'GET only (and POST /api/commands/{id}/cancel)\n');
+        }
         if (path !== '/healthz' && !hostAllowed(request.headers.host)) {
           const host = printable(hostName(request.headers.host ?? ''), 64);
           if (once.shouldLog(`host:${host}`))
@@ -95,7 +126,28 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
             log.warn({ path, address: request.socket.remoteAddress }, 'ops endpoint: missing or wrong basic-auth credentials');
           return reply(response, 401, 'text/plain', 'authentication required (http.auth)\n', { 'www-authenticate': 'Basic realm="iotgw", charset="UTF-8"' });
         }
+        if (cancel !== null && request.method === 'POST' && deps.commands !== undefined) {
+          const commandId = decodeURIComponentSafe(cancel[1] ?? '');
+          if (commandId === null || commandId.length > MAX_COMMAND_ID_CHARS) return reply(response, 400, 'text/plain', 'not a command id\n');
+          const commands = deps.commands;
+          commands.cancel(commandId).then(
+            (cancelled) => {
+              if (cancelled) log.info({ commandId: printable(commandId, 128), address: request.socket.remoteAddress }, 'command cancelled by an operator');
+              reply(
+                response,
+                cancelled ? 200 : 404,
+                'application/json',
+                `${JSON.stringify(cancelled ? { cancelled: commandId } : { error: `no waiting command ${commandId}: delivered, expired, cancelled already, or never read` })}\n`,
+              );
+            },
+            (error: Error) => reply(response, 500, 'text/plain', `${error.message}\n`),
+          );
+          return;
+        }
         switch (path) {
+          case '/api/commands':
+            if (deps.commands === undefined) break;
+            return reply(response, 200, 'application/json', `${JSON.stringify({ commands: deps.commands.list() })}\n`);
           case '/metrics':
             deps.refreshMetrics();
             deps.metrics.registry.metrics().then(
@@ -126,7 +178,7 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
           default:
             break;
         }
-        reply(response, 404, 'text/plain', 'not found: try / (status page), /api/status, /metrics, /healthz or /readyz\n');
+        reply(response, 404, 'text/plain', 'not found: try / (status page), /api/status, /api/commands, /metrics, /healthz or /readyz\n');
       });
       const current = server;
       await new Promise<void>((resolve, reject) => {
@@ -182,6 +234,14 @@ export function basicAuthChecker(username: string, password: string): (header: s
     const given = match?.[1] === undefined ? '' : Buffer.from(match[1], 'base64').toString('utf8');
     return timingSafeEqual(digest(given), expected) && match !== null;
   };
+}
+
+function decodeURIComponentSafe(text: string): string | null {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
 }
 
 /** The host of a Host header, lower case, without its port or IPv6 brackets. */

@@ -15,7 +15,7 @@ import { createSimulatedForwarder } from '../../firmware-sim/transports/packet-f
 import type { Txpk } from '../../src/ingress/semtech-udp/packets.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { freeUdpPort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { kafkaMockFor, tailTopic } from '../helpers/kafka-mock.ts';
+import { startKafkaMock, tailTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -42,7 +42,7 @@ interface SimDevice {
 }
 
 async function setup(t: TestContext, options: { classC?: boolean } = {}) {
-  const kafka = await kafkaMockFor(t, {
+  const kafka = await startKafkaMock({
     brokers: 1,
     topics: [
       { name: RECORDS, partitions: 1 },
@@ -80,6 +80,8 @@ async function setup(t: TestContext, options: { classC?: boolean } = {}) {
   const producer = new kafkajs.Kafka({ clientId: 'test-lorawan-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
   await producer.connect();
   t.after(() => producer.disconnect());
+  // Last: the receipts reader leaves its group only while the cluster is still up (t.after runs in order).
+  t.after(() => kafka.stop());
   const devices: SimDevice[] = entries.map((entry) => {
     const abp = entry as { dev_eui: string; dev_addr: string; nwk_s_key: string; app_s_key: string };
     return {

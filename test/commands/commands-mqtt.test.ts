@@ -4,18 +4,35 @@
 // gateway was killed with SIGKILL between intake and delivery, duplicates, expiry, malformed commands and
 // receipts produced while Kafka is down.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import kafkajs from 'kafkajs';
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { type GatewayProcess, freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { type ConsumedMessage, type KafkaMock, kafkaMockFor, type TopicTail, tailTopic } from '../helpers/kafka-mock.ts';
+import { type ConsumedMessage, type KafkaMock, startKafkaMock, type TopicTail, tailTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
+const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 const RECORDS = 'city.records';
+
+async function iotgw(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
+      env: { ...process.env, IOTGW_CONFIG: undefined },
+      timeout: 60_000,
+    });
+    return { status: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { status: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
 const COMMANDS = 'city.commands';
 const RECEIPTS = 'city.command-receipts';
 
@@ -39,7 +56,7 @@ interface Harness {
 }
 
 async function setup(t: TestContext): Promise<Harness> {
-  const kafka = await kafkaMockFor(t, {
+  const kafka = await startKafkaMock({
     brokers: 1,
     topics: [
       { name: RECORDS, partitions: 1 },
@@ -63,6 +80,8 @@ async function setup(t: TestContext): Promise<Harness> {
   const producer = new kafkajs.Kafka({ clientId: 'test-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
   await producer.connect();
   t.after(() => producer.disconnect());
+  // Last: the receipts reader leaves its group only while the cluster is still up (t.after runs in order).
+  t.after(() => kafka.stop());
   const parsed = (): { message: ConsumedMessage; value: ReceiptValue }[] =>
     receipts.messages().map((message) => ({ message, value: JSON.parse(message.value?.toString('utf8') ?? '{}') as ReceiptValue }));
   return {
@@ -175,4 +194,42 @@ test('receipts produced while Kafka is down are all in Kafka once it is back', a
   await h.kafka.up('all');
   await waitFor(() => h.statuses('c-outage').at(-1) === 'delivered', 'the receipts after the outage', 60_000);
   assert.deepEqual(h.statuses('c-outage'), ['accepted', 'sent', 'delivered']);
+});
+
+test('iotgw commands list and cancel: a waiting command is listed, cancelled with a receipt, and never sent', async (t) => {
+  const h = await setup(t);
+  const url = `http://127.0.0.1:${h.gateway.httpPort}`;
+  await h.send('lamp-9', JSON.stringify({ name: 'dim', payload: { level: 5 }, ttl_s: 3600 }), { 'command-id': 'c-cancel' });
+  await h.send('lamp-9', JSON.stringify({ name: 'dim', payload: { level: 6 }, ttl_s: 3600 }), { 'command-id': 'c-keep' });
+  await waitFor(() => h.statuses('c-keep').includes('accepted'), 'the accepted receipts', 20_000);
+
+  const listed = await iotgw(['commands', 'list', '--url', url]);
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.match(listed.stdout, /^2 commands waiting \(2 queued, 0 sent/);
+  assert.match(listed.stdout, /c-cancel\s+lamp-9\s+dim\s+queued/);
+  const json = await iotgw(['commands', 'list', '--json', '--device', 'lamp-9', '--url', url]);
+  assert.deepEqual(
+    (JSON.parse(json.stdout) as { command_id: string }[]).map((command) => command.command_id),
+    ['c-cancel', 'c-keep'],
+  );
+
+  // A page in a browser cannot cancel: the request lacks the header only a script with a preflight could add.
+  const forged = await fetch(`${url}/api/commands/c-cancel/cancel`, { method: 'POST' });
+  assert.equal(forged.status, 403);
+
+  const cancelled = await iotgw(['commands', 'cancel', 'c-cancel', '--url', url]);
+  assert.equal(cancelled.status, 0, cancelled.stderr);
+  assert.match(cancelled.stdout, /cancelled c-cancel/);
+  const again = await iotgw(['commands', 'cancel', 'c-cancel', '--url', url]);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /no waiting command c-cancel: delivered, expired, cancelled already/);
+  await waitFor(() => h.statuses('c-cancel').at(-1) === 'cancelled', 'the cancelled receipt', 20_000);
+
+  const lamp = await device(t, h.gateway.mqttPort, 'lamp-9');
+  await waitFor(() => h.statuses('c-keep').at(-1) === 'delivered', 'the other command delivered', 20_000);
+  assert.deepEqual(
+    lamp.received.map((message) => message.payload),
+    ['{"level":6}'],
+    'the cancelled command never reaches the device',
+  );
 });

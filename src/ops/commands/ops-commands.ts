@@ -13,6 +13,7 @@ import { createLogger } from '../../core/log.ts';
 import { bufferExport, bufferStats } from './buffer-commands.ts';
 import { CommandError } from './command-error.ts';
 import { addLorawanDevice, addMqttDevice, checkDeviceId, type LorawanCodec, type LorawanDeviceRequest, normalizeHex } from './device-add.ts';
+import { cancelCommand, fetchCommands, formatCommands } from './commands-command.ts';
 import { fetchStatus, formatStatus, readAuth, statusUrl } from './status-command.ts';
 
 export interface Io {
@@ -172,4 +173,24 @@ export async function statusCommand(config: Config, options: { readonly url: str
   const auth = readAuth(http.auth.username, http.auth.password_file);
   const result = await fetchStatus({ url, auth });
   io.stdout.write(options.json ? `${JSON.stringify(result)}\n` : formatStatus(result, url));
+}
+
+/** `iotgw commands list`: what waits in the running gateway for its devices. */
+export async function commandsListCommand(
+  config: Config,
+  options: { readonly url: string | undefined; readonly json: boolean; readonly device: string | undefined },
+  io: Io,
+): Promise<void> {
+  const { http } = config;
+  const target = { url: options.url ?? statusUrl(http.host, http.port), auth: readAuth(http.auth.username, http.auth.password_file) };
+  const commands = (await fetchCommands(target)).filter((command) => options.device === undefined || command.device_id === options.device);
+  io.stdout.write(options.json ? `${JSON.stringify(commands)}\n` : formatCommands(commands, Date.now()));
+}
+
+/** `iotgw commands cancel ID...`: each gets a cancelled receipt; an unknown id is an error naming it. */
+export async function commandsCancelCommand(config: Config, options: { readonly url: string | undefined }, ids: readonly string[], io: Io): Promise<void> {
+  if (ids.length === 0) throw new CommandError('name the command id(s) to cancel: iotgw commands cancel ID [ID...] (see iotgw commands list)');
+  const { http } = config;
+  const target = { url: options.url ?? statusUrl(http.host, http.port), auth: readAuth(http.auth.username, http.auth.password_file) };
+  for (const id of ids) io.stdout.write(await cancelCommand(target, id));
 }
