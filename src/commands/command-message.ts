@@ -19,6 +19,8 @@ export interface ParsedCommand {
   readonly deviceId: string;
   readonly name: string;
   readonly payload: Buffer;
+  /** The payload was an object or array (its JSON text is `payload`): a LoRaWAN device's encodeDownlink may make bytes of it. */
+  readonly structured: boolean;
   readonly fport: number | null;
   readonly confirmed: boolean;
   readonly expiresAtMs: number;
@@ -131,6 +133,7 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
 
   let name = header(message, 'command-name') ?? DEFAULT_NAME;
   let payload: Buffer = value;
+  let structured = false;
   let fport: number | null = null;
   let confirmed = false;
   let expiresAtMs = nowMs + limits.defaultTtlMs;
@@ -140,7 +143,7 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
     }
     const body = envelopeFields(envelope, nowMs, limits.defaultTtlMs);
     if (!body.ok) return refuse(body.reason, body.message);
-    ({ payload, fport, confirmed, expiresAtMs } = body);
+    ({ payload, structured, fport, confirmed, expiresAtMs } = body);
     if (envelope.name !== undefined) {
       if (typeof envelope.name !== 'string') return refuse('bad-field', 'name must be a string: letters, digits and . _ - (at most 64)');
       name = envelope.name;
@@ -152,11 +155,18 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
   if (payload.length > limits.maxPayloadBytes) {
     return refuse('too-large', `a payload of ${payload.length} bytes is larger than commands.max_payload_bytes (${limits.maxPayloadBytes})`);
   }
-  return { ok: true, command: { id: commandId, deviceId, name, payload, fport, confirmed, expiresAtMs } };
+  return { ok: true, command: { id: commandId, deviceId, name, payload, structured, fport, confirmed, expiresAtMs } };
 }
 
 type EnvelopeBody =
-  | { readonly ok: true; readonly payload: Buffer; readonly fport: number | null; readonly confirmed: boolean; readonly expiresAtMs: number }
+  | {
+      readonly ok: true;
+      readonly payload: Buffer;
+      readonly structured: boolean;
+      readonly fport: number | null;
+      readonly confirmed: boolean;
+      readonly expiresAtMs: number;
+    }
   | { readonly ok: false; readonly reason: CommandRefusal; readonly message: string };
 
 function envelopeFields(envelope: Record<string, unknown>, nowMs: number, defaultTtlMs: number): EnvelopeBody {
@@ -195,5 +205,6 @@ function envelopeFields(envelope: Record<string, unknown>, nowMs: number, defaul
     if (!Number.isFinite(at)) return bad('expires_at must be an ISO-8601 time or epoch milliseconds');
     expiresAtMs = at;
   }
-  return { ok: true, payload, fport: port === undefined ? null : (port as number), confirmed: confirmed === true, expiresAtMs };
+  const structured = hex === undefined && base64 === undefined && typeof object === 'object';
+  return { ok: true, payload, structured, fport: port === undefined ? null : (port as number), confirmed: confirmed === true, expiresAtMs };
 }

@@ -11,6 +11,8 @@ export interface Command {
   /** What the command is (dim, close, config): a level of the MQTT topic. */
   readonly name: string;
   readonly payload: Buffer;
+  /** The payload was an object or array, kept as its JSON text (see ParsedCommand.structured). */
+  readonly structured: boolean;
   /** LoRaWAN FPort; null when the command did not name one. */
   readonly fport: number | null;
   readonly confirmed: boolean;
@@ -32,6 +34,7 @@ interface StoredCommand {
   readonly device: string;
   readonly name: string;
   readonly payload: string;
+  readonly structured?: boolean;
   readonly fport: number | null;
   readonly confirmed: boolean;
   readonly accepted: number;
@@ -46,6 +49,7 @@ export function encodeCommand(command: Command): string {
     device: command.deviceId,
     name: command.name,
     payload: command.payload.toString('base64'),
+    ...(command.structured ? { structured: true } : {}),
     fport: command.fport,
     confirmed: command.confirmed,
     accepted: command.acceptedAtMs,
@@ -67,6 +71,7 @@ export function decodeCommand(id: string, text: string): Command | null {
       deviceId: stored.device,
       name: typeof stored.name === 'string' ? stored.name : 'command',
       payload: Buffer.from(stored.payload, 'base64'),
+      structured: stored.structured === true,
       fport: typeof stored.fport === 'number' ? stored.fport : null,
       confirmed: stored.confirmed === true,
       acceptedAtMs: typeof stored.accepted === 'number' ? stored.accepted : 0,

@@ -6,9 +6,13 @@
 // can be known); a confirmed one is `acked` when the device's next uplink carries the ACK bit, and sent again
 // in that uplink's window when it does not (up to the attempt limit). A window the delivery leaves unused for
 // windowGraceMs goes back to the server, which then sends its plain ACK if the uplink asked for one.
+// A command whose payload is an object goes through the device's formatter's encodeDownlink (TTN style) when
+// it has one, which gives the bytes and may choose the FPort; without one, its JSON text is sent.
 // Class C devices (lorawan.devices[].class: C) listen all the time: their commands go at once on RX2 through
 // a gateway that heard them last, the FCntDown committed first; with no such gateway yet, at the next uplink.
 import type { ApplicationDownlinks, DownlinkResult, ReceiveWindow } from '../ingress/lorawan-server/lorawan-server.ts';
+import type { PayloadCodec } from '../codecs/payload-codec.ts';
+import type { Command } from './command.ts';
 import type { CommandPath, PathOutcome } from './command-path.ts';
 
 export interface LorawanCommandPathOptions {
@@ -24,6 +28,7 @@ export interface LorawanCommandPathDeps {
   readonly network: {
     knows(devEui: string): boolean;
     deviceClass(devEui: string): 'A' | 'C';
+    payloadCodec(devEui: string): PayloadCodec | undefined;
     sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
     attachApplicationDownlinks(downlinks: ApplicationDownlinks): void;
   };
@@ -78,22 +83,25 @@ export function createLorawanCommandPath(options: LorawanCommandPathOptions, dep
       const offered = windows.get(command.deviceId);
       const classC = deps.network.deviceClass(command.deviceId) === 'C';
       if (offered === undefined && !classC) return { kind: 'away' };
-      if (command.payload.length > options.maxPayloadBytes) {
+      const frame = downlinkPayload(command, deps.network.payloadCodec(command.deviceId));
+      if (!frame.ok || frame.payload.length > options.maxPayloadBytes) {
         offered?.take(false);
         return {
           kind: 'failed',
-          reason: `a payload of ${command.payload.length} bytes is more than the ${options.maxPayloadBytes} every data rate of the region carries`,
+          reason: frame.ok
+            ? `a payload of ${frame.payload.length} bytes is more than the ${options.maxPayloadBytes} every data rate of the region carries`
+            : frame.reason,
         };
       }
-      const fport = command.fport ?? options.defaultFport;
+      const fport = frame.fport ?? options.defaultFport;
       let sent: DownlinkResult;
       if (offered !== undefined) {
         // Taken at once: the server must not send its own ACK in this window.
         offered.take(true);
-        sent = await offered.window.send(command.payload, fport, command.confirmed);
+        sent = await offered.window.send(frame.payload, fport, command.confirmed);
         if (!sent.ok) return { kind: 'unanswered', detail: sent.reason };
       } else {
-        sent = await deps.network.sendClassC(command.deviceId, command.payload, fport, command.confirmed);
+        sent = await deps.network.sendClassC(command.deviceId, frame.payload, fport, command.confirmed);
         // No gateway known to reach it yet, or it refused: again at the device's next uplink.
         if (!sent.ok) return { kind: 'away' };
       }
@@ -109,4 +117,14 @@ export function createLorawanCommandPath(options: LorawanCommandPathOptions, dep
       listeners.push(listener);
     },
   };
+}
+
+type DownlinkPayload = { readonly ok: true; readonly payload: Buffer; readonly fport: number | null } | { readonly ok: false; readonly reason: string };
+
+/** The bytes and FPort to send: an object payload through the codec's encodeDownlink when it has one. */
+function downlinkPayload(command: Command, codec: PayloadCodec | undefined): DownlinkPayload {
+  if (!command.structured || codec?.encodeDownlink === undefined) return { ok: true, payload: command.payload, fport: command.fport };
+  const encoded = codec.encodeDownlink(JSON.parse(command.payload.toString('utf8')) as unknown, command.fport);
+  if (!encoded.ok) return { ok: false, reason: `the formatter ${codec.name} could not encode it: ${encoded.error}` };
+  return { ok: true, payload: encoded.bytes, fport: encoded.fport ?? command.fport };
 }

@@ -128,7 +128,17 @@ async function setup(t: TestContext, options: CommandQueueOptions = ROOMY, limit
 function parsed(id: string, deviceId: string, fields: Partial<ParsedCommand> = {}): ParseResult {
   return {
     ok: true,
-    command: { id, deviceId, name: 'dim', payload: Buffer.from(`{"${id}":1}`), fport: null, confirmed: false, expiresAtMs: NOW + 60_000, ...fields },
+    command: {
+      id,
+      deviceId,
+      name: 'dim',
+      payload: Buffer.from(`{"${id}":1}`),
+      structured: false,
+      fport: null,
+      confirmed: false,
+      expiresAtMs: NOW + 60_000,
+      ...fields,
+    },
   };
 }
 
@@ -178,6 +188,7 @@ test('intake commits an accepted receipt and a state row per command, and a reje
     deviceId: 'lamp-2',
     name: 'dim',
     payload: Buffer.from('{"c-2":1}'),
+    structured: false,
     fport: 7,
     confirmed: true,
     acceptedAtMs: NOW,

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type TestContext, test } from 'node:test';
 import kafkajs from 'kafkajs';
 import loraPacketModule from 'lora-packet';
@@ -41,7 +42,7 @@ interface SimDevice {
   fcnt: number;
 }
 
-async function setup(t: TestContext, options: { classC?: boolean } = {}) {
+async function setup(t: TestContext, options: { classC?: boolean; formatterFile?: string } = {}) {
   const kafka = await startKafkaMock({
     brokers: 1,
     topics: [
@@ -53,7 +54,11 @@ async function setup(t: TestContext, options: { classC?: boolean } = {}) {
   const dir = tempDir(t);
   const udpPort = await freeUdpPort();
   const entries = lorawanDevicesConfig({ devices: 2, otaaShare: 0, seed: 77 }).map((entry, index) =>
-    options.classC === true && index === 1 ? { ...entry, class: 'C' as const } : entry,
+    options.classC === true && index === 1
+      ? { ...entry, class: 'C' as const }
+      : options.formatterFile !== undefined && index === 0
+        ? { ...entry, codec: 'javascript' as const, formatter_file: options.formatterFile }
+        : entry,
   );
   const devicesFile = join(dir, 'lorawan-devices.yaml');
   writeFileSync(devicesFile, stringify(entries));
@@ -229,4 +234,21 @@ test('LoRaWAN Class C: a command goes at once on RX2 through the gateway that he
   assert.equal(txpk.datr, 'SF12BW125', 'RX2 data rate (EU868 DR0)');
   assert.deepEqual(decode(txpk, device), { mtype: 'Unconfirmed Data Down', fcnt: 0, fport: 5, ack: false, payload: 'ff' });
   await waitFor(() => h.statuses('c-class-c').at(-1)?.status === 'sent', 'the sent receipt', 20_000);
+});
+
+test("LoRaWAN: an object payload goes through the device formatter's encodeDownlink, which gives the bytes and the FPort", async (t) => {
+  const h = await setup(t, { formatterFile: fileURLToPath(new URL('../fixtures/formatters/street-lamp.js', import.meta.url)) });
+  const device = h.devices[0] as (typeof h.devices)[number];
+  await h.command(device.devEui, 'c-encode', { name: 'dim', payload: { level: 40 } });
+  await h.command(device.devEui, 'c-refused', { name: 'dim', payload: { level: 400 } });
+  await waitFor(() => h.statuses('c-refused').some((receipt) => receipt.status === 'accepted'), 'the accepted receipts', 20_000);
+  await h.uplink(device);
+  await waitFor(() => h.downlinks.length === 1, 'the downlink', 10_000);
+  assert.deepEqual(decode(h.downlinks[0] as Txpk, device), { mtype: 'Unconfirmed Data Down', fcnt: 0, fport: 10, ack: false, payload: '0128' });
+  await waitFor(() => h.statuses('c-encode').at(-1)?.status === 'sent', 'the sent receipt', 20_000);
+  // The next window: the formatter refuses the second command, which fails with its reason, and nothing is sent.
+  await h.uplink(device);
+  await waitFor(() => h.statuses('c-refused').at(-1)?.status === 'failed', 'the failed receipt', 20_000);
+  assert.match(h.statuses('c-refused').at(-1)?.reason ?? '', /could not encode it: .*level must be 0\.\.100, got 400/);
+  assert.equal(h.downlinks.length, 1);
 });

@@ -125,6 +125,7 @@ function command(device: TtsSimDevice, overrides: Partial<Command> = {}): Comman
     deviceId: device.devEui,
     name: 'dim',
     payload: Buffer.from([0x01, 0x28]),
+    structured: false,
     fport: 10,
     confirmed: true,
     acceptedAtMs: Date.now(),

@@ -6,6 +6,7 @@
 // downlink path (join-accepts, ACKs). The network loads the committed sessions when it starts, so it starts
 // before its feeders and stops after them; a feeder that must still send downlinks at shutdown drains it
 // first (see drain()).
+import type { PayloadCodec } from '../../codecs/payload-codec.ts';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
 import type { RecordSource } from '../../record/record.ts';
 import { createInFlight } from '../in-flight.ts';
@@ -57,6 +58,8 @@ export interface LorawanNetwork extends Component {
   knows(devEui: string): boolean;
   /** The configured class of a device (A when unknown). */
   deviceClass(devEui: string): 'A' | 'C';
+  /** The device's payload codec (its formatter may encode downlinks), undefined for an unknown device. */
+  payloadCodec(devEui: string): PayloadCodec | undefined;
   /** A Class C downlink now (see LorawanServer.sendClassC). */
   sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
   /** Hands on frames still in their dedup window and waits until they are committed (and answered). */
@@ -74,6 +77,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
   let downlink: DownlinkPath = NO_DOWNLINK;
   let applicationDownlinks: ApplicationDownlinks | null = null;
   const classes = new Map(options.devices.map((device) => [device.devEui, device.deviceClass ?? 'A'] as const));
+  const codecs = new Map(options.devices.map((device) => [device.devEui, device.codec] as const));
   let server: LorawanServer | null = null;
   let stopping = false;
   const log = deps.log.child({ component: 'ingress.lorawan' });
@@ -173,6 +177,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
 
     knows: (devEui) => classes.has(devEui),
     deviceClass: (devEui) => classes.get(devEui) ?? 'A',
+    payloadCodec: (devEui) => codecs.get(devEui),
     async sendClassC(devEui, payload, fport, confirmed) {
       if (server === null || stopping) return { ok: false, reason: 'the LoRaWAN network is not running' };
       return server.sendClassC(devEui, payload, fport, confirmed);
