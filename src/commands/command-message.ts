@@ -59,6 +59,7 @@ export const ENVELOPE_FIELDS = ['command_id', 'device_id', 'name', 'payload', 'p
 const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const DEFAULT_NAME = 'command';
+const DEV_EUI = /^[0-9A-Fa-f]{16}$/;
 /** An object payload is sent as JSON text: JSON.stringify recurses, and overflows the stack on a few thousand levels. */
 const MAX_NESTING = 64;
 
@@ -130,6 +131,8 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
   if (deviceId === null) return refuse('missing-device-id', 'no message key and no device_id field: the key is the device id (the DevEUI for LoRaWAN)');
   if (!isDeviceId(deviceId))
     return refuse('bad-device-id', `device id ${JSON.stringify(deviceId.slice(0, 64))} is not valid: letters, digits and . _ : - (at most 128)`);
+  // 16 hex digits is a DevEUI: lower case, as LoRaWAN and TTN records are keyed, whichever case it came in.
+  if (DEV_EUI.test(deviceId)) deviceId = deviceId.toLowerCase();
 
   let name = header(message, 'command-name') ?? DEFAULT_NAME;
   let payload: Buffer = value;

@@ -310,3 +310,14 @@ test('a refusal quotes only a bounded piece of the input (it goes into a receipt
     assert.ok(result.message.length < 1_000, `${title}: a message of ${result.message.length} characters`);
   }
 });
+
+test('a device id of 16 hex digits is a DevEUI and is lower-cased, as LoRaWAN records are keyed; other ids keep their case', () => {
+  const upper = parseCommandMessage(
+    { key: Buffer.from('70B3D57ED0000001'), value: Buffer.from('x'), headers: { 'command-id': Buffer.from('c-1') } },
+    LIMITS,
+    NOW,
+  );
+  assert.equal(upper.ok && upper.command.deviceId, '70b3d57ed0000001');
+  const mqtt = parseCommandMessage({ key: Buffer.from('Lamp-17'), value: Buffer.from('x'), headers: { 'command-id': Buffer.from('c-2') } }, LIMITS, NOW);
+  assert.equal(mqtt.ok && mqtt.command.deviceId, 'Lamp-17');
+});
