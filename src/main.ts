@@ -144,7 +144,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const gauges = createBufferGauges({ maxRecords, maxBytes }, { buffer, link, metrics, log });
   const status = createStatus(
     { gatewayId: config.gateway_id, version: packageVersion(), maxRecords, maxBytes },
-    { metrics, live: () => ({ kafka: link(), buffer: buffer.stats() }), waysIn, activity },
+    // The way back is listed with the ways in: its intake is a link to Kafka like theirs to devices.
+    { metrics, live: () => ({ kafka: link(), buffer: buffer.stats() }), waysIn: [...waysIn, ...commandParts], activity },
   );
   const storageAndWayOut = [buffer, sink, forwarder, gauges, status];
   const doorAndWaysIn = [batcher, ...present(lorawanNetwork), ...waysIn];

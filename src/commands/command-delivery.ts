@@ -132,7 +132,9 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
       await queue.idle();
     },
     health(): HealthReport {
-      return { status: 'ok', detail: `${queue.list().length} commands waiting` };
+      const waiting = queue.list();
+      const sent = waiting.filter((command) => command.state === 'sent').length;
+      return { status: 'ok', detail: `${waiting.length - sent} commands queued, ${sent} sent and waiting for an acknowledgement` };
     },
   };
 }
