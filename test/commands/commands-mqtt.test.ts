@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import kafkajs from 'kafkajs';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connect, connectAsync, type MqttClient } from 'mqtt';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { type GatewayProcess, freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type ConsumedMessage, type KafkaMock, startKafkaMock, type TopicTail, tailTopic } from '../helpers/kafka-mock.ts';
@@ -232,4 +232,23 @@ test('iotgw commands list and cancel: a waiting command is listed, cancelled wit
     ['{"level":6}'],
     'the cancelled command never reaches the device',
   );
+});
+
+test('a device with a persistent session gets its command when it reconnects, without subscribing again', async (t) => {
+  const h = await setup(t);
+  const url = `mqtt://127.0.0.1:${h.gateway.mqttPort}`;
+  const first = await connectAsync(url, { clientId: 'meter-7', clean: false, reconnectPeriod: 0 });
+  await first.subscribeAsync('devices/meter-7/commands/+', { qos: 1 });
+  await first.endAsync();
+  await h.send('meter-7', JSON.stringify({ name: 'config', payload: { interval_s: 60 } }), { 'command-id': 'c-session' });
+  await waitFor(() => h.statuses('c-session').includes('accepted'), 'the accepted receipt', 20_000);
+
+  const received: string[] = [];
+  // The handler is on before the connection: the command may arrive right behind the CONNACK.
+  const again = connect(url, { clientId: 'meter-7', clean: false, reconnectPeriod: 0 });
+  t.after(() => again.endAsync(true));
+  again.on('message', (topic) => received.push(topic));
+  await waitFor(() => received.length >= 1, 'the command on the restored session', 20_000);
+  await waitFor(() => h.statuses('c-session').at(-1) === 'delivered', 'the delivered receipt', 20_000);
+  assert.deepEqual(received, ['devices/meter-7/commands/config']);
 });
