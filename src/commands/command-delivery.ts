@@ -6,6 +6,7 @@
 // with a receipt. Every expiryCheckMs, commands whose time is up expire, with a receipt.
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
+import { deviceKey } from './command.ts';
 import type { CommandPath } from './command-path.ts';
 import type { CommandQueue, FinalStatus } from './command-queue.ts';
 
@@ -33,11 +34,15 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
   /** Devices being served now, and those asked for again meanwhile. */
   const serving = new Set<string>();
   const again = new Set<string>();
+  /** Devices with a retry after a refused commit pending: one timer per device, however often it is asked for. */
+  const retrying = new Set<string>();
   /** Outcomes known but not yet committed (the buffer refused): command id -> the final receipt to commit. */
   const unfinished = new Map<string, { readonly status: FinalStatus; readonly detail: { readonly reason?: string; readonly path: string } }>();
 
-  function serve(deviceId: string): void {
+  function serve(asked: string): void {
     if (stopping) return;
+    // One drain per device, whichever case a DevEUI was asked for in.
+    const deviceId = deviceKey(asked);
     if (serving.has(deviceId)) {
       again.add(deviceId);
       return;
@@ -53,7 +58,12 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
 
   /** A commit the buffer refused (full, disk full): the device is served again later, not in a tight loop. */
   function retryLater(deviceId: string): void {
-    const timer = setTimeout(() => serve(deviceId), options.commitRetryMs);
+    if (retrying.has(deviceId)) return;
+    retrying.add(deviceId);
+    const timer = setTimeout(() => {
+      retrying.delete(deviceId);
+      serve(deviceId);
+    }, options.commitRetryMs);
     timer.unref();
   }
 
@@ -87,6 +97,8 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
         if (queue.get(head.id) !== undefined) return retryLater(deviceId);
         continue;
       }
+      // Expired or cancelled while its hand-over was being committed: it must not go.
+      if (queue.get(sent.id) === undefined) continue;
       const outcome = await path.send(sent, (status, detail = {}) => void queue.note(sent.id, status, { ...detail, path: path.name }));
       // Stopping: the command stays sent, and goes again after the restart.
       if (stopping) return;

@@ -89,7 +89,19 @@ export function createCommandIntake(options: CommandIntakeOptions, deps: Command
       retries.succeeded();
       setUp(true);
     });
-    next.on(next.events.CRASH, (event) => setUp(false, `the consumer crashed (${errorMessage(event.payload.error)})`));
+    next.on(next.events.CRASH, (event) => {
+      setUp(false, `the consumer crashed (${errorMessage(event.payload.error)})`);
+      // kafkajs restarts only after retriable errors; after any other the consumer is dead: start a new one.
+      if (event.payload.restart === false && consumer === next && !stopping) {
+        consumer = null;
+        void next
+          .disconnect()
+          .catch(() => undefined)
+          .then(() => {
+            if (!stopping) retries.failed();
+          });
+      }
+    });
     try {
       await next.connect();
       // From the beginning for a new group: commands written before the gateway's first start are read too

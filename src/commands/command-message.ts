@@ -59,7 +59,8 @@ export const ENVELOPE_FIELDS = ['command_id', 'device_id', 'name', 'payload', 'p
 const COMMAND_ID = /^[\x21-\x7e]{1,128}$/;
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const DEFAULT_NAME = 'command';
-const DEV_EUI = /^[0-9A-Fa-f]{16}$/;
+/** Longest a command may wait: a year (and an expiry a Date can hold). */
+const MAX_TTL_MS = 366 * 24 * 3600 * 1000;
 /** An object payload is sent as JSON text: JSON.stringify recurses, and overflows the stack on a few thousand levels. */
 const MAX_NESTING = 64;
 
@@ -131,8 +132,6 @@ export function parseCommandMessage(message: KafkaCommandMessage, limits: ParseL
   if (deviceId === null) return refuse('missing-device-id', 'no message key and no device_id field: the key is the device id (the DevEUI for LoRaWAN)');
   if (!isDeviceId(deviceId))
     return refuse('bad-device-id', `device id ${JSON.stringify(deviceId.slice(0, 64))} is not valid: letters, digits and . _ : - (at most 128)`);
-  // 16 hex digits is a DevEUI: lower case, as LoRaWAN and TTN records are keyed, whichever case it came in.
-  if (DEV_EUI.test(deviceId)) deviceId = deviceId.toLowerCase();
 
   let name = header(message, 'command-name') ?? DEFAULT_NAME;
   let payload: Buffer = value;
@@ -202,10 +201,12 @@ function envelopeFields(envelope: Record<string, unknown>, nowMs: number, defaul
   if (ttl !== undefined) {
     // The expiry must be finite too: Infinity would be stored as null (JSON) and read back as 0, expired.
     if (typeof ttl !== 'number' || ttl <= 0 || !Number.isFinite(nowMs + ttl * 1000)) return bad('ttl_s must be a positive number of seconds');
+    if (ttl * 1000 > MAX_TTL_MS) return bad(`ttl_s must be at most ${MAX_TTL_MS / 1000} (a year)`);
     expiresAtMs = nowMs + ttl * 1000;
   } else if (expiresAt !== undefined) {
     const at = typeof expiresAt === 'number' ? expiresAt : typeof expiresAt === 'string' ? Date.parse(expiresAt) : Number.NaN;
     if (!Number.isFinite(at)) return bad('expires_at must be an ISO-8601 time or epoch milliseconds');
+    if (at > nowMs + MAX_TTL_MS) return bad('expires_at must be within a year from now');
     expiresAtMs = at;
   }
   const structured = hex === undefined && base64 === undefined && typeof object === 'object';

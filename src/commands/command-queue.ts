@@ -5,11 +5,11 @@
 // Bounded: per device, in total and in payload bytes; past a bound the oldest command expires, with a receipt.
 // Finished command ids are remembered (DONE_* bounds) so a Kafka message read again is not sent twice.
 import type { StateWrite } from '../buffer/record-store.ts';
-import type { Logger } from '../core/log.ts';
+import { createOnceLogger, type Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Accept, AcceptResult, LoadState } from '../ingress/ingress.ts';
 import type { NewRecord } from '../record/record.ts';
-import { COMMAND_DONE_SCOPE, COMMAND_SCOPE, type Command, decodeCommand, encodeCommand } from './command.ts';
+import { COMMAND_DONE_SCOPE, COMMAND_SCOPE, type Command, decodeCommand, deviceKey, encodeCommand } from './command.ts';
 import type { ParseResult } from './command-message.ts';
 import { type Receipt, type ReceiptStatus, receiptRecord } from './receipt.ts';
 
@@ -85,6 +85,8 @@ function write(change: Change, scope: string, key: string, value: string | null,
 
 export function createCommandQueue(options: CommandQueueOptions, deps: CommandQueueDeps): CommandQueue {
   const log = deps.log.child({ component: 'commands.queue' });
+  /** A full buffer refuses every change: one line per reason a minute. */
+  const refusedLog = createOnceLogger(60_000);
   const { metrics } = deps;
   const nowMs = deps.nowMs ?? Date.now;
   /** Every waiting command, in seq order (insertion order: seq only grows). */
@@ -112,8 +114,8 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
 
   function add(command: Command): void {
     byId.set(command.id, command);
-    const queue = byDevice.get(command.deviceId);
-    if (queue === undefined) byDevice.set(command.deviceId, [command]);
+    const queue = byDevice.get(deviceKey(command.deviceId));
+    if (queue === undefined) byDevice.set(deviceKey(command.deviceId), [command]);
     else queue.push(command);
     bytes += command.payload.length;
   }
@@ -123,16 +125,16 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
     if (command === undefined) return undefined;
     byId.delete(id);
     bytes -= command.payload.length;
-    const queue = byDevice.get(command.deviceId) ?? [];
+    const queue = byDevice.get(deviceKey(command.deviceId)) ?? [];
     const index = queue.findIndex((waiting) => waiting.id === id);
     if (index !== -1) queue.splice(index, 1);
-    if (queue.length === 0) byDevice.delete(command.deviceId);
+    if (queue.length === 0) byDevice.delete(deviceKey(command.deviceId));
     return command;
   }
 
   function replace(command: Command): void {
     byId.set(command.id, command);
-    const queue = byDevice.get(command.deviceId) ?? [];
+    const queue = byDevice.get(deviceKey(command.deviceId)) ?? [];
     const index = queue.findIndex((waiting) => waiting.id === command.id);
     if (index !== -1) queue[index] = command;
   }
@@ -152,7 +154,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
   async function commit(records: readonly NewRecord[], change: Change): Promise<AcceptResult> {
     const result = await deps.accept(records, change.writes);
     if (result.ok) return result;
-    log.warn({ reason: result.reason }, `command change not committed: ${result.message}; it is retried`);
+    if (refusedLog.shouldLog(result.reason)) log.warn({ reason: result.reason }, `command change not committed: ${result.message}; it is retried`);
     // Only buffer-full (the receipts refused, the commit made) leaves the state written; the other refusals wrote nothing.
     if (result.reason === 'buffer-full' && change.undo.length > 0) {
       const undone = await deps.accept([], [...change.undo].reverse());
@@ -229,7 +231,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
             write(change, COMMAND_SCOPE, victim.id, null, encodeCommand(victim));
             rememberDone(victim.id, now, change);
           };
-          const mine = byDevice.get(command.deviceId) ?? [];
+          const mine = byDevice.get(deviceKey(command.deviceId)) ?? [];
           while (mine.length > options.maxPerDevice) {
             evict(mine[0] as Command, `more than commands.max_queued_per_device (${options.maxPerDevice}) commands waited for the device; the oldest expired`);
           }
@@ -260,13 +262,13 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
         countDuplicates();
         count(receipts);
         gauges();
-        const devices = new Set(added.filter((command) => byId.has(command.id)).map((command) => command.deviceId));
+        const devices = new Set(added.filter((command) => byId.has(command.id)).map((command) => deviceKey(command.deviceId)));
         for (const deviceId of devices) for (const listener of queuedListeners) listener(deviceId);
         return { result, accepted: added.length, duplicates, rejected };
       });
     },
 
-    head: (deviceId) => byDevice.get(deviceId)?.[0],
+    head: (deviceId) => byDevice.get(deviceKey(deviceId))?.[0],
     devices: () => [...byDevice.keys()],
     list: () => [...byId.values()],
     get: (id) => byId.get(id),

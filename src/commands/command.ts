@@ -84,3 +84,14 @@ export function decodeCommand(id: string, text: string): Command | null {
     return null;
   }
 }
+
+const DEV_EUI = /^[0-9A-Fa-f]{16}$/;
+
+/**
+ * The key a device's commands are kept and served under: a DevEUI (16 hex digits) in lower case, as LoRaWAN
+ * records are keyed, whatever case the command used; any other id as it is (MQTT client ids are case-sensitive).
+ * The command keeps the id it came with, for its receipts and its MQTT topic.
+ */
+export function deviceKey(deviceId: string): string {
+  return DEV_EUI.test(deviceId) ? deviceId.toLowerCase() : deviceId;
+}

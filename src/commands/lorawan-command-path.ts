@@ -12,7 +12,7 @@
 // a gateway that heard them last, the FCntDown committed first; with no such gateway yet, at the next uplink.
 import type { ApplicationDownlinks, DownlinkResult, ReceiveWindow } from '../ingress/lorawan-server/lorawan-server.ts';
 import type { PayloadCodec } from '../codecs/payload-codec.ts';
-import type { Command } from './command.ts';
+import { type Command, deviceKey } from './command.ts';
 import type { CommandPath, PathOutcome } from './command-path.ts';
 
 export interface LorawanCommandPathOptions {
@@ -37,6 +37,8 @@ export interface LorawanCommandPathDeps {
 }
 
 export const DEFAULT_COMMAND_FPORT = 1;
+/** setTimeout's longest delay (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface OfferedWindow {
   readonly window: ReceiveWindow;
@@ -76,14 +78,15 @@ export function createLorawanCommandPath(options: LorawanCommandPathOptions, dep
   return {
     name: 'lorawan',
     sentOnHandOver: false,
-    serves: (deviceId) => deps.network.knows(deviceId),
-    ready: (command) => windows.has(command.deviceId) || deps.network.deviceClass(command.deviceId) === 'C',
+    serves: (deviceId) => deps.network.knows(deviceKey(deviceId)),
+    ready: (command) => windows.has(deviceKey(command.deviceId)) || deps.network.deviceClass(deviceKey(command.deviceId)) === 'C',
 
     async send(command, progress): Promise<PathOutcome> {
-      const offered = windows.get(command.deviceId);
-      const classC = deps.network.deviceClass(command.deviceId) === 'C';
+      const devEui = deviceKey(command.deviceId);
+      const offered = windows.get(devEui);
+      const classC = deps.network.deviceClass(devEui) === 'C';
       if (offered === undefined && !classC) return { kind: 'away' };
-      const frame = downlinkPayload(command, deps.network.payloadCodec(command.deviceId));
+      const frame = downlinkPayload(command, deps.network.payloadCodec(devEui));
       if (!frame.ok || frame.payload.length > options.maxPayloadBytes) {
         offered?.take(false);
         return {
@@ -101,7 +104,7 @@ export function createLorawanCommandPath(options: LorawanCommandPathOptions, dep
         sent = await offered.window.send(frame.payload, fport, command.confirmed);
         if (!sent.ok) return { kind: 'unanswered', detail: sent.reason };
       } else {
-        sent = await deps.network.sendClassC(command.deviceId, frame.payload, fport, command.confirmed);
+        sent = await deps.network.sendClassC(devEui, frame.payload, fport, command.confirmed);
         // No gateway known to reach it yet, or it refused: again at the device's next uplink.
         if (!sent.ok) return { kind: 'away' };
       }
@@ -109,7 +112,24 @@ export function createLorawanCommandPath(options: LorawanCommandPathOptions, dep
       // Unconfirmed: on air is the last that can be known, so `sent` is the final receipt.
       if (!command.confirmed) return { kind: 'done', status: 'sent', detail };
       progress('sent', { reason: detail });
-      const acked = await new Promise<boolean>((resolve) => awaitingAck.set(command.deviceId, resolve));
+      // Until the device's next uplink says, but not past the command's time: a device that never uplinks again
+      // must not hold its later commands (and this promise) forever.
+      const acked = await new Promise<boolean | null>((resolve) => {
+        const timer = setTimeout(
+          () => {
+            if (awaitingAck.get(devEui) === answer) awaitingAck.delete(devEui);
+            resolve(null);
+          },
+          Math.min(MAX_TIMER_MS, Math.max(0, command.expiresAtMs - Date.now())),
+        );
+        timer.unref();
+        const answer = (ack: boolean): void => {
+          clearTimeout(timer);
+          resolve(ack);
+        };
+        awaitingAck.set(devEui, answer);
+      });
+      if (acked === null) return { kind: 'unanswered', detail: 'no uplink from the device before the command expired' };
       return acked ? { kind: 'done', status: 'acked' } : { kind: 'unanswered', detail: 'the next uplink did not acknowledge the confirmed downlink' };
     },
 

@@ -6,7 +6,8 @@ import type { Command } from './command.ts';
 import type { CommandPath } from './command-path.ts';
 
 export function commandTopic(template: string, command: Pick<Command, 'deviceId' | 'name' | 'id'>): string {
-  return template.replaceAll('{device_id}', command.deviceId).replaceAll('{name}', command.name).replaceAll('{command_id}', command.id);
+  // A command id may hold / + # (printable ASCII): encoded, it stays one topic level and no wildcard.
+  return template.replaceAll('{device_id}', command.deviceId).replaceAll('{name}', command.name).replaceAll('{command_id}', encodeURIComponent(command.id));
 }
 
 export function createMqttCommandPath(options: { readonly topic: string }, downlink: MqttDownlink): CommandPath {

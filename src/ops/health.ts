@@ -59,8 +59,8 @@ export interface CommandView {
 
 export interface CommandsApi {
   list(): readonly CommandView[];
-  /** false: no such command waits (delivered, expired or never seen). */
-  cancel(commandId: string): Promise<boolean>;
+  /** cancelled; sent: handed to its device's path already (its outcome will tell); unknown: no such command waits. */
+  cancel(commandId: string): Promise<'cancelled' | 'sent' | 'unknown'>;
 }
 
 /** Longest command id in a cancel URL (ids are at most 128 characters). */
@@ -131,14 +131,16 @@ export function createOpsServer(options: OpsServerOptions, deps: OpsServerDeps):
           if (commandId === null || commandId.length > MAX_COMMAND_ID_CHARS) return reply(response, 400, 'text/plain', 'not a command id\n');
           const commands = deps.commands;
           commands.cancel(commandId).then(
-            (cancelled) => {
-              if (cancelled) log.info({ commandId: printable(commandId, 128), address: request.socket.remoteAddress }, 'command cancelled by an operator');
-              reply(
-                response,
-                cancelled ? 200 : 404,
-                'application/json',
-                `${JSON.stringify(cancelled ? { cancelled: commandId } : { error: `no waiting command ${commandId}: delivered, expired, cancelled already, or never read` })}\n`,
-              );
+            (outcome) => {
+              if (outcome === 'cancelled')
+                log.info({ commandId: printable(commandId, 128), address: request.socket.remoteAddress }, 'command cancelled by an operator');
+              const [status, body] =
+                outcome === 'cancelled'
+                  ? [200, { cancelled: commandId }]
+                  : outcome === 'sent'
+                    ? [409, { error: `command ${commandId} was handed to its device's path already and may have arrived; its outcome comes as a receipt` }]
+                    : [404, { error: `no waiting command ${commandId}: delivered, expired, cancelled already, or never read` }];
+              reply(response, status, 'application/json', `${JSON.stringify(body)}\n`);
             },
             (error: Error) => reply(response, 500, 'text/plain', `${error.message}\n`),
           );

@@ -3,6 +3,7 @@
 // it describes; every refusal gives its reason, a message saying what is expected, and the ids that could be
 // read, so the rejected receipt reaches the sender under the right key and command id.
 import assert from 'node:assert/strict';
+import { deviceKey } from '../../src/commands/command.ts';
 import { test } from 'node:test';
 import { type KafkaCommandMessage, type ParsedCommand, type ParseLimits, parseCommandMessage } from '../../src/commands/command-message.ts';
 
@@ -311,13 +312,31 @@ test('a refusal quotes only a bounded piece of the input (it goes into a receipt
   }
 });
 
-test('a device id of 16 hex digits is a DevEUI and is lower-cased, as LoRaWAN records are keyed; other ids keep their case', () => {
+test('the device id is kept as given; its key lower-cases a DevEUI only (MQTT client ids are case-sensitive)', () => {
   const upper = parseCommandMessage(
     { key: Buffer.from('70B3D57ED0000001'), value: Buffer.from('x'), headers: { 'command-id': Buffer.from('c-1') } },
     LIMITS,
     NOW,
   );
-  assert.equal(upper.ok && upper.command.deviceId, '70b3d57ed0000001');
-  const mqtt = parseCommandMessage({ key: Buffer.from('Lamp-17'), value: Buffer.from('x'), headers: { 'command-id': Buffer.from('c-2') } }, LIMITS, NOW);
-  assert.equal(mqtt.ok && mqtt.command.deviceId, 'Lamp-17');
+  assert.equal(upper.ok && upper.command.deviceId, '70B3D57ED0000001', 'receipts and MQTT topics use the id as given');
+  assert.equal(deviceKey('70B3D57ED0000001'), '70b3d57ed0000001');
+  assert.equal(deviceKey('Lamp-17'), 'Lamp-17');
+  assert.equal(deviceKey('70B3D57ED000000'), '70B3D57ED000000', '15 hex digits is no DevEUI');
+});
+
+test('an expiry more than a year away is refused (it could not be shown as a time), naming the limit', () => {
+  for (const body of [
+    { payload: 'x', ttl_s: 1e300 },
+    { payload: 'x', expires_at: 1e20 },
+    { payload: 'x', ttl_s: 400 * 24 * 3600 },
+  ]) {
+    const result = parseCommandMessage(
+      { key: Buffer.from('lamp-1'), value: Buffer.from(JSON.stringify(body)), headers: { 'command-id': Buffer.from('c-1') } },
+      LIMITS,
+      NOW,
+    );
+    assert.equal(result.ok, false, JSON.stringify(body));
+    assert.equal(!result.ok && result.reason, 'bad-field');
+    assert.match(!result.ok ? result.message : '', /year/);
+  }
 });

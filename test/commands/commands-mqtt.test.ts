@@ -252,3 +252,22 @@ test('a device with a persistent session gets its command when it reconnects, wi
   await waitFor(() => h.statuses('c-session').at(-1) === 'delivered', 'the delivered receipt', 20_000);
   assert.deepEqual(received, ['devices/meter-7/commands/config']);
 });
+
+test('a device subscribed to its commands at QoS 0 is not sent them (no PUBACK would come); at QoS 1 it is', async (t) => {
+  const h = await setup(t);
+  const lamp = await device(t, h.gateway.mqttPort, 'lamp-q0', 'devices/lamp-q0/commands/dim');
+  await lamp.client.unsubscribeAsync('devices/lamp-q0/commands/dim');
+  await lamp.client.subscribeAsync('devices/lamp-q0/commands/dim', { qos: 0 });
+  await h.send('lamp-q0', JSON.stringify({ name: 'dim', payload: { level: 1 } }), { 'command-id': 'c-q0' });
+  await waitFor(() => h.statuses('c-q0').includes('accepted'), 'the accepted receipt', 20_000);
+  await sleep(1_000);
+  assert.deepEqual(lamp.received, [], 'nothing sent to a QoS 0 subscription');
+  assert.deepEqual(h.statuses('c-q0'), ['accepted']);
+  // A QoS 1 wildcard does not help while the exact topic is held at QoS 0 (aedes would send at QoS 0).
+  await lamp.client.subscribeAsync('devices/lamp-q0/commands/#', { qos: 1 });
+  await sleep(500);
+  assert.deepEqual(h.statuses('c-q0'), ['accepted']);
+  await lamp.client.subscribeAsync('devices/lamp-q0/commands/dim', { qos: 1 });
+  await waitFor(() => h.statuses('c-q0').at(-1) === 'delivered', 'the delivered receipt after a QoS 1 subscription', 20_000);
+  assert.equal(lamp.received.length, 1);
+});

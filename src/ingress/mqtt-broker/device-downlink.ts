@@ -3,8 +3,11 @@
 // out with client.publish at QoS 1; aedes' authorizeForward hook (forward()) gives it a packet id taken from
 // the client's own id counter, so it cannot collide with the client's other messages; the bounded persistence
 // reports every PUBACK (puback()); the PUBACK with that id from that connection settles the send.
-// A device is reachable while it is connected and subscribed to a filter that matches the topic (MQTT only
-// delivers what a client subscribed to; a persistent session brings its subscriptions back at connect).
+// A device is reachable while it is connected and subscribed at QoS 1 or more to a filter that matches the
+// topic (MQTT only delivers what a client subscribed to, and a QoS 0 subscription gets no PUBACK; a persistent
+// session brings its subscriptions back at connect). For a persistent session aedes also stores the message
+// to send it again at the next connect; when a send ends without PUBACK that copy is dropped, because the
+// delivery decides whether the command goes again (it may have expired or been cancelled meanwhile).
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import type { Identity } from './device-acl.ts';
 import { topicMatches } from './device-acl.ts';
@@ -40,7 +43,12 @@ interface Pending {
 /** aedes' per-client packet id counter (lib/client.js, used by QoSPacket): 1..65535, wrapping. */
 interface ClientInternals {
   _nextId?: number;
-  subscriptions?: Record<string, unknown>;
+  subscriptions?: Record<string, { readonly qos?: number } | undefined>;
+}
+
+/** aedes' persistence call that forgets a message stored for a persistent session (also used on PUBACK). */
+interface OutgoingStore {
+  outgoingClearMessageId(client: Client, packet: { readonly messageId: number }): Promise<unknown>;
 }
 
 export interface DownlinkTrackerOptions {
@@ -56,6 +64,7 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
   /** The send waiting on each connection (a device has one connection, and one send at a time). */
   const byClient = new WeakMap<object, Pending>();
   const listeners: ((deviceId: string) => void)[] = [];
+  let store: OutgoingStore | null = null;
 
   function deviceOf(client: Client): string | null {
     const identity = identityOf(client);
@@ -68,6 +77,7 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
 
   return {
     attach(broker) {
+      store = (broker as unknown as { persistence?: OutgoingStore }).persistence ?? null;
       broker.on('clientReady', (client) => {
         const deviceId = deviceOf(client);
         if (deviceId === null) return;
@@ -90,8 +100,11 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
     reachable(deviceId, topic) {
       const client = connections.get(deviceId);
       if (client === undefined || client.closed) return false;
-      const filters = Object.keys((client as unknown as ClientInternals).subscriptions ?? {});
-      return filters.some((filter) => topicMatches(filter, topic));
+      const subscriptions = (client as unknown as ClientInternals).subscriptions ?? {};
+      // aedes sends at the QoS of a subscription to exactly this topic when there is one (lib/client.js).
+      const exact = subscriptions[topic];
+      if (exact !== undefined) return (exact.qos ?? 0) >= 1;
+      return Object.entries(subscriptions).some(([filter, subscription]) => (subscription?.qos ?? 0) >= 1 && topicMatches(filter, topic));
     },
 
     send(deviceId, topic, payload) {
@@ -111,6 +124,9 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
             pending.delete(deviceId);
             byClient.delete(client);
             clearTimeout(timer);
+            if (outcome !== 'acked' && !client.clean && entry.messageId !== null) {
+              void store?.outgoingClearMessageId(client, { messageId: entry.messageId }).catch(() => undefined);
+            }
             resolve(outcome);
           },
         };

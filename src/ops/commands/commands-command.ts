@@ -56,7 +56,7 @@ export async function cancelCommand(target: StatusTarget, commandId: string): Pr
   const response = await request(target, `/api/commands/${encodeURIComponent(commandId)}/cancel`, { method: 'POST', headers: { 'x-iotgw-request': 'cancel' } });
   const body = (await response.json().catch(() => ({}))) as { error?: string };
   if (response.status === 200) return `cancelled ${commandId}: a cancelled receipt goes to Kafka\n`;
-  if (response.status === 404 && body.error !== undefined) throw new CommandError(body.error);
+  if ((response.status === 404 || response.status === 409) && body.error !== undefined) throw new CommandError(body.error);
   if (response.status === 404) throw new CommandError('the gateway has no command delivery: set commands.enabled: true and restart it');
   throw new CommandError(`cancel answered HTTP ${response.status}: ${body.error ?? 'is this an iotgw ops endpoint?'}`);
 }
