@@ -1,5 +1,6 @@
 // Simulated smart-city devices (electricity and water meters, parking sensors, street lamps) whose
-// readings are fully determined by the seed, the device's index and the times they are asked for.
+// readings are fully determined by the seed, the device's index, the times they are asked for and the
+// commands they were given (a lamp's dimmer, a water meter's valve: `actuate`).
 // Transports (mqtt-device.ts and later LoRaWAN, TTN, serial) only carry what these models produce,
 // so the same seed gives the same fleet and the same payloads whichever way they travel.
 
@@ -48,6 +49,16 @@ export interface StreetLampReading extends ReadingBase {
 
 export type Reading = ElectricityMeterReading | WaterMeterReading | ParkingSensorReading | StreetLampReading;
 
+/** What a command sets on a device (device-commands.ts reads it from the command). */
+export type Actuation =
+  /** A street lamp's switch and dimmer; without `dimPct`, on comes back at the last level commanded (or 100). */
+  | { readonly kind: 'lamp'; readonly on: boolean; readonly dimPct?: number }
+  /** A water meter's shut-off valve. */
+  | { readonly kind: 'valve'; readonly open: boolean };
+
+/** An actuator's state after a command, as the device reports it (snake_case, like its readings). */
+export type ActuatorState = { readonly on: boolean; readonly dim_pct: number } | { readonly valve: 'open' | 'closed' };
+
 export interface SimDevice {
   readonly id: string;
   readonly kind: DeviceKind;
@@ -58,6 +69,12 @@ export interface SimDevice {
    * integrate over the time since the previous reading, and a clock that goes backwards adds nothing.
    */
   nextReading(nowMs: number): Reading;
+  /**
+   * Sets the device's actuator as a command from the back office would, and returns its new state; the
+   * readings after it show the change. null when the model has no such actuator. Without a call the
+   * readings are exactly those of the seed.
+   */
+  actuate(actuation: Actuation): ActuatorState | null;
 }
 
 export interface FleetOptions {
@@ -208,6 +225,7 @@ function createElectricityMeter(id: string, index: number, random: Random): SimD
     id,
     kind: 'electricity-meter',
     index,
+    actuate: () => null,
     nextReading(nowMs) {
       seq += 1;
       energyKwh += (powerW * elapsedHours(nowMs)) / 1_000;
@@ -232,10 +250,16 @@ function createWaterMeter(id: string, index: number, random: Random): SimDevice 
   let volumeM3 = 50 + random() * 2_000;
   let flowLpm = 0;
   let leak = false;
+  let valveOpen = true;
   return {
     id,
     kind: 'water-meter',
     index,
+    actuate(actuation) {
+      if (actuation.kind !== 'valve') return null;
+      valveOpen = actuation.open;
+      return { valve: valveOpen ? 'open' : 'closed' };
+    },
     nextReading(nowMs) {
       seq += 1;
       volumeM3 += (flowLpm * 60 * elapsedHours(nowMs)) / 1_000;
@@ -243,6 +267,9 @@ function createWaterMeter(id: string, index: number, random: Random): SimDevice 
       leak = leak ? random() >= 0.05 : random() < 0.002;
       const inUse = random() < 0.3;
       flowLpm = (inUse ? 2 + random() * 13 : 0) + (leak ? 0.5 + random() : 0);
+      // A closed valve stops all flow, a leak's too; the random stream goes on as if it were open, so after
+      // reopening the flow and leak are again the seed's (the register has missed what did not flow).
+      if (!valveOpen) flowLpm = 0;
       return {
         device_id: id,
         kind: 'water-meter',
@@ -250,7 +277,7 @@ function createWaterMeter(id: string, index: number, random: Random): SimDevice 
         ts: isoTime(nowMs),
         volume_m3: Math.floor(volumeM3 * 1_000) / 1_000,
         flow_lpm: round(flowLpm, 2),
-        leak,
+        leak: leak && valveOpen,
       };
     },
   };
@@ -265,6 +292,7 @@ function createParkingSensor(id: string, index: number, random: Random): SimDevi
     id,
     kind: 'parking-sensor',
     index,
+    actuate: () => null,
     nextReading(nowMs) {
       seq += 1;
       if (random() < 0.1) occupied = !occupied;
@@ -289,16 +317,27 @@ function createStreetLamp(id: string, index: number, random: Random): SimDevice 
   // Lamps switch within half an hour of 18:00 and 06:00 (UTC of the reading time), not all at once.
   const switchOffsetHours = random() * 0.5;
   let fault = false;
+  // A command overrides the dusk-to-dawn schedule until the next command, as a manual override does.
+  let manual: { on: boolean; dimPct: number } | undefined;
+  let lastLevel = 100;
   return {
     id,
     kind: 'street-lamp',
     index,
+    actuate(actuation) {
+      if (actuation.kind !== 'lamp') return null;
+      // Level 0 is off, as on a DALI dimmer; `on` comes back at the last level asked for.
+      const level = actuation.on ? (actuation.dimPct ?? lastLevel) : 0;
+      if (level > 0) lastLevel = level;
+      manual = { on: level > 0, dimPct: level };
+      return { on: manual.on, dim_pct: manual.dimPct };
+    },
     nextReading(nowMs) {
       seq += 1;
       const hour = (((nowMs / HOUR_MS - switchOffsetHours) % 24) + 24) % 24;
-      const on = hour >= 18 || hour < 6;
+      const on = manual?.on ?? (hour >= 18 || hour < 6);
       // Dimmed to half between midnight and 05:00 to save energy, as many cities do.
-      const dimPct = on ? (hour < 5 ? 50 : 100) : 0;
+      const dimPct = manual?.dimPct ?? (on ? (hour < 5 ? 50 : 100) : 0);
       fault = fault ? random() >= 0.01 : random() < 0.0005;
       const powerW = on && !fault ? (ratedPowerW * dimPct) / 100 + noise(random) : 0;
       return {

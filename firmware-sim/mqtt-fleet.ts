@@ -1,9 +1,11 @@
 // Runs a simulated fleet as MQTT 3.1.1 clients (one connection per device) publishing JSON readings to
 // `devices/{id}/{stream}` on the gateway's broker, and keeps an exact ledger of which readings were
-// acknowledged. A composition of: the fleet state (state/mqtt-fleet-state.ts), the schedulers (connect
-// ramp-up, rate, run phases in schedulers/), the device firmware (firmware/mqtt-firmware.ts) and the
+// acknowledged. With `commands` on, each device also takes commands from the gateway and reports its new
+// state (firmware/mqtt-commands.ts). A composition of: the fleet state (state/mqtt-fleet-state.ts), the
+// schedulers (connect ramp-up, rate, run phases in schedulers/), the device firmware (firmware/) and the
 // transport (transports/mqtt-device.ts).
 import { createFleet } from './fleet.ts';
+import { type MqttCommandEvent, stopCommands } from './firmware/mqtt-commands.ts';
 import { canPublishNew, type MqttFirmwareSettings, type MqttFleetRun, publishNew, startDevice } from './firmware/mqtt-firmware.ts';
 import { createConnectRamp } from './schedulers/connect-ramp.ts';
 import { createRateScheduler } from './schedulers/rate-scheduler.ts';
@@ -21,7 +23,8 @@ import {
 import { endConnections } from './transports/mqtt-device.ts';
 import { encodeTopic } from './transports/mqtt-publish-packet.ts';
 
-export type { MqttFleetProgress, MqttFleetReport, MqttFleetStopReason } from './state/mqtt-fleet-state.ts';
+export type { MqttCommandEvent } from './firmware/mqtt-commands.ts';
+export type { MqttCommandsSummary, MqttFleetProgress, MqttFleetReport, MqttFleetStopReason } from './state/mqtt-fleet-state.ts';
 
 export interface MqttFleetOptions {
   /** Broker URL: mqtt://host:1883, mqtts://host:8883 (tcp:// and tls:// too). */
@@ -41,6 +44,13 @@ export interface MqttFleetOptions {
   readonly seed: number;
   /** Topic level after the device id. Default 'telemetry'. */
   readonly stream?: string;
+  /**
+   * Devices take commands like field devices: each subscribes to devices/{id}/commands/# (QoS 1) at every
+   * connect, acts on the commands its model knows (device-commands.ts) and reports its new state, or why
+   * not, at QoS 1 on devices/{id}/state. Default false: a fleet that only publishes (a benchmark) sends no
+   * SUBSCRIBE, so the broker holds no subscription per device, and a reading costs what it did before.
+   */
+  readonly commands?: boolean;
   /** If set, each device connects with username = its id and this password. */
   readonly password?: string;
   /** Unacknowledged readings a device may have at once. Default 1: wait for the PUBACK, like firmware. */
@@ -80,9 +90,13 @@ export type MqttFleetStart = 'together' | 'staggered';
 export interface MqttFleetHooks {
   /** Called about once per second while the run is going. */
   onProgress?(snapshot: MqttFleetProgress): void;
+  /** Called for each command a device received, after it acted (with `commands` on). */
+  onCommand?(event: MqttCommandEvent): void;
 }
 
 const PROGRESS_MS = 1_000;
+/** Where a device reports its state after a command: devices/{id}/state. */
+export const STATE_STREAM = 'state';
 /** How long the disconnect may take before the remaining sockets are destroyed. */
 const END_TIMEOUT_MS = 3_000;
 
@@ -91,15 +105,23 @@ export async function runMqttFleet(options: MqttFleetOptions, hooks: MqttFleetHo
   validateOptions(options);
   const stream = options.stream ?? 'telemetry';
   const sims = createFleet({ devices: options.devices, seed: options.seed, prefix: options.prefix ?? '' });
-  const devices = sims.map((sim) => createMqttDeviceState(sim, encodeTopic(`devices/${sim.id}/${stream}`)));
-  const tally = createMqttFleetTally(performance.now());
+  const commands = options.commands === true;
+  const devices = sims.map((sim) =>
+    createMqttDeviceState(
+      sim,
+      encodeTopic(`devices/${sim.id}/${stream}`),
+      commands ? { stateTopic: encodeTopic(`devices/${sim.id}/${STATE_STREAM}`) } : undefined,
+    ),
+  );
+  const tally = createMqttFleetTally(performance.now(), commands);
   let progressTimer: NodeJS.Timeout | undefined;
   let resolveFinished: () => void = () => {};
   const finished = new Promise<void>((resolve) => {
     resolveFinished = resolve;
   });
-  const run = createRun(options, devices, tally, () => {
+  const run = createRun(options, devices, tally, hooks.onCommand, () => {
     clearInterval(progressTimer);
+    for (const device of devices) stopCommands(device);
     const connections = devices.flatMap(({ connection, online }) => (connection === undefined ? [] : [{ connection, online }]));
     void endConnections(connections, END_TIMEOUT_MS).then(resolveFinished);
   });
@@ -124,12 +146,19 @@ export async function runMqttFleet(options: MqttFleetOptions, hooks: MqttFleetHo
 }
 
 /** Wires the schedulers to the firmware: ramp-up starts devices, the rate lets them publish, the phases stop them. */
-function createRun(options: MqttFleetOptions, devices: readonly MqttDeviceState[], tally: MqttFleetTally, onFinished: () => void): MqttFleetRun {
+function createRun(
+  options: MqttFleetOptions,
+  devices: readonly MqttDeviceState[],
+  tally: MqttFleetTally,
+  onCommand: MqttFleetHooks['onCommand'],
+  onFinished: () => void,
+): MqttFleetRun {
   const device = (index: number): MqttDeviceState => devices[index] as MqttDeviceState;
   const run: MqttFleetRun = {
     settings: firmwareSettings(options),
     devices,
     tally,
+    onCommand,
     ramp: createConnectRamp({
       devices: devices.length,
       concurrency: options.connectConcurrency ?? 50,
@@ -149,7 +178,8 @@ function createRun(options: MqttFleetOptions, devices: readonly MqttDeviceState[
       connectDeadlineMs: options.connectDeadlineMs ?? 30_000,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       hasConnected: () => tally.connected > 0,
-      isDrained: () => tally.inflight <= 0,
+      // State reports in flight count too: the gateway should have the state a command led to.
+      isDrained: () => tally.inflight <= 0 && (tally.commands === undefined || tally.commands.reportsInflight <= 0),
       onPublishing: () => {
         run.rate.start();
         for (const { sim } of devices) run.rate.offer(sim.index);
@@ -212,6 +242,9 @@ function validateChoices(options: MqttFleetOptions): void {
   if (!Number.isInteger(options.seed)) throw new RangeError(`runMqttFleet: seed must be an integer, got ${options.seed}`);
   if (options.stream !== undefined && (options.stream === '' || /[#+/]/.test(options.stream) || options.stream.includes('\u0000'))) {
     throw new RangeError(`runMqttFleet: stream must be one topic level without / + #, got '${options.stream}'`);
+  }
+  if (options.commands === true && options.stream === STATE_STREAM) {
+    throw new RangeError(`runMqttFleet: with commands on, devices report their state on ${STATE_STREAM}: choose another stream`);
   }
   let protocol: string;
   try {

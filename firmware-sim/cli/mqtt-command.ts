@@ -1,6 +1,13 @@
 // `firmware-sim mqtt`: the MQTT fleet (mqtt-fleet.ts) from the command line. Progress once per second to
 // stderr, then a summary (or one JSON object, which test/bench parses) to stdout.
-import { type MqttFleetOptions, type MqttFleetProgress, type MqttFleetReport, runMqttFleet } from '../mqtt-fleet.ts';
+import {
+  type MqttCommandEvent,
+  type MqttFleetOptions,
+  type MqttFleetProgress,
+  type MqttFleetReport,
+  type MqttCommandsSummary,
+  runMqttFleet,
+} from '../mqtt-fleet.ts';
 import { defineCommand, EXIT_NO_CONNECTION, EXIT_OK, QUIET_FLAG } from './command-runner.ts';
 import { choiceFlag, durationFlag, fileFlag, type FlagValues, integerFlag, numberFlag, switchFlag, textFlag, valueFlag } from './flags.ts';
 
@@ -48,6 +55,9 @@ const MQTT_FLAGS = {
     placeholder: 'TEXT',
     help: 'put before every device id (e.g. site2-) to run several simulators\nagainst one gateway. Default: none',
   }),
+  commands: switchFlag({
+    help: 'devices take commands from the gateway and report their new\nstate (see below). Default: off',
+  }),
   'drain-timeout': durationFlag({ default: 10_000, help: 'after the stop, how long to wait for outstanding acks. Default: 10s' }),
   'connect-deadline': durationFlag({
     default: 30_000,
@@ -90,21 +100,39 @@ immediately. Progress (connected, published, acked, failed, rate) goes to stderr
 second. Exit codes: 0 run finished or stopped by a signal, 1 no device could connect,
 2 bad usage.
 
+With --commands each device also subscribes to devices/{device_id}/commands/# (QoS 1) at
+every connect and acts on what the gateway sends there (commands.enabled), like field
+firmware: a street lamp takes dim {"level": 0..100}, on and off; a water meter takes
+valve {"open": true|false}, open and close; every device takes config {"interval_s": N}
+(one reading per N s from then on). It reports its new state at QoS 1 on
+devices/{device_id}/state, e.g. {"device_id":"sl-000002","kind":"street-lamp",
+"command":"dim","on":true,"dim_pct":40,"ts":"..."} ({"error":"unknown command"} for a
+command its model does not know), then PUBACKs the command, so the gateway's delivered
+receipt means it has acted. With {command_id} after {name} in commands.mqtt_topic the
+report carries command_id too. Each command is a line on stderr. Off by default: a
+subscription per device costs the broker memory (about 3 KB a device in the gateway),
+which a benchmark of readings should not pay.
+
 Examples:
   firmware-sim mqtt --devices 100 --rate 500 --duration 30s
   firmware-sim mqtt --devices 1000 --rate 0 --inflight 4 --duration 10s --json > result.json
   firmware-sim mqtt --devices 20 --messages 10000 --qos 1 --password secret
   firmware-sim mqtt --url mqtts://gateway.local:8883 --ca ca.pem --devices 10 --rate 1
+  firmware-sim mqtt --devices 20 --rate 10 --duration 10m --commands
 `,
   run: runMqttCommand,
 });
 
 async function runMqttCommand(flags: MqttFlags, signal: AbortSignal): Promise<number> {
   const options = mqttFleetOptions(flags, signal);
+  const startedAt = Date.now();
   const cpuBefore = process.cpuUsage();
   const report = await runMqttFleet(options, {
     onProgress: (progress) => {
       if (!flags.quiet) console.error(formatProgress(progress));
+    },
+    onCommand: (event) => {
+      if (!flags.quiet) console.error(formatCommand(event, startedAt));
     },
   });
   const cpu = process.cpuUsage(cpuBefore);
@@ -135,6 +163,7 @@ function mqttFleetOptions(flags: MqttFlags, signal: AbortSignal): MqttFleetOptio
     connectConcurrency: flags['connect-concurrency'],
     start: flags.start,
     drainTimeoutMs: flags['drain-timeout'],
+    commands: flags.commands,
     connectDeadlineMs: flags['connect-deadline'],
     signal,
     ...(flags.messages === undefined ? {} : { messages: flags.messages }),
@@ -153,6 +182,12 @@ function formatProgress(progress: MqttFleetProgress): string {
     `  published ${progress.published}  acked ${progress.acked}  in-flight ${progress.inflight}` +
     `  failed ${progress.failed}  reconnects ${progress.reconnects}  rate ${progress.ackedPerSecond} msg/s`
   );
+}
+
+function formatCommand(event: MqttCommandEvent, startedAt: number): string {
+  const seconds = ((event.receivedAtMs - startedAt) / 1_000).toFixed(1).padStart(6);
+  const id = event.commandId === undefined ? '' : ` (${event.commandId})`;
+  return `[${seconds}s] command ${event.name}${id} to ${event.deviceId}: ${event.report}`;
 }
 
 function formatSummary(report: MqttFleetReport, options: MqttFleetOptions, processStats: ProcessStats): string {
@@ -180,10 +215,19 @@ function formatSummary(report: MqttFleetReport, options: MqttFleetOptions, proce
     `  connected       ${report.connected} of ${report.devices} devices${rampUp}, ${report.reconnects} reconnects`,
     `  published       ${report.published} readings (${report.resent} re-sent after reconnects)`,
     ...acknowledged,
+    ...(report.commands === null ? [] : [formatCommands(report.commands)]),
     `  failed          ${report.failed} devices`,
     ...Object.entries(report.failures).map(([reason, count]) => `    ${count} x ${reason}`),
     ...(errors.length === 0 ? [] : ['  connection errors', ...errors.map(([error, count]) => `    ${count} x ${error}`)]),
     `  duration        ${(report.durationMs / 1_000).toFixed(1)} s (${(report.activeMs / 1_000).toFixed(1)} s publishing), ${rate}`,
     `  simulator       cpu ${((processStats.cpuUserMs + processStats.cpuSystemMs) / 1_000).toFixed(1)} s, max rss ${processStats.maxRssMb} MB`,
   ].join('\n');
+}
+
+function formatCommands(commands: MqttCommandsSummary): string {
+  const refusedSubscriptions = commands.subscribeRefused > 0 ? `, ${commands.subscribeRefused} subscriptions refused` : '';
+  return (
+    `  commands        ${commands.received} received by ${commands.subscribed} subscribed devices${refusedSubscriptions}: ` +
+    `${commands.applied} applied, ${commands.refused} refused; ${commands.reported} state reports acknowledged`
+  );
 }

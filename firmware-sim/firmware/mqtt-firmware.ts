@@ -1,7 +1,8 @@
 // What a simulated MQTT device does, like real firmware: it publishes a reading only with a free in-flight
 // slot, waits for the PUBACK, sends every unacknowledged reading again with the same seq after a reconnect
 // (at-least-once), and gives up when the broker refuses its CONNECT or keeps closing the connection on its
-// publishes. Functions of the run (state, schedulers, phases) and one device; the fleet wires them together.
+// publishes. Commands, when the run takes them, are mqtt-commands.ts's. Functions of the run (state,
+// schedulers, phases) and one device; the fleet wires them together.
 import type { ConnectRamp } from '../schedulers/connect-ramp.ts';
 import type { RateScheduler } from '../schedulers/rate-scheduler.ts';
 import type { RunPhases } from '../schedulers/run-phases.ts';
@@ -17,9 +18,11 @@ import {
   recordOffline,
   recordPublished,
   recordResent,
+  takePacketId,
 } from '../state/mqtt-fleet-state.ts';
 import { connectMqttDevice, type MqttDeviceConnectionOptions } from '../transports/mqtt-device.ts';
 import { encodePublish } from '../transports/mqtt-publish-packet.ts';
+import { type MqttCommandEvent, noteReading, onCommand, onReportPuback, onSuback, resumeCommands } from './mqtt-commands.ts';
 
 export interface MqttFirmwareSettings {
   readonly qos: 0 | 1;
@@ -43,6 +46,8 @@ export interface MqttFleetRun {
   readonly phases: RunPhases;
   readonly rate: RateScheduler;
   readonly ramp: ConnectRamp;
+  /** Told of each command a device acted on or refused (only with commands on). */
+  readonly onCommand: ((event: MqttCommandEvent) => void) | undefined;
 }
 
 /** Opens the device's connection; from then on its events drive it. */
@@ -53,6 +58,8 @@ export function startDevice(run: MqttFleetRun, device: MqttDeviceState): void {
       connected: () => onConnected(run, device),
       closed: () => onClosed(run, device),
       puback: (packetId) => onPuback(run, device, packetId),
+      suback: (packetId, granted) => onSuback(run, device, packetId, granted),
+      ...(device.commands === undefined ? {} : { message: (topic: string, payload: Buffer) => onCommand(run, device, topic, payload) }),
       refused: (message, retrying) => {
         countConnectionError(run.tally, message);
         if (retrying) run.ramp.attemptEnded(device.sim.index);
@@ -70,12 +77,15 @@ export function canPublishNew(run: MqttFleetRun, device: MqttDeviceState): boole
     isActive(run, device) &&
     device.online &&
     device.pending.length < run.settings.inflightPerDevice &&
-    run.tally.published < run.settings.messageLimit
+    run.tally.published < run.settings.messageLimit &&
+    // A config command's interval: held until its timer offers the device again.
+    device.commands?.holdTimer === undefined
   );
 }
 
 export function publishNew(run: MqttFleetRun, device: MqttDeviceState): void {
   const reading = recordPublished(run.tally, device, performance.now());
+  if (device.commands !== undefined) noteReading(run, device, device.commands);
   send(run, device, reading);
   if (run.tally.published >= run.settings.messageLimit) run.phases.stop('messages');
 }
@@ -95,6 +105,7 @@ function onConnected(run: MqttFleetRun, device: MqttDeviceState): void {
       send(run, device, reading);
     }
   }
+  if (device.commands !== undefined) resumeCommands(device, device.commands);
   run.ramp.attemptEnded(device.sim.index);
   if (run.tally.settled === run.devices.length) run.phases.startPublishing();
   run.rate.offer(device.sim.index);
@@ -118,8 +129,9 @@ function onClosed(run: MqttFleetRun, device: MqttDeviceState): void {
 
 function onPuback(run: MqttFleetRun, device: MqttDeviceState, packetId: number | undefined): void {
   const reading = device.pending.find((candidate) => candidate.packetId === packetId && candidate.connectionNumber === device.connectionNumber);
-  // A PUBACK for nothing we are waiting for (e.g. a duplicate) changes nothing [MQTT-4.3.2].
   if (reading !== undefined) onDelivered(run, device, reading);
+  // Else a state report's, or for nothing we are waiting for (e.g. a duplicate): that changes nothing [MQTT-4.3.2].
+  else if (device.commands !== undefined) onReportPuback(run, device, packetId);
 }
 
 /** Sends (or re-sends) a reading on the current connection; offline, the next 'connected' re-sends it (QoS 1). */
@@ -130,7 +142,7 @@ function send(run: MqttFleetRun, device: MqttDeviceState, reading: PendingReadin
   reading.connectionNumber = device.connectionNumber;
   // Its old id must not count as taken when choosing the new one.
   reading.packetId = 0;
-  reading.packetId = qos === 1 ? nextPacketId(device) : 0;
+  reading.packetId = qos === 1 ? takePacketId(device) : 0;
   reading.sentAt = performance.now();
   const packet = encodePublish(device.topic, reading.payload, qos, reading.packetId);
   if (qos === 1) {
@@ -141,16 +153,6 @@ function send(run: MqttFleetRun, device: MqttDeviceState, reading: PendingReadin
   connection.write(packet, (err) => {
     if (!err && isActive(run, device) && reading.connectionNumber === device.connectionNumber) onDelivered(run, device, reading);
   });
-}
-
-/** The next packet id (1..65535) not held by a reading in flight on this connection [MQTT-2.3.1-2]. */
-function nextPacketId(device: MqttDeviceState): number {
-  let id = device.lastPacketId;
-  do {
-    id = id >= 0xffff ? 1 : id + 1;
-  } while (device.pending.some((other) => other.packetId === id && other.connectionNumber === device.connectionNumber));
-  device.lastPacketId = id;
-  return id;
 }
 
 function onDelivered(run: MqttFleetRun, device: MqttDeviceState, reading: PendingReading): void {

@@ -1,5 +1,6 @@
-// The state of an MQTT fleet run: per device, its readings in flight and its ledger of acknowledged seqs;
-// for the fleet, the counters, failures and ack latencies the progress lines and the report are made of.
+// The state of an MQTT fleet run: per device, its readings in flight and its ledger of acknowledged seqs
+// (and, when it takes commands, its subscription and state reports in flight); for the fleet, the counters,
+// failures and ack latencies the progress lines and the report are made of.
 // Only bookkeeping here: when to publish is the schedulers' call, what a device does the firmware's.
 import { appendSeqRun, type DeviceLedger } from '../device-ledger.ts';
 import type { SimDevice } from '../fleet.ts';
@@ -64,8 +65,27 @@ export interface MqttFleetReport {
   readonly ackedPerSecond: number;
   /** PUBACK latency of each send (a re-send is timed from its own send). Zeros for QoS 0. */
   readonly ackLatencyMs: LatencySummary;
+  /** What the devices made of commands; null when the run took none (`commands` off). */
+  readonly commands: MqttCommandsSummary | null;
   /** Per device id. */
   readonly ledger: ReadonlyMap<string, DeviceLedger>;
+}
+
+export interface MqttCommandsSummary {
+  /** Devices whose subscription to devices/{id}/commands/# was granted (at least once). */
+  readonly subscribed: number;
+  /** Devices whose subscription the broker refused (SUBACK 0x80). */
+  readonly subscribeRefused: number;
+  /** Commands received (a redelivery counts again: MQTT QoS 1 is at least once). */
+  readonly received: number;
+  /** Commands the device acted on. */
+  readonly applied: number;
+  /** Commands refused: unknown to the device's model, or a payload it cannot use. */
+  readonly refused: number;
+  /** State reports (one per command) acknowledged by the gateway. */
+  readonly reported: number;
+  /** State reports never acknowledged when the run ended. */
+  readonly unreported: number;
 }
 
 export interface PendingReading {
@@ -97,6 +117,36 @@ export interface MqttDeviceState {
   acked: number;
   published: number;
   resent: number;
+  /** Only for a run that takes commands: the per-reading paths check this one field and nothing more. */
+  readonly commands: MqttDeviceCommands | undefined;
+}
+
+/** A state report sent after a command, until its PUBACK; re-sent after a reconnect, like a reading. */
+export interface PendingReport {
+  readonly payload: string;
+  /** MqttDeviceState.connectionNumber of the latest send. */
+  connectionNumber: number;
+  packetId: number;
+}
+
+/** A device's side of commands. */
+export interface MqttDeviceCommands {
+  /** devices/{id}/commands/#, subscribed at every connect: a clean session forgets it. */
+  readonly filter: string;
+  /** devices/{id}/state, encoded once. */
+  readonly stateTopic: Buffer;
+  /** The SUBSCRIBE waiting for its SUBACK: packet id (0 = none) and the connection it went on. */
+  subscribePacketId: number;
+  subscribeConnection: number;
+  everSubscribed: boolean;
+  /** State reports sent and not yet acknowledged, oldest first. */
+  readonly reports: PendingReport[];
+  /** A config command's interval: at most one new reading per intervalMs; 0 = as the fleet rate allows. */
+  intervalMs: number;
+  /** performance.now() of the latest new reading. */
+  lastReadingAt: number;
+  /** Set while the device waits out its interval; it is offered a reading again when the timer fires. */
+  holdTimer: NodeJS.Timeout | undefined;
 }
 
 /** Fleet-wide counters; each moves only through the functions below. */
@@ -118,9 +168,23 @@ export interface MqttFleetTally {
   readonly failures: Record<string, number>;
   readonly connectionErrors: Record<string, number>;
   readonly latency: LatencyHistogram;
+  /** Only for a run that takes commands. */
+  readonly commands: MqttCommandTally | undefined;
 }
 
-export function createMqttDeviceState(sim: SimDevice, topic: Buffer): MqttDeviceState {
+export interface MqttCommandTally {
+  subscribed: number;
+  subscribeRefused: number;
+  received: number;
+  applied: number;
+  refused: number;
+  reported: number;
+  /** State reports sent and not yet acknowledged: the drain waits for them as for readings. */
+  reportsInflight: number;
+}
+
+/** `commands`: the device subscribes to commands and reports its state on `stateTopic` (encoded). */
+export function createMqttDeviceState(sim: SimDevice, topic: Buffer, commands?: { readonly stateTopic: Buffer }): MqttDeviceState {
   return {
     sim,
     topic,
@@ -137,10 +201,24 @@ export function createMqttDeviceState(sim: SimDevice, topic: Buffer): MqttDevice
     acked: 0,
     published: 0,
     resent: 0,
+    commands:
+      commands === undefined
+        ? undefined
+        : {
+            filter: `devices/${sim.id}/commands/#`,
+            stateTopic: commands.stateTopic,
+            subscribePacketId: 0,
+            subscribeConnection: 0,
+            everSubscribed: false,
+            reports: [],
+            intervalMs: 0,
+            lastReadingAt: 0,
+            holdTimer: undefined,
+          },
   };
 }
 
-export function createMqttFleetTally(startedAt: number): MqttFleetTally {
+export function createMqttFleetTally(startedAt: number, commands = false): MqttFleetTally {
   return {
     startedAt,
     firstPublishAt: undefined,
@@ -157,7 +235,31 @@ export function createMqttFleetTally(startedAt: number): MqttFleetTally {
     failures: {},
     connectionErrors: {},
     latency: createLatencyHistogram(),
+    commands: commands ? { subscribed: 0, subscribeRefused: 0, received: 0, applied: 0, refused: 0, reported: 0, reportsInflight: 0 } : undefined,
   };
+}
+
+/**
+ * The next packet id (1..65535) not held on this connection by a reading or state report in flight or by
+ * the SUBSCRIBE waiting for its SUBACK [MQTT-2.3.1-2].
+ */
+export function takePacketId(device: MqttDeviceState): number {
+  let id = device.lastPacketId;
+  do {
+    id = id >= 0xffff ? 1 : id + 1;
+  } while (isPacketIdTaken(device, id));
+  device.lastPacketId = id;
+  return id;
+}
+
+function isPacketIdTaken(device: MqttDeviceState, id: number): boolean {
+  const { commands, connectionNumber } = device;
+  if (device.pending.some((other) => other.packetId === id && other.connectionNumber === connectionNumber)) return true;
+  if (commands === undefined) return false;
+  return (
+    (commands.subscribePacketId === id && commands.subscribeConnection === connectionNumber) ||
+    commands.reports.some((other) => other.packetId === id && other.connectionNumber === connectionNumber)
+  );
 }
 
 /** A new reading of the device goes in flight (it is sent by the caller). */
@@ -222,14 +324,52 @@ export function dropPending(tally: MqttFleetTally, device: MqttDeviceState): voi
   device.pending.length = 0;
 }
 
-/** The device gives up: its readings in flight stay unacknowledged in its ledger. */
+/** The device gives up: its readings (and state reports) in flight stay unacknowledged in its ledger. */
 export function recordFailure(tally: MqttFleetTally, device: MqttDeviceState, reason: string): void {
   device.failure = reason;
   tally.failures[reason] = (tally.failures[reason] ?? 0) + 1;
   tally.failed += 1;
   tally.inflight -= device.pending.length;
+  if (tally.commands !== undefined && device.commands !== undefined) tally.commands.reportsInflight -= device.commands.reports.length;
   if (!device.everConnected) tally.settled += 1;
   recordOffline(tally, device);
+}
+
+/** The SUBACK of the device's command subscription: granted or refused. */
+export function recordSubscribed(tally: MqttFleetTally, device: MqttDeviceState, granted: boolean): void {
+  const { commands } = device;
+  if (commands === undefined || tally.commands === undefined) return;
+  commands.subscribePacketId = 0;
+  if (!granted) {
+    tally.commands.subscribeRefused += 1;
+    return;
+  }
+  if (!commands.everSubscribed) tally.commands.subscribed += 1;
+  commands.everSubscribed = true;
+}
+
+/** A command arrived and the device acted on it (applied) or refused it; its state report goes in flight. */
+export function recordCommand(tally: MqttFleetTally, device: MqttDeviceState, applied: boolean, report: string): PendingReport | undefined {
+  const { commands } = device;
+  if (commands === undefined || tally.commands === undefined) return undefined;
+  tally.commands.received += 1;
+  if (applied) tally.commands.applied += 1;
+  else tally.commands.refused += 1;
+  const pending: PendingReport = { payload: report, connectionNumber: 0, packetId: 0 };
+  commands.reports.push(pending);
+  tally.commands.reportsInflight += 1;
+  return pending;
+}
+
+/** A state report's PUBACK; false if it was not in flight. */
+export function recordReported(tally: MqttFleetTally, device: MqttDeviceState, report: PendingReport): boolean {
+  const reports = device.commands?.reports;
+  const position = reports?.indexOf(report) ?? -1;
+  if (reports === undefined || tally.commands === undefined || position < 0) return false;
+  reports.splice(position, 1);
+  tally.commands.reportsInflight -= 1;
+  tally.commands.reported += 1;
+  return true;
 }
 
 export function countConnectionError(tally: MqttFleetTally, error: string): void {
@@ -288,8 +428,14 @@ export function buildMqttFleetReport(tally: MqttFleetTally, devices: readonly Mq
     publishedPerSecond: perSecond(published),
     ackedPerSecond: perSecond(acked),
     ackLatencyMs: tally.latency.summary(),
+    commands: tally.commands === undefined ? null : commandsSummary(tally.commands),
     ledger: new Map(devices.map((device) => [device.sim.id, deviceLedger(device)])),
   };
+}
+
+function commandsSummary(tally: MqttCommandTally): MqttCommandsSummary {
+  const { subscribed, subscribeRefused, received, applied, refused, reported } = tally;
+  return { subscribed, subscribeRefused, received, applied, refused, reported, unreported: received - reported };
 }
 
 function deviceLedger(device: MqttDeviceState): DeviceLedger {

@@ -1,7 +1,8 @@
 // One simulated device's MQTT 3.1.1 connection to the gateway's broker. mqtt.js owns the connection
-// (CONNECT, keepalive, reconnect, TLS, DISCONNECT); readings bypass its publish() and are written as raw
-// PUBLISH packets (see `write`), so the fleet's ledger is the only copy of what is outstanding. What the
-// device does with the events (re-send, give up) is firmware/mqtt-firmware.ts's business.
+// (CONNECT, keepalive, reconnect, TLS, DISCONNECT) and answers the gateway's QoS 1 commands with PUBACK;
+// readings, state reports and the SUBSCRIBE bypass its publish() and subscribe() and are written as raw
+// packets (see `write`), so the fleet's ledger is the only copy of what is outstanding. What the device does
+// with the events (re-send, give up, act on a command) is firmware/mqtt-firmware.ts's business.
 import { connect } from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
 
@@ -23,6 +24,14 @@ export interface MqttDeviceEvents {
   connected(): void;
   closed(): void;
   puback(packetId: number | undefined): void;
+  /** The SUBACK of a raw SUBSCRIBE: one return code per filter, the granted QoS or 0x80 [MQTT-3.9.3]. */
+  suback(packetId: number | undefined, granted: readonly number[]): void;
+  /**
+   * A PUBLISH from the broker (a command). Given only by a device that takes commands: without it nothing
+   * listens for messages. mqtt.js sends the PUBACK (QoS 1) once this returns, so a device that acts here
+   * has acted before the gateway hears the command was delivered.
+   */
+  message?(topic: string, payload: Buffer): void;
   /**
    * CONNACK refused [MQTT-3.2.2.3]. `retrying` for return code 3 (server unavailable, temporary): a
    * reconnect follows after the reconnect period. The other codes (bad password, not authorized) need a person.
@@ -34,9 +43,9 @@ export interface MqttDeviceEvents {
 
 export interface MqttDeviceConnection {
   /**
-   * Writes a PUBLISH straight to the socket. Through client.publish() mqtt.js clones each packet into its
-   * outgoing store, writes it in six small chunks and logs ~30 times; at 1,000 devices that was the
-   * simulator's main CPU cost. Its store would also re-send unacked QoS 1 publishes by itself after a
+   * Writes a PUBLISH (or a SUBSCRIBE) straight to the socket. Through client.publish() mqtt.js clones each
+   * packet into its outgoing store, writes it in six small chunks and logs ~30 times; at 1,000 devices that
+   * was the simulator's main CPU cost. Its store would also re-send unacked QoS 1 publishes by itself after a
    * reconnect, even with clean: true, on top of the firmware's own re-send. Without a socket it is dropped
    * (the firmware re-sends after the next connect).
    */
@@ -48,6 +57,7 @@ export interface MqttDeviceConnection {
 }
 
 const CONNECTION_REFUSED_SERVER_UNAVAILABLE = 3;
+const SUBACK_FAILURE = 0x80;
 const noop = (): void => {};
 
 export function connectMqttDevice(options: MqttDeviceConnectionOptions, events: MqttDeviceEvents): MqttDeviceConnection {
@@ -67,8 +77,22 @@ export function connectMqttDevice(options: MqttDeviceConnectionOptions, events: 
     if (live()) events.closed();
   });
   client.on('packetreceive', (packet) => {
-    if (packet.cmd === 'puback' && live()) events.puback(packet.messageId);
+    if (packet.cmd === 'puback') {
+      if (live()) events.puback(packet.messageId);
+    } else if (packet.cmd === 'suback' && live()) {
+      // MQTT 3.1.1 return codes are numbers; mqtt-packet types them for MQTT 5 too.
+      events.suback(
+        packet.messageId,
+        (packet.granted as readonly unknown[]).map((code) => (typeof code === 'number' ? code : SUBACK_FAILURE)),
+      );
+    }
   });
+  const { message } = events;
+  if (message !== undefined) {
+    client.on('message', (topic, payload) => {
+      if (live()) message(topic, payload);
+    });
+  }
   client.on('error', (err: Error & { code?: unknown }) => {
     if (!live()) return;
     const { code } = err;

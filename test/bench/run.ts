@@ -18,6 +18,8 @@
 //   8. compression: bytes on the wire and CPU per record for each kafka.compression (compression.ts)
 //   9. idle fleet: gateway RSS with 10,000 MQTT devices connected, mostly idle (idle-fleet.ts)
 //  10. memory: the gateway's peak RSS against aedes alone under the same load (memory-vs-aedes.ts)
+//  11. command latency, Kafka -> device (MQTT, LoRaWAN Class C and A, TTN), MQTT and TTN beside a kcat | mosquitto_pub
+//      bridge; 200 commands per path at 20/s, its own gateway and mock cluster (command-latency.ts)
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +40,7 @@ import { createLogger } from '../../src/core/log.ts';
 import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
 import { cpuSeconds, metric, rssMb, runSim, say, sleep } from './bench-tools.ts';
+import { benchCommandLatency } from './command-latency.ts';
 import { benchCompression } from './compression.ts';
 import { benchDrainVsRtt } from './drain-vs-rtt.ts';
 import { benchIdleFleet } from './idle-fleet.ts';
@@ -48,7 +51,7 @@ const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
 const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
-const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter', 'compression', 'idle', 'memory'] as const;
+const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter', 'compression', 'idle', 'memory', 'commands'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -70,7 +73,7 @@ if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.o
   process.stderr.write(`--only must be one of ${SCENARIOS.join(', ')}, got '${args.only}' (npm run bench -- --help)\n`);
   process.exit(2);
 }
-/** mqtt runs scenario A, 1-3 and 3b, lorawan 4, ttn 5, formatter 7, compression 8, idle 9, memory 10; without --only, all of them (6 comes with any gateway scenario). */
+/** mqtt runs scenario A, 1-3 and 3b, lorawan 4, ttn 5, formatter 7, compression 8, idle 9, memory 10, commands 11; without --only, all of them (6 comes with any gateway scenario). */
 const selected = (scenario: (typeof SCENARIOS)[number]): boolean => args.only === undefined || args.only === scenario;
 const DEVICES = Number(args.devices);
 const SECONDS = Number(args.seconds);
@@ -304,6 +307,7 @@ async function main(): Promise<void> {
   if (selected('compression')) await benchCompression();
   if (selected('idle')) await benchIdleFleet(10_000, SECONDS * 2, unitNodeOptions());
   if (selected('memory')) await benchMemoryVsAedes(DEVICES, SECONDS, unitNodeOptions());
+  if (selected('commands')) await benchCommandLatency({ commands: 200, ratePerS: 20, devices: 10, nodeOptions: unitNodeOptions() });
 }
 
 /** The node flags the systemd unit runs the gateway with (its NODE_OPTIONS), so the memory figures are the deployed ones. */
