@@ -57,8 +57,8 @@ export interface DownlinkTrackerOptions {
 }
 
 export function createDownlinkTracker(options: DownlinkTrackerOptions, identityOf: (client: Client) => Identity | undefined): DownlinkTracker {
-  /** The live connection of each device (bounded by the broker's connection limits). */
-  const connections = new Map<string, Client>();
+  /** aedes' own registry of live clients by client id (a device's client id is its device id: authentication.ts). */
+  let clients: Readonly<Record<string, Client | undefined>> = {};
   const pending = new Map<string, Pending>();
   const byBody = new WeakMap<Buffer, Pending>();
   /** The send waiting on each connection (a device has one connection, and one send at a time). */
@@ -71,6 +71,12 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
     return identity === undefined || identity.kind === 'client' ? null : identity.deviceId;
   }
 
+  /** The device's live connection. Looked up, never kept: a closed client held here would keep its buffers. */
+  function connectionOf(deviceId: string): Client | undefined {
+    const client = clients[deviceId];
+    return client === undefined || client.closed || deviceOf(client) !== deviceId ? undefined : client;
+  }
+
   function notify(deviceId: string): void {
     for (const listener of listeners) listener(deviceId);
   }
@@ -78,28 +84,25 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
   return {
     attach(broker) {
       store = (broker as unknown as { persistence?: OutgoingStore }).persistence ?? null;
+      clients = (broker as unknown as { clients?: Record<string, Client> }).clients ?? {};
       broker.on('clientReady', (client) => {
         const deviceId = deviceOf(client);
-        if (deviceId === null) return;
-        connections.set(deviceId, client);
-        notify(deviceId);
+        if (deviceId !== null) notify(deviceId);
       });
       broker.on('subscribe', (_subscriptions, client) => {
         const deviceId = deviceOf(client);
-        if (deviceId !== null && connections.get(deviceId) === client) notify(deviceId);
+        if (deviceId !== null && connectionOf(deviceId) === client) notify(deviceId);
       });
       broker.on('clientDisconnect', (client) => {
         const deviceId = deviceOf(client);
-        if (deviceId === null) return;
-        if (connections.get(deviceId) === client) connections.delete(deviceId);
-        const waiting = pending.get(deviceId);
+        const waiting = deviceId === null ? undefined : pending.get(deviceId);
         if (waiting?.client === client) waiting.settle('gone');
       });
     },
 
     reachable(deviceId, topic) {
-      const client = connections.get(deviceId);
-      if (client === undefined || client.closed) return false;
+      const client = connectionOf(deviceId);
+      if (client === undefined) return false;
       const subscriptions = (client as unknown as ClientInternals).subscriptions ?? {};
       // aedes sends at the QoS of a subscription to exactly this topic when there is one (lib/client.js).
       const exact = subscriptions[topic];
@@ -108,8 +111,8 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
     },
 
     send(deviceId, topic, payload) {
-      const client = connections.get(deviceId);
-      if (client === undefined || client.closed || pending.has(deviceId)) return Promise.resolve('gone');
+      const client = connectionOf(deviceId);
+      if (client === undefined || pending.has(deviceId)) return Promise.resolve('gone');
       // A Buffer of our own: its identity marks this message in forward().
       const body = Buffer.from(payload);
       return new Promise<DownlinkOutcome>((resolve) => {
@@ -161,7 +164,6 @@ export function createDownlinkTracker(options: DownlinkTrackerOptions, identityO
 
     close() {
       for (const entry of [...pending.values()]) entry.settle('gone');
-      connections.clear();
     },
   };
 }
