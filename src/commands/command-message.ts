@@ -6,6 +6,7 @@
 // payload's raw bytes (name from the `command-name` header). In an envelope the payload is one of
 // `payload` (an object or array: sent as JSON text; a string: its UTF-8 bytes), `payload_hex`, `payload_base64`.
 import { isDeviceId } from '../record/device-id.ts';
+import type { Command } from './command.ts';
 import { nestsDeeperThan } from '../shared/json-depth.ts';
 
 export interface KafkaCommandMessage {
@@ -14,17 +15,8 @@ export interface KafkaCommandMessage {
   readonly headers?: Readonly<Record<string, Buffer | string | readonly (Buffer | string)[] | undefined>>;
 }
 
-export interface ParsedCommand {
-  readonly id: string;
-  readonly deviceId: string;
-  readonly name: string;
-  readonly payload: Buffer;
-  /** The payload was an object or array (its JSON text is `payload`): a LoRaWAN device's encodeDownlink may make bytes of it. */
-  readonly structured: boolean;
-  readonly fport: number | null;
-  readonly confirmed: boolean;
-  readonly expiresAtMs: number;
-}
+/** What a Kafka message says; the queue adds when it was accepted, its order and its delivery state. */
+export type ParsedCommand = Pick<Command, 'id' | 'deviceId' | 'name' | 'payload' | 'structured' | 'fport' | 'confirmed' | 'expiresAtMs'>;
 
 export type CommandRefusal =
   | 'malformed-json'

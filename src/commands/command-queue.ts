@@ -83,6 +83,18 @@ function write(change: Change, scope: string, key: string, value: string | null,
   change.undo.push({ scope, key, value: before });
 }
 
+/** The receipt of a step of `command`, with its attempts so far and the path and reason when given. */
+function receiptFor(command: Command, status: ReceiptStatus, detail: { readonly reason?: string; readonly path?: string }): Receipt {
+  return {
+    commandId: command.id,
+    deviceId: command.deviceId,
+    status,
+    attempts: command.attempts,
+    ...(detail.reason === undefined ? {} : { reason: detail.reason }),
+    ...(detail.path === undefined ? {} : { path: detail.path }),
+  };
+}
+
 export function createCommandQueue(options: CommandQueueOptions, deps: CommandQueueDeps): CommandQueue {
   const log = deps.log.child({ component: 'commands.queue' });
   /** A full buffer refuses every change: one line per reason a minute. */
@@ -302,14 +314,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
         const current = byId.get(id);
         if (current === undefined) return false;
         const now = nowMs();
-        const receipt: Receipt = {
-          commandId: id,
-          deviceId: current.deviceId,
-          status,
-          attempts: current.attempts,
-          ...(detail.reason === undefined ? {} : { reason: detail.reason }),
-          ...(detail.path === undefined ? {} : { path: detail.path }),
-        };
+        const receipt = receiptFor(current, status, detail);
         const change: Change = { writes: [], undo: [] };
         write(change, COMMAND_SCOPE, id, null, encodeCommand(current));
         rememberDone(id, now, change);
@@ -329,14 +334,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
       return exclusive(async () => {
         const current = byId.get(id);
         if (current === undefined) return false;
-        const receipt: Receipt = {
-          commandId: id,
-          deviceId: current.deviceId,
-          status,
-          attempts: current.attempts,
-          ...(detail.reason === undefined ? {} : { reason: detail.reason }),
-          ...(detail.path === undefined ? {} : { path: detail.path }),
-        };
+        const receipt = receiptFor(current, status, detail);
         const result = await commit([receiptRecord(receipt, nowMs())], { writes: [], undo: [] });
         if (result.ok) count([receipt]);
         return result.ok;

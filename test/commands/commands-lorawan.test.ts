@@ -8,7 +8,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type TestContext, test } from 'node:test';
-import kafkajs from 'kafkajs';
 import loraPacketModule from 'lora-packet';
 import { stringify } from 'yaml';
 import { lorawanDevicesConfig } from '../../firmware-sim/lorawan-fleet.ts';
@@ -16,7 +15,7 @@ import { createSimulatedForwarder } from '../../firmware-sim/transports/packet-f
 import type { Txpk } from '../../src/ingress/semtech-udp/packets.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { freeUdpPort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { startKafkaMock, tailTopic } from '../helpers/kafka-mock.ts';
+import { type ReceiptValue, startCommandKafka } from '../helpers/command-kafka.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -27,13 +26,6 @@ const COMMANDS = 'city.commands';
 const RECEIPTS = 'city.command-receipts';
 const GATEWAY_EUI = 'aa555a0000000001';
 
-interface ReceiptValue {
-  command_id: string;
-  status: string;
-  path?: string;
-  reason?: string;
-}
-
 interface SimDevice {
   readonly devEui: string;
   readonly devAddr: Buffer;
@@ -43,14 +35,8 @@ interface SimDevice {
 }
 
 async function setup(t: TestContext, options: { classC?: boolean; formatterFile?: string } = {}) {
-  const kafka = await startKafkaMock({
-    brokers: 1,
-    topics: [
-      { name: RECORDS, partitions: 1 },
-      { name: COMMANDS, partitions: 2 },
-      { name: RECEIPTS, partitions: 2 },
-    ],
-  });
+  const commandKafka = await startCommandKafka(t, { records: RECORDS, commands: COMMANDS, receipts: RECEIPTS, partitions: 2 });
+  const { kafka } = commandKafka;
   const dir = tempDir(t);
   const udpPort = await freeUdpPort();
   const entries = lorawanDevicesConfig({ devices: 2, otaaShare: 0, seed: 77 }).map((entry, index) =>
@@ -80,13 +66,6 @@ async function setup(t: TestContext, options: { classC?: boolean; formatterFile?
   });
   await forwarder.start();
   t.after(() => forwarder.stop());
-  const receipts = tailTopic(kafka.brokers, RECEIPTS);
-  t.after(() => receipts.stop());
-  const producer = new kafkajs.Kafka({ clientId: 'test-lorawan-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
-  await producer.connect();
-  t.after(() => producer.disconnect());
-  // Last: the receipts reader leaves its group only while the cluster is still up (t.after runs in order).
-  t.after(() => kafka.stop());
   const devices: SimDevice[] = entries.map((entry) => {
     const abp = entry as { dev_eui: string; dev_addr: string; nwk_s_key: string; app_s_key: string };
     return {
@@ -97,11 +76,7 @@ async function setup(t: TestContext, options: { classC?: boolean; formatterFile?
       fcnt: 0,
     };
   });
-  const statuses = (commandId: string): ReceiptValue[] =>
-    receipts
-      .messages()
-      .map((message) => JSON.parse(message.value?.toString('utf8') ?? '{}') as ReceiptValue)
-      .filter((receipt) => receipt.command_id === commandId);
+  const statuses = (commandId: string): ReceiptValue[] => commandKafka.receipts(commandId).map((entry) => entry.value);
   return {
     gateway,
     forwarder,
@@ -109,7 +84,7 @@ async function setup(t: TestContext, options: { classC?: boolean; formatterFile?
     devices,
     statuses,
     async command(devEui: string, commandId: string, body: Record<string, unknown>): Promise<void> {
-      await producer.send({ topic: COMMANDS, acks: -1, messages: [{ key: devEui, value: JSON.stringify(body), headers: { 'command-id': commandId } }] });
+      await commandKafka.send(devEui, JSON.stringify(body), { 'command-id': commandId });
     },
     /** An uplink built with lora-packet; resolves with the tmst it was received at. */
     async uplink(device: SimDevice, options: { confirmed?: boolean; ack?: boolean } = {}): Promise<number> {

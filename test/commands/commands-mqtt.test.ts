@@ -10,11 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import kafkajs from 'kafkajs';
 import { connect, connectAsync, type MqttClient } from 'mqtt';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { type GatewayProcess, freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { type ConsumedMessage, type KafkaMock, startKafkaMock, type TopicTail, tailTopic } from '../helpers/kafka-mock.ts';
+import { type CommandKafka, startCommandKafka } from '../helpers/command-kafka.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -36,68 +35,31 @@ async function iotgw(args: string[]): Promise<{ status: number; stdout: string; 
 const COMMANDS = 'city.commands';
 const RECEIPTS = 'city.command-receipts';
 
-interface ReceiptValue {
-  command_id: string | null;
-  device_id: string | null;
-  status: string;
-  reason?: string;
-  path?: string;
-}
-
-interface Harness {
-  readonly kafka: KafkaMock;
+interface Harness extends CommandKafka {
   readonly configPath: string;
-  readonly receipts: TopicTail;
   gateway: GatewayProcess;
-  send(key: string | null, value: string | Buffer, headers?: Record<string, string>): Promise<void>;
-  /** The receipts of a command id, in order. */
-  statuses(commandId: string): string[];
-  receipt(commandId: string | null, status: string): ReceiptValue | undefined;
 }
 
 async function setup(t: TestContext): Promise<Harness> {
-  const kafka = await startKafkaMock({
-    brokers: 1,
-    topics: [
-      { name: RECORDS, partitions: 1 },
-      { name: COMMANDS, partitions: 3 },
-      { name: RECEIPTS, partitions: 3 },
-    ],
-  });
+  const commandKafka = await startCommandKafka(t, { records: RECORDS, commands: COMMANDS, receipts: RECEIPTS });
   const dir = tempDir(t);
   const config: ConfigInput = {
     gateway_id: 'gw-commands',
     mqtt: { host: '127.0.0.1', port: await freePort(), allow_anonymous: true },
     http: { host: '127.0.0.1', port: 0 },
-    kafka: { brokers: [...kafka.brokers], topic: RECORDS, retry_initial_ms: 100, retry_max_ms: 1000, request_timeout_ms: 5000, connection_timeout_ms: 1000 },
+    kafka: {
+      brokers: [...commandKafka.kafka.brokers],
+      topic: RECORDS,
+      retry_initial_ms: 100,
+      retry_max_ms: 1000,
+      request_timeout_ms: 5000,
+      connection_timeout_ms: 1000,
+    },
     buffer: { path: join(dir, 'buffer.db') },
     commands: { enabled: true, topic: COMMANDS, receipts_topic: RECEIPTS, fetch_wait_ms: 50 },
   };
   const configPath = writeGatewayConfig(dir, config);
-  const gateway = await startGatewayProcess(t, configPath);
-  const receipts = tailTopic(kafka.brokers, RECEIPTS);
-  t.after(() => receipts.stop());
-  const producer = new kafkajs.Kafka({ clientId: 'test-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
-  await producer.connect();
-  t.after(() => producer.disconnect());
-  // Last: the receipts reader leaves its group only while the cluster is still up (t.after runs in order).
-  t.after(() => kafka.stop());
-  const parsed = (): { message: ConsumedMessage; value: ReceiptValue }[] =>
-    receipts.messages().map((message) => ({ message, value: JSON.parse(message.value?.toString('utf8') ?? '{}') as ReceiptValue }));
-  return {
-    kafka,
-    configPath,
-    receipts,
-    gateway,
-    async send(key, value, headers = {}) {
-      await producer.send({ topic: COMMANDS, acks: -1, messages: [{ key, value, headers }] });
-    },
-    statuses: (commandId) =>
-      parsed()
-        .filter((entry) => entry.value.command_id === commandId)
-        .map((entry) => entry.value.status),
-    receipt: (commandId, status) => parsed().find((entry) => entry.value.command_id === commandId && entry.value.status === status)?.value,
-  };
+  return { ...commandKafka, configPath, gateway: await startGatewayProcess(t, configPath) };
 }
 
 interface Device {
@@ -123,7 +85,7 @@ test('a command reaches an MQTT device online, at QoS 1, with accepted, sent and
   await waitFor(() => h.statuses('c-online').length === 3, 'three receipts', 20_000);
   assert.deepEqual(h.statuses('c-online'), ['accepted', 'sent', 'delivered']);
   assert.equal(h.receipt('c-online', 'delivered')?.path, 'mqtt');
-  const delivered = h.receipts.messages().find((message) => message.headers['receipt-status'] === 'delivered');
+  const delivered = h.receipts('c-online').find((entry) => entry.value.status === 'delivered')?.message;
   assert.equal(delivered?.key, 'lamp-1', 'receipts are keyed by the device');
   assert.equal(delivered?.headers['command-id'], 'c-online');
   assert.equal(await h.gateway.metric('iotgw_commands_total', ['status="delivered"']), 1);

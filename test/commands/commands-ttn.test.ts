@@ -10,12 +10,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import kafkajs from 'kafkajs';
 import { startTtsStandIn, type TtsStandIn } from '../../firmware-sim/tts-stand-in.ts';
 import { createTtsFleet, publishTtsTraffic, type TtsSimDevice } from '../../firmware-sim/tts-traffic.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { type ConsumedMessage, startKafkaMock, type TopicTail, tailTopic } from '../helpers/kafka-mock.ts';
+import { type CommandKafka, type ReceiptValue, startCommandKafka } from '../helpers/command-kafka.ts';
+import type { ConsumedMessage } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -24,19 +24,10 @@ const COMMANDS = 'city.commands';
 const RECEIPTS = 'city.command-receipts';
 const APPLICATION = 'city-water';
 
-interface ReceiptValue {
-  command_id: string | null;
-  device_id: string | null;
-  status: string;
-  reason?: string;
-  path?: string;
-  attempts?: number;
-}
-
 interface Harness {
   readonly standIn: TtsStandIn;
   readonly configPath: string;
-  readonly receipts: TopicTail;
+  readonly kafka: CommandKafka;
   gateway: GatewayProcess;
   send(key: string, value: unknown, commandId: string): Promise<void>;
   statuses(commandId: string): string[];
@@ -45,14 +36,8 @@ interface Harness {
 }
 
 async function setup(t: TestContext): Promise<Harness> {
-  const kafka = await startKafkaMock({
-    brokers: 1,
-    topics: [
-      { name: RECORDS, partitions: 1 },
-      { name: COMMANDS, partitions: 3 },
-      { name: RECEIPTS, partitions: 3 },
-    ],
-  });
+  const commandKafka = await startCommandKafka(t, { records: RECORDS, commands: COMMANDS, receipts: RECEIPTS });
+  const { kafka } = commandKafka;
   const dir = tempDir(t);
   const standIn = await startTtsStandIn({ applicationId: APPLICATION, tenantId: 'ttn' });
   t.after(() => standIn.stop());
@@ -69,29 +54,15 @@ async function setup(t: TestContext): Promise<Harness> {
   };
   const configPath = writeGatewayConfig(dir, config);
   const gateway = await startGatewayProcess(t, configPath);
-  const receipts = tailTopic(kafka.brokers, RECEIPTS);
-  t.after(() => receipts.stop());
-  const producer = new kafkajs.Kafka({ clientId: 'test-commands-ttn', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
-  await producer.connect();
-  t.after(() => producer.disconnect());
-  // Last: the receipts reader leaves its group only while the cluster is still up (t.after runs in order).
-  t.after(() => kafka.stop());
-  const parsed = (): { message: ConsumedMessage; value: ReceiptValue }[] =>
-    receipts.messages().map((message) => ({ message, value: JSON.parse(message.value?.toString('utf8') ?? '{}') as ReceiptValue }));
   return {
     standIn,
     configPath,
-    receipts,
+    kafka: commandKafka,
     gateway,
-    async send(key, value, commandId) {
-      await producer.send({ topic: COMMANDS, acks: -1, messages: [{ key, value: JSON.stringify(value), headers: { 'command-id': commandId } }] });
-    },
-    statuses: (commandId) =>
-      parsed()
-        .filter((entry) => entry.value.command_id === commandId)
-        .map((entry) => entry.value.status),
-    receipt: (commandId, status) => parsed().find((entry) => entry.value.command_id === commandId && entry.value.status === status)?.value,
-    message: (commandId, status) => parsed().find((entry) => entry.value.command_id === commandId && entry.value.status === status)?.message,
+    send: (key, value, commandId) => commandKafka.send(key, JSON.stringify(value), { 'command-id': commandId }),
+    statuses: (commandId) => commandKafka.statuses(commandId),
+    receipt: (commandId, status) => commandKafka.receipt(commandId, status),
+    message: (commandId, status) => commandKafka.receipts(commandId).find((entry) => entry.value.status === status)?.message,
   };
 }
 
@@ -179,5 +150,5 @@ test('commands to TTN devices: pushed to TTS with their correlation id, receipts
   assert.deepEqual(h.statuses('c-after-restart'), ['accepted', 'sent', 'acked']);
   assert.equal(h.receipt('c-after-restart', 'acked')?.path, 'ttn');
   assert.equal(operations(h.standIn, valve).length, 2);
-  t.diagnostic(`downlink operations at the stand-in: ${h.standIn.downlinkOperations().length}; receipts: ${h.receipts.messages().length}`);
+  t.diagnostic(`downlink operations at the stand-in: ${h.standIn.downlinkOperations().length}; receipts: ${h.kafka.receipts().length}`);
 });
