@@ -1,7 +1,8 @@
 // Runs a simulated LoRaWAN network against the gateway's Semtech UDP port: G packet forwarders and N
 // Class-A devices with real crypto. OTAA devices join first; every device then sends the fleet.ts readings
 // of its kind, some confirmed, some heard by two forwarders, and on request a few replays of old frames and
-// forged MICs. The report says, per device, what went on air and what came back, so a test can compare it
+// forged MICs. Devices act on the commands iotgw sends in their receive windows (firmware/lorawan-firmware.ts).
+// The report says, per device, what went on air and what came back (commands too), so a test can compare it
 // with what reached Kafka. A composition of: the fleet state (state/lorawan-fleet-state.ts, and the --state
 // file), the pacer (schedulers/pacer.ts), the device firmware (firmware/lorawan-firmware.ts) and the air
 // between devices and forwarders (transports/lorawan-air.ts).

@@ -8,7 +8,8 @@
 // down/sent and (confirmed) down/ack. Tests choose another fate per device: nack (TTS keeps the downlink
 // queued for the next uplink), fail (down/failed with a TTS error), hold (queued until deviceUplink()), or
 // ignore (no answer at all, as for a key without the downlink right). Devices are known from the uplinks
-// published through the stand-in; a downlink for an unknown device gets no answer, as from TTS.
+// published through the stand-in; a downlink for an unknown device gets no answer, as from TTS. A simulated
+// device can take what goes on air for it (setDeviceReceiver; tts-traffic.ts's model devices act on commands).
 import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError } from 'aedes';
@@ -93,6 +94,11 @@ export interface TtsStandIn {
   downlinkOperations(): readonly ReceivedDownlinkOperation[];
   /** The device's TTS downlink queue now (held and nacked downlinks). */
   downlinkQueue(deviceId: string): readonly TtsDownlink[];
+  /**
+   * Who receives the device's downlinks on air: called with each one as it goes out, before down/sent (at
+   * once for 'ack' and 'nack' fates, at deviceUplink() for held ones). undefined: nobody (the default).
+   */
+  setDeviceReceiver(deviceId: string, receiver: ((downlink: TtsDownlink) => void) | undefined): void;
   /** The device uplinks: the head of its queue goes out (down/sent, then down/ack or down/nack if confirmed). False if the queue was empty. */
   deviceUplink(deviceId: string, answer?: 'ack' | 'nack'): Promise<boolean>;
   stop(): Promise<void>;
@@ -131,6 +137,8 @@ interface DownlinkState {
   readonly fates: Map<string, { fates: DownlinkFate[]; error: TtsErrorDetails }>;
   readonly queues: Map<string, QueuedDownlink[]>;
   readonly fCntDown: Map<string, number>;
+  /** Device id -> the simulated device that hears its downlinks. */
+  readonly receivers: Map<string, (downlink: TtsDownlink) => void>;
   readonly operations: ReceivedDownlinkOperation[];
   /** Events go out one device operation at a time, in order. */
   chain: Promise<void>;
@@ -149,7 +157,7 @@ export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsSt
     refused: 0,
     subscriptions: new Map(),
     subscriberWaiters: new Set(),
-    downlinks: { devices: new Map(), fates: new Map(), queues: new Map(), fCntDown: new Map(), operations: [], chain: Promise.resolve() },
+    downlinks: { devices: new Map(), fates: new Map(), queues: new Map(), fCntDown: new Map(), receivers: new Map(), operations: [], chain: Promise.resolve() },
   };
   const publishEvent = (topic: string, message: Record<string, unknown>): Promise<void> =>
     new Promise((resolve, reject) =>
@@ -189,6 +197,10 @@ export async function startTtsStandIn(options: TtsStandInOptions): Promise<TtsSt
       state.downlinks.fates.set(deviceId, { fates: fates.length === 0 ? ['ack'] : [...fates], error });
     },
     downlinkOperations: () => [...state.downlinks.operations],
+    setDeviceReceiver(deviceId, receiver) {
+      if (receiver === undefined) state.downlinks.receivers.delete(deviceId);
+      else state.downlinks.receivers.set(deviceId, receiver);
+    },
     downlinkQueue: (deviceId) => (state.downlinks.queues.get(deviceId) ?? []).map((queued) => queued.downlink),
     deviceUplink: (deviceId, answer = 'ack') => downlinks.uplink(deviceId, answer),
     async stop() {
@@ -310,6 +322,7 @@ function createDownlinkSimulator(
   async function transmit(deviceId: string, ids: Record<string, unknown>, queued: QueuedDownlink, answer: 'ack' | 'nack'): Promise<void> {
     const fCnt = (downlinks.fCntDown.get(deviceId) ?? 0) + 1;
     downlinks.fCntDown.set(deviceId, fCnt);
+    downlinks.receivers.get(deviceId)?.(queued.downlink);
     const sent = eventOf(deviceId, ids, 'sent', queued, { f_cnt: fCnt });
     await publishEvent(sent.topic, sent.message);
     if (!queued.downlink.confirmed || answer === 'ack') dequeue(deviceId, queued);

@@ -4,8 +4,15 @@
 // faults a gateway must cope with: f_cnt gaps (frames TTS never delivered), the same message twice, and
 // malformed messages. Each publish goes through the TTS stand-in at QoS 0, and the ledger records what was
 // published, by category, and how many subscribers each message reached, so tests know what must arrive.
+// With `models`, the devices are fleet.ts models (meters, lamps, parking sensors) sending their readings,
+// and they act on the downlinks the stand-in sends them as commands (device-commands.ts reads the FPort and
+// bytes), so their next uplinks show the new state.
+import type { TtsDownlink } from '../src/ingress/ttn/tts-downlink.ts';
 import { decodeCayenneLpp, encodeCayenneLpp } from '../src/codecs/cayenne-lpp.ts';
-import { createRandom, type Random } from './fleet.ts';
+import { applyDeviceCommand, type CommandResult, parseLorawanCommand } from './device-commands.ts';
+import { createFleet, createRandom, type Random, type SimDevice } from './fleet.ts';
+import { encodeReading } from './reading-payload.ts';
+import { READING_FPORTS } from './transports/lorawan-device.ts';
 import type { TtsStandIn } from './tts-stand-in.ts';
 
 export interface TtsFleetOptions {
@@ -15,6 +22,11 @@ export interface TtsFleetOptions {
   readonly decodedShare?: number;
   /** Put before every device id. Default ''. */
   readonly prefix?: string;
+  /**
+   * Devices are fleet.ts models (ids like sl-000002) sending their readings as Cayenne LPP on one FPort per
+   * kind, and acting on commands in their downlinks. Default false: generic sensors with random readings.
+   */
+  readonly models?: boolean;
 }
 
 export interface TtsTrafficOptions {
@@ -67,6 +79,28 @@ export interface TtsSimDevice {
   fCnt: number;
   /** f_cnt of the last uplink that reached a subscriber. */
   lastReachedFCnt: number | null;
+  /** With `models`: the device's model, whose readings its uplinks carry. */
+  readonly model?: SimDevice | undefined;
+  /** Commands it received in downlinks, in order (only model devices act on them). */
+  readonly commands: TtsReceivedCommand[];
+  /** Reporting interval set by a config command, in seconds (recorded; publishTtsTraffic keeps its own pace). */
+  intervalS?: number;
+}
+
+/** A downlink the stand-in sent to a model device, read as a command, and what the device did. */
+export interface TtsReceivedCommand {
+  readonly deviceId: string;
+  readonly fPort: number;
+  readonly confirmed: boolean;
+  readonly payloadHex: string;
+  /** The command it matches (dim, on, off, valve, config), 'unknown' if none. */
+  readonly name: string;
+  readonly applied: boolean;
+  /** The new state as the MQTT devices' state report says it, or {error}. */
+  readonly result: CommandResult;
+  /** f_cnt of the device's next uplink: it and every later one show the new state. */
+  readonly effectiveFromFCnt: number;
+  readonly receivedAtMs: number;
 }
 
 export interface TtsFleet {
@@ -101,14 +135,20 @@ export function createTtsFleet(applicationId: string, options: TtsFleetOptions):
         .padStart(2, '0'),
     ).join('');
   const decodedShare = options.decodedShare ?? 0.5;
+  const models =
+    options.models === true
+      ? createFleet({ devices: options.devices, seed: options.seed, ...(options.prefix === undefined ? {} : { prefix: options.prefix }) })
+      : [];
   const devices: TtsSimDevice[] = Array.from({ length: options.devices }, (_, index) => ({
-    deviceId: `${options.prefix ?? ''}sensor-${String(index + 1).padStart(4, '0')}`,
+    deviceId: models[index]?.id ?? `${options.prefix ?? ''}sensor-${String(index + 1).padStart(4, '0')}`,
     devEui: `70b3d57ed0${(options.seed & 0xff).toString(16).padStart(2, '0')}${(index + 1).toString(16).padStart(4, '0')}`,
     devAddr: `260b${hex(2)}`,
     hasFormatter: random() < decodedShare,
     sessionKeyId: Buffer.from(hex(16), 'hex').toString('base64'),
     fCnt: 0,
     lastReachedFCnt: null,
+    model: models[index],
+    commands: [],
   }));
 
   const nextUplink = (device: TtsSimDevice, nowMs: number): Record<string, unknown> => uplinkMessage(applicationId, device, nowMs, random);
@@ -135,8 +175,9 @@ function uplinkMessage(applicationId: string, device: TtsSimDevice, nowMs: numbe
 }
 
 function uplinkFields(device: TtsSimDevice, fCnt: number, nowMs: number, random: Random): Record<string, unknown> {
-  const fPort = 1 + Math.floor(random() * 3);
-  const payload = cayennePayload(fPort, random);
+  const { model } = device;
+  const fPort = model === undefined ? 1 + Math.floor(random() * 3) : READING_FPORTS[model.kind];
+  const payload = model === undefined ? cayennePayload(fPort, random) : encodeReading(model.nextReading(nowMs), 'cayenne-lpp').payload;
   const heardBy = GATEWAYS.slice(0, 1 + Math.floor(random() * 3));
   const spreadingFactor = 7 + Math.floor(random() * 4);
   const frequency = String(FREQUENCIES[Math.floor(random() * FREQUENCIES.length)]);
@@ -178,8 +219,39 @@ type Action =
   | { readonly kind: 'uplink'; readonly device: TtsSimDevice; readonly duplicate: boolean }
   | { readonly kind: MalformedKind; readonly device: TtsSimDevice };
 
+/**
+ * Makes the fleet's model devices receive what the stand-in sends them: each downlink is read as a command
+ * (device-commands.ts) and acted on by the model, so the device's next uplink shows it. publishTtsTraffic
+ * does this itself; call it earlier if commands may go out before the first publish.
+ */
+export function attachTtsFleet(standIn: TtsStandIn, fleet: TtsFleet): void {
+  for (const device of fleet.devices) {
+    if (device.model !== undefined) standIn.setDeviceReceiver(device.deviceId, (downlink) => receiveCommand(device, downlink));
+  }
+}
+
+function receiveCommand(device: TtsSimDevice, downlink: TtsDownlink): void {
+  const { model } = device;
+  if (model === undefined) return;
+  const { name, command } = parseLorawanCommand(model.kind, downlink.fPort, downlink.frmPayload);
+  const done = applyDeviceCommand(model, command);
+  if (done.intervalS !== undefined) device.intervalS = done.intervalS;
+  device.commands.push({
+    deviceId: device.deviceId,
+    fPort: downlink.fPort,
+    confirmed: downlink.confirmed,
+    payloadHex: downlink.frmPayload.toString('hex'),
+    name,
+    applied: done.applied,
+    result: done.result,
+    effectiveFromFCnt: device.fCnt,
+    receivedAtMs: Date.now(),
+  });
+}
+
 /** Publishes messagesPerDevice uplinks per device (round robin) with the faults asked for, through the stand-in. */
 export async function publishTtsTraffic(standIn: TtsStandIn, fleet: TtsFleet, options: TtsTrafficOptions): Promise<TtsLedger> {
+  attachTtsFleet(standIn, fleet);
   const { random, devices } = fleet;
   const actions: Action[] = [];
   for (let round = 0; round < options.messagesPerDevice; round += 1) {
@@ -239,7 +311,8 @@ export async function publishTtsTraffic(standIn: TtsStandIn, fleet: TtsFleet, op
 
 function malformedMessage(kind: MalformedKind, fleet: TtsFleet, device: TtsSimDevice): string {
   // Built from a copy so the device's real counter does not move.
-  const message = fleet.nextUplink({ ...device }, Date.now());
+  // Nor its model's readings (a broken message carries random ones).
+  const message = fleet.nextUplink({ ...device, model: undefined }, Date.now());
   if (kind === 'malformed-json') return JSON.stringify(message).slice(0, 57);
   if (kind === 'missing-device-id') {
     const { end_device_ids: _ids, ...rest } = message;

@@ -79,9 +79,17 @@ How to use it with iotgw:
   flags: LORAWAN_FLAGS,
   more: `OTAA devices first send a join-request (random DevNonce) and take the join-accept if it reaches
 the forwarder before its RX1/RX2 time; they retry with a new DevNonce after 7 s. A device takes a
-downlink as soon as it arrives rather than at its window time, so runs stay fast. Progress goes to
-stderr once per second; the summary (sent, valid, PUSH_ACKs, confirmed ACKed, joins, replays and
-forgeries) to stdout. Ctrl-C stops new transmissions and still prints the summary.
+downlink as soon as it arrives rather than at its window time, so runs stay fast.
+
+Commands (iotgw's commands from Kafka, as application downlinks): a device acts on what its downlink
+says and its next readings show it. FPort 10, street lamp: 01 LL dim to LL % (0 = off), 02 00|01
+off|on; FPort 11, any device: 10 MM[MM] reporting interval in minutes (1..1440); FPort 12, water
+meter: 20 00|01 valve closed|open; on any FPort a JSON object, as iotgw sends an object payload:
+{"level":40}, {"on":false}, {"open":true}, {"interval_s":600}. A confirmed downlink is acknowledged
+by the ACK bit of the next uplink. The summary counts commands received, applied and refused.
+
+Progress goes to stderr once per second; the summary (sent, valid, PUSH_ACKs, confirmed ACKed,
+joins, replays, forgeries, commands) to stdout. Ctrl-C stops new transmissions and still prints the summary.
 Exit codes: 0 run finished or stopped by a signal, 1 no PUSH_DATA was acknowledged (is iotgw
 listening with lorawan.enabled: true?), 2 bad usage.
 
@@ -180,6 +188,7 @@ function formatSummary(report: LorawanFleetReport, options: LorawanFleetOptions)
     `  joins           ${totals.joinsAccepted} accepted of ${totals.joinAttempts} join-requests`,
     `  two gateways    ${totals.twoGatewayFrames} frames heard by two forwarders`,
     `  downlinks       ${totals.downlinks} received, ${totals.lateDownlinks} too late, ${totals.unmatchedDownlinks} for no listening device`,
+    `  commands        ${totals.commandsReceived} received, ${totals.commandsApplied} applied, ${totals.commandsRefused} refused`,
     `  failed          ${totals.failedDevices} devices`,
   ];
   if (totals.replaysSkipped > 0) lines.push(`  (${totals.replaysSkipped} replays skipped: those devices had no old frame to replay)`);

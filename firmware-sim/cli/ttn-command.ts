@@ -3,7 +3,7 @@
 // simulated TTS v3 uplinks (tts-traffic.ts) with the faults asked for, and prints what was published and
 // how much of it nobody could hear (QoS 0: lost).
 import { startTtsStandIn, type TtsStandIn } from '../tts-stand-in.ts';
-import { createTtsFleet, publishTtsTraffic, type TtsLedger } from '../tts-traffic.ts';
+import { createTtsFleet, publishTtsTraffic, type TtsFleet, type TtsLedger } from '../tts-traffic.ts';
 import { defineCommand, EXIT_NO_CONNECTION, EXIT_OK } from './command-runner.ts';
 import { durationFlag, type FlagValues, integerFlag, numberFlag, shareFlag, switchFlag, textFlag } from './flags.ts';
 
@@ -29,6 +29,7 @@ const TTN_FLAGS = {
   'drop-every': durationFlag({ minMs: 100, minText: '100ms', help: "close the gateway's connection every D (e.g. 20s). Default: never" }),
   wait: durationFlag({ minMs: 1_000, minText: '1s', default: 300_000, help: 'how long to wait for the gateway to subscribe. Default: 5m' }),
   seed: integerFlag({ default: 1, help: 'integer seed of devices and readings. Default: 1' }),
+  models: switchFlag({ help: 'devices are the fleet models (meters, street lamps, parking sensors) and act on commands' }),
   json: switchFlag({ help: 'print the summary as one JSON object on stdout' }),
 };
 
@@ -48,7 +49,13 @@ Faults: --gaps skips frame counters (uplinks TTS never delivered: iotgw marks io
 --duplicates publishes messages twice (stored once), --malformed publishes broken JSON and messages
 without end_device_ids or dev_eui (refused and counted in iotgw_ingress_rejected_total{source="ttn"}),
 --drop-every cuts the gateway's connection periodically (it reconnects with backoff; what is published
-meanwhile is lost, as with the real TTS, and shows as a gap).`,
+meanwhile is lost, as with the real TTS, and shows as a gap).
+
+Commands: the stand-in takes iotgw's down/push and answers down/queued, down/sent and (confirmed)
+down/ack. With --models the devices are the fleet models (ids like sl-000002, readings as Cayenne LPP
+on FPort 1-4 by kind) and act on each downlink sent to them as firmware-sim lorawan's devices do
+(FPort 10 lamp: 01 LL dim, 02 00|01 off|on; FPort 11: 10 MM[MM] interval in minutes; FPort 12 water
+meter: 20 00|01 valve; or a JSON object like {"level":40}); their next uplinks show the new state.`,
   flags: TTN_FLAGS,
   more: `Ctrl-C stops publishing and still prints the summary. Exit codes: 0 published, 1 the gateway never
 subscribed, 2 bad usage.
@@ -86,7 +93,12 @@ async function runTtnCommand(flags: TtnFlags, signal: AbortSignal): Promise<numb
         drops += standIn.dropConnections();
       }, dropEveryMs);
     }
-    const fleet = createTtsFleet(flags.application, { devices: flags.devices, seed: flags.seed, decodedShare: flags['decoded-share'] });
+    const fleet = createTtsFleet(flags.application, {
+      devices: flags.devices,
+      seed: flags.seed,
+      decodedShare: flags['decoded-share'],
+      models: flags.models,
+    });
     const ledger = await publishTtsTraffic(standIn, fleet, {
       messagesPerDevice: flags.messages,
       gaps: flags.gaps,
@@ -95,7 +107,7 @@ async function runTtnCommand(flags: TtnFlags, signal: AbortSignal): Promise<numb
       ratePerSecond: flags.rate,
       signal,
     });
-    const summary = summarize(ledger, drops);
+    const summary = summarize(ledger, fleet, drops);
     if (flags.json) console.log(JSON.stringify({ transport: 'ttn', url: standIn.url, username: standIn.username, ...summary }));
     else console.log(formatSummary(standIn.url, standIn.username, summary));
     return EXIT_OK;
@@ -120,9 +132,10 @@ function gatewayConfigNote(standIn: TtsStandIn, waitMs: number): string {
   ].join('\n');
 }
 
-function summarize(ledger: TtsLedger, drops: number) {
+function summarize(ledger: TtsLedger, fleet: TtsFleet, drops: number) {
   const malformed: Record<string, number> = {};
   for (const entry of ledger.malformed) malformed[entry.kind] = (malformed[entry.kind] ?? 0) + 1;
+  const commands = fleet.devices.flatMap((device) => device.commands);
   return {
     uplinks: ledger.uplinks.length,
     heard: ledger.uplinks.filter((entry) => entry.reached > 0).length,
@@ -132,6 +145,11 @@ function summarize(ledger: TtsLedger, drops: number) {
     skippedFrames: ledger.skippedFrames,
     expectedGaps: ledger.uplinks.filter((entry) => (entry.expectedGap ?? 0) > 0).length,
     drops,
+    commands: {
+      received: commands.length,
+      applied: commands.filter((command) => command.applied).length,
+      refused: commands.filter((command) => !command.applied).length,
+    },
   };
 }
 
@@ -144,5 +162,6 @@ function formatSummary(url: string, username: string, summary: ReturnType<typeof
     `  malformed       ${malformed.length === 0 ? 'none' : malformed.join(', ')}`,
     `  gaps            ${summary.skippedFrames} frame counters skipped; ${summary.expectedGaps} records should carry iotgw.f_cnt_gap > 0`,
     `  drops           ${summary.drops} connections cut`,
+    `  commands        ${summary.commands.received} received, ${summary.commands.applied} applied, ${summary.commands.refused} refused`,
   ].join('\n');
 }

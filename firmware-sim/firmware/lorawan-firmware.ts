@@ -1,15 +1,19 @@
 // What a simulated LoRaWAN Class-A device does during a run: an OTAA device joins first (a new DevNonce per
 // attempt, waiting for the join-accept in the join windows); then every device sends the fleet.ts readings
 // of its kind, some confirmed (it waits for the ACK in RX1/RX2 and retransmits the same frame, same FCnt, if
-// none comes), and the replays of old frames and forged MICs planned for it. Each frame goes into the
-// member's record (state/lorawan-fleet-state.ts); the air (transports/lorawan-air.ts) carries it.
+// none comes), and the replays of old frames and forged MICs planned for it. After each uplink it listens in
+// RX1/RX2 (in the background for unconfirmed ones) for a downlink: a command in it (device-commands.ts reads
+// the FPort and bytes) goes to the model, so the next readings show it; a config command spaces the uplinks;
+// a confirmed downlink is acknowledged by FCtrl.ACK in the next uplink (§4.3.1.2). Each frame and command goes
+// into the member's record (state/lorawan-fleet-state.ts); the air (transports/lorawan-air.ts) carries it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EU868 } from '../../src/ingress/lorawan/region.ts';
+import { applyDeviceCommand, parseLorawanCommand } from '../device-commands.ts';
 import type { Pacer } from '../schedulers/pacer.ts';
 import type { FrameKind, LorawanFleetTally, Member, SentFrame } from '../state/lorawan-fleet-state.ts';
 import type { DownlinkWindows, LorawanAir, Transmission } from '../transports/lorawan-air.ts';
 import { encodeReading } from '../reading-payload.ts';
-import type { RecentFrame } from '../transports/lorawan-device.ts';
+import type { ReceivedDownlink, RecentFrame } from '../transports/lorawan-device.ts';
 
 export interface LorawanFirmwareSettings {
   /** Share of uplinks sent confirmed, 0..1. */
@@ -40,6 +44,8 @@ export interface LorawanFleetRun {
 
 /** Longer than the largest lorawan.dedup_window_ms (2 s): a copy within the window is a reception, not a replay. */
 const REPLAY_MIN_AGE_MS = 2_500;
+/** A Class A device listens until its RX2 window, RECEIVE_DELAY2 after the uplink (§3.3). */
+const RX_WINDOWS_MS = (EU868.rx1DelaySeconds + 1) * 1_000;
 
 /** The device's whole run: join if it must, its uplinks (with the planned extras), then the replays still due. */
 export async function runDevice(run: LorawanFleetRun, member: Member): Promise<void> {
@@ -49,11 +55,25 @@ export async function runDevice(run: LorawanFleetRun, member: Member): Promise<v
   }
   const limit = run.settings.messagesPerDevice;
   for (let sent = 0; limit === undefined || sent < limit; sent += 1) {
+    await waitForInterval(run, member);
     if (!(await pace(run))) break;
     await sendUplink(run, member);
     await sendExtras(run, member);
   }
   await flushReplays(run, member);
+  // The last uplink's receive windows are still open: a command may come in them.
+  await sleepUntil(run, member.listeningUntilMs);
+}
+
+/** With a reporting interval (a config command), the next uplink waits for it, or for the deadline. */
+async function waitForInterval(run: LorawanFleetRun, member: Member): Promise<void> {
+  if (member.intervalMs === 0 || member.lastUplinkAtMs === 0) return;
+  await sleepUntil(run, Math.min(member.lastUplinkAtMs + member.intervalMs, run.deadlineMs));
+}
+
+async function sleepUntil(run: LorawanFleetRun, atMs: number): Promise<void> {
+  const waitMs = atMs - performance.now();
+  if (waitMs > 0 && !run.signal.aborted) await sleep(waitMs, undefined, { signal: run.signal }).catch(() => undefined);
 }
 
 /** A transmission slot before the deadline. */
@@ -95,7 +115,10 @@ async function sendUplink(run: LorawanFleetRun, member: Member): Promise<void> {
   const { identity } = member.device;
   const encoded = encodeReading(member.model.nextReading(Date.now()), identity.codec);
   const confirmed = member.random() < run.settings.confirmedShare;
-  const { phy, fcnt } = member.device.uplink(encoded.payload, identity.fport, confirmed);
+  const ack = member.ackDue;
+  member.ackDue = false;
+  member.lastUplinkAtMs = performance.now();
+  const { phy, fcnt } = member.device.uplink(encoded.payload, identity.fport, confirmed, ack);
   const devAddr = member.device.session()?.devAddr ?? '';
   const frame = {
     fcnt,
@@ -107,7 +130,13 @@ async function sendUplink(run: LorawanFleetRun, member: Member): Promise<void> {
     ...(encoded.decoded === undefined ? {} : { decoded: encoded.decoded }),
   };
   if (!confirmed) {
-    const sent = await run.air.transmit(member, phy);
+    // Nothing to wait for: the device listens in the background and goes on (its downlink arrives ahead of RX1).
+    const sent = await run.air.transmit(member, phy, {
+      delaysS: [EU868.rx1DelaySeconds, EU868.rx1DelaySeconds + 1],
+      offer: (downlink) => takeDownlink(member, downlink) !== null,
+    });
+    member.listeningUntilMs = performance.now() + RX_WINDOWS_MS;
+    setTimeout(() => sent.stopListening(), RX_WINDOWS_MS).unref();
     member.device.markSent(fcnt);
     record(member, { ...frame, kind: 'uplink', gateways: sent.gateways, pushAcked: sent.pushAcked }, devAddr);
     return;
@@ -139,8 +168,9 @@ async function transmitConfirmed(
         run.tally.acksMissed += 1;
         return true;
       }
-      const received = member.device.receiveDownlink(downlink);
-      if (received === null || !received.ack) return false;
+      const received = takeDownlink(member, downlink);
+      if (received === null) return false;
+      if (!received.ack) return true;
       member.acks += 1;
       wait.heard();
       return true;
@@ -207,6 +237,36 @@ async function sendReplay(run: LorawanFleetRun, member: Member, old: RecentFrame
     valid: true,
   } as const;
   record(member, { ...frame, gateways: sent.gateways, pushAcked: sent.pushAcked }, original?.devAddr ?? member.device.session()?.devAddr ?? '');
+}
+
+/**
+ * A downlink heard in a receive window, if it is this device's (DevAddr, MIC): a confirmed one is to be
+ * acknowledged by the next uplink, and an application payload (FPort > 0) is a command to act on.
+ */
+function takeDownlink(member: Member, phy: Buffer): ReceivedDownlink | null {
+  const received = member.device.receiveDownlink(phy);
+  if (received === null) return null;
+  if (received.confirmed) member.ackDue = true;
+  if (received.fport !== null && received.fport > 0) actOnCommand(member, received, received.fport);
+  return received;
+}
+
+/** Reads the command, has the model act on it (the next readings show it), and records what it did. */
+function actOnCommand(member: Member, downlink: ReceivedDownlink, fport: number): void {
+  const { name, command } = parseLorawanCommand(member.model.kind, fport, downlink.payload);
+  const done = applyDeviceCommand(member.model, command);
+  if (done.intervalS !== undefined) member.intervalMs = done.intervalS * 1_000;
+  member.commands.push({
+    fcntDown: downlink.fcntDown,
+    fport,
+    confirmed: downlink.confirmed,
+    payloadHex: downlink.payload.toString('hex'),
+    name,
+    applied: done.applied,
+    result: done.result,
+    effectiveFromFcnt: member.device.session()?.fcntUp ?? 0,
+    receivedAtMs: Date.now(),
+  });
 }
 
 function record(member: Member, frame: Omit<SentFrame, 'devAddr' | 'sentAtMs'>, devAddr: string): void {

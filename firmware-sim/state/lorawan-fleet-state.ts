@@ -1,8 +1,9 @@
 // The state of a LoRaWAN fleet run: per device (a member), its simulated LoRaWAN device, the frames it put
-// on air and what came back (ACKs, joins), plus the replays and forgeries planned for it; for the fleet,
+// on air and what came back (ACKs, joins, commands), plus the replays and forgeries planned for it; for the fleet,
 // the progress lines and the report (per device and in total) a test compares with what reached Kafka.
 // Only bookkeeping here: what a device sends is firmware/lorawan-firmware.ts's call.
 import { EU868 } from '../../src/ingress/lorawan/region.ts';
+import type { CommandResult } from '../device-commands.ts';
 import { createFleet, createRandom, type Random, type SimDevice } from '../fleet.ts';
 import type { PayloadCodec } from '../reading-payload.ts';
 import type { AirCounters } from '../transports/lorawan-air.ts';
@@ -43,6 +44,25 @@ export interface SentFrame {
   readonly sentAtMs: number;
 }
 
+/** An application downlink (FPort > 0) the device heard, read as a command (device-commands.ts), and what it did. */
+export interface ReceivedCommand {
+  readonly fcntDown: number;
+  readonly fport: number;
+  /** ConfirmedDataDown: the device's next uplink carries FCtrl.ACK. */
+  readonly confirmed: boolean;
+  /** The FRMPayload, decrypted. */
+  readonly payloadHex: string;
+  /** The command it matches (dim, on, off, valve, config), 'unknown' if none. */
+  readonly name: string;
+  /** false: refused (unknown to the model, or a payload it cannot use). */
+  readonly applied: boolean;
+  /** The new state, as the MQTT devices' state report says it ({on, dim_pct}, {valve}, {interval_s}), or {error}. */
+  readonly result: CommandResult;
+  /** FCntUp of the next new uplink: it and every later reading show the new state. */
+  readonly effectiveFromFcnt: number;
+  readonly receivedAtMs: number;
+}
+
 export interface DeviceReport {
   readonly name: string;
   readonly devEui: string;
@@ -54,6 +74,10 @@ export interface DeviceReport {
   /** ACK downlinks heard (valid MIC, FCtrl.ACK). */
   readonly acks: number;
   readonly joins: { readonly attempts: number; readonly accepted: number };
+  /** Commands received in downlinks, in order. */
+  readonly commands: readonly ReceivedCommand[];
+  /** Reporting interval set by a config command, in seconds; absent: as fast as the run's rate allows. */
+  readonly intervalS?: number;
   /** Why the device stopped early ('join-failed'), if it did. */
   readonly failure?: string;
 }
@@ -88,6 +112,10 @@ export interface LorawanFleetTotals {
   /** Downlinks no listening device took (wrong window, foreign DevAddr, bad MIC). */
   readonly unmatchedDownlinks: number;
   readonly failedDevices: number;
+  /** Application downlinks (FPort > 0) the devices heard, read as commands; applied + refused. */
+  readonly commandsReceived: number;
+  readonly commandsApplied: number;
+  readonly commandsRefused: number;
 }
 
 export type LorawanFleetStopReason = 'messages' | 'duration' | 'aborted';
@@ -153,6 +181,15 @@ export interface Member {
   pendingReplays: number;
   pendingCorrupt: number;
   failure: string | null;
+  readonly commands: ReceivedCommand[];
+  /** A confirmed downlink was heard since the last new uplink: that uplink sets FCtrl.ACK. */
+  ackDue: boolean;
+  /** Set by a config command; 0: none. */
+  intervalMs: number;
+  /** performance.now() of the latest new uplink; 0 before the first. */
+  lastUplinkAtMs: number;
+  /** performance.now() until which the device still listens for a downlink of its latest transmission. */
+  listeningUntilMs: number;
 }
 
 /** Fleet-wide counts no single member holds. */
@@ -211,6 +248,11 @@ export function createMembers(options: MemberOptions, saved: ReadonlyMap<string,
       pendingReplays: 0,
       pendingCorrupt: 0,
       failure: null,
+      commands: [],
+      ackDue: false,
+      intervalMs: 0,
+      lastUplinkAtMs: 0,
+      listeningUntilMs: 0,
     };
   });
   const planner = createRandom(options.seed ^ 0x5eed_1a7e);
@@ -245,6 +287,8 @@ export function deviceReport(member: Member): DeviceReport {
     frames: member.frames,
     acks: member.acks,
     joins: { attempts: member.joinAttempts, accepted: member.joinsAccepted },
+    commands: member.commands,
+    ...(member.intervalMs === 0 ? {} : { intervalS: member.intervalMs / 1_000 }),
     ...(member.failure === null ? {} : { failure: member.failure }),
   };
 }
@@ -274,5 +318,8 @@ export function fleetTotals(members: readonly Member[], tally: LorawanFleetTally
     lateDownlinks: air.lateDownlinks,
     unmatchedDownlinks: air.unmatchedDownlinks,
     failedDevices: members.filter((member) => member.failure !== null).length,
+    commandsReceived: sum((member) => member.commands.length),
+    commandsApplied: sum((member) => member.commands.filter((command) => command.applied).length),
+    commandsRefused: sum((member) => member.commands.filter((command) => !command.applied).length),
   };
 }

@@ -1,12 +1,22 @@
 // A simulated LoRaWAN 1.0.x Class-A end device with real crypto, built on the gateway's own frame layer
 // (src/ingress/lorawan): ABP, or OTAA with a join-request (random DevNonce) whose join-accept is decrypted
 // and turned into session keys; data uplinks with the full 32-bit FCntUp in MIC and keystream; the ACK of a
-// confirmed uplink checked like a radio would (MIC with the NwkSKey, FCtrl.ACK). No I/O here: lorawan-air.ts
+// confirmed uplink checked like a radio would (MIC with the NwkSKey, FCtrl.ACK); a downlink's FRMPayload
+// decrypted (a command, for firmware/lorawan-firmware.ts to act on) and a confirmed downlink acknowledged by
+// FCtrl.ACK in the next uplink (§4.3.1.2, the firmware sets it). No I/O here: lorawan-air.ts
 // carries the frames through simulated packet forwarders. Also derives the devices' keys from the seed; their
 // FRMPayloads come from reading-payload.ts.
 import { createHash, randomInt } from 'node:crypto';
 import { fullFrameCounter } from '../../src/ingress/lorawan/frame-counter.ts';
-import { decodeJoinAccept, deriveSessionKeys, encodeDataFrame, encodeJoinRequest, verifyDataFrameMic } from '../../src/ingress/lorawan/frame-crypto.ts';
+import {
+  cryptFrmPayload,
+  decodeJoinAccept,
+  deriveSessionKeys,
+  encodeDataFrame,
+  encodeJoinRequest,
+  frmPayloadKey,
+  verifyDataFrameMic,
+} from '../../src/ingress/lorawan/frame-crypto.ts';
 import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
 import type { DeviceKind } from '../fleet.ts';
 import type { PayloadCodec } from '../reading-payload.ts';
@@ -32,7 +42,8 @@ export interface LorawanIdentity {
   readonly activation: DeviceActivation;
 }
 
-const FPORTS: Readonly<Record<DeviceKind, number>> = { 'electricity-meter': 1, 'water-meter': 2, 'parking-sensor': 3, 'street-lamp': 4 };
+/** The FPort of each kind's readings (also what the TTS stand-in's model devices use). */
+export const READING_FPORTS: Readonly<Record<DeviceKind, number>> = { 'electricity-meter': 1, 'water-meter': 2, 'parking-sensor': 3, 'street-lamp': 4 };
 const LPP_KINDS: ReadonlySet<DeviceKind> = new Set(['electricity-meter', 'parking-sensor']);
 
 function seedBytes(seed: number, index: number, label: string, length: number): Buffer {
@@ -61,7 +72,7 @@ export function deriveIdentity(seed: number, index: number, name: string, kind: 
         appSKey: seedBytes(seed, index, 'app_s_key', 16),
       };
   const payloadCodec: PayloadCodec = codec === 'mixed' ? (LPP_KINDS.has(kind) ? 'cayenne-lpp' : 'raw') : codec;
-  return { index, name, kind, devEui, codec: payloadCodec, fport: FPORTS[kind], activation };
+  return { index, name, kind, devEui, codec: payloadCodec, fport: READING_FPORTS[kind], activation };
 }
 
 /** The session a device holds: ABP from its identity, OTAA from its last join-accept. */
@@ -105,8 +116,12 @@ export interface BuiltUplink {
 
 export interface ReceivedDownlink {
   readonly ack: boolean;
+  /** ConfirmedDataDown: the device must set FCtrl.ACK in its next uplink (§4.3.1.2). */
+  readonly confirmed: boolean;
   readonly fcntDown: number;
   readonly fport: number | null;
+  /** FRMPayload decrypted (AppSKey for FPort 1..255, NwkSKey for MAC commands on FPort 0); empty without one. */
+  readonly payload: Buffer;
 }
 
 export interface SimLorawanDevice {
@@ -119,8 +134,11 @@ export interface SimLorawanDevice {
    * the DevNonce of the pending request. True when it was this device's and the new session is in place.
    */
   acceptJoin(phy: Uint8Array): boolean;
-  /** A new data uplink: FCntUp moves on, the frame is kept for replays. Throws without a session. */
-  uplink(payload: Uint8Array, fport: number, confirmed: boolean): BuiltUplink;
+  /**
+   * A new data uplink: FCntUp moves on, the frame is kept for replays. Throws without a session. `ack` sets
+   * FCtrl.ACK, the acknowledgement of a confirmed downlink received since the last uplink (§4.3.1.2).
+   */
+  uplink(payload: Uint8Array, fport: number, confirmed: boolean, ack?: boolean): BuiltUplink;
   /** A new uplink whose MIC has one byte flipped, as if the frame were forged: it still uses up an FCntUp. */
   corruptUplink(payload: Uint8Array, fport: number): BuiltUplink;
   /**
@@ -151,9 +169,9 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
   let recent: RecentFrame[] = restored.keepsRecentFrames ? [...(saved?.recent_frames ?? [])] : [];
   let pendingDevNonce: number | null = null;
 
-  function build(payload: Uint8Array, fport: number, confirmed: boolean): BuiltUplink {
+  function build(payload: Uint8Array, fport: number, confirmed: boolean, ack = false): BuiltUplink {
     if (session === null) throw new Error(`device ${identity.name} has no session: an OTAA device must join first`);
-    const built = encodeUplink(session, payload, fport, confirmed);
+    const built = encodeUplink(session, payload, fport, confirmed, ack);
     session = { ...session, fcntUp: (built.fcnt + 1) % 2 ** 32 };
     return built;
   }
@@ -177,8 +195,8 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
       recent = [];
       return true;
     },
-    uplink(payload, fport, confirmed) {
-      const built = build(payload, fport, confirmed);
+    uplink(payload, fport, confirmed, ack) {
+      const built = build(payload, fport, confirmed, ack);
       recent.push({ fcnt: built.fcnt, phyHex: built.phy.toString('hex'), sentAtMs: Date.now() });
       if (recent.length > RECENT_FRAMES) recent.shift();
       return built;
@@ -255,12 +273,13 @@ function sessionFromJoinAccept(appKey: Buffer, phy: Uint8Array, devNonce: number
   return { devAddr: accept.devAddr, nwkSKey: keys.nwkSKey, appSKey: keys.appSKey, fcntUp: 0, fcntDownNext: 0 };
 }
 
-function encodeUplink(session: DeviceSession, payload: Uint8Array, fport: number, confirmed: boolean): BuiltUplink {
+function encodeUplink(session: DeviceSession, payload: Uint8Array, fport: number, confirmed: boolean, ack: boolean): BuiltUplink {
   const fcnt = session.fcntUp;
   const phy = encodeDataFrame({
     mtype: confirmed ? 'ConfirmedDataUp' : 'UnconfirmedDataUp',
     devAddr: session.devAddr,
     fcnt32: fcnt,
+    ack,
     fport,
     payload,
     nwkSKey: session.nwkSKey,
@@ -269,15 +288,25 @@ function encodeUplink(session: DeviceSession, payload: Uint8Array, fport: number
   return { phy, fcnt };
 }
 
-/** A downlink for this session (its DevAddr, a valid MIC) and the session with FCntDown moved past it; else null. */
-function decodeDownlink(session: DeviceSession, phy: Uint8Array): { downlink: ReceivedDownlink; session: DeviceSession } | null {
+/**
+ * A downlink for this session (its DevAddr, a valid MIC), its FRMPayload decrypted, and the session with
+ * FCntDown moved past it; else null.
+ */
+export function decodeDownlink(session: DeviceSession, phy: Uint8Array): { downlink: ReceivedDownlink; session: DeviceSession } | null {
   const parsed = parsePhyPayload(phy);
   if (!parsed.ok || parsed.frame.kind !== 'data' || parsed.frame.direction !== 'down') return null;
   const frame = parsed.frame;
   if (frame.devAddr !== session.devAddr) return null;
   const fcntDown = fullFrameCounter(session.fcntDownNext, frame.fcnt16);
+  // The last FCntDown again is a copy of a frame already taken (or a replay): not processed twice (§4.3.1.5).
+  if (session.fcntDownNext > 0 && fcntDown === session.fcntDownNext - 1) return null;
   if (!verifyDataFrameMic(session.nwkSKey, 'down', frame.devAddr, fcntDown, frame.micInput, frame.mic)) return null;
-  return { downlink: { ack: frame.fctrl.ack, fcntDown, fport: frame.fport }, session: { ...session, fcntDownNext: (fcntDown + 1) % 2 ** 32 } };
+  const payload =
+    frame.fport === null ? Buffer.alloc(0) : cryptFrmPayload(frmPayloadKey(frame.fport, session), 'down', frame.devAddr, fcntDown, frame.frmPayload);
+  return {
+    downlink: { ack: frame.fctrl.ack, confirmed: frame.confirmed, fcntDown, fport: frame.fport, payload },
+    session: { ...session, fcntDownNext: (fcntDown + 1) % 2 ** 32 },
+  };
 }
 
 function snapshotOf(
