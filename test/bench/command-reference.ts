@@ -11,10 +11,10 @@
 // shell command are dropped (the bridge builds a command line from data read from Kafka).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../helpers/gateway-process.ts';
+import { waitForPort } from './reference-pipeline.ts';
 
 const TOOLS = ['mosquitto', 'mosquitto_pub', 'kcat', 'mawk'] as const;
 
@@ -79,22 +79,6 @@ export function startCommandBridge(options: CommandBridgeOptions): CommandBridge
   const pipeline = `${kcat} | ${awk}`;
   const child = spawn('sh', ['-c', pipeline], { stdio: 'ignore', detached: true });
   return { pipeline, stop: () => stopChild(child, true) };
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`mosquitto did not listen on ${port}`);
 }
 
 /** SIGTERM (to the process group when `group`), SIGKILL after 3 s. */

@@ -97,7 +97,8 @@ function statusMb(child: ChildProcess, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
-async function waitForPort(port: number): Promise<void> {
+/** Resolves once something listens on 127.0.0.1:`port` (mosquitto, started by a test or bench), else throws after ~5 s. */
+export async function waitForPort(port: number): Promise<void> {
   const { connect } = await import('node:net');
   for (let attempt = 0; attempt < 100; attempt++) {
     const open = await new Promise<boolean>((resolve) => {
