@@ -82,6 +82,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       <thead><tr><th>source</th><th class="num">records/s</th><th class="num">accepted</th><th class="num">rejected</th></tr></thead><tbody></tbody></table></div></section>
     <section><h2>Recently seen devices</h2><div class="scroll"><table id="devices">
       <thead><tr><th>device</th><th>source</th><th class="num">last seen</th><th class="num">records</th></tr></thead><tbody></tbody></table></div></section>
+    <section><h2>Commands to devices</h2><div class="scroll"><table id="commands">
+      <thead><tr><th>commands</th><th class="num">count</th></tr></thead><tbody></tbody></table></div></section>
     <section><h2>Recent rejections</h2><div class="scroll"><table id="rejections">
       <thead><tr><th>time</th><th>source</th><th>reason</th><th>detail</th></tr></thead><tbody></tbody></table></div></section>
   </div>
@@ -172,6 +174,9 @@ function render(s) {
   fill("links", s.links.map((l) => [[l.name], [l.status, "state " + (["ok", "degraded", "down"].includes(l.status) ? l.status : "unknown")], [l.detail ?? "", "detail"]]), "none enabled", 3);
   fill("sources", s.ingress.sources.map((x) => [[x.source], [rate(x.perSecond), "num"], [num(x.accepted), "num"], [num(x.rejected), "num"]]), "no records yet", 4);
   fill("devices", s.devices.recent.slice(0, 20).map((d) => [[d.id], [d.source], [duration((s.nowMs - d.lastSeenMs) / 1000) + " ago", "num"], [num(d.count), "num"]]), "no devices yet", 4);
+  const commands = s.commands ?? { waiting: {}, byStatus: {} };
+  fill("commands", [...Object.entries(commands.waiting).map(([k, v]) => ["waiting, " + k, v]), ...Object.entries(commands.byStatus).map(([k, v]) => [k, v])]
+    .map(([k, v]) => [[k], [num(v), "num"]]), "commands off, or none yet", 2);
   fill("rejections", s.rejections.slice(0, 50).map((r) => [[new Date(r.atMs).toLocaleTimeString()], [r.source], [r.reason], [r.detail, "detail"]]), "none", 4);
 }
 let lastOk = 0;

@@ -30,6 +30,10 @@ export interface CounterTotals {
   readonly kafkaSendErrors: number;
   readonly bufferDropped: number;
   readonly mqttConnectedClients: number;
+  /** iotgw_commands_total by status. */
+  readonly commandsByStatus: Readonly<Record<string, number>>;
+  /** iotgw_commands_waiting by state (queued, sent). */
+  readonly commandsWaiting: Readonly<Record<string, number>>;
 }
 
 export interface StatusSample {
@@ -82,6 +86,8 @@ export interface StatusSnapshot {
   };
   /** Every way in, in start order. */
   readonly links: readonly IngressLink[];
+  /** Commands to devices: waiting by state, and receipts by status since the start (all empty when commands are off). */
+  readonly commands: { readonly waiting: Readonly<Record<string, number>>; readonly byStatus: Readonly<Record<string, number>> };
   readonly rejections: readonly Rejection[];
   readonly history: { readonly intervalMs: number; readonly samples: readonly StatusSample[] };
 }
@@ -244,6 +250,7 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
           recent: devices.recent(RECENT_DEVICES_SHOWN),
         },
         links: links(),
+        commands: { waiting: totals.commandsWaiting, byStatus: totals.commandsByStatus },
         rejections: rejections.toArray().reverse(),
         history: { intervalMs, samples },
       };
@@ -253,22 +260,26 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
 
 /** Reads the counters the page needs from the registry (prom-client's get() is async). */
 export async function readCounterTotals(metrics: Metrics): Promise<CounterTotals> {
-  const [accepted, rejected, sent, errors, dropped, clients] = await Promise.all([
+  const [accepted, rejected, sent, errors, dropped, clients, commands, waiting] = await Promise.all([
     metrics.ingressAccepted.get(),
     metrics.ingressRejected.get(),
     metrics.kafkaSentRecords.get(),
     metrics.kafkaSendErrors.get(),
     metrics.bufferDropped.get(),
     metrics.mqttConnectedClients.get(),
+    metrics.commands.get(),
+    metrics.commandsWaiting.get(),
   ]);
-  const bySource = (values: readonly { value: number; labels: Partial<Record<string, string | number>> }[]): Record<string, number> => {
+  const byLabel = (label: string, values: readonly { value: number; labels: Partial<Record<string, string | number>> }[]): Record<string, number> => {
     const result: Record<string, number> = {};
     for (const { value, labels } of values) {
-      const source = String(labels.source ?? 'unknown');
-      result[source] = (result[source] ?? 0) + value;
+      const key = String(labels[label] ?? 'unknown');
+      result[key] = (result[key] ?? 0) + value;
     }
     return result;
   };
+  const bySource = (values: readonly { value: number; labels: Partial<Record<string, string | number>> }[]): Record<string, number> =>
+    byLabel('source', values);
   const sum = (values: readonly { value: number }[]): number => values.reduce((total, entry) => total + entry.value, 0);
   return {
     acceptedBySource: bySource(accepted.values),
@@ -277,6 +288,8 @@ export async function readCounterTotals(metrics: Metrics): Promise<CounterTotals
     kafkaSendErrors: sum(errors.values),
     bufferDropped: sum(dropped.values),
     mqttConnectedClients: sum(clients.values),
+    commandsByStatus: byLabel('status', commands.values),
+    commandsWaiting: byLabel('state', waiting.values),
   };
 }
 

@@ -89,6 +89,11 @@ test('a command reaches an MQTT device online, at QoS 1, with accepted, sent and
   assert.equal(delivered?.key, 'lamp-1', 'receipts are keyed by the device');
   assert.equal(delivered?.headers['command-id'], 'c-online');
   assert.equal(await h.gateway.metric('iotgw_commands_total', ['status="delivered"']), 1);
+  const status = (await (await fetch(`http://127.0.0.1:${h.gateway.httpPort}/api/status`)).json()) as {
+    commands: { waiting: Record<string, number>; byStatus: Record<string, number> };
+  };
+  assert.deepEqual(status.commands.byStatus, { accepted: 1, sent: 1, delivered: 1 }, 'the status page counts the receipts');
+  assert.deepEqual(status.commands.waiting, { queued: 0, sent: 0 });
 });
 
 test('a device offline when the command arrives gets it when it connects and subscribes', async (t) => {

@@ -101,6 +101,7 @@ export function formatStatus({ readiness, status }: GatewayStatus, url: string):
         (device) =>
           `  ${printable(device.id, 64)} (${device.source}) ${formatDuration((status.nowMs - device.lastSeenMs) / 1000)} ago, ${formatCount(device.count)} records`,
       ),
+    ...commandsLine(status),
     `rejections:   ${status.rejections.length === 0 ? 'none recently' : `last ${Math.min(10, status.rejections.length)} of ${status.rejections.length}`}`,
     ...status.rejections
       .slice(0, 10)
@@ -121,4 +122,16 @@ function waysInSummary(links: StatusSnapshot['links']): string {
   const degraded = links.filter((link) => link.status === 'degraded').length;
   const down = links.filter((link) => link.status === 'down').length;
   return [`${ok} ok`, ...(degraded === 0 ? [] : [`${degraded} DEGRADED`]), ...(down === 0 ? [] : [`${down} DOWN`])].join(', ');
+}
+
+/** 'commands:     2 queued, 1 sent; accepted 10, delivered 8, expired 1', or nothing when there are none. */
+function commandsLine(status: StatusSnapshot): string[] {
+  // A gateway running an older iotgw has no commands in its answer.
+  const commands = (status as Partial<StatusSnapshot>).commands;
+  if (commands === undefined) return [];
+  const waiting = Object.entries(commands.waiting);
+  const totals = Object.entries(commands.byStatus);
+  if (waiting.length === 0 && totals.length === 0) return [];
+  const waitingText = waiting.map(([state, count]) => `${formatCount(count)} ${state}`).join(', ') || 'none waiting';
+  return [`commands:     ${waitingText}; ${totals.map(([state, count]) => `${state} ${formatCount(count)}`).join(', ') || 'no receipts yet'}`];
 }
