@@ -1,7 +1,8 @@
 // The commands waiting for their devices: in memory for the delivery, and in the buffer's state table for
 // restarts. Every change is committed together with its receipt (one accept: the state row and the receipt
-// record in one transaction), and only then applied here, so a crash leaves the queue and the receipts
-// agreeing. Changes run one at a time (exclusive): a command is never sent before its intake committed.
+// record in one transaction), and a failed commit reloads memory from the store, so a crash leaves the queue
+// and the receipts agreeing. Changes run one at a time (exclusive): a command is never sent before its intake
+// committed. The hand-overs, outcomes and notes of many devices asked for meanwhile share one commit (batched).
 // Bounded: per device, in total and in payload bytes; past a bound the oldest command expires, with a receipt.
 // Finished command ids are remembered (DONE_* bounds) so a Kafka message read again is not sent twice.
 import type { StateWrite } from '../buffer/record-store.ts';
@@ -95,6 +96,12 @@ function receiptFor(command: Command, status: ReceiptStatus, detail: { readonly 
   };
 }
 
+interface BatchedStep {
+  readonly prepare: (now: number, change: Change) => { readonly receipts: readonly Receipt[]; readonly value: unknown } | null;
+  readonly resolve: (value: unknown) => void;
+  readonly gone: unknown;
+}
+
 export function createCommandQueue(options: CommandQueueOptions, deps: CommandQueueDeps): CommandQueue {
   const log = deps.log.child({ component: 'commands.queue' });
   /** A full buffer refuses every change: one line per reason a minute. */
@@ -115,6 +122,54 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
     const run = chain.then(work, work);
     chain = run.catch(() => undefined);
     return run;
+  }
+
+  /** Steps of single commands (hand-over, outcome, note) waiting for the next shared commit. */
+  const steps: BatchedStep[] = [];
+  let flushQueued = false;
+
+  /**
+   * A change of one command, committed together with the others asked for meanwhile: one commit (one fsync)
+   * for the hand-overs and outcomes of many devices, instead of one each. `prepare` runs when the batch is
+   * built, against memory as the earlier steps left it, applies its change to memory and says what to commit
+   * (null: the command is gone, resolve `gone`); a failed commit reloads memory from the store and resolves
+   * every step of the batch with `gone` too (the caller tells the two apart by whether the command still waits).
+   */
+  function batched<T>(gone: T, prepare: (now: number, change: Change) => { readonly receipts: readonly Receipt[]; readonly value: T } | null): Promise<T> {
+    return new Promise<T>((resolve) => {
+      steps.push({ prepare, resolve: resolve as (value: unknown) => void, gone });
+      if (flushQueued) return;
+      flushQueued = true;
+      void exclusive(flush);
+    });
+  }
+
+  async function flush(): Promise<void> {
+    flushQueued = false;
+    const batch = steps.splice(0);
+    const now = nowMs();
+    const change: Change = { writes: [], undo: [] };
+    const receipts: Receipt[] = [];
+    const values = batch.map((step) => {
+      const prepared = step.prepare(now, change);
+      if (prepared === null) return step.gone;
+      receipts.push(...prepared.receipts);
+      return prepared.value;
+    });
+    if (receipts.length > 0 || change.writes.length > 0) {
+      const result = await commit(
+        receipts.map((receipt) => receiptRecord(receipt, now)),
+        change,
+      );
+      if (!result.ok) {
+        await reload();
+        for (const step of batch) step.resolve(step.gone);
+        return;
+      }
+      count(receipts);
+      gauges();
+    }
+    batch.forEach((step, index) => step.resolve(values[index]));
   }
 
   function gauges(): void {
@@ -286,58 +341,32 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
     get: (id) => byId.get(id),
 
     markSent(id, path, withReceipt = true) {
-      return exclusive(async () => {
+      return batched<Command | null>(null, (now, change) => {
         const current = byId.get(id);
         if (current === undefined) return null;
-        const now = nowMs();
         const sent: Command = { ...current, state: 'sent', attempts: current.attempts + 1 };
-        const receipts: Receipt[] = withReceipt ? [{ commandId: id, deviceId: sent.deviceId, status: 'sent', path, attempts: sent.attempts }] : [];
-        const change: Change = { writes: [], undo: [] };
         write(change, COMMAND_SCOPE, id, encodeCommand(sent), encodeCommand(current));
-        const result = await commit(
-          receipts.map((receipt) => receiptRecord(receipt, now)),
-          change,
-        );
-        if (!result.ok) {
-          await reload();
-          return null;
-        }
         replace(sent);
-        count(receipts);
-        gauges();
-        return sent;
+        const receipts: Receipt[] = withReceipt ? [{ commandId: id, deviceId: sent.deviceId, status: 'sent', path, attempts: sent.attempts }] : [];
+        return { receipts, value: sent };
       });
     },
 
     finish(id, status, detail = {}) {
-      return exclusive(async () => {
+      return batched(false, (now, change) => {
         const current = byId.get(id);
-        if (current === undefined) return false;
-        const now = nowMs();
-        const receipt = receiptFor(current, status, detail);
-        const change: Change = { writes: [], undo: [] };
+        if (current === undefined) return null;
         write(change, COMMAND_SCOPE, id, null, encodeCommand(current));
         rememberDone(id, now, change);
-        const result = await commit([receiptRecord(receipt, now)], change);
-        if (!result.ok) {
-          await reload();
-          return false;
-        }
         remove(id);
-        count([receipt]);
-        gauges();
-        return true;
+        return { receipts: [receiptFor(current, status, detail)], value: true };
       });
     },
 
     note(id, status, detail = {}) {
-      return exclusive(async () => {
+      return batched(false, () => {
         const current = byId.get(id);
-        if (current === undefined) return false;
-        const receipt = receiptFor(current, status, detail);
-        const result = await commit([receiptRecord(receipt, nowMs())], { writes: [], undo: [] });
-        if (result.ok) count([receipt]);
-        return result.ok;
+        return current === undefined ? null : { receipts: [receiptFor(current, status, detail)], value: true };
       });
     },
 
