@@ -169,7 +169,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
       count(receipts);
       gauges();
     }
-    batch.forEach((step, index) => step.resolve(values[index]));
+    for (const [index, step] of batch.entries()) step.resolve(values[index]);
   }
 
   function gauges(): void {
@@ -341,7 +341,7 @@ export function createCommandQueue(options: CommandQueueOptions, deps: CommandQu
     get: (id) => byId.get(id),
 
     markSent(id, path, withReceipt = true) {
-      return batched<Command | null>(null, (now, change) => {
+      return batched<Command | null>(null, (_now, change) => {
         const current = byId.get(id);
         if (current === undefined) return null;
         const sent: Command = { ...current, state: 'sent', attempts: current.attempts + 1 };
