@@ -108,6 +108,13 @@ export function createCommandDelivery(options: CommandDeliveryOptions, deps: Com
           ended = await finish(sent.id, outcome.status, { path: path.name, ...(outcome.detail === undefined ? {} : { reason: outcome.detail }) });
           break;
         case 'away':
+          if (outcome.afterSending === true && sent.attempts >= options.maxAttempts) {
+            ended = await finish(sent.id, 'failed', {
+              path: path.name,
+              reason: `the device went away without acknowledging it ${sent.attempts} times (does it fail on this command?)`,
+            });
+            break;
+          }
           return;
         case 'unanswered':
           if (sent.attempts >= options.maxAttempts) {

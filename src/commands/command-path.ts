@@ -7,13 +7,14 @@ import type { ReceiptStatus } from './receipt.ts';
  * What became of one hand-over:
  * - done: the command reached its last step on this path (delivered: MQTT PUBACK; acked: a LoRaWAN confirmed
  *   downlink or a TTN ack; sent: an unconfirmed LoRaWAN downlink on air, nothing more can be known);
- * - away: the device is not reachable now; the path calls onReady when it may be;
+ * - away: the device is not reachable now; the path calls onReady when it may be. `afterSending`: it went away
+ *   after the command was put on its connection (it may have crashed on it), which counts toward the attempt limit;
  * - unanswered: it went, but no acknowledgement came in time: sent again, up to the attempt limit;
  * - failed: it can never go (too large for the data rate, no downlink route), with the reason.
  */
 export type PathOutcome =
   | { readonly kind: 'done'; readonly status: Extract<ReceiptStatus, 'delivered' | 'acked' | 'sent'>; readonly detail?: string }
-  | { readonly kind: 'away' }
+  | { readonly kind: 'away'; readonly afterSending?: boolean }
   | { readonly kind: 'unanswered'; readonly detail: string }
   | { readonly kind: 'failed'; readonly reason: string };
 

@@ -23,7 +23,8 @@ export function createMqttCommandPath(options: { readonly topic: string }, downl
         case 'acked':
           return { kind: 'done', status: 'delivered' };
         case 'gone':
-          return { kind: 'away' };
+          // The publish was on its connection: a device that drops it each time must not get it forever.
+          return { kind: 'away', afterSending: true };
         case 'timeout':
           return { kind: 'unanswered', detail: `no PUBACK for ${topic}` };
       }

@@ -238,3 +238,28 @@ test('a device subscribed to its commands at QoS 0 is not sent them (no PUBACK w
   await waitFor(() => h.statuses('c-q0').at(-1) === 'delivered', 'the delivered receipt after a QoS 1 subscription', 20_000);
   assert.equal(lamp.received.length, 1);
 });
+
+test('a device that drops its connection on a command every time gets it 5 times, then the command fails with a receipt', async (t) => {
+  const h = await setup(t);
+  await h.send('lamp-crash', JSON.stringify({ name: 'dim', payload: { level: 99 } }), { 'command-id': 'c-poison' });
+  await waitFor(() => h.statuses('c-poison').includes('accepted'), 'the accepted receipt', 20_000);
+  let received = 0;
+  for (let attempt = 1; attempt <= 5; attempt += 1) {
+    const client = await connectAsync(`mqtt://127.0.0.1:${h.gateway.mqttPort}`, { clientId: 'lamp-crash', reconnectPeriod: 0 });
+    // Firmware that crashes on the command: no PUBACK, the connection just ends.
+    const gone = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.handleMessage = (_packet, _callback) => {
+      received += 1;
+      client.end(true);
+    };
+    await client.subscribeAsync('devices/lamp-crash/commands/#', { qos: 1 });
+    await gone;
+    assert.equal(received, attempt, `sent again at reconnect ${attempt}`);
+  }
+  await waitFor(() => h.statuses('c-poison').at(-1) === 'failed', 'the failed receipt', 20_000);
+  assert.match(h.receipt('c-poison', 'failed')?.reason ?? '', /went away without acknowledging it 5 times/);
+  // Nothing more goes to the device.
+  const after = await device(t, h.gateway.mqttPort, 'lamp-crash');
+  await sleep(1_000);
+  assert.deepEqual(after.received, []);
+});
