@@ -193,7 +193,8 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
         rejections.reject('retransmission', `frame ${fcnt} of ${devEui} again (already stored)`, { source, level: 'none' });
         // Stored (or being stored, and then ACKed by that frame): nothing is stored twice. A device that
         // did not hear our ACK hears it again.
-        if (frame.confirmed && previous?.commit === 'committed') void sendAck(device, session, receptions, nextFcntDown(session), source);
+        // Its FCntDown is committed first, as every downlink's is: after a crash it is never used again.
+        if (frame.confirmed && previous?.commit === 'committed') void ackRetransmission(device, session, receptions, source);
         return;
       }
       // Heard before but never stored (its commit failed): store it now.
@@ -256,6 +257,21 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       if (used) return;
     }
     if (frame.confirmed && ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown, source);
+  }
+
+  async function ackRetransmission(device: LorawanDevice, session: Session, receptions: readonly Reception[], source: RecordSource): Promise<void> {
+    const fcntDown = nextFcntDown(session);
+    const committed = await deps.accept([], [sessions.stateWrite(device)]);
+    if (!committed.ok) {
+      reject(
+        source,
+        committed.reason,
+        device.profile.devEui,
+        `ACK of a retransmitted frame of ${device.profile.devEui} not sent: its FCntDown was not committed (${committed.message})`,
+      );
+      return;
+    }
+    await sendAck(device, session, receptions, fcntDown, source);
   }
 
   function nextFcntDown(session: Session): number {

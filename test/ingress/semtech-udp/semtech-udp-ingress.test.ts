@@ -255,6 +255,11 @@ test('a confirmed uplink is acknowledged in RX1 after its record is stored', asy
   await waitFor(() => downlinks.length === 2, 'a second ACK', 5000);
   assert.equal(harness.records.length, 1);
   assert.equal(uplinkOf(harness.records[0]).uplink_message.confirmed, true);
+  // That second ACK's FCntDown was committed before it went: a restart never sends another frame with it.
+  const second = parsePhyPayload(Buffer.from((downlinks[1] as Txpk).data, 'base64'));
+  assert.ok(second.ok && second.frame.kind === 'data');
+  const stored = JSON.parse([...harness.state.values()].find((value) => value.includes('"f_cnt_down"')) ?? '{}') as { session?: { f_cnt_down: number } };
+  assert.ok((stored.session?.f_cnt_down ?? 0) > second.frame.fcnt16, `committed FCntDown ${stored.session?.f_cnt_down} is past ${second.frame.fcnt16}`);
 });
 
 test('a retransmission that arrives while the first copy is still being committed is not stored twice', async (t) => {
