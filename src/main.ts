@@ -111,30 +111,30 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   // The way back: commands from Kafka, kept in the buffer's state until delivered, receipts as records.
   const commandQueue = config.commands.enabled ? createCommandQueue(commandQueueOptionsFromConfig(config), { accept, loadState, log, metrics }) : null;
+  // One path per transport, the first that claims a device serves it. LoRaWAN commands go out through the
+  // packet forwarders (none over a receive-only serial radio); TTN devices through TTS's downlink queue.
+  const commandPaths =
+    commandQueue === null
+      ? []
+      : [
+          ...(lorawanNetwork === null || udpIngress === null
+            ? []
+            : [
+                createLorawanCommandPath(lorawanCommandPathOptionsFromConfig(config), {
+                  network: lorawanNetwork,
+                  hasWaiting: (devEui) => commandQueue.head(devEui) !== undefined,
+                }),
+              ]),
+          ...(ttnIngresses.length === 0
+            ? []
+            : [createTtnCommandPath(TTN_COMMAND_PATH_DEFAULTS, { links: ttnIngresses.map((ingress) => ingress.downlink), log })]),
+          createMqttCommandPath({ topic: config.commands.mqtt_topic }, mqttIngress.downlink),
+        ];
   const commandParts: readonly Component[] =
     commandQueue === null
       ? []
       : [
-          createCommandDelivery(commandDeliveryOptionsFromConfig(config), {
-            queue: commandQueue,
-            paths: [
-              // LoRaWAN commands go out through the packet forwarders: none over a receive-only serial radio.
-              ...(lorawanNetwork === null || udpIngress === null
-                ? []
-                : [
-                    createLorawanCommandPath(lorawanCommandPathOptionsFromConfig(config), {
-                      network: lorawanNetwork,
-                      hasWaiting: (devEui) => commandQueue.head(devEui) !== undefined,
-                    }),
-                  ]),
-              // TTN devices (DevEUIs heard in a TTS application) get commands through TTS's downlink queue.
-              ...(ttnIngresses.length === 0
-                ? []
-                : [createTtnCommandPath(TTN_COMMAND_PATH_DEFAULTS, { links: ttnIngresses.map((ingress) => ingress.downlink), log })]),
-              createMqttCommandPath({ topic: config.commands.mqtt_topic }, mqttIngress.downlink),
-            ],
-            log,
-          }),
+          createCommandDelivery(commandDeliveryOptionsFromConfig(config), { queue: commandQueue, paths: commandPaths, log }),
           createCommandIntake(commandIntakeOptionsFromConfig(config), { queue: commandQueue, log, metrics }),
         ];
 

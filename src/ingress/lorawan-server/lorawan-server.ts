@@ -240,16 +240,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
         devEui,
         uplinkAck: frame.fctrl.ack,
         send: async (payload, fport, confirmed) => {
-          const phyPayload = encodeDataFrame({
-            mtype: confirmed ? 'ConfirmedDataDown' : 'UnconfirmedDataDown',
-            devAddr: session.devAddr,
-            fcnt32: fcntDown,
-            ack: frame.confirmed,
-            fport,
-            payload,
-            nwkSKey: session.nwkSKey,
-            appSKey: session.appSKey,
-          });
+          const phyPayload = dataDown(session, fcntDown, { confirmed, ack: frame.confirmed, fport, payload });
           const sent = await classA.send('command', device, receptions, phyPayload, region.rx1DelaySeconds, source);
           return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the uplink could send in RX1 or RX2' };
         },
@@ -325,15 +316,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   }
 
   async function sendAck(device: LorawanDevice, session: Session, receptions: readonly Reception[], fcntDown: number, source: RecordSource): Promise<void> {
-    const phyPayload = encodeDataFrame({
-      mtype: 'UnconfirmedDataDown',
-      devAddr: session.devAddr,
-      fcnt32: fcntDown,
-      ack: true,
-      fport: null,
-      nwkSKey: session.nwkSKey,
-      appSKey: session.appSKey,
-    });
+    const phyPayload = dataDown(session, fcntDown, { confirmed: false, ack: true, fport: null, payload: Buffer.alloc(0) });
     await classA.send('ack', device, receptions, phyPayload, region.rx1DelaySeconds, source);
   }
 
@@ -346,20 +329,30 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     const fcntDown = nextFcntDown(session);
     const committed = await deps.accept([], [sessions.stateWrite(device)]);
     if (!committed.ok) return { ok: false, reason: `its FCntDown could not be committed first: ${committed.message}` };
-    const phyPayload = encodeDataFrame({
-      mtype: confirmed ? 'ConfirmedDataDown' : 'UnconfirmedDataDown',
-      devAddr: session.devAddr,
-      fcnt32: fcntDown,
-      fport,
-      payload,
-      nwkSKey: session.nwkSKey,
-      appSKey: session.appSKey,
-    });
+    const phyPayload = dataDown(session, fcntDown, { confirmed, ack: false, fport, payload });
     const sent = await classA.sendNow('command', device, heard, phyPayload, CLASS_C_SOURCE);
     return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the device could send on RX2' };
   }
 
   return { handleFrame, sendClassC };
+}
+
+/** A data downlink of `session` with counter `fcntDown`: an ACK (no FPort), or an application payload. */
+function dataDown(
+  session: Session,
+  fcntDown: number,
+  frame: { readonly confirmed: boolean; readonly ack: boolean; readonly fport: number | null; readonly payload: Buffer },
+): Buffer {
+  return encodeDataFrame({
+    mtype: frame.confirmed ? 'ConfirmedDataDown' : 'UnconfirmedDataDown',
+    devAddr: session.devAddr,
+    fcnt32: fcntDown,
+    ack: frame.ack,
+    fport: frame.fport,
+    payload: frame.payload,
+    nwkSKey: session.nwkSKey,
+    appSKey: session.appSKey,
+  });
 }
 
 /** The gateway's GPS time of reception when it has one and it is plausible, else the receive time. */
