@@ -4,6 +4,9 @@
 // finish, note and expiry; a new queue over the same file after a restart sees the same commands in the
 // same order; and a commit the buffer refuses changes nothing, neither in memory nor in the store.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import type { WhenFull } from '../../src/buffer/record-buffer.ts';
@@ -590,4 +593,49 @@ test('commands finished before a restart stay duplicates after it', async (t) =>
   const outcome = await queue.intake([parsed('c-1', 'lamp-1'), parsed('c-2', 'lamp-1')]);
   assert.deepEqual([outcome.accepted, outcome.duplicates], [0, 2]);
   assert.deepEqual(queue.list(), [] as Command[]);
+});
+
+test('on a full disk (a real 256 KiB tmpfs) an intake commits nothing and changes nothing; it works again once there is space', async (t) => {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'iotgw-commands-full-disk-'));
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mountPoint], { encoding: 'utf8' });
+  assert.equal(mount.status, 0, `this test mounts a 256 KiB tmpfs to fill a real disk and needs root (CAP_SYS_ADMIN): ${mount.stderr}`);
+  t.after(() => {
+    spawnSync('umount', ['-l', mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+  const logs = captureLog();
+  const metrics = createMetrics({ processMetrics: false });
+  const store = await openStore(t, join(mountPoint, 'buffer.db'), logs, metrics);
+  const make = (): CommandQueue =>
+    createCommandQueue(ROOMY, { accept: store.batcher.accept, loadState: (scope) => store.buffer.readState(scope), log: logs.log, metrics, nowMs: () => NOW });
+  const queue = make();
+  await queue.load();
+
+  let accepted = 0;
+  let refused: Awaited<ReturnType<CommandQueue['intake']>> | null = null;
+  for (let round = 0; round < 500 && refused === null; round += 1) {
+    const outcome = await queue.intake([parsed(`c-${round}`, `lamp-${round % 5}`, { payload: Buffer.alloc(2000, 0x61) })]);
+    if (outcome.result.ok) accepted += 1;
+    else refused = outcome;
+  }
+  assert.ok(refused !== null && !refused.result.ok, 'the disk filled up');
+  assert.equal(refused.result.ok ? '' : refused.result.reason, 'disk-full');
+  const failedId = `c-${accepted}`;
+  assert.equal(queue.get(failedId), undefined, 'the refused command is not waiting in memory');
+  assert.equal(queue.list().length, accepted);
+  const stored = await store.buffer.readState(COMMAND_SCOPE);
+  assert.equal(stored.size, accepted, 'nor in the store');
+  assert.equal(stored.has(failedId), false);
+
+  assert.equal(spawnSync('mount', ['-o', 'remount,size=8m', mountPoint]).status, 0);
+  const again = await queue.intake([parsed(failedId, 'lamp-0', { payload: Buffer.alloc(2000, 0x61) })]);
+  assert.ok(again.result.ok, 'the same command is taken once there is space (Kafka hands it over again)');
+  assert.equal((await queue.markSent(failedId, 'mqtt'))?.state, 'sent');
+  const reread = make();
+  await reread.load();
+  assert.deepEqual(
+    reread.list().map((command) => [command.id, command.state]),
+    queue.list().map((command) => [command.id, command.state]),
+    'memory and store agree',
+  );
 });
