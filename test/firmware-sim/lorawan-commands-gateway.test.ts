@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import kafkajs from 'kafkajs';
 import { stringify } from 'yaml';
 import { type DeviceReport, lorawanDevicesConfig, runLorawanFleet } from '../../firmware-sim/lorawan-fleet.ts';
 import { startTtsStandIn } from '../../firmware-sim/tts-stand-in.ts';
@@ -16,7 +15,8 @@ import { createTtsFleet, publishTtsTraffic, type TtsSimDevice } from '../../firm
 import { decodeCayenneLpp } from '../../src/codecs/cayenne-lpp.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { freeUdpPort, type GatewayProcess, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { type ConsumedMessage, startKafkaMock, tailTopic } from '../helpers/kafka-mock.ts';
+import { startCommandKafka } from '../helpers/command-kafka.ts';
+import type { ConsumedMessage } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -33,14 +33,8 @@ interface Uplink {
 
 /** Mock Kafka, the gateway process with `extra` config and commands on, a receipts reader and a producer. */
 async function setup(t: TestContext, extra: (dir: string) => Partial<ConfigInput>) {
-  const kafka = await startKafkaMock({
-    brokers: 1,
-    topics: [
-      { name: RECORDS, partitions: 1 },
-      { name: COMMANDS, partitions: 1 },
-      { name: RECEIPTS, partitions: 1 },
-    ],
-  });
+  const commandKafka = await startCommandKafka(t, { records: RECORDS, commands: COMMANDS, receipts: RECEIPTS, partitions: 1 });
+  const { kafka } = commandKafka;
   const dir = tempDir(t);
   const config: ConfigInput = {
     gateway_id: 'gw-sim-commands',
@@ -52,31 +46,16 @@ async function setup(t: TestContext, extra: (dir: string) => Partial<ConfigInput
     ...extra(dir),
   };
   const gateway: GatewayProcess = await startGatewayProcess(t, writeGatewayConfig(dir, config));
-  const receipts = tailTopic(kafka.brokers, RECEIPTS);
-  t.after(() => receipts.stop());
-  const records = tailTopic(kafka.brokers, RECORDS);
-  t.after(() => records.stop());
-  const producer = new kafkajs.Kafka({ clientId: 'test-sim-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
-  await producer.connect();
-  t.after(() => producer.disconnect());
-  // Last: the readers leave their groups only while the cluster is still up (t.after runs in order).
-  t.after(() => kafka.stop());
-  const statuses = (commandId: string): string[] =>
-    receipts
-      .messages()
-      .map((message) => JSON.parse(message.value?.toString('utf8') ?? '{}') as { command_id: string; status: string })
-      .filter((receipt) => receipt.command_id === commandId)
-      .map((receipt) => receipt.status);
   return {
     gateway,
-    statuses,
+    statuses: (commandId: string): string[] => commandKafka.statuses(commandId),
     async command(key: string, commandId: string, body: Record<string, unknown>): Promise<void> {
-      await producer.send({ topic: COMMANDS, acks: -1, messages: [{ key, value: JSON.stringify(body), headers: { 'command-id': commandId } }] });
+      await commandKafka.send(key, JSON.stringify(body), { 'command-id': commandId });
     },
     /** The device's uplink records in Kafka (TTS-shaped JSON), by FCnt. */
     uplinks(devEui: string): Uplink[] {
-      return records
-        .messages()
+      return commandKafka
+        .records()
         .filter((message: ConsumedMessage) => message.key === devEui)
         .map((message) => {
           const value = JSON.parse(message.value?.toString('utf8') ?? '{}') as { uplink_message: { f_cnt?: number; f_port: number; frm_payload: string } };

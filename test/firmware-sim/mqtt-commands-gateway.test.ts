@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import kafkajs from 'kafkajs';
 import type { StreetLampReading } from '../../firmware-sim/fleet.ts';
 import { type MqttCommandEvent, runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { freePort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
-import { kafkaMockFor, tailTopic } from '../helpers/kafka-mock.ts';
+import { startCommandKafka } from '../helpers/command-kafka.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -22,14 +21,8 @@ const LAMP = 'sl-000002';
 
 /** The dim command's way, from Kafka to the lamp and its state back to Kafka; returns the state report (without ts). */
 async function dimTheLamp(t: TestContext, commandId: string, mqttTopic?: string): Promise<Record<string, unknown>> {
-  const kafka = await kafkaMockFor(t, {
-    brokers: 1,
-    topics: [
-      { name: RECORDS, partitions: 1 },
-      { name: COMMANDS, partitions: 1 },
-      { name: RECEIPTS, partitions: 1 },
-    ],
-  });
+  const commandKafka = await startCommandKafka(t, { records: RECORDS, commands: COMMANDS, receipts: RECEIPTS, partitions: 1 });
+  const { kafka } = commandKafka;
   const dir = tempDir(t);
   const config: ConfigInput = {
     gateway_id: 'gw-sim-commands',
@@ -40,9 +33,6 @@ async function dimTheLamp(t: TestContext, commandId: string, mqttTopic?: string)
     commands: { enabled: true, topic: COMMANDS, receipts_topic: RECEIPTS, fetch_wait_ms: 50, ...(mqttTopic === undefined ? {} : { mqtt_topic: mqttTopic }) },
   };
   const gateway = await startGatewayProcess(t, writeGatewayConfig(dir, config));
-  const records = tailTopic(kafka.brokers, RECORDS);
-  const receipts = tailTopic(kafka.brokers, RECEIPTS);
-  t.after(() => Promise.all([records.stop(), receipts.stop()]));
 
   // The fleet publishes until the test has seen what it waits for, then is aborted.
   const controller = new AbortController();
@@ -53,16 +43,9 @@ async function dimTheLamp(t: TestContext, commandId: string, mqttTopic?: string)
   );
   t.after(() => controller.abort());
 
-  const producer = new kafkajs.Kafka({ clientId: 'test-sim-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
-  await producer.connect();
-  t.after(() => producer.disconnect());
-  await producer.send({
-    topic: COMMANDS,
-    acks: -1,
-    messages: [{ key: LAMP, value: JSON.stringify({ name: 'dim', payload: { level: 40 }, ttl_s: 600 }), headers: { 'command-id': commandId } }],
-  });
+  await commandKafka.send(LAMP, JSON.stringify({ name: 'dim', payload: { level: 40 }, ttl_s: 600 }), { 'command-id': commandId });
 
-  const stateRecords = () => records.messages().filter((message) => message.headers.stream === 'state');
+  const stateRecords = () => commandKafka.records().filter((message) => message.headers.stream === 'state');
   await waitFor(() => stateRecords().length === 1, 'the state report in Kafka', 30_000);
   const state = stateRecords()[0];
   assert.equal(state?.key, LAMP, 'keyed by the device, like its readings');
@@ -71,20 +54,15 @@ async function dimTheLamp(t: TestContext, commandId: string, mqttTopic?: string)
   assert.equal(typeof ts, 'string');
 
   // The device PUBACKed after acting: the delivered receipt follows, keyed by the device with the command's id.
-  const statuses = () =>
-    receipts
-      .messages()
-      .map((message) => JSON.parse(message.value?.toString('utf8') ?? '{}') as { command_id: string; status: string })
-      .filter((receipt) => receipt.command_id === commandId)
-      .map((receipt) => receipt.status);
+  const statuses = () => commandKafka.statuses(commandId);
   await waitFor(() => statuses().includes('delivered'), 'the delivered receipt', 30_000);
   assert.deepEqual(statuses(), ['accepted', 'sent', 'delivered']);
 
   // The lamp's readings after the command show it dimmed, in Kafka too.
   const stateOffset = Number(state?.offset);
   const lampReadingsAfter = () =>
-    records
-      .messages()
+    commandKafka
+      .records()
       .filter((message) => message.key === LAMP && message.headers.stream === 'telemetry' && Number(message.offset) > stateOffset)
       .map((message) => JSON.parse(message.value?.toString('utf8') ?? '{}') as StreetLampReading);
   await waitFor(() => lampReadingsAfter().length > 0, 'a lamp reading after the state report', 30_000);

@@ -1,5 +1,5 @@
 // The Kafka side of a commands test: librdkafka's mock cluster with a records, a commands and a receipts
-// topic, a kafkajs producer for commands, and a reader of the receipts for as long as the test runs. Cleanup
+// topic, a kafkajs producer for commands, and readers of the receipts and records for as long as the test runs. Cleanup
 // runs in one hook, in order: the receipts reader must leave its group while the cluster is still up (a reader
 // left behind a stopped cluster keeps the test process alive).
 import type { TestContext } from 'node:test';
@@ -18,6 +18,8 @@ export interface ReceiptValue {
 
 export interface CommandKafka {
   readonly kafka: KafkaMock;
+  /** What reached the records topic so far (uplinks, state reports), in arrival order. */
+  records(): ConsumedMessage[];
   /** Produces one command (acks=all) with these headers. */
   send(key: string | null, value: string | Buffer, headers?: Record<string, string>): Promise<void>;
   /** The receipts read so far (of one command id, when given; null: those without one), in arrival order. */
@@ -31,7 +33,7 @@ export interface CommandKafkaTopics {
   readonly records: string;
   readonly commands: string;
   readonly receipts: string;
-  /** Partitions of the commands and receipts topics; default 3. */
+  /** Partitions of the commands and receipts topics (the records topic has 1); default 3. */
   readonly partitions?: number;
 }
 
@@ -46,10 +48,11 @@ export async function startCommandKafka(t: TestContext, topics: CommandKafkaTopi
     ],
   });
   const tail = tailTopic(kafka.brokers, topics.receipts);
+  const recordsTail = tailTopic(kafka.brokers, topics.records);
   const producer = new kafkajs.Kafka({ clientId: 'test-commands', brokers: [...kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).producer();
   t.after(async () => {
     await producer.disconnect().catch(() => undefined);
-    await tail.stop();
+    await Promise.all([tail.stop(), recordsTail.stop()]);
     await kafka.stop();
   });
   await producer.connect();
@@ -60,6 +63,7 @@ export async function startCommandKafka(t: TestContext, topics: CommandKafkaTopi
       .filter((entry) => commandId === undefined || entry.value.command_id === commandId);
   return {
     kafka,
+    records: () => recordsTail.messages(),
     async send(key, value, headers = {}) {
       await producer.send({ topic: topics.commands, acks: -1, messages: [{ key, value, headers }] });
     },
