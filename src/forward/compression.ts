@@ -2,7 +2,7 @@
 // packages that install without a compiler: kafkajs-snappy (snappyjs, pure JavaScript), lz4-napi (Rust
 // lz4_flex, prebuilt for Linux x64, arm64 and armhf) and @bokuweb/zstd-wasm (zstd compiled to WebAssembly).
 // Each is loaded only when configured. LZ4 batches use the standard LZ4 frame format Kafka expects (KIP-57).
-import kafkajs from 'kafkajs';
+import kafkajs from './kafkajs.ts';
 
 const { CompressionCodecs, CompressionTypes } = kafkajs;
 

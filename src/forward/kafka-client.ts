@@ -2,7 +2,8 @@
 // records and the command intake that consumes commands. kafkajs logs every failed connection attempt; the
 // components report link state changes once themselves, so kafkajs' lines go to debug.
 import { readFileSync } from 'node:fs';
-import kafkajs, { type Kafka, type SASLOptions } from 'kafkajs';
+import type { Kafka, SASLOptions } from 'kafkajs';
+import kafkajs from './kafkajs.ts';
 import type { Logger } from '../core/log.ts';
 
 const { Kafka: KafkaClient, logLevel } = kafkajs;

@@ -6,7 +6,8 @@
 // connection that never completed its handshake (a broker that accepted TCP but did not answer), and then
 // fails every request with "Broker not connected" until that socket closes. connect() checks the link with
 // a real request (a metadata read), since kafkajs' own connect() can resolve without one answer.
-import kafkajs, { type Producer, type TopicMessages } from 'kafkajs';
+import type { Producer, TopicMessages } from 'kafkajs';
+import kafkajs, { recordEncoder } from './kafkajs.ts';
 import { errorMessage, GatewayError, isProgrammingError } from '../errors.ts';
 import type { HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
@@ -116,7 +117,7 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
         );
       });
       await compressionType;
-      log.info({ brokers: options.brokers, compression: options.compression }, 'Kafka sink ready');
+      log.info({ brokers: options.brokers, compression: options.compression, recordEncoder }, 'Kafka sink ready');
     },
 
     async connect() {
