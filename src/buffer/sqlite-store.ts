@@ -4,12 +4,15 @@
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
 import { openBufferFile } from './buffer-file.ts';
+import { createLeaseTail, type LeaseTailLimits } from './lease-tail.ts';
 import { createOrderGuard } from './order-guard.ts';
 import { ensureInstanceId, recordId } from './record-id.ts';
 import type { AppendOutcome, BufferStats, RecordStore, RecordStoreLimits, StateWrite } from './record-store.ts';
 
 export interface SqliteStoreOptions extends RecordStoreLimits {
   readonly path: string;
+  /** Bounds of the in-memory lease tail (lease-tail.ts); 0 records makes every lease read the file. */
+  readonly leaseTail?: LeaseTailLimits;
 }
 
 export interface SqliteStoreDeps {
@@ -38,6 +41,8 @@ export interface SqliteStore extends RecordStore {
 
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 const EMPTY_META = '{}';
+/** What the lease tail may hold before the forwarder counts as behind (and reads SQLite): a few seconds of a busy gateway. */
+const LEASE_TAIL_LIMITS = { maxRecords: 20_000, maxBytes: 4 * 1024 * 1024 };
 
 function metaText(meta: Readonly<Record<string, string>>): string {
   for (const _ in meta) return JSON.stringify(meta);
@@ -56,7 +61,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   const selectFrom = db.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?');
   const deleteOne = db.prepare('DELETE FROM records WHERE seq = ? RETURNING bytes');
   // One statement for a whole acknowledged batch (a JSON array of seqs): one call into SQLite, not one per record.
-  const deleteMany = db.prepare('DELETE FROM records WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes');
+  const deleteMany = db.prepare('DELETE FROM records WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes').pluck();
   const deleteOldest = db.prepare('DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?) RETURNING bytes');
   const bumpAttempts = db.prepare('UPDATE records SET attempts = attempts + 1 WHERE seq = ?');
   const moveToDeadLetters = db.prepare(
@@ -82,6 +87,9 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   /** Highest seq handed out by lease(); records at or below it are in flight. Not persisted: after a restart, all is re-sent. */
   let leaseCursor = 0;
   let closed = false;
+  const tail = createLeaseTail(options.leaseTail ?? LEASE_TAIL_LIMITS);
+  /** The records the running append transaction inserted, for the lease tail once it has committed. */
+  let inserted: { records: StoredRecord[]; sizes: number[] } = { records: [], sizes: [] };
 
   const appendTransaction = db.transaction((groups: readonly (readonly NewRecord[])[], state: readonly StateWrite[]): AppendOutcome[] => {
     for (const write of state) {
@@ -91,9 +99,11 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     const outcomes: AppendOutcome[] = [];
     const order = createOrderGuard();
     let droppedNow = 0;
+    inserted = { records: [], sizes: [] };
     for (const group of groups) {
+      const sizes = group.map(recordBytes);
       let groupBytes = 0;
-      for (const record of group) groupBytes += recordBytes(record);
+      for (const size of sizes) groupBytes += size;
       const behindRefused = order.refusedBefore(group);
       if (behindRefused !== null) {
         outcomes.push({ ok: false, error: behindRefused });
@@ -114,7 +124,8 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
         droppedNow += dropOldestUntilFits(group.length, groupBytes);
       }
       const seqs: number[] = [];
-      for (const record of group) {
+      group.forEach((record, index) => {
+        const size = sizes[index] as number;
         const result = insert.run(
           record.key,
           record.stream,
@@ -123,10 +134,13 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
           record.eventTimeMs,
           record.payload,
           metaText(record.meta),
-          recordBytes(record),
+          size,
         );
-        seqs.push(Number(result.lastInsertRowid));
-      }
+        const seq = Number(result.lastInsertRowid);
+        seqs.push(seq);
+        inserted.records.push({ ...record, seq, id: recordId(instanceId, seq), attempts: 0 });
+        inserted.sizes.push(size);
+      });
       depthRecords += group.length;
       depthBytes += groupBytes;
       outcomes.push({ ok: true, seqs });
@@ -170,9 +184,9 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
 
   const ackTransaction = db.transaction((seqs: readonly number[]) => {
     // Seqs dropped by drop_oldest while in flight are simply not there any more.
-    const rows = deleteMany.all(JSON.stringify(seqs)) as { bytes: number }[];
-    for (const row of rows) depthBytes -= row.bytes;
-    depthRecords -= rows.length;
+    const sizes = deleteMany.all(JSON.stringify(seqs)) as number[];
+    for (const size of sizes) depthBytes -= size;
+    depthRecords -= sizes.length;
   });
 
   const releaseTransaction = db.transaction((seqs: readonly number[]) => {
@@ -207,6 +221,25 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     };
   }
 
+  /** The records above the lease cursor, from the file; once a read reaches the end, the tail takes over. */
+  function leaseFromFile(maxRecords: number, maxBytes: number): StoredRecord[] {
+    const leased: StoredRecord[] = [];
+    try {
+      const rows = selectFrom.all(leaseCursor, maxRecords) as RecordRow[];
+      let bytes = 0;
+      for (const row of rows) {
+        if (leased.length > 0 && bytes + row.bytes > maxBytes) break;
+        bytes += row.bytes;
+        leased.push(toStored(row));
+      }
+      if (rows.length < maxRecords && leased.length === rows.length) tail.caughtUp();
+    } catch (error) {
+      // A failed read (an I/O error on a flaky SD card) is a storage error to retry, never a crash.
+      throw storageError(error, options.path, 'lease');
+    }
+    return leased;
+  }
+
   let lastOldestMs: number | null = null;
   /** For metrics and health: a failed read keeps the last figure rather than failing whoever asked. */
   function oldestReceivedAtMs(): number | null {
@@ -232,6 +265,10 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       } catch (error) {
         throw storageError(error, options.path, 'append');
       }
+      // drop_oldest may have deleted records the tail holds.
+      if (lastDropped > 0) tail.invalidate();
+      tail.appended(inserted.records, inserted.sizes);
+      inserted = { records: [], sizes: [] };
       if (lastDropped > 0) deps.onDrop?.(lastDropped);
       return outcomes;
     },
@@ -244,19 +281,8 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
 
     lease(maxRecords, maxBytes) {
       assertOpen();
-      const leased: StoredRecord[] = [];
-      try {
-        const rows = selectFrom.all(leaseCursor, maxRecords) as RecordRow[];
-        let bytes = 0;
-        for (const row of rows) {
-          if (leased.length > 0 && bytes + row.bytes > maxBytes) break;
-          bytes += row.bytes;
-          leased.push(toStored(row));
-        }
-      } catch (error) {
-        // A failed read (an I/O error on a flaky SD card) is a storage error to retry, never a crash.
-        throw storageError(error, options.path, 'lease');
-      }
+      let leased = tail.take(maxRecords, maxBytes);
+      if (leased === null) leased = leaseFromFile(maxRecords, maxBytes);
       const last = leased.at(-1);
       if (last !== undefined) leaseCursor = last.seq;
       return leased;
@@ -275,6 +301,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       assertOpen();
       if (seqs.length === 0) return;
       leaseCursor = Math.min(leaseCursor, Math.min(...seqs) - 1);
+      tail.invalidate();
       try {
         releaseTransaction(seqs);
       } catch (error) {
@@ -285,6 +312,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
 
     deadLetter(seqs, reason) {
       assertOpen();
+      tail.invalidate();
       try {
         transact(() => deadLetterTransaction(seqs, reason));
       } catch (error) {
