@@ -14,7 +14,7 @@ import {
   packPayloads,
   STATS_UPDATE,
   type SerializedError,
-  unpackPayloads,
+  unpackRecords,
   type WorkerReply,
   type WorkerRequest,
 } from './worker-protocol.ts';
@@ -73,16 +73,15 @@ try {
   process.exit(0);
 }
 
-/** Rebuilds the groups of an append request from its flat records and packed payloads. */
+/** Rebuilds the groups of an append request from its packed records. */
 function groupsOf(request: Extract<WorkerRequest, { op: 'append' }>): NewRecord[][] {
-  const payloads = unpackPayloads(request.payloads);
+  const records = unpackRecords(request.records);
+  if (request.sizes.length === 1) return [records];
   const groups: NewRecord[][] = [];
   let next = 0;
   for (const size of request.sizes) {
-    const group: NewRecord[] = [];
-    for (let index = 0; index < size; index++, next++)
-      group.push({ ...(request.records[next] as Omit<NewRecord, 'payload'>), payload: payloads[next] as Buffer });
-    groups.push(group);
+    groups.push(records.slice(next, next + size));
+    next += size;
   }
   return groups;
 }

@@ -11,6 +11,8 @@ export interface LeaseTail {
   appended(records: readonly StoredRecord[], bytes: readonly number[]): void;
   /** The next records (as SQLite would return them), or null when the tail is not exact: read SQLite. */
   take(maxRecords: number, maxBytes: number): StoredRecord[] | null;
+  /** Whether the tail holds every record above the lease cursor (so appends are worth handing to it). */
+  exact(): boolean;
   /** A lease from SQLite returned everything above the cursor: from now on, appends are the whole tail. */
   caughtUp(): void;
   invalidate(): void;
@@ -76,6 +78,8 @@ export function createLeaseTail(limits: LeaseTailLimits): LeaseTail {
       }
       return taken;
     },
+
+    exact: () => exact,
 
     caughtUp() {
       if (exact) return;

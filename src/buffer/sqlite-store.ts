@@ -100,6 +100,8 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     const order = createOrderGuard();
     let droppedNow = 0;
     inserted = { records: [], sizes: [] };
+    // A forwarder that is behind reads the file anyway: build the tail's records only when it will take them.
+    const tailing = tail.exact();
     for (const group of groups) {
       const sizes = group.map(recordBytes);
       let groupBytes = 0;
@@ -138,8 +140,10 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
         );
         const seq = Number(result.lastInsertRowid);
         seqs.push(seq);
-        inserted.records.push({ ...record, seq, id: recordId(instanceId, seq), attempts: 0 });
-        inserted.sizes.push(size);
+        if (tailing) {
+          inserted.records.push({ ...record, seq, id: recordId(instanceId, seq), attempts: 0 });
+          inserted.sizes.push(size);
+        }
       });
       depthRecords += group.length;
       depthBytes += groupBytes;

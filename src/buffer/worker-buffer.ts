@@ -7,14 +7,14 @@ import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { BufferFullError, GatewayError } from '../errors.ts';
-import type { StoredRecord } from '../record/record.ts';
+import type { NewRecord, StoredRecord } from '../record/record.ts';
 import type { AppendOutcome, BufferStats, RecordBuffer } from './record-buffer.ts';
 import type { SqliteStoreOptions } from './sqlite-store.ts';
 import {
   type BufferWorkerData,
   type CompanionSpec,
   type LeaseReply,
-  packPayloads,
+  packRecords,
   STATS_UPDATE,
   type SerializedError,
   unpackPayloads,
@@ -212,13 +212,12 @@ export function createWorkerBuffer(options: SqliteStoreOptions, deps: WorkerBuff
     },
 
     async append(groups, state = []) {
-      const flat = groups.flat();
-      const payloads = packPayloads(flat.map((record) => record.payload));
-      const records = flat.map(({ payload: _payload, ...rest }) => rest);
+      const { packed, transfer } = packRecords(groups.length === 1 ? (groups[0] as readonly NewRecord[]) : groups.flat());
       const sizes = groups.map((group) => group.length);
-      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>({ op: 'append', sizes, records, payloads, state }, [
-        payloads.bytes,
-      ]);
+      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>(
+        { op: 'append', sizes, records: packed, state },
+        transfer,
+      );
       return outcomes.map((outcome): AppendOutcome => (outcome.ok ? outcome : { ok: false, error: new BufferFullError(outcome.error.message) }));
     },
 

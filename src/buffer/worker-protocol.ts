@@ -1,17 +1,16 @@
 // Messages between the main thread (worker-buffer.ts) and the buffer's thread (buffer-worker.ts).
 // Only plain data crosses: errors travel as {code, message, retriable} and are rebuilt on arrival.
 import type { MessagePort } from 'node:worker_threads';
-import type { NewRecord, StoredRecord } from '../record/record.ts';
+import type { NewRecord, RecordSource, StoredRecord } from '../record/record.ts';
 import type { BufferStats, StateWrite } from './record-store.ts';
 
 export type WorkerRequest =
   | {
       readonly id: number;
       readonly op: 'append';
-      /** Group sizes, then the records of all groups in order, with their payloads packed. */
+      /** Group sizes, then the records of all groups in order, packed. */
       readonly sizes: readonly number[];
-      readonly records: readonly WithoutPayload<NewRecord>[];
-      readonly payloads: PackedPayloads;
+      readonly records: PackedRecords;
       readonly state: readonly StateWrite[];
     }
   | { readonly id: number; readonly op: 'readState'; readonly scope: string }
@@ -116,3 +115,62 @@ export function unpackPayloads(packed: PackedPayloads): Buffer[] {
 
 /** A record as it crosses: everything but the payload, which travels in PackedPayloads. */
 export type WithoutPayload<T extends { payload: Uint8Array }> = Omit<T, 'payload'>;
+
+/**
+ * New records cross to the buffer's thread as columns: strings in arrays, both times of every record in one
+ * transferred Float64Array, payloads packed. Structured clone of one object per record (and the rest-spread
+ * that made it) cost more on the main thread than the SQLite insert does on the other.
+ */
+export interface PackedRecords {
+  readonly keys: readonly string[];
+  readonly streams: readonly string[];
+  readonly sources: readonly RecordSource[];
+  /** receivedAtMs, eventTimeMs per record, in order. */
+  readonly times: Float64Array;
+  /** null for the usual empty meta. */
+  readonly metas: readonly (Readonly<Record<string, string>> | null)[];
+  readonly payloads: PackedPayloads;
+}
+
+export function packRecords(records: readonly NewRecord[]): { readonly packed: PackedRecords; readonly transfer: ArrayBuffer[] } {
+  const count = records.length;
+  const keys = new Array<string>(count);
+  const streams = new Array<string>(count);
+  const sources = new Array<RecordSource>(count);
+  const metas = new Array<Readonly<Record<string, string>> | null>(count);
+  const times = new Float64Array(count * 2);
+  for (let index = 0; index < count; index++) {
+    const record = records[index] as NewRecord;
+    keys[index] = record.key;
+    streams[index] = record.stream;
+    sources[index] = record.source;
+    metas[index] = hasEntries(record.meta) ? record.meta : null;
+    times[index * 2] = record.receivedAtMs;
+    times[index * 2 + 1] = record.eventTimeMs;
+  }
+  const payloads = packPayloads(records.map((record) => record.payload));
+  return { packed: { keys, streams, sources, times, metas, payloads }, transfer: [payloads.bytes, times.buffer as ArrayBuffer] };
+}
+
+/** Shared by every record without meta (records are never mutated). */
+const NO_META: Readonly<Record<string, string>> = Object.freeze({});
+
+export function unpackRecords(packed: PackedRecords): NewRecord[] {
+  const payloads = unpackPayloads(packed.payloads);
+  return packed.keys.map(
+    (key, index): NewRecord => ({
+      key,
+      stream: packed.streams[index] as string,
+      source: packed.sources[index] as RecordSource,
+      receivedAtMs: packed.times[index * 2] as number,
+      eventTimeMs: packed.times[index * 2 + 1] as number,
+      payload: payloads[index] as Buffer,
+      meta: packed.metas[index] ?? NO_META,
+    }),
+  );
+}
+
+function hasEntries(meta: Readonly<Record<string, string>>): boolean {
+  for (const _ in meta) return true;
+  return false;
+}
