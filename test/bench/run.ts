@@ -51,7 +51,7 @@ const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
 const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
-const SCENARIOS = ['mqtt', 'lorawan', 'ttn', 'formatter', 'compression', 'idle', 'memory', 'commands'] as const;
+const SCENARIOS = ['mqtt', 'reference', 'lorawan', 'ttn', 'formatter', 'compression', 'idle', 'memory', 'commands'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -73,7 +73,7 @@ if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.o
   process.stderr.write(`--only must be one of ${SCENARIOS.join(', ')}, got '${args.only}' (npm run bench -- --help)\n`);
   process.exit(2);
 }
-/** mqtt runs scenario A, 1-3 and 3b, lorawan 4, ttn 5, formatter 7, compression 8, idle 9, memory 10, commands 11; without --only, all of them (6 comes with any gateway scenario). */
+/** mqtt runs scenario A, 1-3 and 3b, reference A alone, lorawan 4, ttn 5, formatter 7, compression 8, idle 9, memory 10, commands 11; without --only, all of them (6 comes with any gateway scenario). */
 const selected = (scenario: (typeof SCENARIOS)[number]): boolean => args.only === undefined || args.only === scenario;
 const DEVICES = Number(args.devices);
 const SECONDS = Number(args.seconds);
@@ -302,7 +302,7 @@ function benchFormatters(): void {
 
 async function main(): Promise<void> {
   say(`iotgw bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${DEVICES} devices, ${SECONDS} s per scenario`);
-  if (selected('mqtt') || selected('lorawan') || selected('ttn')) await gatewayScenarios();
+  if (selected('mqtt') || selected('reference') || selected('lorawan') || selected('ttn')) await gatewayScenarios();
   if (selected('formatter')) benchFormatters();
   if (selected('compression')) await benchCompression();
   if (selected('idle')) await benchIdleFleet(10_000, SECONDS * 2, unitNodeOptions());
@@ -364,7 +364,7 @@ async function gatewayScenarios(): Promise<void> {
   say(`gateway node flags as in systemd/iotgw.service: NODE_OPTIONS=${nodeOptions === '' ? '(none)' : nodeOptions}`);
 
   try {
-    if (selected('mqtt')) {
+    if (selected('mqtt') || selected('reference')) {
       await benchVersusReference(gateway, {
         devices: DEVICES,
         seconds: SECONDS,
@@ -373,6 +373,8 @@ async function gatewayScenarios(): Promise<void> {
         brokers: kafka.brokers,
         topic: TOPIC,
       });
+    }
+    if (selected('mqtt')) {
       // 1. Ingest with Kafka down: what the buffer takes in while nothing leaves it (an outage). Not a rate the
       //    gateway sustains: the buffer grows at it. Devices are paced by their PUBACKs, INGEST_INFLIGHT each.
       await kafka.down('all');

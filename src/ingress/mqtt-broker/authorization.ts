@@ -29,6 +29,9 @@ export interface Authorization {
   authorizeSubscribe(client: Client, subscription: Subscription): Subscription | null;
 }
 
+/** The meta of a device's own publish: none (shared; records are never mutated). */
+const NO_META: Readonly<Record<string, string>> = Object.freeze({});
+
 /** Subscriptions one client may hold. */
 const MAX_SUBSCRIPTIONS_PER_CLIENT = 32;
 
@@ -69,7 +72,7 @@ export function createAuthorization(options: AuthorizationOptions, deps: Authori
           eventTimeMs: deps.router.eventTimeMs(stream, payload, receivedAtMs),
           payload,
           // An account may publish as any device its grant covers: the record says it was not the device.
-          meta: identity.kind === 'client' ? { 'published-by': identity.username } : {},
+          meta: identity.kind === 'client' ? { 'published-by': identity.username } : NO_META,
         },
       ]);
       // QoS 0 has no acknowledgement to withhold: stored best effort, relayed at once.

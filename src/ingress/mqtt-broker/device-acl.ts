@@ -10,6 +10,7 @@ export type Identity =
   | { readonly kind: 'anonymous'; readonly deviceId: string };
 
 export const DEVICE_TOPIC_ROOT = 'devices';
+const DEVICE_TOPIC_PREFIX = `${DEVICE_TOPIC_ROOT}/`;
 /**
  * Longest topic (publish) or topic filter (subscribe), in UTF-8 bytes. MQTT allows 65,535; a device topic is
  * devices/{id of at most 128}/{stream of at most MAX_STREAM_CHARS}, and nothing else here needs more.
@@ -26,11 +27,11 @@ export interface DeviceTopic {
 
 /** `devices/{device_id}/{stream...}` -> its parts, or null for any other topic. */
 export function parseDeviceTopic(topic: string): DeviceTopic | null {
-  if (!topic.startsWith(`${DEVICE_TOPIC_ROOT}/`)) return null;
-  const rest = topic.slice(DEVICE_TOPIC_ROOT.length + 1);
-  const slash = rest.indexOf('/');
-  if (slash <= 0 || slash === rest.length - 1) return null;
-  return { deviceId: rest.slice(0, slash), stream: rest.slice(slash + 1) };
+  if (!topic.startsWith(DEVICE_TOPIC_PREFIX)) return null;
+  const start = DEVICE_TOPIC_PREFIX.length;
+  const slash = topic.indexOf('/', start);
+  if (slash <= start || slash === topic.length - 1) return null;
+  return { deviceId: topic.slice(start, slash), stream: topic.slice(slash + 1) };
 }
 
 export type PublishDecision =
