@@ -154,6 +154,21 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     return outcomes;
   });
 
+  /**
+   * Runs a commit that may be lost in a power cut without breaking a promise: deleting acknowledged records
+   * (a lost delete sends them again: a duplicate with the same record id) and counting attempts. In WAL mode
+   * with synchronous=NORMAL the commit skips its fsync (one per Kafka batch, 0.3 ms on an SSD, 5-20 ms on an
+   * SD card, during which this thread forwards nothing); the next append's fsync makes it durable with it.
+   */
+  function withoutFsync<T>(run: () => T): T {
+    db.pragma('synchronous = NORMAL');
+    try {
+      return run();
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
+  }
+
   /** Runs a transaction; if SQLite rolls it back, the in-memory counters go back with it. */
   function transact<T>(run: () => T): T {
     const saved = { depthRecords, depthBytes, droppedRecords, deadLetters };
@@ -295,7 +310,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     ack(seqs) {
       assertOpen();
       try {
-        transact(() => ackTransaction(seqs));
+        transact(() => withoutFsync(() => ackTransaction(seqs)));
       } catch (error) {
         throw storageError(error, options.path, 'ack');
       }
@@ -307,7 +322,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       leaseCursor = Math.min(leaseCursor, Math.min(...seqs) - 1);
       tail.invalidate();
       try {
-        releaseTransaction(seqs);
+        withoutFsync(() => releaseTransaction(seqs));
       } catch (error) {
         // The attempt count is bookkeeping only; the records are back in line either way.
         throw storageError(error, options.path, 'release');

@@ -148,3 +148,22 @@ test('sqlite store on a full disk: the append fails as a whole, committed record
   const all = buffer.lease(1_000_000, 1e12);
   assert.equal(all.length, committed + 1);
 });
+
+test('acks and releases commit without their own fsync, and every append still commits with synchronous=FULL', (t) => {
+  const path = join(tempDir(t), 'buffer.db');
+  const buffer = createSqliteStore({ path, ...limits });
+  t.after(() => buffer.close());
+  buffer.append([[record('a', 1), record('a', 2), record('a', 3)]]);
+  const [first, second] = buffer.lease(2, 1_000_000);
+  buffer.ack([first?.seq as number]);
+  assert.equal(buffer.durability().synchronous, 'FULL');
+  buffer.release([second?.seq as number]);
+  assert.equal(buffer.durability().synchronous, 'FULL');
+  assert.deepEqual(
+    buffer.lease(10, 1_000_000).map((r) => [r.seq, r.attempts]),
+    [
+      [2, 1],
+      [3, 0],
+    ],
+  );
+});
