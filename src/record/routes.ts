@@ -1,5 +1,6 @@
 // Routes map a record's stream to its Kafka topic and say where its event time is: the device's own
 // timestamp field when the route names one and the value is plausible, else the gateway's receive time.
+import { readJsonField } from './json-field.ts';
 
 export interface Route {
   /** Stream name, or '*' for every stream. */
@@ -22,8 +23,6 @@ export const EVENT_TIME_MAX_FUTURE_MS = 10 * 60 * 1000;
 export function plausibleEventTime(timeMs: number, receivedAtMs: number): number | null {
   return timeMs >= receivedAtMs - EVENT_TIME_MAX_PAST_MS && timeMs <= receivedAtMs + EVENT_TIME_MAX_FUTURE_MS ? timeMs : null;
 }
-
-const decoder = new TextDecoder('utf-8', { fatal: false });
 
 export function createRouter(defaultTopic: string, routes: readonly Route[]): Router {
   // Keyed by the configured streams only: a map keyed by the streams records arrive with would grow with input.
@@ -52,23 +51,21 @@ export function createRouter(defaultTopic: string, routes: readonly Route[]): Ro
   };
 }
 
-/** Reads `field` (dotted path) from a JSON payload as ms since the epoch: ISO-8601, epoch seconds or epoch ms. */
+/** Longer strings are no timestamps: they are not even decoded. */
+const MAX_TIMESTAMP_LENGTH = 64;
+
+/**
+ * Reads `field` (dotted path) from a JSON payload as ms since the epoch: ISO-8601, epoch seconds or epoch ms.
+ * The result is JSON.parse's (then `value[part]` for each part) for every input, invalid JSON included: the
+ * scanner reads only the one field, without building the whole payload's objects (this runs for every record).
+ */
 export function readTimestampField(payload: Uint8Array, field: string): number | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(payload));
-  } catch {
-    return null;
-  }
-  for (const part of field.split('.')) {
-    if (typeof value !== 'object' || value === null) return null;
-    value = (value as Record<string, unknown>)[part];
-  }
+  const value = readJsonField(payload, field, MAX_TIMESTAMP_LENGTH);
   if (typeof value === 'number' && Number.isFinite(value)) {
     // Below 1e11 it cannot be ms (that would be 1973): read it as seconds.
     return Math.round(value < 1e11 ? value * 1000 : value);
   }
-  if (typeof value === 'string' && value.length <= 64) {
+  if (typeof value === 'string') {
     const parsed = Date.parse(value);
     return Number.isNaN(parsed) ? null : parsed;
   }

@@ -21,10 +21,11 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/core/log.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
 import { isDeviceId } from '../../src/record/device-id.ts';
-import { createRouter } from '../../src/record/routes.ts';
+import { createRouter, readTimestampField } from '../../src/record/routes.ts';
 import { connectPacket, mqttPacket, mqttString, publishPacket } from '../helpers/mqtt-wire.ts';
 import { mockRadio } from '../helpers/serial-radio-mock.ts';
 import type { FuzzTarget } from './fuzz-engine.ts';
+import { referenceReadTimestampField } from '../helpers/reference-event-time.ts';
 
 interface Vector {
   readonly id: string;
@@ -394,4 +395,58 @@ const commandMessage: FuzzTarget = {
   },
 };
 
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [semtechUdp, phyPayload, ttnJson, commandMessage, config, rn2483, mqttAedes];
+/** Fields every payload is read for: plain, nested, array steps, and keys that name prototype properties. */
+const EVENT_TIME_FIELDS = ['ts', 'meta.time', 'a.b', 'a.0', 'a.length', 'length', '__proto__', 'a.__proto__.length', 'constructor', ''];
+
+/**
+ * One input is a payload, read for each of EVENT_TIME_FIELDS; or `field NUL payload`, read for that field too
+ * (a NUL makes any payload invalid JSON, so nothing is lost by splitting there).
+ */
+const eventTime: FuzzTarget = {
+  name: 'event-time',
+  description: "MQTT payloads into readTimestampField (a route's event_time_field): the JSON.parse implementation's result, always",
+  coverage: ['src/record/json-field.ts', 'src/record/routes.ts'],
+  maxLength: 4096,
+  dictionary: [
+    '{"ts":',
+    '"ts":',
+    '"t\\u0073":',
+    '"meta":{"time":',
+    '"a":{"b":',
+    '"a":[',
+    '"2026-12-06T15:00:00.123Z"',
+    '"Sun, 06 Dec 2026 15:00:00 GMT"',
+    '1796569200',
+    '1796569200123',
+    '1796569200.5e0',
+    '-0',
+    '1e400',
+    'true',
+    'null',
+    '"\\u00e9\\ud800\\n"',
+    '"__proto__":',
+    '"length":',
+    Buffer.from([0xef, 0xbb, 0xbf]),
+    Buffer.from([0xed, 0xa0, 0x80]),
+    'a.b\0',
+  ],
+  seeds: () => [
+    Buffer.from('{"ts":"2026-12-06T15:00:00.123Z","kwh":12345.67,"v":230.1,"a":1.25,"pf":0.98,"seq":123456}'),
+    Buffer.from('{"seq":1,"meta":{"fw":"1.2","time":1796569200},"a":{"b":1796569200123,"c":[1,2]},"ts":1796569200.25}'),
+    Buffer.from('{"a":[1796569200,{"b":"x"}],"t\\u0073":"Sun, 06 Dec 2026 15:00:00 GMT","ts":null}'),
+    Buffer.from('\ufeff [ {"__proto__": 5, "constructor": {"x": true}}, -0.0e-1, "\\ud83d\\ude00" ]\r\n'),
+    Buffer.from('meta.time\0{"meta":{"time":"2026-12-06"},"meta":{"time":false}}'),
+  ],
+  run(input) {
+    const nul = input.indexOf(0);
+    const payload = nul === -1 ? input : input.subarray(nul + 1);
+    const fields = nul === -1 ? EVENT_TIME_FIELDS : [input.subarray(0, nul).toString('utf8'), ...EVENT_TIME_FIELDS];
+    for (const field of fields) {
+      const actual = readTimestampField(payload, field);
+      const expected = referenceReadTimestampField(payload, field);
+      if (!Object.is(actual, expected)) fail(`field ${JSON.stringify(field)}: ${actual}, where JSON.parse gives ${expected}`);
+    }
+  },
+};
+
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [semtechUdp, phyPayload, ttnJson, commandMessage, eventTime, config, rn2483, mqttAedes];
