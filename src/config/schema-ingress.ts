@@ -99,8 +99,20 @@ const lorawanDevice = z
       .describe(
         'ABP: the device restarts its frame counter at 0 when it reboots (no non-volatile memory); a counter back at the start begins a new count instead of being refused as a replay. Weakens replay protection for this device',
       ),
+    f_cnt_up_hint: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(0xffff_ffff)
+      .optional()
+      .describe(
+        'ABP: the last uplink frame counter the device is known to have used (from the previous network server, or its own display). Read only while the gateway has no counter stored for the device: the counter search starts at its upper 16 bits, and a first frame at or below it is refused as a replay',
+      ),
   })
   .superRefine((device, context) => {
+    if (device.f_cnt_up_hint !== undefined && device.app_key !== undefined) {
+      context.addIssue({ code: 'custom', path: ['f_cnt_up_hint'], message: 'f_cnt_up_hint is for ABP devices; an OTAA device counts from 0 after each join' });
+    }
     if (device.resets_f_cnt === true && device.app_key !== undefined) {
       context.addIssue({ code: 'custom', path: ['resets_f_cnt'], message: 'resets_f_cnt is for ABP devices; an OTAA device that reboots joins again' });
     }
@@ -155,6 +167,15 @@ export const lorawan = z
     reject_log_interval_s: count()
       .default(600)
       .describe('a rejection (bad MIC, replay, unknown device) is logged at most once per device and reason per interval'),
+    f_cnt_recovery_max_tries: count(0)
+      .max(65535)
+      .default(64)
+      .describe(
+        "an ABP device with no stored frame counter (new install, lost buffer file, migration) whose MIC fails with the counter's upper 16 bits 0 is searched for: up to this many MIC checks, one per value of the upper bits, from 1 or from its f_cnt_up_hint's (64 reaches counter 4,259,839). 0 turns the search off",
+      ),
+    f_cnt_recovery_interval_s: count()
+      .default(300)
+      .describe('each such device is searched at most once per interval, so frames forged for a known DevAddr cost one MIC check each, not a search'),
     udp: z
       .strictObject({
         host: z.string().min(1).default('0.0.0.0').describe('address the Semtech UDP listener binds to'),

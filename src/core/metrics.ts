@@ -34,6 +34,10 @@ export interface Metrics {
   readonly lorawanDownlinks: Counter<'kind' | 'window' | 'result'>;
   readonly lorawanFrameGaps: Counter;
   readonly lorawanFCntResets: Counter;
+  /** Frame-counter searches for ABP devices with no stored counter, by result (recovered, not-found, skipped, below-hint). */
+  readonly lorawanFCntRecoveries: Counter<'result'>;
+  /** MIC checks (one AES-CMAC each) spent by those searches: the CPU they cost. */
+  readonly lorawanFCntRecoveryMicChecks: Counter;
   readonly lorawanMacOnlyFrames: Counter;
   readonly lorawanGateways: Gauge;
   readonly lorawanGatewayStat: Gauge<'gateway' | 'field'>;
@@ -175,6 +179,17 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     lorawanFCntResets: new Counter({
       name: 'iotgw_lorawan_f_cnt_resets_total',
       help: 'Uplinks of resets_f_cnt devices whose frame counter started over (a reboot; each such record has iotgw.f_cnt_reset)',
+      registers,
+    }),
+    lorawanFCntRecoveries: new Counter({
+      name: 'iotgw_lorawan_f_cnt_recoveries_total',
+      help: 'Searches for the frame counter of an ABP device with no stored counter whose MIC failed with upper bits 0, by result: recovered, not-found, skipped (lorawan.f_cnt_recovery_interval_s), below-hint (a replay under f_cnt_up_hint)',
+      labelNames: ['result'],
+      registers,
+    }),
+    lorawanFCntRecoveryMicChecks: new Counter({
+      name: 'iotgw_lorawan_f_cnt_recovery_mic_checks_total',
+      help: 'MIC checks (one AES-CMAC each) spent searching for frame counters; at most lorawan.f_cnt_recovery_max_tries per search',
       registers,
     }),
     lorawanMacOnlyFrames: new Counter({

@@ -16,6 +16,11 @@ export interface LorawanDeviceProfile {
   readonly codec: PayloadCodec;
   /** ABP without non-volatile counters: a counter back at the start of the count is a reboot, not a replay. */
   readonly resetsFCnt?: boolean;
+  /**
+   * ABP: the last FCntUp the device is known to have used. Read only while no counter is stored: the counter
+   * search starts at its upper 16 bits, and a first frame at or below it is a replay.
+   */
+  readonly fCntUpHint?: number;
   /** LoRaWAN class; C listens on RX2 whenever it is not sending. Default A. */
   readonly deviceClass?: 'A' | 'C';
   readonly activation: AbpActivation | OtaaActivation;

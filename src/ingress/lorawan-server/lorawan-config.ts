@@ -22,6 +22,7 @@ export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecF
     maxFramesInFlight: lorawan.max_frames_in_flight,
     stream: lorawan.stream,
     rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
+    fCntRecovery: { maxTries: lorawan.f_cnt_recovery_max_tries, intervalMs: lorawan.f_cnt_recovery_interval_s * 1000 },
     devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, codecFor)),
   };
 }
@@ -34,6 +35,7 @@ export function deviceProfileFromEntry(entry: Omit<LorawanDeviceEntry, 'class'> 
     name: entry.name ?? `eui-${entry.dev_eui}`,
     codec: codecFor(codecChoice(entry)),
     resetsFCnt: entry.resets_f_cnt === true,
+    ...(entry.f_cnt_up_hint === undefined ? {} : { fCntUpHint: entry.f_cnt_up_hint }),
     deviceClass: entry.class ?? 'A',
     activation:
       entry.app_key !== undefined

@@ -15,6 +15,7 @@ import type { IngressDeps, LoadState } from '../ingress.ts';
 import { parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createDeviceSessions, type DeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from './device-sessions.ts';
+import type { FCntRecoveryOptions } from './counter-recovery.ts';
 import { createFrameDeduplicator, type FrameDeduplicator } from './frame-deduplicator.ts';
 import {
   type ApplicationDownlinks,
@@ -39,6 +40,8 @@ export interface LorawanNetworkOptions {
    * of queuing in memory without bound. None of them was acknowledged.
    */
   readonly maxFramesInFlight: number;
+  /** The counter search for ABP devices with no stored counter (see counter-recovery.ts); its defaults when absent. */
+  readonly fCntRecovery?: FCntRecoveryOptions;
 }
 
 export interface LorawanNetworkDeps extends IngressDeps {
@@ -110,7 +113,13 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
         send: (down: ClassADownlink) => downlink.send(down),
       };
       const started = createLorawanServer(
-        { region: options.region, netId: options.netId, stream: options.stream, rejectLogIntervalMs: options.rejectLogIntervalMs },
+        {
+          region: options.region,
+          netId: options.netId,
+          stream: options.stream,
+          rejectLogIntervalMs: options.rejectLogIntervalMs,
+          ...(options.fCntRecovery === undefined ? {} : { fCntRecovery: options.fCntRecovery }),
+        },
         {
           accept: deps.accept,
           sessions: loaded,

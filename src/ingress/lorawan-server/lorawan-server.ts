@@ -5,14 +5,14 @@
 //                 the commit, because the ACK is the device's "ok".
 //   join-request: DevEUI -> MIC with the AppKey -> DevNonce not seen before -> new session committed ->
 //                 join-accept in RX1, RX2 as fallback (join-handler.ts).
-// Both downlinks go out through class-a-downlink.ts.
+// Both downlinks go out through class-a-downlink.ts. An ABP device with no stored counter whose MIC fails has
+// its counter searched for (counter-recovery.ts).
 // Everything refused is counted by reason and logged at most once per device and reason per interval.
 // Session state is only ever changed synchronously before the first await of a frame, so two frames of one
 // device never interleave their counter checks.
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import { createOnceLogger } from '../../core/log.ts';
 import type { NewRecord, RecordSource } from '../../record/record.ts';
-import { plausibleEventTime } from '../../record/routes.ts';
 import type { AcceptRefusal, IngressDeps } from '../ingress.ts';
 import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter.ts';
 import { cryptFrmPayload, encodeDataFrame, verifyDataFrameMic } from '../lorawan/frame-crypto.ts';
@@ -20,12 +20,13 @@ import { type DataFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createRejections } from '../rejections.ts';
 import { createClassASender, type DownlinkPath } from './class-a-downlink.ts';
+import { createFCntRecovery, DEFAULT_FCNT_RECOVERY, type FCntRecoveryOptions, type SessionMatch } from './counter-recovery.ts';
 import type { DeviceSessions, LorawanDevice, Session } from './device-sessions.ts';
 import type { DeduplicatedFrame } from './frame-deduplicator.ts';
 import { createJoinHandler, type JoinRejectReason } from './join-handler.ts';
 import { decodePayload } from '../../codecs/payload-codec.ts';
 import { byReceptionQuality, type Reception } from './reception.ts';
-import { buildUplinkValue } from './uplink-record.ts';
+import { buildUplinkValue, gatewayEventTime } from './uplink-record.ts';
 
 // The downlink types are part of the server's deps; transports (semtech-udp) import them from here.
 export type { ClassADownlink, DownlinkPath } from './class-a-downlink.ts';
@@ -36,6 +37,8 @@ export interface LorawanServerOptions {
   readonly netId: string;
   readonly stream: string;
   readonly rejectLogIntervalMs: number;
+  /** The counter search for ABP devices with no stored counter; DEFAULT_FCNT_RECOVERY when absent. */
+  readonly fCntRecovery?: FCntRecoveryOptions;
 }
 
 export interface LorawanServerDeps extends IngressDeps {
@@ -44,6 +47,8 @@ export interface LorawanServerDeps extends IngressDeps {
   readonly downlink: DownlinkPath | null;
   /** Application downlinks (commands) that ride in a device's receive windows; none when absent. */
   readonly applicationDownlinks?: ApplicationDownlinks;
+  /** Monotonic ms for the counter search's rate limit; performance.now() when absent. */
+  readonly nowMs?: () => number;
 }
 
 /** A device's Class-A receive window after one of its uplinks, offered to the application downlinks. */
@@ -99,6 +104,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   const classA = createClassASender({ region, downlink: deps.downlink, log, metrics, reject });
   /** The receptions of each device's last stored uplink: where a Class C downlink can go (bounded by the configured devices). */
   const lastHeard = new Map<string, readonly Reception[]>();
+  const fcntRecovery = createFCntRecovery(options.fCntRecovery ?? DEFAULT_FCNT_RECOVERY, { log, metrics, nowMs: deps.nowMs ?? (() => performance.now()) });
   const joins = createJoinHandler(options, { accept: deps.accept, sessions, downlink: deps.downlink, classA, log, metrics, reject });
 
   async function handleFrame(frame: DeduplicatedFrame): Promise<void> {
@@ -136,16 +142,17 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
    * Finds the device whose session's MIC verifies, and the full counter it verified with. The counter the
    * session expects comes first; then the two readings of a counter that went backwards (the same 2^16
    * epoch, or a device that restarted from 0), so a replay is reported as a replay and not as a bad MIC
-   * (ChirpStack does the same). Those cost CMACs only for frames that fail the first check.
+   * (ChirpStack does the same). Those cost CMACs only for frames that fail the first check. Last, an ABP
+   * session with no counter yet is searched (bounded, rate-limited); `notes` say what that found.
    */
-  function matchSession(frame: DataFrame): { device: LorawanDevice; session: Session; fcnt: number } | null {
+  function matchSession(frame: DataFrame): SessionMatch {
     const candidates = sessions.byDevAddr(frame.devAddr);
     const verifies = (session: Session, fcnt: number): boolean => verifyDataFrameMic(session.nwkSKey, 'up', frame.devAddr, fcnt, frame.micInput, frame.mic);
     for (const device of candidates) {
       const session = device.session;
       if (session === null) continue;
       const fcnt = fullFrameCounter(session.fcntUpNext ?? 0, frame.fcnt16);
-      if (verifies(session, fcnt)) return { device, session, fcnt };
+      if (verifies(session, fcnt)) return { ok: true, device, session, fcnt, searchTries: null };
     }
     for (const device of candidates) {
       const session = device.session;
@@ -153,10 +160,10 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       const expected = fullFrameCounter(session.fcntUpNext, frame.fcnt16);
       const sameEpoch = (session.fcntUpNext - (session.fcntUpNext % 0x10000) + frame.fcnt16) % FCNT32;
       for (const fcnt of new Set([sameEpoch, frame.fcnt16])) {
-        if (fcnt !== expected && verifies(session, fcnt)) return { device, session, fcnt };
+        if (fcnt !== expected && verifies(session, fcnt)) return { ok: true, device, session, fcnt, searchTries: null };
       }
     }
-    return null;
+    return fcntRecovery.search(candidates, frame.fcnt16, verifies);
   }
 
   async function handleUplink(frame: DataFrame, receptions: readonly Reception[], source: RecordSource): Promise<void> {
@@ -165,50 +172,20 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       return reject(source, 'unknown-devaddr', devAddr, `no device with DevAddr ${devAddr} (add it to lorawan.devices, or it belongs to another network)`);
     }
     const match = matchSession(frame);
-    if (match === null) {
+    if (!match.ok) {
+      const notes = match.notes.map((note) => `; ${note}`).join('');
       return reject(
         source,
         'mic-mismatch',
         devAddr,
-        `MIC check failed for DevAddr ${devAddr} (FCnt ${frame.fcnt16}): wrong NwkSKey in the config, or a forged frame`,
+        `MIC check failed for DevAddr ${devAddr} (FCnt ${frame.fcnt16}): wrong NwkSKey in the config, or a forged frame${notes}`,
       );
     }
     const { device, session, fcnt } = match;
     const devEui = device.profile.devEui;
-    const verdict = classifyFrameCounter(session.fcntUpNext, fcnt);
-    let gap = 0;
-    // A resets_f_cnt device that rebooted: its counter is back in the first 2^16 and the MIC verified with it.
-    const restarted = verdict.verdict === 'replay' && device.profile.resetsFCnt === true && fcnt === frame.fcnt16;
-    if (verdict.verdict === 'replay' && !restarted) {
-      return reject(
-        source,
-        'replay',
-        devEui,
-        `device ${devEui} sent frame counter ${fcnt}, expected ${session.fcntUpNext} or a little more: a replayed frame, or the device reset its counter (an ABP device must keep counters across reboots; re-join OTAA devices)`,
-      );
-    }
-    if (verdict.verdict === 'retransmission') {
-      const previous = session.lastUplink;
-      if (previous?.fcnt !== fcnt || previous.commit !== 'failed') {
-        rejections.reject('retransmission', `frame ${fcnt} of ${devEui} again (already stored)`, { source, level: 'none' });
-        // Stored (or being stored, and then ACKed by that frame): nothing is stored twice. A device that
-        // did not hear our ACK hears it again.
-        // Its FCntDown is committed first, as every downlink's is: after a crash it is never used again.
-        if (frame.confirmed && previous?.commit === 'committed') void ackRetransmission(device, session, receptions, source);
-        return;
-      }
-      // Heard before but never stored (its commit failed): store it now.
-    } else if (restarted) {
-      metrics.lorawanFCntResets.inc();
-      if (resetLog.shouldLog(devEui)) {
-        log.info(
-          { devEui, fcnt, expected: session.fcntUpNext },
-          `LoRaWAN device ${devEui} restarted its frame counter at ${fcnt} (resets_f_cnt): counting anew`,
-        );
-      }
-    } else if (verdict.verdict === 'new') {
-      gap = verdict.gap;
-    }
+    const admitted = admitCounter(frame, match, receptions, source);
+    if (admitted === null) return;
+    const { gap, restarted } = admitted;
 
     session.fcntUpNext = (fcnt + 1) % FCNT32;
     const lastUplink: NonNullable<Session['lastUplink']> = { fcnt, commit: 'pending' };
@@ -248,6 +225,62 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       if (used) return;
     }
     if (frame.confirmed && ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown, source);
+  }
+
+  /**
+   * The counter rules for a frame whose MIC verified: null when it is refused (a replay) or was a retransmission
+   * (handled here); else the frames skipped before it and whether a resets_f_cnt device started over.
+   */
+  function admitCounter(
+    frame: DataFrame,
+    match: Extract<SessionMatch, { ok: true }>,
+    receptions: readonly Reception[],
+    source: RecordSource,
+  ): { readonly gap: number; readonly restarted: boolean } | null {
+    const { device, session, fcnt } = match;
+    const devEui = device.profile.devEui;
+    const belowHint = fcntRecovery.belowHint(device, session, fcnt, frame.fcnt16, match.searchTries !== null);
+    if (belowHint !== null) {
+      reject(source, 'replay', devEui, belowHint);
+      return null;
+    }
+    const verdict = classifyFrameCounter(session.fcntUpNext, fcnt);
+    // A resets_f_cnt device that rebooted: its counter is back in the first 2^16 and the MIC verified with it.
+    const restarted = verdict.verdict === 'replay' && device.profile.resetsFCnt === true && fcnt === frame.fcnt16;
+    if (verdict.verdict === 'replay' && !restarted) {
+      reject(
+        source,
+        'replay',
+        devEui,
+        `device ${devEui} sent frame counter ${fcnt}, expected ${session.fcntUpNext} or a little more: a replayed frame, or the device reset its counter (an ABP device must keep counters across reboots; re-join OTAA devices)`,
+      );
+      return null;
+    }
+    if (verdict.verdict === 'retransmission') {
+      const previous = session.lastUplink;
+      if (previous?.fcnt !== fcnt || previous.commit !== 'failed') {
+        rejections.reject('retransmission', `frame ${fcnt} of ${devEui} again (already stored)`, { source, level: 'none' });
+        // Stored (or being stored, and then ACKed by that frame): nothing is stored twice. A device that
+        // did not hear our ACK hears it again.
+        // Its FCntDown is committed first, as every downlink's is: after a crash it is never used again.
+        if (frame.confirmed && previous?.commit === 'committed') void ackRetransmission(device, session, receptions, source);
+        return null;
+      }
+      // Heard before but never stored (its commit failed): store it now.
+      return { gap: 0, restarted: false };
+    }
+    if (restarted) {
+      metrics.lorawanFCntResets.inc();
+      if (resetLog.shouldLog(devEui)) {
+        log.info(
+          { devEui, fcnt, expected: session.fcntUpNext },
+          `LoRaWAN device ${devEui} restarted its frame counter at ${fcnt} (resets_f_cnt): counting anew`,
+        );
+      }
+      return { gap: 0, restarted: true };
+    }
+    if (match.searchTries !== null) fcntRecovery.recovered(device, fcnt, match.searchTries);
+    return { gap: verdict.verdict === 'new' ? verdict.gap : 0, restarted: false };
   }
 
   async function ackRetransmission(device: LorawanDevice, session: Session, receptions: readonly Reception[], source: RecordSource): Promise<void> {
@@ -353,14 +386,4 @@ function dataDown(
     nwkSKey: session.nwkSKey,
     appSKey: session.appSKey,
   });
-}
-
-/** The gateway's GPS time of reception when it has one and it is plausible, else the receive time. */
-function gatewayEventTime(receptions: readonly Reception[], receivedAtMs: number): number {
-  for (const reception of receptions) {
-    if (reception.gatewayTime === null) continue;
-    const time = plausibleEventTime(Date.parse(reception.gatewayTime), receivedAtMs);
-    if (time !== null) return time;
-  }
-  return receivedAtMs;
 }

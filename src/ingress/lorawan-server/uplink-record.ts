@@ -3,6 +3,7 @@
 // Field names, hex casing (upper-case EUIs), base64 bytes and string-typed 64-bit numbers follow the TTS
 // JSON mapping; what TTS has no field for lives under `iotgw`.
 import { type DecodedPayload, decodedFields } from '../../codecs/payload-codec.ts';
+import { plausibleEventTime } from '../../record/routes.ts';
 import type { Reception } from './reception.ts';
 
 export interface UplinkRecordInput {
@@ -108,4 +109,14 @@ export function parseLoraDatr(datr: string | number): { spreadingFactor: number;
   const match = /^SF(\d{1,2})BW(\d{2,4})$/i.exec(datr);
   if (match === null) return null;
   return { spreadingFactor: Number(match[1]), bandwidthHz: Number(match[2]) * 1000 };
+}
+
+/** The record's event time: the gateway's GPS time of reception when it has one and it is plausible, else the receive time. */
+export function gatewayEventTime(receptions: readonly Reception[], receivedAtMs: number): number {
+  for (const reception of receptions) {
+    if (reception.gatewayTime === null) continue;
+    const time = plausibleEventTime(Date.parse(reception.gatewayTime), receivedAtMs);
+    if (time !== null) return time;
+  }
+  return receivedAtMs;
 }
