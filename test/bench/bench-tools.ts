@@ -1,10 +1,12 @@
 // Shared by the benchmark scenarios: firmware-sim runs, /proc readings, the gateway's metrics, percentiles.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { freePort } from '../helpers/gateway-process.ts';
 import { fileURLToPath } from 'node:url';
 import type { GatewayProcess } from '../helpers/gateway-process.ts';
 
 const SIM = fileURLToPath(new URL('../../dist/firmware-sim/cli.js', import.meta.url));
+const AEDES_ALONE = fileURLToPath(new URL('./aedes-alone.mjs', import.meta.url));
 
 export const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -88,4 +90,18 @@ export function cpuSeconds(pid: number, mainThreadOnly = false): number {
   const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** aedes alone (aedes-alone.mjs: the broker the gateway embeds, no storage, no Kafka) in its own process. */
+export async function startAedesAlone(nodeOptions: string): Promise<{ readonly port: number; readonly pid: number; stop(): void }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [AEDES_ALONE, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`aedes-alone exited ${code}`)));
+  });
+  return { port, pid: child.pid as number, stop: () => child.kill('SIGTERM') };
 }

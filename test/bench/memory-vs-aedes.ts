@@ -1,16 +1,13 @@
 // Scenario 10: memory of the gateway against aedes alone (aedes-alone.ts: the broker it embeds, no storage,
 // no Kafka) under the same load, each a fresh process with the systemd unit's node flags: 1,000 devices at
 // 2,500 msg/s. Peak RSS of each, and the ratio.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
+import { launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { startKafkaMock } from '../helpers/kafka-mock.ts';
-import { rssMb, runSim, say } from './bench-tools.ts';
+import { rssMb, runSim, say, startAedesAlone } from './bench-tools.ts';
 
-const AEDES_ALONE = fileURLToPath(new URL('./aedes-alone.mjs', import.meta.url));
 const TOPIC = 'bench.memory';
 
 export async function benchMemoryVsAedes(devices: number, seconds: number, nodeOptions: string): Promise<void> {
@@ -22,20 +19,12 @@ export async function benchMemoryVsAedes(devices: number, seconds: number, nodeO
 }
 
 async function aedesAlonePeakMb(devices: number, seconds: number, nodeOptions: string): Promise<number> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [AEDES_ALONE, String(port)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_OPTIONS: nodeOptions },
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`aedes-alone exited ${code}`)));
-  });
+  const aedes = await startAedesAlone(nodeOptions);
   try {
-    await runSim({ port, devices, rate: 2500, seconds, seed: 10 });
-    return rssMb(child.pid as number, 'VmHWM');
+    await runSim({ port: aedes.port, devices, rate: 2500, seconds, seed: 10 });
+    return rssMb(aedes.pid, 'VmHWM');
   } finally {
-    child.kill('SIGTERM');
+    aedes.stop();
   }
 }
 

@@ -372,6 +372,7 @@ async function gatewayScenarios(): Promise<void> {
         inflight: INGEST_INFLIGHT,
         brokers: kafka.brokers,
         topic: TOPIC,
+        aedesNodeOptions: nodeOptions,
       });
     }
     if (selected('mqtt')) {

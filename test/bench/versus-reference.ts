@@ -7,11 +7,12 @@
 //     record is in Kafka, divided by the records delivered;
 //   - end-to-end latency at 2,500 msg/s: reading created (its `ts`) -> consumed from Kafka, p50/p99/p99.9;
 //   - peak RSS.
-// The gateway and the reference run alternately, three rounds, medians reported.
+// The gateway and the reference run alternately, three rounds, medians reported. Then the floor: aedes alone
+// (the broker the gateway embeds) under the same closed loop, acknowledged rate and CPU per message.
 import kafkajs from 'kafkajs';
 import type { GatewayProcess } from '../helpers/gateway-process.ts';
 import { topicOffsets } from '../helpers/kafka-mock.ts';
-import { cpuSeconds, percentile, rssMb, runSim, say, sleep } from './bench-tools.ts';
+import { cpuSeconds, percentile, rssMb, runSim, say, sleep, startAedesAlone } from './bench-tools.ts';
 import { missingReferenceTools, startReferencePipeline } from './reference-pipeline.ts';
 
 const { Kafka, logLevel } = kafkajs;
@@ -27,6 +28,8 @@ export interface VersusOptions {
   readonly brokers: readonly string[];
   /** The gateway's topic for device readings. */
   readonly topic: string;
+  /** Node flags for aedes alone (the unit's), measured as the floor of what any aedes-based gateway costs. */
+  readonly aedesNodeOptions: string;
 }
 
 interface Pipeline {
@@ -81,6 +84,7 @@ export async function benchVersusReference(gateway: GatewayProcess, options: Ver
       `closed loop: ${options.devices} devices, ${options.inflight} readings in flight each, ${options.seconds} s`,
     );
     if (g.failedDevices + r.failedDevices > 0) say(`   devices that failed: gateway ${g.failedDevices}, reference ${r.failedDevices}`);
+    await aedesFloor(options, g, r);
 
     const gLatency = await latencyAt(subject, options, 2500);
     const rLatency = await latencyAt(yardstick, options, 2500);
@@ -123,6 +127,42 @@ async function closedLoop(pipeline: Pipeline, options: VersusOptions, seed: numb
     cpuUsPerRecord: (cpu * 1e6) / Math.max(1, delivered),
     failedDevices: sim.failed,
   };
+}
+
+/**
+ * The floor: aedes alone, the broker the gateway embeds, with no storage and no Kafka, under the same closed
+ * loop. No aedes-based gateway acknowledges faster or spends less CPU per message than this, so it bounds
+ * what the ratios above can reach.
+ */
+async function aedesFloor(options: VersusOptions, g: ClosedLoop, r: ClosedLoop): Promise<void> {
+  const runs: { ackedPerS: number; cpuUs: number }[] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const aedes = await startAedesAlone(options.aedesNodeOptions);
+    try {
+      const cpuBefore = cpuSeconds(aedes.pid);
+      const sim = await runSim({
+        port: aedes.port,
+        devices: options.devices,
+        rate: 0,
+        seconds: options.seconds,
+        seed: 400 + round,
+        inflight: options.inflight,
+      });
+      runs.push({ ackedPerS: sim.acked / Math.max(0.001, sim.activeMs / 1000), cpuUs: ((cpuSeconds(aedes.pid) - cpuBefore) * 1e6) / Math.max(1, sim.acked) });
+    } finally {
+      aedes.stop();
+    }
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+  const acked = median(runs.map((run) => run.ackedPerS));
+  const cpuUs = median(runs.map((run) => run.cpuUs));
+  say(`   floor: aedes alone (the broker the gateway embeds; no storage, no Kafka), same closed loop, ${options.rounds} rounds, medians`);
+  say(
+    `     acknowledged ${format(acked)} msg/s (${(acked / r.sustainedPerS).toFixed(2)}x the reference; the gateway's sustained rate is ${(g.sustainedPerS / acked).toFixed(2)}x it)`,
+  );
+  say(
+    `     CPU ${format(cpuUs)} µs per message (${(cpuUs / r.cpuUsPerRecord).toFixed(2)}x the reference; the gateway's CPU per record is ${(g.cpuUsPerRecord / cpuUs).toFixed(2)}x it)`,
+  );
 }
 
 async function latencyAt(pipeline: Pipeline, options: VersusOptions, rate: number) {
