@@ -4,21 +4,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { createRandom as random } from '../../firmware-sim/fleet.ts';
 import type { RecordStoreLimits } from '../../src/buffer/record-store.ts';
 import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
 import type { NewRecord, StoredRecord } from '../../src/record/record.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A record as a lease shows it, without the id (the two files have different instance ids). */
 function shown(record: StoredRecord) {

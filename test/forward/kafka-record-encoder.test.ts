@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
+import { createRandom as random } from '../../firmware-sim/fleet.ts';
 import type { RecordEncoder, RecordFields } from '../../src/forward/kafka-record-encoder.ts';
 
 const require = createRequire(import.meta.url);
@@ -19,18 +20,6 @@ function bytesOf(encode: RecordEncoder, fields: RecordFields): Buffer {
 
 function assertSameBytes(fields: RecordFields, label: string): void {
   assert.deepEqual(bytesOf(gatewayRecord, fields), bytesOf(kafkajsRecord, fields), label);
-}
-
-/** A small deterministic PRNG (mulberry32), so a failure names a reproducible case. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const TEXTS = ['', 'meter-000123', 'devices/meter-1/telemetry', 'zähler-ü-€-😀', 'x'.repeat(200), '2026-12-06T15:00:00.123Z'];
