@@ -1,17 +1,22 @@
-// The gateway's Kafka record encoder against kafkajs' own: the same bytes for every record shape, and
-// installed into kafkajs when this thread loads kafkajs through src/forward/kafkajs.ts first.
+// The gateway's replacements inside kafkajs against kafkajs' own: the record encoder (the same bytes for every
+// record shape) and the grouping of messages by partition (the same groups), both installed into kafkajs when
+// this thread loads kafkajs through src/forward/kafkajs.ts first.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { createRandom as random } from '../../firmware-sim/fleet.ts';
+import type { PartitionGrouping } from '../../src/forward/kafka-partition-grouping.ts';
 import type { RecordEncoder, RecordFields } from '../../src/forward/kafka-record-encoder.ts';
 
 const require = createRequire(import.meta.url);
 const RECORD_MODULE = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/index.js');
 // kafkajs' encoder, taken before src/forward/kafkajs.ts replaces it in the module cache.
 const kafkajsRecord = require(RECORD_MODULE) as RecordEncoder;
+const GROUPING_MODULE = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
+const kafkajsGrouping = require(GROUPING_MODULE) as PartitionGrouping;
 const { recordEncoder } = await import('../../src/forward/kafkajs.ts');
 const gatewayRecord = require(RECORD_MODULE) as RecordEncoder;
+const gatewayGrouping = require(GROUPING_MODULE) as PartitionGrouping;
 
 /** The bytes kafkajs' record batch takes from an encoded record. */
 function bytesOf(encode: RecordEncoder, fields: RecordFields): Buffer {
@@ -25,9 +30,29 @@ function assertSameBytes(fields: RecordFields, label: string): void {
 const TEXTS = ['', 'meter-000123', 'devices/meter-1/telemetry', 'zähler-ü-€-😀', 'x'.repeat(200), '2026-12-06T15:00:00.123Z'];
 const DELTAS = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, 2 ** 30, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 32 + 5, 1e12, -1e12, 2 ** 53 - 1, -(2 ** 53 - 1)];
 
-test('kafkajs is loaded with the gateway record encoder installed', () => {
+test('kafkajs is loaded with the gateway record encoder and partition grouping installed', () => {
   assert.equal(recordEncoder, 'iotgw');
   assert.notEqual(gatewayRecord, kafkajsRecord);
+  assert.notEqual(gatewayGrouping, kafkajsGrouping);
+});
+
+test('messages are grouped by partition as kafkajs groups them: same partitions, same order within each', () => {
+  const next = random(7);
+  for (const [count, partitions] of [
+    [0, 6],
+    [1, 1],
+    [2000, 6],
+    [500, 1],
+    [300, 64],
+  ] as const) {
+    const messages = Array.from({ length: count }, (_, index) => ({ key: `device-${Math.floor(next() * 50)}`, value: String(index) }));
+    const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId }));
+    const partitioner = ({ message }: { message: { key: string } }) => Number.parseInt(message.key.slice(7), 10) % partitions;
+    const input = { topic: 't', partitionMetadata, messages, partitioner };
+    assert.deepEqual(gatewayGrouping(input), kafkajsGrouping(input), `${count} messages over ${partitions} partitions`);
+  }
+  const none = { topic: 't', partitionMetadata: [], messages: [{ key: 'a' }], partitioner: () => 0 };
+  assert.deepEqual(gatewayGrouping(none), kafkajsGrouping(none), 'no partition metadata: no groups');
 });
 
 test('every record the gateway sends encodes to the bytes kafkajs writes', () => {
