@@ -21,18 +21,21 @@ export interface SqliteStoreDeps {
   readonly nowMs?: () => number;
 }
 
-interface RecordRow {
-  seq: number;
-  key: string;
-  stream: string;
-  source: RecordSource;
-  received_at_ms: number;
-  event_time_ms: number;
-  payload: Buffer;
-  meta: string;
-  attempts: number;
-  bytes: number;
-}
+/** A leased row as better-sqlite3's raw mode returns it (arrays: half the cost of an object per row), in RECORD_COLUMNS order. */
+type RecordRow = [
+  seq: number,
+  key: string,
+  stream: string,
+  source: RecordSource,
+  receivedAtMs: number,
+  eventTimeMs: number,
+  payload: Buffer,
+  meta: string,
+  attempts: number,
+  bytes: number,
+];
+const RECORD_COLUMNS = 'seq, key, stream, source, received_at_ms, event_time_ms, payload, meta, attempts, bytes';
+const BYTES = 9;
 
 export interface SqliteStore extends RecordStore {
   /** The settings the guarantee rests on, read back from SQLite (not assumed). */
@@ -58,7 +61,7 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     `INSERT INTO records (key, stream, source, received_at_ms, event_time_ms, payload, meta, bytes)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const selectFrom = db.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?');
+  const selectFrom = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true);
   const deleteOne = db.prepare('DELETE FROM records WHERE seq = ? RETURNING bytes');
   // One statement for a whole acknowledged batch (a JSON array of seqs): one call into SQLite, not one per record.
   const deleteMany = db.prepare('DELETE FROM records WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes').pluck();
@@ -224,19 +227,19 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     }
   });
 
-  function toStored(row: RecordRow): StoredRecord {
+  function toStored([seq, key, stream, source, receivedAtMs, eventTimeMs, payload, meta, attempts]: RecordRow): StoredRecord {
     return {
-      seq: row.seq,
-      id: recordId(instanceId, row.seq),
-      key: row.key,
-      stream: row.stream,
-      source: row.source,
-      receivedAtMs: row.received_at_ms,
-      eventTimeMs: row.event_time_ms,
-      payload: row.payload,
+      seq,
+      id: recordId(instanceId, seq),
+      key,
+      stream,
+      source,
+      receivedAtMs,
+      eventTimeMs,
+      payload,
       // Most records carry no meta: skip the parse for the common '{}'.
-      meta: row.meta === EMPTY_META ? {} : (JSON.parse(row.meta) as Record<string, string>),
-      attempts: row.attempts,
+      meta: meta === EMPTY_META ? {} : (JSON.parse(meta) as Record<string, string>),
+      attempts,
     };
   }
 
@@ -247,8 +250,8 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       const rows = selectFrom.all(leaseCursor, maxRecords) as RecordRow[];
       let bytes = 0;
       for (const row of rows) {
-        if (leased.length > 0 && bytes + row.bytes > maxBytes) break;
-        bytes += row.bytes;
+        if (leased.length > 0 && bytes + row[BYTES] > maxBytes) break;
+        bytes += row[BYTES];
         leased.push(toStored(row));
       }
       if (rows.length < maxRecords && leased.length === rows.length) tail.caughtUp();
