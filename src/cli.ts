@@ -11,6 +11,7 @@ import { checkFormatters } from './config/formatter-check.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { CommandError } from './ops/commands/command-error.ts';
+import { DEVICE_IMPORT_HELP, deviceImportCommand } from './ops/commands/device-import.ts';
 import {
   bufferExportCommand,
   bufferStatsCommand,
@@ -44,6 +45,10 @@ Usage:
                                        hex may contain : or - separators and is stored lower-case;
                                        --formatter-file (a TTN-style decodeUplink file) is compiled to check it
                                        and stored as an absolute path
+  iotgw device import FILE [--format tts-json|chirpstack-csv|iotgw-yaml] [--codec C] [--dry-run] [--skip-invalid]
+                   --config FILE       add the LoRaWAN devices of a The Things Stack JSON export, a ChirpStack CSV or
+                                       an iotgw YAML list in one write; every row is checked first and each bad one
+                                       named, then nothing is written (unless --skip-invalid). iotgw device import --help
   iotgw buffer stats [--json] [--config FILE]
                                        what waits for Kafka: depth, bytes, oldest/newest, dead letters, per
                                        source and stream, file size (read-only; safe while the gateway runs)
@@ -72,6 +77,7 @@ Examples:
   openssl rand -base64 24 | tee em-2.secret | iotgw device add em-000002 --password-stdin --config /etc/iotgw/iotgw.yaml
   iotgw device add --lorawan-otaa --dev-eui 70B3D57ED0000001 --join-eui 0000000000000000 \\
       --app-key 2B7E151628AED2A6ABF7158809CF4F3C --codec cayenne-lpp --config /etc/iotgw/iotgw.yaml
+  iotgw device import devices.json --dry-run --config /etc/iotgw/iotgw.yaml
   iotgw status --config /etc/iotgw/iotgw.yaml          (or open http://127.0.0.1:8080/ for the status page)
   iotgw buffer stats --config /etc/iotgw/iotgw.yaml
   iotgw buffer export --config /etc/iotgw/iotgw.yaml --out /root/backlog.jsonl
@@ -218,6 +224,9 @@ const OPTIONS = {
   codec: { type: 'string' },
   'formatter-file': { type: 'string' },
   name: { type: 'string' },
+  format: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  'skip-invalid': { type: 'boolean' },
   json: { type: 'boolean' },
   out: { type: 'string', short: 'o' },
   'dead-letters': { type: 'boolean' },
@@ -264,6 +273,23 @@ function deviceAdd(values: OptionValues, ids: readonly string[], io: Io): Promis
   );
 }
 
+function deviceImport(values: OptionValues, files: readonly string[], io: Io): Promise<void> {
+  return runCommand(() =>
+    deviceImportCommand(
+      {
+        configPath: values.config ?? process.env.IOTGW_CONFIG,
+        files,
+        format: values.format,
+        codec: values.codec,
+        formatterFile: values['formatter-file'],
+        dryRun: values['dry-run'] === true,
+        skipInvalid: values['skip-invalid'] === true,
+      },
+      io,
+    ),
+  );
+}
+
 function configCheck(configPath: string | undefined): void {
   const config = readConfig(configPath);
   const source = configPath ?? process.env.IOTGW_CONFIG ?? 'built-in defaults';
@@ -300,12 +326,18 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${packageVersion()}\n`);
     return;
   }
+  const isDeviceImport = positionals[0] === 'device' && positionals[1] === 'import';
+  if (values.help === true && isDeviceImport) {
+    process.stdout.write(`${DEVICE_IMPORT_HELP}\n`);
+    return;
+  }
   if (values.help === true || positionals.length === 0) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
   const io: Io = { stdout: process.stdout, stderr: process.stderr, readStdin };
   if (positionals[0] === 'device' && positionals[1] === 'add') return deviceAdd(values, positionals.slice(2), io);
+  if (isDeviceImport) return deviceImport(values, positionals.slice(2), io);
   if (positionals[0] === 'commands' && positionals[1] === 'cancel') {
     return runCommand(() => commandsCancelCommand(readConfig(values.config), { url: values.url }, positionals.slice(2), io));
   }

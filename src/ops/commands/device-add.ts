@@ -1,6 +1,7 @@
 // `iotgw device add`: adds an MQTT device (id + scrypt hash) or a LoRaWAN device (ABP or OTAA keys) to the
 // YAML config, keeping its comments and layout (yaml's Document API edits the parsed tree, not the text).
 // Validates before writing, refuses duplicates, and replaces the file atomically with its owner and mode.
+// `device import` appends its devices through the same target (openLorawanTarget), in one write.
 import { chownSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { Document, isMap, isSeq, parseDocument, type YAMLSeq } from 'yaml';
 import { errorMessage } from '../../errors.ts';
@@ -71,16 +72,24 @@ export function addMqttDevice(configPath: string, id: string, passwordHash: stri
       }
     }
   }
-  appendToList(document, ['mqtt', 'devices'], { id, password_hash: passwordHash });
+  appendToList(document, ['mqtt', 'devices'], [{ id, password_hash: passwordHash }]);
   writeDocument(configPath, document);
 }
 
-/**
- * Adds a LoRaWAN device under lorawan.devices, or to the file lorawan.devices_file names (a YAML list).
- * Returns the file written.
- */
-export function addLorawanDevice(configPath: string, device: LorawanDeviceRequest, env: NodeJS.ProcessEnv = process.env): string {
-  if (device.name !== undefined) checkDeviceId(device.name);
+/** A device entry as written to lorawan.devices: the config schema's snake_case keys and their values. */
+export type DeviceEntry = Readonly<Record<string, string | number | boolean>>;
+
+/** Where LoRaWAN devices are added: the file lorawan.devices_file names when set, else lorawan.devices of the config. */
+export interface LorawanTarget {
+  /** The file that is written. */
+  readonly path: string;
+  /** The devices already configured: each list's YAML items, with the words that name the list in messages. */
+  readonly lists: readonly { readonly where: string; readonly items: readonly unknown[] }[];
+  /** Appends the entries to the target list and replaces its file atomically (one write for any number). */
+  appendAndWrite(entries: readonly DeviceEntry[]): void;
+}
+
+export function openLorawanTarget(configPath: string, env: NodeJS.ProcessEnv = process.env): LorawanTarget {
   const config = readYamlDocument(configPath, 'config');
   const devicesFileNode = config.getIn(['lorawan', 'devices_file']);
   const devicesFile = typeof devicesFileNode === 'string' && devicesFileNode !== '' ? expandVariables(devicesFileNode, env) : null;
@@ -90,15 +99,46 @@ export function addLorawanDevice(configPath: string, device: LorawanDeviceReques
   if (fileDocument !== null && fileList !== null && !isSeq(fileList)) {
     throw new CommandError(`lorawan.devices_file ${devicesFile}: must hold a YAML list of devices (- dev_eui: ...)`);
   }
+  const lists: { where: string; items: readonly unknown[] }[] = [];
   for (const [where, list] of [
     [`lorawan.devices of ${configPath}`, inline],
     [`lorawan.devices_file ${devicesFile}`, fileList],
   ] as const) {
     if (list === undefined || list === null) continue;
     if (!isSeq(list)) throw new CommandError(`${where} must be a list`);
-    for (const entry of list.items) {
-      const existing = isMap(entry) ? entry.get('dev_eui') : undefined;
-      if (typeof existing === 'string' && existing.toLowerCase() === device.devEui) {
+    lists.push({ where, items: list.items });
+  }
+  return {
+    path: devicesFile ?? configPath,
+    lists,
+    appendAndWrite(entries) {
+      if (fileDocument !== null && devicesFile !== null) {
+        appendToList(fileDocument, [], entries);
+        writeDocument(devicesFile, fileDocument);
+        return;
+      }
+      appendToList(config, ['lorawan', 'devices'], entries);
+      writeDocument(configPath, config);
+    },
+  };
+}
+
+/** A string field of a configured entry (a YAML map), lower-cased; null when the entry has none. */
+export function entryHex(item: unknown, key: string): string | null {
+  const value = isMap(item) ? item.get(key) : undefined;
+  return typeof value === 'string' ? value.toLowerCase() : null;
+}
+
+/**
+ * Adds a LoRaWAN device under lorawan.devices, or to the file lorawan.devices_file names (a YAML list).
+ * Returns the file written.
+ */
+export function addLorawanDevice(configPath: string, device: LorawanDeviceRequest, env: NodeJS.ProcessEnv = process.env): string {
+  if (device.name !== undefined) checkDeviceId(device.name);
+  const target = openLorawanTarget(configPath, env);
+  for (const { where, items } of target.lists) {
+    for (const item of items) {
+      if (entryHex(item, 'dev_eui') === device.devEui) {
         throw new CommandError(`a device with dev_eui ${device.devEui} is already in ${where}; remove it there first to change its keys`, 2);
       }
     }
@@ -109,15 +149,8 @@ export function addLorawanDevice(configPath: string, device: LorawanDeviceReques
   else Object.assign(entry, { join_eui: device.joinEui, app_key: device.appKey });
   entry.codec = device.codec;
   if (device.formatterFile !== undefined) entry.formatter_file = device.formatterFile;
-
-  if (fileDocument !== null && devicesFile !== null) {
-    appendToList(fileDocument, [], entry);
-    writeDocument(devicesFile, fileDocument);
-    return devicesFile;
-  }
-  appendToList(config, ['lorawan', 'devices'], entry);
-  writeDocument(configPath, config);
-  return configPath;
+  target.appendAndWrite([entry]);
+  return target.path;
 }
 
 function readYamlDocument(path: string, what: string): Document {
@@ -133,18 +166,17 @@ function readYamlDocument(path: string, what: string): Document {
 }
 
 /** Appends to the sequence at `path` (created if missing); an empty flow list `[]` becomes a block list. */
-function appendToList(document: Document, path: readonly string[], item: Record<string, string>): void {
+function appendToList(document: Document, path: readonly string[], items: readonly DeviceEntry[]): void {
   const node = path.length === 0 ? document.contents : document.getIn(path, true);
-  const created = document.createNode(item);
   if (node === undefined || node === null) {
-    if (path.length === 0) document.contents = document.createNode([item]);
-    else document.setIn(path, document.createNode([item]));
+    if (path.length === 0) document.contents = document.createNode(items);
+    else document.setIn(path, document.createNode(items));
     return;
   }
   if (!isSeq(node)) throw new CommandError(`${path.join('.') || 'the file'} must be a list`);
   const list = node as YAMLSeq;
   if (list.items.length === 0) list.flow = false;
-  list.add(created);
+  for (const item of items) list.add(document.createNode(item));
 }
 
 /** Write a sibling temp file, then rename over the original: a crash leaves the old file or the new one. */

@@ -43,7 +43,7 @@ export interface DeviceAddInput {
   readonly cost: number;
 }
 
-const CODECS: readonly LorawanCodec[] = ['raw', 'cayenne-lpp', 'javascript'];
+export const CODECS: readonly LorawanCodec[] = ['raw', 'cayenne-lpp', 'javascript'];
 /** How long a formatter's top-level code may run when device add compiles it to check it. */
 const FORMATTER_CHECK_TIMEOUT_MS = 1_000;
 const RESTART_HINT = 'the gateway reads its devices at start: restart it to apply (systemctl restart iotgw)';
@@ -138,7 +138,7 @@ function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): vo
  * caught before the restart, and stored as an absolute path (unless it uses ${VAR}): the gateway resolves a
  * relative path from its own working directory, not from this shell's.
  */
-function checkedFormatterFile(codec: LorawanCodec, file: string | undefined): { readonly formatterFile?: string } {
+export function checkedFormatterFile(codec: LorawanCodec, file: string | undefined): { readonly formatterFile?: string } {
   if (codec !== 'javascript') {
     if (file !== undefined) throw new CommandError(`--formatter-file goes with --codec javascript (this device has --codec ${codec})`, 2);
     return {};
