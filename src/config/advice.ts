@@ -25,6 +25,11 @@ export function configAdvice(config: Config, env: NodeJS.ProcessEnv = process.en
       `http.host is ${http.host} without http.auth: the status page and /metrics are readable by anyone who reaches port ${http.port}; set http.auth.username and password_file`,
     );
   }
+  if (!config.lorawan.enabled && config.lorawan.devices.length > 0) {
+    notes.push(
+      `lorawan.devices lists ${config.lorawan.devices.length} devices but lorawan.enabled is false: they are ignored until you set lorawan.enabled: true (and lorawan.udp for the packet forwarders)`,
+    );
+  }
   const directory = stateDirectory(env);
   if (directory !== null && isAbsolute(config.buffer.path) && relative(directory, config.buffer.path).startsWith('..')) {
     notes.push(

@@ -29,7 +29,20 @@ export function list<T extends z.ZodType>(item: T) {
   );
 }
 
-export const count = (min = 1) => z.coerce.number().int().min(min);
+/** The message for a whole-number key: what a person typed wrong is usually a unit ("5m") or a separator ("131,075"). */
+export function wholeNumberMessage(min: number, max?: number): string {
+  const range = max === undefined ? `of at least ${min}` : `from ${min} to ${max.toLocaleString('en-US')}`;
+  return `expected a whole number ${range}, written without units or separators`;
+}
+
+export const count = (min = 1) => {
+  const error = wholeNumberMessage(min);
+  // Only a value that is no number at all gets the message here: checks chained later (.max) keep their own.
+  return z.coerce
+    .number({ error: (issue) => (issue.code === 'invalid_type' ? error : undefined) })
+    .int({ error })
+    .min(min, { error });
+};
 export const port = z.coerce.number().int().min(0).max(65535);
 export const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'expected host:port, e.g. kafka-1:9092');
 export const deviceId = z.string().regex(DEVICE_ID_PATTERN, DEVICE_ID_RULE);

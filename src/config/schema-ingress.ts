@@ -2,7 +2,10 @@
 // LoRaWAN devices), serial (an RN2483/RN2903 radio module) and ttn (The Things Stack's MQTT integration).
 // schema.ts puts them into the config beside the other sections.
 import { z } from 'zod';
-import { count, deviceId, flag, hex, list, passwordHash, port, topicFilter } from './schema-fields.ts';
+import { count, deviceId, flag, hex, list, passwordHash, port, topicFilter, wholeNumberMessage } from './schema-fields.ts';
+
+/** f_cnt_up_hint is copied from logs and other servers, where counters are shown as 131,075. */
+const FCNT_HINT_MESSAGE = `${wholeNumberMessage(0, 0xffff_ffff)}: the last uplink frame counter the device used`;
 
 const mqttTls = z
   .strictObject({
@@ -100,10 +103,10 @@ const lorawanDevice = z
         'ABP: the device restarts its frame counter at 0 when it reboots (no non-volatile memory); a counter back at the start begins a new count instead of being refused as a replay. Weakens replay protection for this device',
       ),
     f_cnt_up_hint: z.coerce
-      .number()
-      .int()
-      .min(0)
-      .max(0xffff_ffff)
+      .number({ error: (issue) => (issue.code === 'invalid_type' ? FCNT_HINT_MESSAGE : undefined) })
+      .int({ error: FCNT_HINT_MESSAGE })
+      .min(0, { error: FCNT_HINT_MESSAGE })
+      .max(0xffff_ffff, { error: FCNT_HINT_MESSAGE })
       .optional()
       .describe(
         'ABP: the last uplink frame counter the device is known to have used (from the previous network server, or its own display). Read only while the gateway has no counter stored for the device: the counter search starts at its upper 16 bits, and a first frame at or below it is refused as a replay',

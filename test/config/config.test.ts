@@ -88,6 +88,25 @@ test('under systemd a relative buffer.path is refused with the key, why, and wha
   );
 });
 
+test('a whole-number key written with a unit or a thousands separator is refused saying how to write it', (t) => {
+  const path = join(tempDir(t), 'iotgw.yaml');
+  writeFileSync(
+    path,
+    'lorawan:\n  f_cnt_recovery_interval_s: 5m\n  devices:\n    - { dev_eui: 70b3d57ed0000001, dev_addr: "26011001", nwk_s_key: 2b7e151628aed2a6abf7158809cf4f3c, app_s_key: 2b7e151628aed2a6abf7158809cf4f3c, f_cnt_up_hint: "131,075" }\n',
+  );
+  const issues = issuesOf(() => loadConfig({ path, env: {} }));
+  assert.ok(
+    issues.some((issue) => /^lorawan\.f_cnt_recovery_interval_s: expected a whole number of at least 1, written without units or separators/.test(issue)),
+    issues.join('\n'),
+  );
+  assert.ok(
+    issues.some((issue) =>
+      /f_cnt_up_hint: expected a whole number from 0 to 4,294,967,295, written without units or separators: the last uplink frame counter/.test(issue),
+    ),
+    issues.join('\n'),
+  );
+});
+
 test('the keys the issue names exist with their defaults', () => {
   const config = loadConfig({ env: {} });
   assert.equal(config.mqtt.host, '0.0.0.0');

@@ -124,6 +124,11 @@ test('config check notes what is valid but open: anonymous access on the network
   const closed = iotgw(['config', 'check', '--config', path]);
   assert.match(closed.stdout, /^note: no MQTT devices are listed and anonymous access is off.*iotgw device add/m);
   assert.doesNotMatch(closed.stdout, /allow_anonymous is true/);
+  assert.doesNotMatch(closed.stdout, /lorawan\.enabled is false/);
+  writeFileSync(path, 'lorawan:\n  devices:\n    - { dev_eui: 70b3d57ed0000001, join_eui: "0000000000000000", app_key: 2b7e151628aed2a6abf7158809cf4f3c }\n');
+  const off = iotgw(['config', 'check', '--config', path]);
+  assert.equal(off.status, 0, off.stderr);
+  assert.match(off.stdout, /^note: lorawan\.devices lists 1 devices but lorawan\.enabled is false: they are ignored until you set lorawan\.enabled: true/m);
 });
 
 test('config check accepts the shipped example; config print shows the effective config with secrets masked', (t) => {

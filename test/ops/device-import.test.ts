@@ -3,7 +3,7 @@
 // config loader; every kind of bad row is refused with its line and leaves the config byte for byte as it was;
 // 10,000 devices go in with one call.
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type TestContext, test } from 'node:test';
@@ -185,6 +185,28 @@ test('an iotgw YAML list goes to lorawan.devices_file when the config names one;
     ],
   );
   assert.equal(devices[2]?.f_cnt_up_hint, 880);
+});
+
+test('a new lorawan.devices_file takes the owner, group and mode of the config that names it (the service must read it)', (t) => {
+  const { dir } = site(t);
+  const devicesFile = join(dir, 'new-devices.yaml');
+  const { config } = site(t, `lorawan:\n  enabled: true\n  devices_file: ${devicesFile}\n`);
+  chmodSync(config, 0o640);
+  // As install.sh leaves /etc/iotgw: root owns it, the service's group reads it. nogroup stands in for iotgw.
+  if (process.getuid?.() === 0) chownSync(config, 0, 65534);
+  const result = runImport(config, fixture(dir, 'iotgw-devices.yaml'));
+  assert.equal(result.exitCode, 0, result.message + result.stderr);
+  const made = statSync(devicesFile);
+  assert.equal(made.mode & 0o777, 0o640);
+  assert.equal(made.gid, statSync(config).gid);
+  assert.equal(made.uid, statSync(config).uid);
+});
+
+test('importing into a config with LoRaWAN off says the devices are ignored until it is on', (t) => {
+  const { dir, config } = site(t, 'lorawan:\n  devices: []\n');
+  const result = runImport(config, fixture(dir, 'iotgw-devices.yaml'));
+  assert.equal(result.exitCode, 0, result.message + result.stderr);
+  assert.match(result.stdout, /lorawan\.enabled is not true in this config: LoRaWAN devices are ignored until you set it/);
 });
 
 test('--codec javascript needs --formatter-file, checked once for all; a whole iotgw config is read for its lorawan.devices', (t) => {

@@ -85,6 +85,8 @@ export interface LorawanTarget {
   readonly path: string;
   /** The devices already configured: each list's YAML items, with the words that name the list in messages. */
   readonly lists: readonly { readonly where: string; readonly items: readonly unknown[] }[];
+  /** Whether the config has lorawan.enabled: true (devices added while it is off are ignored). */
+  readonly lorawanEnabled: boolean;
   /** Appends the entries to the target list and replaces its file atomically (one write for any number). */
   appendAndWrite(entries: readonly DeviceEntry[]): void;
 }
@@ -111,10 +113,11 @@ export function openLorawanTarget(configPath: string, env: NodeJS.ProcessEnv = p
   return {
     path: devicesFile ?? configPath,
     lists,
+    lorawanEnabled: config.getIn(['lorawan', 'enabled']) === true,
     appendAndWrite(entries) {
       if (fileDocument !== null && devicesFile !== null) {
         appendToList(fileDocument, [], entries);
-        writeDocument(devicesFile, fileDocument);
+        writeDocument(devicesFile, fileDocument, configPath);
         return;
       }
       appendToList(config, ['lorawan', 'devices'], entries);
@@ -180,15 +183,21 @@ function appendToList(document: Document, path: readonly string[], items: readon
 }
 
 /** Write a sibling temp file, then rename over the original: a crash leaves the old file or the new one. */
-function writeDocument(path: string, document: Document): void {
+/**
+ * Replaces `path` atomically, keeping its owner and mode. A file that does not exist yet (a new
+ * lorawan.devices_file) takes them from `like`, the config that names it: made by root with root's group, the
+ * service (group iotgw) could not read it and would stop at its next start.
+ */
+function writeDocument(path: string, document: Document, like?: string): void {
   const text = document.toString({ flowCollectionPadding: false, lineWidth: 0 });
   const temp = `${path}.iotgw-tmp-${process.pid}`;
   try {
-    const previous = existsSync(path) ? statSync(path) : null;
+    const previous = existsSync(path) ? statSync(path) : like !== undefined && existsSync(like) ? statSync(like) : null;
     writeFileSync(temp, text, { mode: previous === null ? 0o640 : previous.mode & 0o777 });
     if (previous !== null && process.getuid?.() === 0) chownSync(temp, previous.uid, previous.gid);
     renameSync(temp, path);
   } catch (error) {
-    throw new CommandError(`cannot write ${path}: ${errorMessage(error)}`);
+    const denied = (error as { code?: unknown }).code === 'EACCES' ? ' (run it with sudo, as the owner of the config)' : '';
+    throw new CommandError(`cannot write ${path}: ${errorMessage(error).replaceAll(temp, path)}${denied}`);
   }
 }

@@ -28,6 +28,8 @@ const READERS: Readonly<Record<ImportFormat, (text: string, file: string) => Imp
 const MAX_IMPORT_BYTES = 256 * 1024 * 1024;
 /** The schema of one lorawan.devices entry, as the config loader applies it. */
 const DEVICE_SCHEMA = lorawan.unwrap().shape.devices.unwrap().element;
+const LORAWAN_OFF_HINT =
+  'note: lorawan.enabled is not true in this config: LoRaWAN devices are ignored until you set it (and lorawan.udp for the packet forwarders)';
 const RESTART_HINT = 'the running gateway reads its devices at start (reload is not implemented yet): apply with sudo systemctl restart iotgw';
 
 export const DEVICE_IMPORT_HELP = `iotgw device import FILE [--format F] [--codec C [--formatter-file FILE.js]] [--dry-run] [--skip-invalid] --config FILE
@@ -220,6 +222,7 @@ function report({ accepted, refused }: Checked, options: ReportOptions, io: Io):
   }
   target.appendAndWrite(accepted);
   io.stdout.write(`${accepted.length} added to ${target.path} (${kinds}, read as ${options.format}), ${refused.length} refused\n${RESTART_HINT}\n`);
+  if (!target.lorawanEnabled) io.stdout.write(`${LORAWAN_OFF_HINT}\n`);
 }
 
 /** A device for a person, without its keys. */
