@@ -1,33 +1,16 @@
-// `iotgw device import`, run as a user would, from source (node --import tsx src/cli.ts): its --help, an import
+// `iotgw device import`, run as a user would (the built dist/src/cli.js): its --help, an import
 // into a copy of the shipped example config that `config check` then accepts with every comment kept, and a
 // refused file that exits 2 with the line named, no stack trace, and the config untouched.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { exampleCopy, iotgw } from '../helpers/iotgw-cli.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const EXAMPLE = join(REPO_ROOT, 'config/iotgw.example.yaml');
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/device-import');
-
-function iotgw(args: string[]) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, IOTGW_CONFIG: undefined },
-    timeout: 60_000,
-  });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function exampleCopy(t: TestContext): string {
-  const path = join(tempDir(t), 'iotgw.yaml');
-  writeFileSync(path, readFileSync(EXAMPLE, 'utf8'));
-  return path;
-}
 
 test('device import --help explains the formats, the options and what is refused; --help lists the command', () => {
   const help = iotgw(['device', 'import', '--help']);

@@ -2,33 +2,13 @@
 // piped password, LoRaWAN ABP/OTAA devices inline or in lorawan.devices_file; comments survive, the result
 // passes `config check`, and bad ids, bad hex and duplicates are refused with exit 2 and a clear message.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { parse } from 'yaml';
 import { verifyPassword } from '../../src/ingress/mqtt-broker/password-hash.ts';
+import { exampleCopy, iotgw } from '../helpers/iotgw-cli.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-
-const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
-const EXAMPLE = fileURLToPath(new URL('../../config/iotgw.example.yaml', import.meta.url));
-
-function iotgw(args: string[], options: { input?: string } = {}) {
-  const result = spawnSync(process.execPath, [CLI, ...args], {
-    encoding: 'utf8',
-    input: options.input ?? '',
-    env: { ...process.env, IOTGW_CONFIG: undefined },
-    timeout: 60_000,
-  });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function exampleCopy(t: TestContext): string {
-  const path = join(tempDir(t), 'iotgw.yaml');
-  writeFileSync(path, readFileSync(EXAMPLE, 'utf8'));
-  return path;
-}
 
 /** Lines of `after` that `before` lacks and lines of `before` that are gone, counting repeats (order kept). */
 function lineDiff(before: string, after: string): { added: string[]; removed: string[] } {
