@@ -74,17 +74,31 @@ test('a missing systemd-notify is logged once, not per message', async () => {
 test('gateway process: READY=1 once listening, WATCHDOG=1 periodically with WATCHDOG_USEC, STOPPING=1 on SIGTERM, exit 0', async (t) => {
   const socket = await startNotifySocket(t);
   const dir = tempDir(t);
-  const mqttPort = await freePort();
-  const configPath = writeGatewayConfig(dir, {
-    gateway_id: 'gw-notify',
-    mqtt: { host: '127.0.0.1', port: mqttPort },
-    http: { host: '127.0.0.1', port: 0 },
-    kafka: { brokers: ['127.0.0.1:1'], connection_timeout_ms: 200, retry_initial_ms: 100, retry_max_ms: 500 },
-    buffer: { path: join(dir, 'buffer.db') },
-  });
-  const launched = launchGateway(configPath, { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000', IOTGW_CLOCK_TRUSTED: '1' });
-  launched.catch(() => undefined); // awaited below; a failed start surfaces there
-  const ready = await socket.waitFor((message) => message.fields.READY === '1', 60_000);
+  // The MQTT port is chosen here, so that it can be probed the moment READY=1 arrives. Another test may take
+  // it between freePort() and the gateway's bind: then the start fails with EADDRINUSE and is tried again.
+  let mqttPort = 0;
+  let launched: ReturnType<typeof launchGateway> | null = null;
+  let ready: Awaited<ReturnType<typeof socket.waitFor>> | null = null;
+  for (let attempt = 1; ready === null; attempt++) {
+    mqttPort = await freePort();
+    const configPath = writeGatewayConfig(dir, {
+      gateway_id: 'gw-notify',
+      mqtt: { host: '127.0.0.1', port: mqttPort },
+      http: { host: '127.0.0.1', port: 0 },
+      kafka: { brokers: ['127.0.0.1:1'], connection_timeout_ms: 200, retry_initial_ms: 100, retry_max_ms: 500 },
+      buffer: { path: join(dir, 'buffer.db') },
+    });
+    const starting = launchGateway(configPath, { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000', IOTGW_CLOCK_TRUSTED: '1' });
+    launched = starting;
+    // READY=1, or the reason the gateway did not start (never a silent 60 s wait).
+    const failedStart = starting.then(() => new Promise<never>(() => undefined));
+    try {
+      ready = await Promise.race([socket.waitFor((message) => message.fields.READY === '1', 60_000), failedStart]);
+    } catch (error) {
+      if (attempt < 3 && /EADDRINUSE/.test(String(error))) continue;
+      throw error;
+    }
+  }
   // The moment READY=1 is seen, the MQTT listener must already accept connections.
   await new Promise<void>((resolve, reject) => {
     const probe = connect(mqttPort, '127.0.0.1', () => {
@@ -93,7 +107,7 @@ test('gateway process: READY=1 once listening, WATCHDOG=1 periodically with WATC
     });
     probe.once('error', (error) => reject(new Error(`READY=1 arrived before MQTT was listening: ${error.message}`)));
   });
-  const gateway = await launched;
+  const gateway = await (launched as NonNullable<typeof launched>);
   t.after(() => gateway.kill('SIGKILL'));
   assert.match(ready.fields.STATUS ?? '', /^ready: kafka (starting|buffering|up), 0 buffered/);
   assert.equal(socket.messages.filter((message) => message.fields.READY === '1').length, 1);
