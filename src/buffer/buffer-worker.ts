@@ -70,7 +70,12 @@ try {
   port.postMessage({ id: 0, ok: true, value: store.durability(), stats: store.stats(), dropped: 0 } satisfies WorkerReply);
 } catch (error) {
   port.postMessage({ id: 0, ok: false, error: serialize(error) } satisfies WorkerReply);
-  process.exit(0);
+  // Wait here for the main thread to read the error and terminate this thread. Exiting at once let the 'exit'
+  // event overtake the message now and then (2 in 40 starts under load), and a bad buffer path then failed as
+  // BUFFER_WORKER_DIED (exit 1, a restart loop) instead of with its own error (exit 78). The listener keeps
+  // the thread alive; the pending await keeps the request handler below from being installed.
+  port.on('message', () => undefined);
+  await new Promise<never>(() => undefined);
 }
 
 /** Rebuilds the groups of an append request from its packed records. */
