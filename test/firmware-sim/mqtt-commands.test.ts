@@ -3,7 +3,7 @@
 // loopback port: devices subscribe to devices/{id}/commands/# at every connect, act, report their state on
 // devices/{id}/state, and a fleet without `commands` sends no SUBSCRIBE at all. No assertion depends on speed.
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import type net from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { Aedes } from 'aedes';
 import { parseDeviceCommand, stateReport } from '../../firmware-sim/device-commands.ts';
@@ -13,6 +13,7 @@ import { encodeSubscribe } from '../../firmware-sim/transports/mqtt-subscribe-pa
 import { mqttPacket, mqttString } from '../helpers/mqtt-wire.ts';
 import { runSimCli } from '../helpers/sim-cli.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { listenAedes } from '../helpers/aedes-listener.ts';
 
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 
@@ -128,18 +129,7 @@ async function startCommandBroker(t: TestContext): Promise<CommandBroker> {
   broker.on('publish', (packet, client) => {
     if (client !== null) published.push({ clientId: client.id, topic: packet.topic, payload: packet.payload.toString() });
   });
-  const listen = async (port: number): Promise<net.Server> => {
-    const server = net.createServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      broker.handle(socket);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    return server;
-  };
+  const listen = (port: number): Promise<net.Server> => listenAedes(broker, sockets, port);
   let server = await listen(0);
   const { port } = server.address() as net.AddressInfo;
   const dropAll = async (): Promise<void> => {

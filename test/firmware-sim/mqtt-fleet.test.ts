@@ -17,6 +17,7 @@ import type { Reading } from '../../firmware-sim/fleet.ts';
 import { runMqttFleet } from '../../firmware-sim/mqtt-fleet.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { runSimCli } from '../helpers/sim-cli.ts';
+import { listenAedes } from '../helpers/aedes-listener.ts';
 
 interface TestBroker {
   readonly broker: Aedes;
@@ -38,18 +39,7 @@ async function startBroker(t: TestContext, options: AedesOptions = {}): Promise<
     const reading = JSON.parse(packet.payload.toString()) as Reading;
     received.push({ deviceId: reading.device_id, seq: reading.seq, topic: packet.topic });
   });
-  const listen = async (port: number): Promise<net.Server> => {
-    const server = net.createServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      broker.handle(socket);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    return server;
-  };
+  const listen = (port: number): Promise<net.Server> => listenAedes(broker, sockets, port);
   let server = await listen(0);
   const port = (server.address() as net.AddressInfo).port;
   const closeServer = async (): Promise<void> => {
