@@ -92,6 +92,8 @@ export interface MqttFleetHooks {
   onProgress?(snapshot: MqttFleetProgress): void;
   /** Called for each command a device received, after it acted (with `commands` on). */
   onCommand?(event: MqttCommandEvent): void;
+  /** Called when the gateway acknowledged a device's state report (PUBACK), with the device's id. */
+  onStateReported?(deviceId: string): void;
 }
 
 const PROGRESS_MS = 1_000;
@@ -119,7 +121,7 @@ export async function runMqttFleet(options: MqttFleetOptions, hooks: MqttFleetHo
   const finished = new Promise<void>((resolve) => {
     resolveFinished = resolve;
   });
-  const run = createRun(options, devices, tally, hooks.onCommand, () => {
+  const run = createRun(options, devices, tally, hooks, () => {
     clearInterval(progressTimer);
     for (const device of devices) stopCommands(device);
     const connections = devices.flatMap(({ connection, online }) => (connection === undefined ? [] : [{ connection, online }]));
@@ -150,7 +152,7 @@ function createRun(
   options: MqttFleetOptions,
   devices: readonly MqttDeviceState[],
   tally: MqttFleetTally,
-  onCommand: MqttFleetHooks['onCommand'],
+  hooks: Pick<MqttFleetHooks, 'onCommand' | 'onStateReported'>,
   onFinished: () => void,
 ): MqttFleetRun {
   const device = (index: number): MqttDeviceState => devices[index] as MqttDeviceState;
@@ -158,7 +160,8 @@ function createRun(
     settings: firmwareSettings(options),
     devices,
     tally,
-    onCommand,
+    onCommand: hooks.onCommand,
+    onStateReported: hooks.onStateReported,
     ramp: createConnectRamp({
       devices: devices.length,
       concurrency: options.connectConcurrency ?? 50,

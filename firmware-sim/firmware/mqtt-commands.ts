@@ -90,6 +90,7 @@ export function onCommand(run: MqttFleetRun, device: MqttDeviceState, topic: str
 export function onReportPuback(run: MqttFleetRun, device: MqttDeviceState, packetId: number | undefined): boolean {
   const report = device.commands?.reports.find((candidate) => candidate.packetId === packetId && candidate.connectionNumber === device.connectionNumber);
   if (report === undefined || !recordReported(run.tally, device, report)) return false;
+  run.onStateReported?.(device.sim.id);
   if (run.phases.status.stoppedBy !== undefined) run.phases.checkDrained();
   return true;
 }

@@ -48,6 +48,8 @@ export interface MqttFleetRun {
   readonly ramp: ConnectRamp;
   /** Told of each command a device acted on or refused (only with commands on). */
   readonly onCommand: ((event: MqttCommandEvent) => void) | undefined;
+  /** Told when a state report was acknowledged. */
+  readonly onStateReported: ((deviceId: string) => void) | undefined;
 }
 
 /** Opens the device's connection; from then on its events drive it. */

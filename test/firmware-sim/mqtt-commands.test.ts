@@ -165,8 +165,13 @@ async function startCommandBroker(t: TestContext): Promise<CommandBroker> {
 /** Runs a fleet with no stop condition until `stop`; `report` resolves after it. */
 function runFleetInBackground(options: Omit<MqttFleetOptions, 'signal'>, events: MqttCommandEvent[] = []) {
   const controller = new AbortController();
-  const report = runMqttFleet({ ...options, signal: controller.signal }, { onCommand: (event) => events.push(event) });
-  return { report, stop: () => controller.abort() };
+  // Devices whose state report the broker acknowledged: an abort does not wait for reports in flight.
+  const reported: string[] = [];
+  const report = runMqttFleet(
+    { ...options, signal: controller.signal },
+    { onCommand: (event) => events.push(event), onStateReported: (deviceId) => reported.push(deviceId) },
+  );
+  return { report, reported, stop: () => controller.abort() };
 }
 
 const BASE = { devices: 4, ratePerSecond: 40, durationMs: 0, qos: 1, seed: 1, commands: true } as const;
@@ -207,6 +212,7 @@ test('mqtt commands: devices subscribe at connect, act on their commands and rep
   const reading = JSON.parse(lampReadings().at(-1)?.payload ?? '{}') as StreetLampReading;
   assert.deepEqual([reading.on, reading.dim_pct], [true, 40]);
 
+  await waitFor(() => fleet.reported.length === 4, 'the PUBACKs of the four state reports');
   fleet.stop();
   const report = await fleet.report;
   assert.deepEqual(report.commands, { subscribed: 4, subscribeRefused: 0, received: 4, applied: 2, refused: 2, reported: 4, unreported: 0 });
@@ -263,6 +269,8 @@ test('mqtt commands: after the broker drops every connection, devices subscribe 
   broker.command('devices/sl-000002/commands/off', Buffer.from('off'));
   await waitFor(() => broker.states('sl-000002').length === 1, 'the state report after the reconnect');
   assert.deepEqual(broker.states('sl-000002'), [{ device_id: 'sl-000002', kind: 'street-lamp', command: 'off', on: false, dim_pct: 0 }]);
+  // The broker has the report before the device has its PUBACK; stopping now could abandon it in flight.
+  await waitFor(() => fleet.reported.includes('sl-000002'), 'the PUBACK of the state report');
   fleet.stop();
   const report = await fleet.report;
   assert.ok(report.reconnects >= 4, `every device reconnected (${report.reconnects})`);
