@@ -67,7 +67,8 @@ export interface LorawanDevice {
 const MAX_DEV_NONCES = 2048;
 export const STATE_SCOPE = 'lorawan.device';
 
-interface PersistedDevice {
+/** A device's committed state (scope STATE_SCOPE, key DevEUI) as JSON: what survives a restart. */
+export interface PersistedDevice {
   readonly v: 1;
   readonly session: {
     readonly dev_addr: string;
@@ -205,14 +206,21 @@ export function createDeviceSessions(
   };
 }
 
-function parsePersisted(text: string | undefined, devEui: string, log: Logger): PersistedDevice | null {
-  if (text === undefined) return null;
+/** The committed state text of one device, or null when it is not a state this version can read. */
+export function readPersistedDevice(text: string): PersistedDevice | null {
   try {
-    const value = JSON.parse(text) as PersistedDevice;
-    if (value.v === 1) return value;
+    const value = JSON.parse(text) as PersistedDevice | null;
+    if (typeof value === 'object' && value !== null && value.v === 1) return value;
   } catch {
     // fall through
   }
+  return null;
+}
+
+function parsePersisted(text: string | undefined, devEui: string, log: Logger): PersistedDevice | null {
+  if (text === undefined) return null;
+  const value = readPersistedDevice(text);
+  if (value !== null) return value;
   log.warn({ devEui }, 'LoRaWAN device state in the buffer is unreadable: the device starts without a session (OTAA devices rejoin)');
   return null;
 }
