@@ -93,6 +93,12 @@ const lorawanDevice = z
     app_s_key: hex(32, 'ABP AppSKey, 16 bytes').optional().describe('ABP: application session key (secret)'),
     join_eui: hex(16, 'OTAA JoinEUI/AppEUI, 8 bytes').optional().describe('OTAA: JoinEUI (AppEUI in LoRaWAN 1.0)'),
     app_key: hex(32, 'OTAA AppKey, 16 bytes').optional().describe('OTAA: root key (secret)'),
+    mac_version: z
+      .enum(['1.0.2', '1.0.3', '1.0.4'])
+      .optional()
+      .describe(
+        'LoRaWAN version the device implements (default 1.0.3). OTAA 1.0.4 devices count their DevNonce up from 0, so a join-request whose DevNonce is not above the last one is refused as a replay; 1.0.2/1.0.3 devices pick it at random and only reuse is refused',
+      ),
     class: z
       .enum(['A', 'C'])
       .default('A')

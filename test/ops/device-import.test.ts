@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { CommandError } from '../../src/ops/commands/command-error.ts';
 import { type DeviceImportInput, deviceImportCommand } from '../../src/ops/commands/device-import.ts';
+import { macVersionOf } from '../../src/ops/commands/import-rows.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/device-import/', import.meta.url));
@@ -84,6 +85,7 @@ test('a The Things Stack JSON array: OTAA root keys, ABP sessions with their cou
       name: 'water-meter-001',
       join_eui: '70b3d57ed0000000',
       app_key: '2b7e151628aed2a6abf7158809cf4f3c',
+      mac_version: '1.0.3',
       codec: 'raw',
       class: 'A',
     },
@@ -92,6 +94,7 @@ test('a The Things Stack JSON array: OTAA root keys, ABP sessions with their cou
       name: 'street-lamp-017',
       join_eui: '70b3d57ed0000000',
       app_key: '2b7e151628aed2a6abf7158809cf4f3d',
+      mac_version: '1.0.4',
       codec: 'raw',
       class: 'C',
     },
@@ -103,6 +106,7 @@ test('a The Things Stack JSON array: OTAA root keys, ABP sessions with their cou
       app_s_key: '000102030405060708090a0b0c0d0e0f',
       resets_f_cnt: true,
       f_cnt_up_hint: 4711,
+      mac_version: '1.0.2',
       codec: 'raw',
       class: 'A',
     },
@@ -112,6 +116,7 @@ test('a The Things Stack JSON array: OTAA root keys, ABP sessions with their cou
       dev_addr: '26011bdb',
       nwk_s_key: '11112222333344445555666677778888',
       app_s_key: '88887777666655554444333322221111',
+      mac_version: '1.0.2',
       codec: 'raw',
       class: 'A',
     },
@@ -130,6 +135,7 @@ test('a The Things Stack export with one JSON object per line: app_eui of older 
       name: 'soil-probe-101',
       join_eui: 'a840410000000101',
       app_key: 'a1b2c3d4e5f60718293a4b5c6d7e8f90',
+      mac_version: '1.0.2',
       codec: 'cayenne-lpp',
       class: 'A',
     },
@@ -388,4 +394,19 @@ test('10,000 devices in one call: a generated TTS JSON export, one write, and th
   assert.equal(new Set(loaded.map((device) => device.dev_eui)).size, 10_000);
   assert.equal(loaded[9_999]?.name, 'meter-9999');
   assert.equal(loaded[4]?.f_cnt_up_hint, 4);
+});
+
+test('the exported LoRaWAN version becomes mac_version; versions without their own join rules are left to the default', () => {
+  const cases: [unknown, string | undefined][] = [
+    ['MAC_V1_0_4', '1.0.4'],
+    ['MAC_V1_0_2', '1.0.2'],
+    ['LORAWAN_1_1_0', undefined],
+    ['1.0.3', '1.0.3'],
+    ['LORAWAN_1_0_4', '1.0.4'],
+    ['MAC_V1_0', undefined],
+    ['MAC_V1_1', undefined],
+    [104, undefined],
+    [' 1.0.4 ', '1.0.4'],
+  ];
+  for (const [exported, expected] of cases) assert.equal(macVersionOf(exported), expected, String(exported));
 });

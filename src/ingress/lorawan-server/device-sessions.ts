@@ -21,10 +21,14 @@ export interface LorawanDeviceProfile {
    * search starts at its upper 16 bits, and a first frame at or below it is a replay.
    */
   readonly fCntUpHint?: number;
+  /** The LoRaWAN version the device implements: 1.0.4 counts DevNonces up (§6.2.4), older versions pick them at random. Default 1.0.3. */
+  readonly macVersion?: MacVersion;
   /** LoRaWAN class; C listens on RX2 whenever it is not sending. Default A. */
   readonly deviceClass?: 'A' | 'C';
   readonly activation: AbpActivation | OtaaActivation;
 }
+
+export type MacVersion = '1.0.2' | '1.0.3' | '1.0.4';
 
 export interface AbpActivation {
   readonly mode: 'abp';
@@ -225,10 +229,22 @@ function parsePersisted(text: string | undefined, devEui: string, log: Logger): 
   return null;
 }
 
-/** Remembers a DevNonce; false if the device used it before (a replayed join-request). */
-export function rememberDevNonce(device: LorawanDevice, devNonce: number): boolean {
-  if (device.usedDevNonces.includes(devNonce)) return false;
-  device.usedDevNonces.push(devNonce);
-  if (device.usedDevNonces.length > MAX_DEV_NONCES) device.usedDevNonces.splice(0, device.usedDevNonces.length - MAX_DEV_NONCES);
-  return true;
+/**
+ * Why a join-request's DevNonce is refused, or null after remembering it. LoRaWAN 1.0.4 §6.2.4: the DevNonce is
+ * a counter the device keeps across joins, so one not above the last accepted is a replay. 1.0.2/1.0.3 pick it
+ * at random: only one already used is refused (the last MAX_DEV_NONCES are remembered).
+ */
+export function admitDevNonce(device: LorawanDevice, devNonce: number): string | null {
+  const used = device.usedDevNonces;
+  if (device.profile.macVersion === '1.0.4') {
+    // Every DevNonce accepted from a 1.0.4 device was above the one before: the newest is the highest.
+    const last = used.at(-1) ?? -1;
+    if (devNonce <= last)
+      return `DevNonce ${devNonce} is not above the last accepted ${last} (a LoRaWAN 1.0.4 device counts DevNonces up): a replayed join-request, or the device is not 1.0.4 (set its mac_version)`;
+  } else if (used.includes(devNonce)) {
+    return `DevNonce ${devNonce} was used before: a replayed join-request`;
+  }
+  used.push(devNonce);
+  if (used.length > MAX_DEV_NONCES) used.splice(0, used.length - MAX_DEV_NONCES);
+  return null;
 }

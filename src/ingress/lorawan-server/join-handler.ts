@@ -10,7 +10,7 @@ import { deriveSessionKeys, encodeJoinAccept, verifyJoinRequestMic } from '../lo
 import type { JoinRequestFrame } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import type { ClassASender, DownlinkPath } from './class-a-downlink.ts';
-import { type DeviceSessions, rememberDevNonce } from './device-sessions.ts';
+import { admitDevNonce, type DeviceSessions } from './device-sessions.ts';
 import type { Reception } from './reception.ts';
 
 /** The reasons a join-request is refused for. */
@@ -70,9 +70,8 @@ export function createJoinHandler(options: JoinHandlerOptions, deps: JoinHandler
         `join-request from ${devEui} heard only on receive-only paths (a serial radio, or a packet forwarder that has not sent PULL_DATA yet): OTAA needs a gateway that can transmit the join-accept`,
       );
     }
-    if (!rememberDevNonce(device, frame.devNonce)) {
-      return refuse(source, 'devnonce-reused', devEui, `join-request from ${devEui} reuses DevNonce ${frame.devNonce}: a replayed join-request`);
-    }
+    const devNonceRefusal = admitDevNonce(device, frame.devNonce);
+    if (devNonceRefusal !== null) return refuse(source, 'devnonce-reused', devEui, `join-request from ${devEui}: ${devNonceRefusal}`);
 
     const joinNonce = (device.lastJoinNonce + 1) % 0x1000000;
     device.lastJoinNonce = joinNonce;

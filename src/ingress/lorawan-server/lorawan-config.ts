@@ -36,6 +36,7 @@ export function deviceProfileFromEntry(entry: Omit<LorawanDeviceEntry, 'class'> 
     codec: codecFor(codecChoice(entry)),
     resetsFCnt: entry.resets_f_cnt === true,
     ...(entry.f_cnt_up_hint === undefined ? {} : { fCntUpHint: entry.f_cnt_up_hint }),
+    ...(entry.mac_version === undefined ? {} : { macVersion: entry.mac_version }),
     deviceClass: entry.class ?? 'A',
     activation:
       entry.app_key !== undefined

@@ -13,7 +13,7 @@
 import { printable } from '../../shared/input-text.ts';
 import type { DeviceEntry } from './device-add.ts';
 import { readCsv } from './csv-records.ts';
-import { createRowBuilder, type ImportRow, type RowBuilder } from './import-rows.ts';
+import { createRowBuilder, type ImportRow, macVersionOf, type RowBuilder } from './import-rows.ts';
 import { CommandError } from './command-error.ts';
 
 const ALIASES: Readonly<Record<string, string>> = {
@@ -99,6 +99,8 @@ function chirpstackRow(line: number, values: ReadonlyMap<string, string>): Impor
   if (name !== undefined) entry.name = name;
   Object.assign(entry, keys);
   if (deviceClass === 'C') entry.class = 'C';
+  const macVersion = macVersionOf(version);
+  if (macVersion !== undefined) entry.mac_version = macVersion;
   return row.finish(entry);
 }
 

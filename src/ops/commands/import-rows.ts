@@ -81,3 +81,13 @@ export function lineAt(text: string, offset: number, firstLine = 1): number {
   for (let index = text.indexOf('\n'); index !== -1 && index < offset; index = text.indexOf('\n', index + 1)) line += 1;
   return line;
 }
+
+/**
+ * The lorawan.devices mac_version of an exported LoRaWAN version (TTS MAC_V1_0_4, ChirpStack 1.0.4 or
+ * LORAWAN_1_0_4); undefined for others, which take the default (1.0.0-1.0.3 share the join rules).
+ */
+export function macVersionOf(exported: unknown): '1.0.2' | '1.0.3' | '1.0.4' | undefined {
+  if (typeof exported !== 'string') return undefined;
+  const match = /^(?:MAC_V|LORAWAN_)?1[._]0[._]([234])$/i.exec(exported.trim());
+  return match === null ? undefined : (`1.0.${match[1]}` as '1.0.2' | '1.0.3' | '1.0.4');
+}

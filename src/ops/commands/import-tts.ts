@@ -13,7 +13,7 @@
 // list export has no keys at all: such rows are refused with the command that exports them.
 import { printable } from '../../shared/input-text.ts';
 import type { DeviceEntry } from './device-add.ts';
-import { createRowBuilder, type ImportRow, lineAt, type RowBuilder } from './import-rows.ts';
+import { createRowBuilder, type ImportRow, lineAt, macVersionOf, type RowBuilder } from './import-rows.ts';
 import { splitJsonValues } from './json-values.ts';
 
 const EXPORT_HINT =
@@ -52,6 +52,8 @@ function ttsRow(line: number, device: unknown): ImportRow {
   if (name !== undefined) entry.name = name;
   Object.assign(entry, keys);
   if (device.supports_class_c === true) entry.class = 'C';
+  const macVersion = macVersionOf(at(device, 'lorawan_version'));
+  if (macVersion !== undefined) entry.mac_version = macVersion;
   return row.finish(entry);
 }
 
