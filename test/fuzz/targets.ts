@@ -25,6 +25,7 @@ import { createRouter, readTimestampField } from '../../src/record/routes.ts';
 import { connectPacket, mqttPacket, mqttString, publishPacket } from '../helpers/mqtt-wire.ts';
 import { mockRadio } from '../helpers/serial-radio-mock.ts';
 import type { FuzzTarget } from './fuzz-engine.ts';
+import { macCommandsTarget } from './mac-commands-target.ts';
 import { referenceReadTimestampField } from '../helpers/reference-event-time.ts';
 
 interface Vector {
@@ -449,4 +450,4 @@ const eventTime: FuzzTarget = {
   },
 };
 
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [semtechUdp, phyPayload, ttnJson, commandMessage, eventTime, config, rn2483, mqttAedes];
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [semtechUdp, phyPayload, macCommandsTarget, ttnJson, commandMessage, eventTime, config, rn2483, mqttAedes];
