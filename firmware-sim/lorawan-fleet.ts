@@ -2,10 +2,12 @@
 // Class-A devices with real crypto. OTAA devices join first; every device then sends the fleet.ts readings
 // of its kind, some confirmed, some heard by two forwarders, and on request a few replays of old frames and
 // forged MICs. Devices act on the commands iotgw sends in their receive windows (firmware/lorawan-firmware.ts).
+// The region (EU868 unless told otherwise) decides their channels, data rates and receive windows.
 // The report says, per device, what went on air and what came back (commands too), so a test can compare it
 // with what reached Kafka. A composition of: the fleet state (state/lorawan-fleet-state.ts, and the --state
 // file), the pacer (schedulers/pacer.ts), the device firmware (firmware/lorawan-firmware.ts) and the air
 // between devices and forwarders (transports/lorawan-air.ts).
+import { EU868, type Region } from '../src/ingress/lorawan/region.ts';
 import { type LorawanFirmwareSettings, type LorawanFleetRun, runDevice } from './firmware/lorawan-firmware.ts';
 import { createPacer } from './schedulers/pacer.ts';
 import {
@@ -41,6 +43,8 @@ export type {
 export interface LorawanFleetOptions {
   /** The gateway's Semtech UDP listener (lorawan.udp). */
   readonly server: { readonly host: string; readonly port: number };
+  /** The regional parameters the devices follow; must match the gateway's lorawan.region (and sub-band). Default EU868. */
+  readonly region?: Region;
   /** Simulated packet forwarders (>= 1). */
   readonly gateways: number;
   /** Simulated devices (>= 1). */
@@ -104,7 +108,8 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
   validateOptions(options);
   const startedAtMs = performance.now();
   const saved = options.stateFile === undefined ? new Map<string, SavedDeviceState>() : readStateFile(options.stateFile, options.seed);
-  const members = createMembers(options, saved);
+  const region = options.region ?? EU868;
+  const members = createMembers({ ...options, region }, saved);
   const tally: LorawanFleetTally = { startedAtMs, acksMissed: 0, joining: 0 };
   const air = createLorawanAir({ server: options.server, gateways: options.gateways, twoGatewayShare: options.twoGatewayShare ?? 0 });
   // Our own signal: the caller's may be absent, and aborting must also end the waits for ACKs and joins.
@@ -112,7 +117,7 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
   const onAbort = (): void => controller.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted === true) controller.abort();
-  const run = createRun(options, air, tally, controller.signal);
+  const run = createRun(options, region, air, tally, controller.signal);
 
   const progressTimer = setInterval(() => hooks.onProgress?.(fleetProgress(members, tally, air.counters())), PROGRESS_MS);
   progressTimer.unref();
@@ -134,10 +139,10 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
       );
     }
   }
-  return report(options, members, tally, air, stoppedBy);
+  return report(options, region, members, tally, air, stoppedBy);
 }
 
-function createRun(options: LorawanFleetOptions, air: LorawanAir, tally: LorawanFleetTally, signal: AbortSignal): LorawanFleetRun {
+function createRun(options: LorawanFleetOptions, region: Region, air: LorawanAir, tally: LorawanFleetTally, signal: AbortSignal): LorawanFleetRun {
   const durationMs = (options.durationMs ?? 0) > 0 ? (options.durationMs ?? 0) : options.messagesPerDevice === undefined ? DEFAULT_DURATION_MS : 0;
   const settings: LorawanFirmwareSettings = {
     confirmedShare: options.confirmedShare ?? 0,
@@ -150,6 +155,7 @@ function createRun(options: LorawanFleetOptions, air: LorawanAir, tally: Lorawan
   };
   return {
     settings,
+    region,
     air,
     tally,
     signal,
@@ -160,6 +166,7 @@ function createRun(options: LorawanFleetOptions, air: LorawanAir, tally: Lorawan
 
 function report(
   options: LorawanFleetOptions,
+  region: Region,
   members: readonly Member[],
   tally: LorawanFleetTally,
   air: LorawanAir,
@@ -168,6 +175,7 @@ function report(
   const identities = members.map((member) => member.device.identity);
   return {
     server: `${options.server.host}:${options.server.port}`,
+    region: region.subBand === null ? region.name : `${region.name} sub-band ${region.subBand}`,
     seed: options.seed,
     gateways: air.gatewayEuis,
     devices: members.map(deviceReport),

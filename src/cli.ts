@@ -12,6 +12,7 @@ import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { CommandError } from './ops/commands/command-error.ts';
 import { DEVICE_IMPORT_HELP, deviceImportCommand } from './ops/commands/device-import.ts';
+import { LORAWAN_SESSIONS_HELP, sessionsExportCommand, sessionsImportCommand } from './ops/commands/lorawan-sessions.ts';
 import {
   bufferExportCommand,
   bufferStatsCommand,
@@ -25,12 +26,14 @@ import { createLogger, type Logger } from './core/log.ts';
 import { packageVersion } from './ops/status.ts';
 import { SHUTDOWN_DEADLINE_MS, createShutdown } from './ops/shutdown.ts';
 import { createSystemdNotifier } from './ops/systemd.ts';
+import { createConfigReload } from './ops/config-reload.ts';
 import { DEFAULT_WATCHDOG_OPTIONS, createWatchdog, statusSummary } from './ops/watchdog.ts';
 
 const USAGE = `iotgw - IoT edge gateway: MQTT devices -> durable SQLite buffer -> Kafka
 
 Usage:
-  iotgw run [--config FILE]            start the gateway (stops cleanly on SIGTERM/SIGINT)
+  iotgw run [--config FILE]            start the gateway (stops cleanly on SIGTERM/SIGINT; SIGHUP,
+                                       i.e. systemctl reload iotgw, applies changed device lists)
   iotgw config check [--config FILE]   validate the configuration; print every problem with its key
   iotgw config print [--config FILE]   print the effective configuration (defaults + file + environment), secrets masked
   iotgw hash-password [--cost N]       read a password on stdin, print its hash for mqtt.devices[].password_hash
@@ -55,6 +58,13 @@ Usage:
   iotgw buffer export [--out FILE] [--dead-letters] [--config FILE]
                                        buffered (or dead-lettered) records as JSON lines to stdout or a new FILE,
                                        for a manual replay; progress on stderr
+  iotgw lorawan sessions export [--out FILE | --out -] [--key-file KEY] [--config FILE]
+                                       the LoRaWAN sessions (OTAA keys, DevAddrs, frame counters, DevNonces) of the
+                                       buffer as JSON, mode 0600, encrypted with --key-file (read-only; safe while
+                                       the gateway runs)
+  iotgw lorawan sessions import FILE [--key-file KEY] [--all] [--replace] [--dry-run] [--config FILE]
+                                       put them into the buffer file (a new SD card, another gateway): devices
+                                       continue without rejoining; the gateway must be stopped. iotgw lorawan sessions --help
   iotgw status [--url URL] [--json] [--config FILE]
                                        ask the running gateway: Kafka link, buffer depth and age, ingress rates,
                                        devices, recent rejections (URL and basic auth from the config's http section)
@@ -73,7 +83,7 @@ Configuration:
 
 Examples:
   iotgw config check --config /etc/iotgw/iotgw.yaml
-  iotgw device add em-000001 --generate-password --config /etc/iotgw/iotgw.yaml && systemctl restart iotgw
+  iotgw device add em-000001 --generate-password --config /etc/iotgw/iotgw.yaml && systemctl reload iotgw
   openssl rand -base64 24 | tee em-2.secret | iotgw device add em-000002 --password-stdin --config /etc/iotgw/iotgw.yaml
   iotgw device add --lorawan-otaa --dev-eui 70B3D57ED0000001 --join-eui 0000000000000000 \\
       --app-key 2B7E151628AED2A6ABF7158809CF4F3C --codec cayenne-lpp --config /etc/iotgw/iotgw.yaml
@@ -82,6 +92,7 @@ Examples:
   iotgw buffer stats --config /etc/iotgw/iotgw.yaml
   iotgw buffer export --config /etc/iotgw/iotgw.yaml --out /root/backlog.jsonl
   iotgw buffer export --dead-letters --config /etc/iotgw/iotgw.yaml | jq -r .payload_utf8
+  iotgw lorawan sessions export --out /root/sessions.json --config /etc/iotgw/iotgw.yaml
 
 Ops endpoint (http.host:http.port, basic auth with http.auth):
   /  status page    /api/status  its JSON    /metrics  Prometheus    /healthz  alive    /readyz  ready, Kafka up|buffering
@@ -160,6 +171,22 @@ async function run(configPath: string | undefined): Promise<void> {
   );
   process.on('SIGTERM', () => shutdown.signal('SIGTERM'));
   process.on('SIGINT', () => shutdown.signal('SIGINT'));
+  // SIGHUP (systemctl reload iotgw) re-reads the device lists; one during start waits for the start.
+  const configReload = createConfigReload(config, {
+    log,
+    metrics: gateway.metrics,
+    notifier,
+    readConfig: () => loadConfig({ path: configPath ?? process.env.IOTGW_CONFIG }),
+    reloadDevices: (next) => gateway.reloadDevices(next),
+    statusLine: () => statusSummary(gateway.readiness(), null),
+  });
+  let started = false;
+  let reloadAfterStart = false;
+  process.on('SIGHUP', () => {
+    if (shutdown.stopping) return;
+    if (started) void configReload.reload();
+    else reloadAfterStart = true;
+  });
   // A bug must not leave a half-working gateway: log it, exit non-zero, let systemd restart it. SQLite holds the data.
   process.on('uncaughtException', (error) => {
     log.fatal({ err: error }, 'uncaught exception; exiting');
@@ -185,6 +212,8 @@ async function run(configPath: string | undefined): Promise<void> {
   if (shutdown.stopping) return;
   notifier.ready(statusSummary(gateway.readiness(), null));
   watchdog.start();
+  started = true;
+  if (reloadAfterStart) void configReload.reload();
 }
 
 /** Runs an operator command; its CommandError becomes `iotgw: message` and the exit code, without a stack trace. */
@@ -226,6 +255,9 @@ const OPTIONS = {
   name: { type: 'string' },
   format: { type: 'string' },
   'dry-run': { type: 'boolean' },
+  'key-file': { type: 'string' },
+  all: { type: 'boolean' },
+  replace: { type: 'boolean' },
   'skip-invalid': { type: 'boolean' },
   json: { type: 'boolean' },
   out: { type: 'string', short: 'o' },
@@ -290,6 +322,16 @@ function deviceImport(values: OptionValues, files: readonly string[], io: Io): P
   );
 }
 
+function lorawanSessionsImport(values: OptionValues, files: readonly string[], io: Io): Promise<void> {
+  return runCommand(() =>
+    sessionsImportCommand(
+      readConfig(values.config),
+      { files, keyFile: values['key-file'], all: values.all === true, replace: values.replace === true, dryRun: values['dry-run'] === true },
+      io,
+    ),
+  );
+}
+
 function configCheck(configPath: string | undefined): void {
   const config = readConfig(configPath);
   const source = configPath ?? process.env.IOTGW_CONFIG ?? 'built-in defaults';
@@ -331,6 +373,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${DEVICE_IMPORT_HELP}\n`);
     return;
   }
+  const isLorawanSessions = positionals[0] === 'lorawan' && positionals[1] === 'sessions';
+  if (isLorawanSessions && (values.help === true || positionals.length === 2)) {
+    process.stdout.write(`${LORAWAN_SESSIONS_HELP}\n`);
+    return;
+  }
   if (values.help === true || positionals.length === 0) {
     process.stdout.write(`${USAGE}\n`);
     return;
@@ -338,6 +385,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const io: Io = { stdout: process.stdout, stderr: process.stderr, readStdin };
   if (positionals[0] === 'device' && positionals[1] === 'add') return deviceAdd(values, positionals.slice(2), io);
   if (isDeviceImport) return deviceImport(values, positionals.slice(2), io);
+  if (isLorawanSessions && positionals[2] === 'import') return lorawanSessionsImport(values, positionals.slice(3), io);
   if (positionals[0] === 'commands' && positionals[1] === 'cancel') {
     return runCommand(() => commandsCancelCommand(readConfig(values.config), { url: values.url }, positionals.slice(2), io));
   }
@@ -345,6 +393,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   switch (command) {
     case 'buffer stats':
       return runCommand(() => bufferStatsCommand(readConfig(values.config), { json: values.json === true }, io));
+    case 'lorawan sessions export':
+      return runCommand(() =>
+        sessionsExportCommand(readConfig(values.config), { out: values.out, keyFile: values['key-file'], stdoutIsTerminal: process.stdout.isTTY === true }, io),
+      );
     case 'buffer export':
       return runCommand(() => bufferExportCommand(readConfig(values.config), { out: values.out, deadLetters: values['dead-letters'] === true }, io));
     case 'status':

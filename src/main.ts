@@ -28,6 +28,8 @@ import { createForwardingThread } from './forward/forwarding-thread.ts';
 import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { lorawanNetworkOptionsFromConfig } from './ingress/lorawan-server/lorawan-config.ts';
 import { createLorawanNetwork } from './ingress/lorawan-server/lorawan-network.ts';
+import { createSessionBackup } from './ingress/lorawan-server/session-backup.ts';
+import { sessionBackupOptionsFromConfig } from './ingress/lorawan-server/session-backup-config.ts';
 import { createMqttIngress } from './ingress/mqtt-broker/broker.ts';
 import { mqttIngressOptionsFromConfig } from './ingress/mqtt-broker/mqtt-config.ts';
 import { semtechUdpOptionsFromConfig } from './ingress/semtech-udp/semtech-udp-config.ts';
@@ -38,6 +40,7 @@ import { ttnIngressOptionsFromConfig } from './ingress/ttn/ttn-config.ts';
 import { createTtnIngress } from './ingress/ttn/ttn-ingress.ts';
 import { createActivity } from './ops/activity.ts';
 import { createCommandsApi } from './ops/commands-api.ts';
+import type { DeviceReload } from './ops/config-reload.ts';
 import { createBufferGauges } from './ops/buffer-gauges.ts';
 import { type ClockTrust, createClockTrust } from './ops/clock.ts';
 import { createOpsServer, type ReadinessReport } from './ops/health.ts';
@@ -56,6 +59,12 @@ export interface Gateway {
   lorawanAddress(): AddressInfo | null;
   httpAddress(): AddressInfo;
   readiness(): ReadinessReport;
+  /**
+   * SIGHUP: applies the device lists of `next` (mqtt.devices, mqtt.clients, lorawan.devices with devices_file)
+   * without dropping connections or frames in flight. Throws ConfigError (nothing applied) if a device's
+   * formatter does not compile.
+   */
+  reloadDevices(next: Config): Promise<DeviceReload>;
   readonly metrics: Metrics;
 }
 
@@ -99,7 +108,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   // The ways in. lorawan.network is not one: it decodes what the UDP and serial radio paths hear.
   const mqttIngress = createMqttIngress(mqttIngressOptionsFromConfig(config), { ...ingressDeps, router });
-  const lorawanNetwork = config.lorawan.enabled ? createLorawanNetwork(lorawanNetworkOptionsFromConfig(config, codecFor), { ...ingressDeps, loadState }) : null;
+  const lorawanNetwork = config.lorawan.enabled
+    ? createLorawanNetwork(lorawanNetworkOptionsFromConfig(config, codecFor), { ...ingressDeps, loadState, clockTrusted: () => clockTrust.isTrusted() })
+    : null;
+  // Its key file is read here: a missing or exposed key is a ConfigError before anything starts.
+  const sessionBackupOptions = sessionBackupOptionsFromConfig(config);
+  const sessionBackup = sessionBackupOptions === null ? null : createSessionBackup(sessionBackupOptions, { readState: loadState, log, metrics });
   const udpIngress = lorawanNetwork === null ? null : createSemtechUdpIngress(semtechUdpOptionsFromConfig(config), { ...ingressDeps, network: lorawanNetwork });
   const serialIngress = config.serial.enabled
     ? createSerialRadioIngress(serialRadioOptionsFromConfig(config), { ...ingressDeps, lorawanNetwork, rawCodec: codecFor(codecChoice(config.serial.raw)) })
@@ -176,7 +190,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   );
   // Start order: storage, the way out, ops, the door, the LoRaWAN network its radio paths feed, the ways in,
   // then the way back (it delivers over the ways in).
-  const components: readonly Component[] = [...storageAndWayOut, ops, ...doorAndWaysIn, ...commandParts];
+  // The session backup reads committed state only: it starts last and stops first, while the buffer is open.
+  const components: readonly Component[] = [...storageAndWayOut, ops, ...doorAndWaysIn, ...commandParts, ...present(sessionBackup)];
   let started = false;
 
   return {
@@ -194,6 +209,14 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       const failures = await stopAll(components);
       for (const failure of failures) log.error({ err: failure }, 'component failed to stop cleanly');
       log.info('iotgw stopped');
+    },
+    async reloadDevices(next) {
+      // Everything that can fail first (formatters compile here), so a bad reload applies nothing.
+      const lorawanDevices = lorawanNetwork === null ? null : lorawanNetworkOptionsFromConfig(next, codecFor).devices;
+      const { devices, clients } = mqttIngressOptionsFromConfig(next);
+      const mqtt = mqttIngress.reloadAccounts({ devices, clients });
+      const lorawan = lorawanNetwork === null || lorawanDevices === null ? null : await lorawanNetwork.reloadDevices(lorawanDevices);
+      return { mqtt, lorawan };
     },
     mqttAddress: () => mqttIngress.address(),
     lorawanAddress: () => udpIngress?.address() ?? null,

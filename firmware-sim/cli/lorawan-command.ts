@@ -1,9 +1,10 @@
 // `firmware-sim lorawan`: the LoRaWAN fleet (lorawan-fleet.ts) from the command line, and the devices file
 // the gateway needs for it (--write-devices). Progress once per second to stderr, then a summary (or the
-// whole report as one JSON object) to stdout.
+// whole report as one JSON object) to stdout. --region and --sub-band pick the regional parameters.
+import { DEFAULT_SUB_BAND, MAX_SUB_BAND, MIN_SUB_BAND, REGION_NAMES, type Region, regionFor, regionHasSubBands } from '../../src/ingress/lorawan/region.ts';
 import { type LorawanFleetOptions, type LorawanFleetProgress, type LorawanFleetReport, lorawanDevicesConfig, runLorawanFleet } from '../lorawan-fleet.ts';
 import { defineCommand, EXIT_NO_CONNECTION, EXIT_OK, QUIET_FLAG } from './command-runner.ts';
-import { choiceFlag, durationFlag, type FlagValues, integerFlag, numberFlag, shareFlag, switchFlag, textFlag, valueFlag } from './flags.ts';
+import { choiceFlag, durationFlag, type FlagValues, integerFlag, numberFlag, shareFlag, switchFlag, textFlag, UsageError, valueFlag } from './flags.ts';
 
 const LORAWAN_FLAGS = {
   server: valueFlag({
@@ -12,6 +13,18 @@ const LORAWAN_FLAGS = {
     expected: 'HOST:PORT',
     parse: parseHostPort,
     help: "iotgw's Semtech UDP listener. Default: 127.0.0.1:1700",
+  }),
+  region: choiceFlag({
+    placeholder: 'R',
+    choices: REGION_NAMES,
+    default: 'EU868',
+    help: `regional parameters, as iotgw's lorawan.region: ${REGION_NAMES.join(', ')}.\nDevices use its channels, data rates and receive windows. Default: EU868`,
+  }),
+  'sub-band': integerFlag({
+    placeholder: 'S',
+    min: MIN_SUB_BAND,
+    max: MAX_SUB_BAND,
+    help: `US915/AU915: the sub-band devices join on, as iotgw's lorawan.sub_band. Default: ${DEFAULT_SUB_BAND}`,
   }),
   gateways: integerFlag({ placeholder: 'G', min: 1, default: 2, help: 'simulated packet forwarders (each its own up and down socket). Default: 2' }),
   devices: integerFlag({ min: 1, default: 50, help: 'simulated devices. Default: 50' }),
@@ -72,14 +85,20 @@ How to use it with iotgw:
      and (re)start iotgw.
   3. Run the simulator with the same --devices, --otaa-share, --codec, --prefix and --seed:
        firmware-sim lorawan --server 127.0.0.1:1700 --devices 50 --otaa-share 0.5 --seed 1 --rate 20 --duration 60s
-     Uplinks arrive in Kafka as The Things Stack v3 uplink messages keyed by DevEUI.
+     Uplinks arrive in Kafka as The Things Stack v3 uplink messages keyed by DevEUI. Outside Europe give
+     --region (and --sub-band for US915/AU915) as iotgw's lorawan.region and lorawan.sub_band say.
   4. Use --state FILE on every run: ABP devices then keep their frame counters, and OTAA devices their
      sessions, from one run to the next, as real devices do. Without it a second run starts counting at
      0 again and iotgw refuses those frames as replays (OTAA devices re-join, which is fine).`,
   flags: LORAWAN_FLAGS,
   more: `OTAA devices first send a join-request (random DevNonce) and take the join-accept if it reaches
-the forwarder before its RX1/RX2 time; they retry with a new DevNonce after 7 s. A device takes a
-downlink as soon as it arrives rather than at its window time, so runs stay fast.
+the forwarder before its RX1/RX2 time, on the frequency and data rate the region gives that window;
+they retry with a new DevNonce after 7 s. A device takes a downlink as soon as it arrives rather than
+at its window time, so runs stay fast.
+
+Radio: devices hop over their channels at a data rate between SF7 and SF10 on 125 kHz. ABP devices
+know the region's whole plan; OTAA devices start with its default channels (US915/AU915: the
+sub-band) and take the rest from the join-accept's CFList.
 
 Commands (iotgw's commands from Kafka, as application downlinks): a device acts on what its downlink
 says and its next readings show it. FPort 10, street lamp: 01 LL dim to LL % (0 = off), 02 00|01
@@ -121,9 +140,21 @@ function fleetShape(flags: LorawanFlags) {
   };
 }
 
+/** The region of --region and --sub-band; a sub-band for a region without sub-bands is a usage error. */
+function regionOf(flags: LorawanFlags): Region {
+  const subBand = flags['sub-band'];
+  if (subBand !== undefined && !regionHasSubBands(flags.region)) {
+    throw new UsageError(`--sub-band: ${flags.region} has no sub-bands (only US915 and AU915 do)`);
+  }
+  const region = regionFor(flags.region, subBand === undefined ? {} : { subBand });
+  if (region === null) throw new UsageError(`--region: unknown region '${flags.region}'`);
+  return region;
+}
+
 async function runLorawanCommand(flags: LorawanFlags, signal: AbortSignal): Promise<number> {
   const options: LorawanFleetOptions = {
     ...fleetShape(flags),
+    region: regionOf(flags),
     server: flags.server,
     gateways: flags.gateways,
     ratePerSecond: flags.rate,
@@ -179,7 +210,7 @@ function formatSummary(report: LorawanFleetReport, options: LorawanFleetOptions)
     aborted: 'interrupted',
   }[report.stoppedBy];
   const lines = [
-    `firmware-sim lorawan: ${report.devices.length} devices (${otaa} OTAA), ${report.gateways.length} forwarders -> ${report.server} (seed ${report.seed})`,
+    `firmware-sim lorawan: ${report.devices.length} devices (${otaa} OTAA), ${report.gateways.length} forwarders -> ${report.server} (${report.region}, seed ${report.seed})`,
     `  stopped         ${stopped}, ${(report.durationMs / 1_000).toFixed(1)} s`,
     `  sent            ${totals.sent} frames: ${totals.uplinks} uplinks, ${totals.retransmissions} retransmissions, ${totals.replays} replays, ${totals.corrupt} forged MICs`,
     `  valid MIC       ${totals.valid} (replays included: iotgw must still refuse them)`,

@@ -6,14 +6,17 @@
 // the FPort and bytes) goes to the model, so the next readings show it; a config command spaces the uplinks;
 // a confirmed downlink is acknowledged by FCtrl.ACK in the next uplink (§4.3.1.2). Each frame and command goes
 // into the member's record (state/lorawan-fleet-state.ts); the air (transports/lorawan-air.ts) carries it.
+// The region decides the radio: a device transmits on one of its channels (the region's defaults, then the ones
+// its join-accept's CFList gave it) at its data rate, and listens in RX1/RX2 on the frequencies and data rates
+// the region derives from that uplink, with the RX1 delay, RX1DROffset and RX2 data rate its join-accept set.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EU868 } from '../../src/ingress/lorawan/region.ts';
+import type { Region } from '../../src/ingress/lorawan/region.ts';
 import { applyDeviceCommand, parseLorawanCommand } from '../device-commands.ts';
 import type { Pacer } from '../schedulers/pacer.ts';
 import type { FrameKind, LorawanFleetTally, Member, SentFrame } from '../state/lorawan-fleet-state.ts';
-import type { DownlinkWindows, LorawanAir, Transmission } from '../transports/lorawan-air.ts';
+import type { DownlinkWindows, LorawanAir, RadioSettings, ReceiveWindowSettings, Transmission } from '../transports/lorawan-air.ts';
 import { encodeReading } from '../reading-payload.ts';
-import type { ReceivedDownlink, RecentFrame } from '../transports/lorawan-device.ts';
+import { deviceUplinkChannels, type ReceivedDownlink, type RecentFrame } from '../transports/lorawan-device.ts';
 
 export interface LorawanFirmwareSettings {
   /** Share of uplinks sent confirmed, 0..1. */
@@ -33,6 +36,8 @@ export interface LorawanFirmwareSettings {
 /** One fleet run: what the device functions below read and move. */
 export interface LorawanFleetRun {
   readonly settings: LorawanFirmwareSettings;
+  /** The regional parameters the devices follow. */
+  readonly region: Region;
   readonly air: LorawanAir;
   readonly tally: LorawanFleetTally;
   readonly signal: AbortSignal;
@@ -44,8 +49,52 @@ export interface LorawanFleetRun {
 
 /** Longer than the largest lorawan.dedup_window_ms (2 s): a copy within the window is a reception, not a replay. */
 const REPLAY_MIN_AGE_MS = 2_500;
-/** A Class A device listens until its RX2 window, RECEIVE_DELAY2 after the uplink (§3.3). */
-const RX_WINDOWS_MS = (EU868.rx1DelaySeconds + 1) * 1_000;
+
+/** One transmission's channel and data rate. */
+interface Radio extends RadioSettings {
+  readonly dataRate: number;
+}
+
+/**
+ * A channel of the device's (picked at random, as LoRaWAN devices hop) that allows its data rate; with none
+ * that does, the first channel at its fastest rate.
+ */
+function pickRadio(run: LorawanFleetRun, member: Member): Radio {
+  const { region } = run;
+  const channels = deviceUplinkChannels(region, member.device.identity.activation.mode, member.device.joinSettings());
+  const usable = channels.filter((channel) => channel.minDataRate <= member.dataRate && member.dataRate <= channel.maxDataRate);
+  const channel = usable[Math.floor(member.random() * usable.length)];
+  if (channel !== undefined) return { frequencyHz: channel.frequencyHz, dataRate: member.dataRate, datr: member.datr };
+  const fallback = channels[0] ?? region.uplinkChannels[0];
+  if (fallback === undefined) throw new Error(`${region.name} has no uplink channel`);
+  return { frequencyHz: fallback.frequencyHz, dataRate: fallback.maxDataRate, datr: region.datrFromDataRate(fallback.maxDataRate) };
+}
+
+/**
+ * The receive windows after an uplink on `radio` (§3.3): RX1 on the frequency and data rate the region derives
+ * from the uplink's (if it can), RX2 one second later on its fixed ones. A join-request is answered after the
+ * join-accept delays with the region's defaults; later uplinks use what the join-accept set (ABP: the defaults).
+ */
+function receiveWindows(run: LorawanFleetRun, member: Member, radio: Radio, kind: 'join' | 'data'): ReceiveWindowSettings[] {
+  const { region } = run;
+  const joined = kind === 'data' ? member.device.joinSettings() : null;
+  const rx1DelayS = kind === 'join' ? region.joinAcceptDelay1Seconds : (joined?.rx1DelayS ?? region.rx1DelaySeconds);
+  const rx2DelayS = kind === 'join' ? region.joinAcceptDelay2Seconds : rx1DelayS + 1;
+  const rx2DataRate = joined?.rx2DataRate ?? region.rx2DataRate;
+  const windows: ReceiveWindowSettings[] = [];
+  const rx1FrequencyHz = region.rx1Frequency(radio.frequencyHz);
+  if (rx1FrequencyHz !== null) {
+    const rx1DataRate = region.rx1DataRate(radio.dataRate, joined?.rx1DrOffset ?? 0);
+    windows.push({ delayS: rx1DelayS, frequencyHz: rx1FrequencyHz, datr: region.datrFromDataRate(rx1DataRate) });
+  }
+  windows.push({ delayS: rx2DelayS, frequencyHz: region.rx2FrequencyHz, datr: region.datrFromDataRate(rx2DataRate) });
+  return windows;
+}
+
+/** A Class A device listens until its last window, RECEIVE_DELAY2 after the uplink (§3.3). */
+function listeningMs(windows: readonly ReceiveWindowSettings[]): number {
+  return Math.max(0, ...windows.map((window) => window.delayS)) * 1_000;
+}
 
 /** The device's whole run: join if it must, its uplinks (with the planned extras), then the replays still due. */
 export async function runDevice(run: LorawanFleetRun, member: Member): Promise<void> {
@@ -89,8 +138,9 @@ async function join(run: LorawanFleetRun, member: Member): Promise<boolean> {
       const { phy } = member.device.joinRequest();
       member.joinAttempts += 1;
       const wait = waitable(run.signal, run.settings.joinTimeoutMs);
-      const sent = await run.air.transmit(member, phy, {
-        delaysS: [EU868.joinAcceptDelay1Seconds, EU868.joinAcceptDelay2Seconds],
+      const radio = pickRadio(run, member);
+      const sent = await run.air.transmit(member, phy, radio, {
+        windows: receiveWindows(run, member, radio, 'join'),
         offer(downlink) {
           if (!member.device.acceptJoin(downlink)) return false;
           wait.heard();
@@ -131,23 +181,30 @@ async function sendUplink(run: LorawanFleetRun, member: Member): Promise<void> {
   };
   if (!confirmed) {
     // Nothing to wait for: the device listens in the background and goes on (its downlink arrives ahead of RX1).
-    const sent = await run.air.transmit(member, phy, {
-      delaysS: [EU868.rx1DelaySeconds, EU868.rx1DelaySeconds + 1],
+    const radio = pickRadio(run, member);
+    const windows = receiveWindows(run, member, radio, 'data');
+    const sent = await run.air.transmit(member, phy, radio, {
+      windows,
       offer: (downlink) => takeDownlink(member, downlink) !== null,
     });
-    member.listeningUntilMs = performance.now() + RX_WINDOWS_MS;
-    setTimeout(() => sent.stopListening(), RX_WINDOWS_MS).unref();
+    member.listeningUntilMs = performance.now() + listeningMs(windows);
+    setTimeout(() => sent.stopListening(), listeningMs(windows)).unref();
     member.device.markSent(fcnt);
-    record(member, { ...frame, kind: 'uplink', gateways: sent.gateways, pushAcked: sent.pushAcked }, devAddr);
+    record(member, { ...frame, ...onAir(radio), kind: 'uplink', gateways: sent.gateways, pushAcked: sent.pushAcked }, devAddr);
     return;
   }
   for (let attempt = 0; attempt <= run.settings.maxRetransmissions; attempt++) {
     if (attempt > 0 && run.signal.aborted) return;
     const kind: FrameKind = attempt === 0 ? 'uplink' : 'retransmission';
-    const { sent, acked } = await transmitConfirmed(run, member, { phy, fcnt }, devAddr);
-    record(member, { ...frame, kind, gateways: sent.gateways, pushAcked: sent.pushAcked, acked }, devAddr);
+    const { sent, acked, radio } = await transmitConfirmed(run, member, { phy, fcnt }, devAddr);
+    record(member, { ...frame, ...onAir(radio), kind, gateways: sent.gateways, pushAcked: sent.pushAcked, acked }, devAddr);
     if (acked) return;
   }
+}
+
+/** The radio fields of a frame's record. */
+function onAir(radio: Radio): Pick<SentFrame, 'frequencyHz' | 'datr'> {
+  return { frequencyHz: radio.frequencyHz, datr: radio.datr };
 }
 
 /** One transmission of a confirmed frame, listening for its ACK in RX1/RX2 (or missing it on purpose). */
@@ -156,11 +213,12 @@ async function transmitConfirmed(
   member: Member,
   uplink: { readonly phy: Buffer; readonly fcnt: number },
   devAddr: string,
-): Promise<{ sent: Transmission; acked: boolean }> {
+): Promise<{ sent: Transmission; acked: boolean; radio: Radio }> {
   const wait = waitable(run.signal, run.settings.ackTimeoutMs);
   const deaf = member.random() < run.settings.missedAckShare;
+  const radio = pickRadio(run, member);
   const windows: DownlinkWindows = {
-    delaysS: [EU868.rx1DelaySeconds, EU868.rx1DelaySeconds + 1],
+    windows: receiveWindows(run, member, radio, 'data'),
     offer(downlink) {
       if (deaf) {
         // The radio was not listening (interference, a collision): the ACK is lost on air.
@@ -176,12 +234,12 @@ async function transmitConfirmed(
       return true;
     },
   };
-  const sent = await run.air.transmit(member, uplink.phy, windows);
+  const sent = await run.air.transmit(member, uplink.phy, radio, windows);
   // The replay clock of the frame starts at its push, not when the wait for the ACK ends.
   member.device.markSent(uplink.fcnt);
   const acked = await wait.promise;
   sent.stopListening();
-  return { sent, acked };
+  return { sent, acked, radio };
 }
 
 /** The forgery and the replay planned for this device, if any, after one of its uplinks. */
@@ -191,8 +249,10 @@ async function sendExtras(run: LorawanFleetRun, member: Member): Promise<void> {
     member.pendingCorrupt -= 1;
     const encoded = encodeReading(member.model.nextReading(Date.now()), identity.codec);
     const { phy, fcnt } = member.device.corruptUplink(encoded.payload, identity.fport);
-    const sent = await run.air.transmit(member, phy);
+    const radio = pickRadio(run, member);
+    const sent = await run.air.transmit(member, phy, radio);
     const frame = {
+      ...onAir(radio),
       kind: 'corrupt',
       fcnt,
       fport: identity.fport,
@@ -223,11 +283,13 @@ async function flushReplays(run: LorawanFleetRun, member: Member): Promise<void>
 
 async function sendReplay(run: LorawanFleetRun, member: Member, old: RecentFrame): Promise<void> {
   member.pendingReplays -= 1;
-  const sent = await run.air.transmit(member, Buffer.from(old.phyHex, 'hex'));
+  const radio = pickRadio(run, member);
+  const sent = await run.air.transmit(member, Buffer.from(old.phyHex, 'hex'), radio);
   // A second replay of the same frame within the dedup window would merge with this one.
   member.device.markSent(old.fcnt);
   const original = member.frames.find((frame) => frame.phyHex === old.phyHex);
   const frame = {
+    ...onAir(radio),
     kind: 'replay',
     fcnt: old.fcnt,
     fport: original?.fport ?? member.device.identity.fport,

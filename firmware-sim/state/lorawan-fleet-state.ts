@@ -2,7 +2,7 @@
 // on air and what came back (ACKs, joins, commands), plus the replays and forgeries planned for it; for the fleet,
 // the progress lines and the report (per device and in total) a test compares with what reached Kafka.
 // Only bookkeeping here: what a device sends is firmware/lorawan-firmware.ts's call.
-import { EU868 } from '../../src/ingress/lorawan/region.ts';
+import type { Region } from '../../src/ingress/lorawan/region.ts';
 import type { CommandResult } from '../device-commands.ts';
 import { createFleet, createRandom, type Random, type SimDevice } from '../fleet.ts';
 import type { PayloadCodec } from '../reading-payload.ts';
@@ -37,6 +37,9 @@ export interface SentFrame {
   readonly gateways: readonly string[];
   /** How many of those pushes got their PUSH_ACK. */
   readonly pushAcked: number;
+  /** The channel and data rate it went on. */
+  readonly frequencyHz: number;
+  readonly datr: string;
   /** Confirmed frames: whether this transmission's ACK was heard. */
   readonly acked?: boolean;
   /** For Cayenne LPP devices: the decoded_payload the gateway should produce. */
@@ -122,6 +125,8 @@ export type LorawanFleetStopReason = 'messages' | 'duration' | 'aborted';
 
 export interface LorawanFleetReport {
   readonly server: string;
+  /** The region the devices transmit in (RP002 name), with its sub-band where it has one. */
+  readonly region: string;
   readonly seed: number;
   readonly gateways: readonly string[];
   readonly devices: readonly DeviceReport[];
@@ -173,6 +178,8 @@ export interface Member {
   readonly random: Random;
   /** Index of the forwarder closest to the device; the second one (two-gateway frames) is the next. */
   readonly homeGateway: number;
+  /** The data rate its uplinks use (it is near or far from the gateways), and its datr. */
+  readonly dataRate: number;
   readonly datr: string;
   readonly frames: SentFrame[];
   acks: number;
@@ -222,6 +229,7 @@ export function configEntry(identity: LorawanIdentity): LorawanDeviceConfigEntry
 }
 
 export interface MemberOptions extends LorawanFleetShape {
+  readonly region: Region;
   readonly gateways: number;
   readonly replays?: number;
   readonly corruptMics?: number;
@@ -231,16 +239,18 @@ export interface MemberOptions extends LorawanFleetShape {
 
 /** The members of a run, continuing from `saved` (by DevEUI); replays and forgeries land on devices picked by the seed. */
 export function createMembers(options: MemberOptions, saved: ReadonlyMap<string, SavedDeviceState>): Member[] {
+  const dataRates = memberDataRates(options.region);
   const members = fleetIdentities(options).map(({ model, identity }): Member => {
     const random = createRandom((options.seed ^ Math.imul(identity.index + 1, 0x2545f491)) >>> 0);
     const rejoin = options.rejoin === true && identity.activation.mode === 'otaa';
+    const dataRate = dataRates[Math.floor(random() * dataRates.length)] ?? options.region.rx2DataRate;
     return {
       device: createSimLorawanDevice(identity, rejoin ? undefined : saved.get(identity.devEui)),
       model,
       random,
       homeGateway: identity.index % options.gateways,
-      // Devices near a gateway use SF7, farther ones up to SF10 (DR5..DR2).
-      datr: EU868.datrFromDataRate(5 - Math.floor(random() * 4)),
+      dataRate,
+      datr: options.region.datrFromDataRate(dataRate),
       frames: [],
       acks: 0,
       joinAttempts: 0,
@@ -260,6 +270,19 @@ export function createMembers(options: MemberOptions, saved: ReadonlyMap<string,
   for (let i = 0; i < (options.replays ?? 0); i++) pick().pendingReplays += 1;
   for (let i = 0; i < (options.corruptMics ?? 0); i++) pick().pendingCorrupt += 1;
   return members;
+}
+
+/**
+ * The data rates devices pick from: near a gateway SF7, farther ones up to SF10, on 125 kHz channels (EU868
+ * DR5..DR2), leaving out rates that cannot carry a 51-byte reading (US915 DR0: 11 bytes).
+ */
+function memberDataRates(region: Region): number[] {
+  return region.uplinkDataRates
+    .filter((index) => {
+      const rate = region.dataRates.get(index);
+      return rate !== undefined && rate.bandwidthKHz === 125 && rate.spreadingFactor <= 10 && (region.maxPayloadSize(index, 'up')?.n ?? 0) >= 51;
+    })
+    .sort((a, b) => (region.dataRates.get(a)?.spreadingFactor ?? 0) - (region.dataRates.get(b)?.spreadingFactor ?? 0));
 }
 
 export function fleetProgress(members: readonly Member[], tally: LorawanFleetTally, air: AirCounters): LorawanFleetProgress {

@@ -3,26 +3,37 @@
 // weaker signal), and a downlink a forwarder is asked to send reaches the device listening for it.
 //
 // Radio timing: a downlink counts only if it reached the forwarder before its transmit time (its tmst) and
-// that time is one of the windows of the device's last uplink on that forwarder (RX1/RX2, or the join
-// windows); the device takes it at once instead of waiting for the window, so runs stay fast.
+// that time, its frequency and its data rate are those of one of the windows the device listens in after its
+// last uplink on that forwarder (RX1/RX2, or the join windows, as the region says); the device takes it at
+// once instead of waiting for the window, so runs stay fast. The device picks its channel and data rate.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EU868 } from '../../src/ingress/lorawan/region.ts';
 import type { Txpk } from '../../src/ingress/semtech-udp/packets.ts';
 import type { Random } from '../fleet.ts';
 import { createSimulatedForwarder, type SimulatedForwarder } from './packet-forwarder.ts';
 
-/** Who transmits: where it stands (home forwarder), how it sends (data rate), its own random numbers. */
+/** Who transmits: where it stands (home forwarder), its own random numbers. */
 export interface Transmitter {
   /** Index of the forwarder closest to the device; the second one (two-gateway frames) is the next. */
   readonly homeGateway: number;
-  readonly datr: string;
   readonly random: Random;
+}
+
+/** How one transmission goes on air. */
+export interface RadioSettings {
+  readonly frequencyHz: number;
+  /** Semtech form, e.g. 'SF7BW125'. */
+  readonly datr: string;
+}
+
+/** One receive window: when (seconds after the uplink), on which frequency and at which data rate. */
+export interface ReceiveWindowSettings extends RadioSettings {
+  readonly delayS: number;
 }
 
 /** What a device listens for after an uplink. */
 export interface DownlinkWindows {
-  /** Seconds after the uplink: RX1 and RX2, or the join-accept delays. */
-  readonly delaysS: readonly number[];
+  /** RX1 and RX2, or the join-accept windows. */
+  readonly windows: readonly ReceiveWindowSettings[];
   /** Returns true when the downlink was for this device (taken or deliberately missed). */
   offer(phy: Buffer): boolean;
 }
@@ -43,7 +54,7 @@ export interface AirCounters {
   readonly downlinks: number;
   /** Downlinks that reached their forwarder after their transmit time (answered TOO_LATE). */
   readonly lateDownlinks: number;
-  /** Downlinks no listening device took (wrong window, foreign DevAddr, bad MIC). */
+  /** Downlinks no listening device took (wrong window, frequency or data rate, foreign DevAddr, bad MIC). */
   readonly unmatchedDownlinks: number;
 }
 
@@ -53,7 +64,7 @@ export interface LorawanAir {
   /** Starts the forwarders and waits (up to 5 s) for each downlink route (PULL_ACK). */
   start(signal: AbortSignal): Promise<void>;
   /** Pushes one transmission through its forwarder(s); `listen` is in place before it leaves. */
-  transmit(from: Transmitter, phy: Buffer, listen?: DownlinkWindows): Promise<Transmission>;
+  transmit(from: Transmitter, phy: Buffer, radio: RadioSettings, listen?: DownlinkWindows): Promise<Transmission>;
   counters(): AirCounters;
   stop(): Promise<void>;
 }
@@ -96,8 +107,8 @@ export function createLorawanAir(options: LorawanAirOptions): LorawanAir {
       const routeDeadline = performance.now() + ROUTE_WAIT_MS;
       while (forwarders.some((forwarder) => forwarder.counters().pullAcked === 0) && performance.now() < routeDeadline && !signal.aborted) await sleep(10);
     },
-    async transmit(from, phy, listen) {
-      const pushes = receptions(from, phy, forwarders, euis, options.gateways >= 2 ? options.twoGatewayShare : 0);
+    async transmit(from, phy, radio, listen) {
+      const pushes = receptions(from, phy, radio, forwarders, euis, options.gateways >= 2 ? options.twoGatewayShare : 0);
       const uplinkTmst = new Map(pushes.map(({ eui, input }) => [eui, input.tmst]));
       const listener = listen === undefined ? null : { ...listen, uplinkTmst };
       if (listener !== null) listeners.add(listener);
@@ -122,16 +133,23 @@ export function createLorawanAir(options: LorawanAirOptions): LorawanAir {
 }
 
 /** The forwarders that hear a transmission, each with the rxpk it reports (the second one farther away: weaker). */
-function receptions(from: Transmitter, phy: Buffer, forwarders: readonly SimulatedForwarder[], euis: readonly string[], twoGatewayShare: number) {
+function receptions(
+  from: Transmitter,
+  phy: Buffer,
+  radio: RadioSettings,
+  forwarders: readonly SimulatedForwarder[],
+  euis: readonly string[],
+  twoGatewayShare: number,
+) {
   const home = from.homeGateway;
   const indexes = from.random() < twoGatewayShare ? [home, (home + 1) % forwarders.length] : [home];
-  const freqMhz = (EU868.uplinkChannelsHz[Math.floor(from.random() * 3)] ?? 868_100_000) / 1e6;
+  const freqMhz = radio.frequencyHz / 1e6;
   return indexes.map((index, order) => {
     const forwarder = forwarders[index] as SimulatedForwarder;
     const tmst = forwarder.tmst();
     const rssi = Math.round(-70 - from.random() * 30 - order * 15);
     const lsnr = Math.round((9 - from.random() * 12 - order * 5) * 10) / 10;
-    return { forwarder, eui: euis[index] as string, input: { phyPayload: phy, tmst, freqMhz, datr: from.datr, rssi, lsnr } };
+    return { forwarder, eui: euis[index] as string, input: { phyPayload: phy, tmst, freqMhz, datr: radio.datr, rssi, lsnr } };
   });
 }
 
@@ -151,10 +169,14 @@ function routeDownlink(
     return 'TOO_LATE';
   }
   const phy = Buffer.from(txpk.data, 'base64');
+  const frequencyHz = Math.round(txpk.freq * 1e6);
+  const datr = txpk.datr.toUpperCase();
   for (const listener of listeners) {
     const uplinkTmst = listener.uplinkTmst.get(eui);
     if (uplinkTmst === undefined) continue;
-    if (!listener.delaysS.some((delayS) => (uplinkTmst + delayS * 1_000_000) >>> 0 === txpk.tmst)) continue;
+    const inWindow = (window: ReceiveWindowSettings): boolean =>
+      (uplinkTmst + window.delayS * 1_000_000) >>> 0 === txpk.tmst && window.frequencyHz === frequencyHz && window.datr.toUpperCase() === datr;
+    if (!listener.windows.some(inWindow)) continue;
     if (listener.offer(phy)) return 'NONE';
   }
   misses.unmatchedDownlinks += 1;

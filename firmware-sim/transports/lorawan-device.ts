@@ -3,9 +3,10 @@
 // and turned into session keys; data uplinks with the full 32-bit FCntUp in MIC and keystream; the ACK of a
 // confirmed uplink checked like a radio would (MIC with the NwkSKey, FCtrl.ACK); a downlink's FRMPayload
 // decrypted (a command, for firmware/lorawan-firmware.ts to act on) and a confirmed downlink acknowledged by
-// FCtrl.ACK in the next uplink (§4.3.1.2, the firmware sets it). No I/O here: lorawan-air.ts
-// carries the frames through simulated packet forwarders. Also derives the devices' keys from the seed; their
-// FRMPayloads come from reading-payload.ts.
+// FCtrl.ACK in the next uplink (§4.3.1.2, the firmware sets it). A join-accept also tells the device its
+// receive windows (DLSettings, RxDelay) and, in its CFList, the channels to use (deviceUplinkChannels). No I/O
+// here: lorawan-air.ts carries the frames through simulated packet forwarders. Also derives the devices' keys
+// from the seed; their FRMPayloads come from reading-payload.ts.
 import { createHash, randomInt } from 'node:crypto';
 import { fullFrameCounter } from '../../src/ingress/lorawan/frame-counter.ts';
 import {
@@ -18,6 +19,8 @@ import {
   verifyDataFrameMic,
 } from '../../src/ingress/lorawan/frame-crypto.ts';
 import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
+import type { Region, UplinkChannel } from '../../src/ingress/lorawan/region.ts';
+import { decodeCfList } from '../../src/ingress/lorawan/regions/cf-list.ts';
 import type { DeviceKind } from '../fleet.ts';
 import type { PayloadCodec } from '../reading-payload.ts';
 
@@ -86,6 +89,15 @@ export interface DeviceSession {
   readonly fcntDownNext: number;
 }
 
+/** What the last join-accept told the device (LoRaWAN 1.0.2 §6.2.5): its receive windows and the CFList, if any. */
+export interface JoinSettings {
+  readonly rx1DrOffset: number;
+  readonly rx2DataRate: number;
+  /** Seconds from the end of an uplink to RX1 (RxDelay, where 0 also means 1). */
+  readonly rx1DelayS: number;
+  readonly cfList: Buffer | null;
+}
+
 /** A frame the device sent with a valid MIC, kept for replays (also across runs, in the state file). */
 export interface RecentFrame {
   readonly fcnt: number;
@@ -103,6 +115,8 @@ export interface SavedDeviceState {
     readonly app_s_key: string;
     readonly f_cnt_up: number;
     readonly f_cnt_down_next: number;
+    /** OTAA: what the join-accept said; absent in files written before regions. */
+    readonly join?: { readonly rx1_dr_offset: number; readonly rx2_data_rate: number; readonly rx1_delay_s: number; readonly cf_list: string | null };
   } | null;
   /** DevNonces already sent: the gateway refuses a join-request that reuses one (LoRaWAN 1.0.x §6.2.4). */
   readonly dev_nonces: readonly number[];
@@ -127,6 +141,8 @@ export interface ReceivedDownlink {
 export interface SimLorawanDevice {
   readonly identity: LorawanIdentity;
   session(): DeviceSession | null;
+  /** What the join-accept of the current session said; null for ABP and before the first join. */
+  joinSettings(): JoinSettings | null;
   /** Starts an OTAA join: a join-request with a DevNonce this device never sent before. */
   joinRequest(): { readonly phy: Buffer; readonly devNonce: number };
   /**
@@ -166,6 +182,7 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
   const usedDevNonces = new Set<number>(saved?.dev_nonces ?? []);
   const restored = restoreSession(identity, saved);
   let session = restored.session;
+  let joined = restored.joinSettings;
   let recent: RecentFrame[] = restored.keepsRecentFrames ? [...(saved?.recent_frames ?? [])] : [];
   let pendingDevNonce: number | null = null;
 
@@ -179,6 +196,7 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
   return {
     identity,
     session: () => session,
+    joinSettings: () => joined,
     joinRequest() {
       if (activation.mode !== 'otaa') throw new Error(`device ${identity.name} is ABP: it does not join`);
       const devNonce = newDevNonce(identity, usedDevNonces);
@@ -187,11 +205,12 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
     },
     acceptJoin(phy) {
       if (activation.mode !== 'otaa' || pendingDevNonce === null) return false;
-      const joined = sessionFromJoinAccept(activation.appKey, phy, pendingDevNonce);
-      if (joined === null) return false;
+      const accepted = sessionFromJoinAccept(activation.appKey, phy, pendingDevNonce);
+      if (accepted === null) return false;
       pendingDevNonce = null;
       // A new session makes every earlier frame meaningless.
-      session = joined;
+      session = accepted.session;
+      joined = accepted.settings;
       recent = [];
       return true;
     },
@@ -223,7 +242,7 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
       session = received.session;
       return received.downlink;
     },
-    snapshot: () => snapshotOf(identity, session, usedDevNonces, recent),
+    snapshot: () => snapshotOf(identity, session, joined, usedDevNonces, recent),
   };
 }
 
@@ -231,7 +250,10 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
  * The session a device starts with: ABP from its identity (counters from `saved` while its address and keys
  * are still the identity's), OTAA the saved one, if any. Recent frames only count within the same session.
  */
-function restoreSession(identity: LorawanIdentity, saved: SavedDeviceState | undefined): { session: DeviceSession | null; keepsRecentFrames: boolean } {
+function restoreSession(
+  identity: LorawanIdentity,
+  saved: SavedDeviceState | undefined,
+): { session: DeviceSession | null; joinSettings: JoinSettings | null; keepsRecentFrames: boolean } {
   const { activation } = identity;
   const savedSession = saved?.dev_eui === identity.devEui ? saved.session : null;
   if (activation.mode === 'abp') {
@@ -242,9 +264,9 @@ function restoreSession(identity: LorawanIdentity, saved: SavedDeviceState | und
       savedSession.app_s_key === activation.appSKey.toString('hex');
     const { devAddr, nwkSKey, appSKey } = activation;
     const counters = same ? { fcntUp: savedSession.f_cnt_up, fcntDownNext: savedSession.f_cnt_down_next } : { fcntUp: 0, fcntDownNext: 0 };
-    return { session: { devAddr, nwkSKey, appSKey, ...counters }, keepsRecentFrames: same };
+    return { session: { devAddr, nwkSKey, appSKey, ...counters }, joinSettings: null, keepsRecentFrames: same };
   }
-  if (savedSession === null) return { session: null, keepsRecentFrames: true };
+  if (savedSession === null) return { session: null, joinSettings: null, keepsRecentFrames: true };
   const session: DeviceSession = {
     devAddr: savedSession.dev_addr,
     nwkSKey: Buffer.from(savedSession.nwk_s_key, 'hex'),
@@ -252,7 +274,17 @@ function restoreSession(identity: LorawanIdentity, saved: SavedDeviceState | und
     fcntUp: savedSession.f_cnt_up,
     fcntDownNext: savedSession.f_cnt_down_next,
   };
-  return { session, keepsRecentFrames: true };
+  const join = savedSession.join;
+  const joinSettings: JoinSettings | null =
+    join === undefined
+      ? null
+      : {
+          rx1DrOffset: join.rx1_dr_offset,
+          rx2DataRate: join.rx2_data_rate,
+          rx1DelayS: join.rx1_delay_s,
+          cfList: join.cf_list === null ? null : Buffer.from(join.cf_list, 'hex'),
+        };
+  return { session, joinSettings, keepsRecentFrames: true };
 }
 
 /** A DevNonce this device never sent before: the gateway refuses a reused one (LoRaWAN 1.0.x §6.2.4). */
@@ -264,13 +296,41 @@ function newDevNonce(identity: LorawanIdentity, used: Set<number>): number {
   return devNonce;
 }
 
-/** The session a join-accept for this device's pending DevNonce gives, or null if it is not one. */
-function sessionFromJoinAccept(appKey: Buffer, phy: Uint8Array, devNonce: number): DeviceSession | null {
+/** The session (and receive settings) a join-accept for this device's pending DevNonce gives, or null if it is not one. */
+function sessionFromJoinAccept(appKey: Buffer, phy: Uint8Array, devNonce: number): { session: DeviceSession; settings: JoinSettings } | null {
   const accept = decodeJoinAccept(appKey, phy);
   if (!accept.ok) return null;
   const keys = deriveSessionKeys(appKey, accept.joinNonce, accept.netId, devNonce);
-  // A new session starts both counters at 0 (§6.2.5).
-  return { devAddr: accept.devAddr, nwkSKey: keys.nwkSKey, appSKey: keys.appSKey, fcntUp: 0, fcntDownNext: 0 };
+  return {
+    // A new session starts both counters at 0 (§6.2.5).
+    session: { devAddr: accept.devAddr, nwkSKey: keys.nwkSKey, appSKey: keys.appSKey, fcntUp: 0, fcntDownNext: 0 },
+    // RxDelay 0 means 1 s (§5.7).
+    settings: { rx1DrOffset: accept.rx1DrOffset, rx2DataRate: accept.rx2DataRate, rx1DelayS: Math.max(1, accept.rxDelay), cfList: accept.cfList },
+  };
+}
+
+/**
+ * The channels a device transmits on in `region`: an ABP device is provisioned with the whole plan; an OTAA
+ * device knows the region's default channels (for US915/AU915 the sub-band it was set up for) until a
+ * join-accept's CFList adds up to five channels after them (type 0) or sets the channel mask (type 1).
+ */
+export function deviceUplinkChannels(region: Region, activation: DeviceActivation['mode'], join: JoinSettings | null): readonly UplinkChannel[] {
+  if (activation === 'abp') return region.uplinkChannels;
+  const defaults = region.defaultUplinkChannels;
+  const decoded = join === null || join.cfList === null ? null : decodeCfList(join.cfList);
+  if (decoded === null || !decoded.ok) return defaults;
+  const { cfList } = decoded;
+  if (cfList.type === 1) {
+    const masked = cfList.channelIndices.map((index) => region.uplinkChannel(index)).filter((channel): channel is UplinkChannel => channel !== null);
+    return masked.length > 0 ? masked : defaults;
+  }
+  // The slots follow the default channels, each usable at the default channels' data rates (RP002-1.0.3 §2.4.4).
+  const template = defaults[0];
+  if (template === undefined) return defaults;
+  const added = cfList.frequenciesHz.flatMap((frequencyHz, slot) =>
+    frequencyHz === 0 ? [] : [{ index: defaults.length + slot, frequencyHz, minDataRate: template.minDataRate, maxDataRate: template.maxDataRate }],
+  );
+  return [...defaults, ...added];
 }
 
 function encodeUplink(session: DeviceSession, payload: Uint8Array, fport: number, confirmed: boolean, ack: boolean): BuiltUplink {
@@ -312,6 +372,7 @@ export function decodeDownlink(session: DeviceSession, phy: Uint8Array): { downl
 function snapshotOf(
   identity: LorawanIdentity,
   session: DeviceSession | null,
+  join: JoinSettings | null,
   usedDevNonces: ReadonlySet<number>,
   recent: readonly RecentFrame[],
 ): SavedDeviceState {
@@ -326,6 +387,16 @@ function snapshotOf(
             app_s_key: session.appSKey.toString('hex'),
             f_cnt_up: session.fcntUp,
             f_cnt_down_next: session.fcntDownNext,
+            ...(join === null
+              ? {}
+              : {
+                  join: {
+                    rx1_dr_offset: join.rx1DrOffset,
+                    rx2_data_rate: join.rx2DataRate,
+                    rx1_delay_s: join.rx1DelayS,
+                    cf_list: join.cfList === null ? null : join.cfList.toString('hex'),
+                  },
+                }),
           },
     dev_nonces: [...usedDevNonces].slice(-MAX_SAVED_DEV_NONCES),
     recent_frames: [...recent],

@@ -2,6 +2,7 @@
 // LoRaWAN devices), serial (an RN2483/RN2903 radio module) and ttn (The Things Stack's MQTT integration).
 // schema.ts puts them into the config beside the other sections.
 import { z } from 'zod';
+import { DEFAULT_SUB_BAND, MAX_SUB_BAND, MIN_SUB_BAND, REGION_NAMES, regionHasDwellTime, regionHasSubBands } from '../ingress/lorawan/region.ts';
 import { count, deviceId, flag, hex, list, passwordHash, port, topicFilter, wholeNumberMessage } from './schema-fields.ts';
 
 /** f_cnt_up_hint is copied from logs and other servers, where counters are shown as 131,075. */
@@ -99,6 +100,7 @@ const lorawanDevice = z
       .describe(
         'LoRaWAN version the device implements (default 1.0.3). OTAA 1.0.4 devices count their DevNonce up from 0, so a join-request whose DevNonce is not above the last one is refused as a replay; 1.0.2/1.0.3 devices pick it at random and only reuse is refused',
       ),
+    adr: flag.optional().describe('false: no network ADR for this device even when lorawan.adr.enabled (default true)'),
     class: z
       .enum(['A', 'C'])
       .default('A')
@@ -162,10 +164,40 @@ const lorawanGateway = z.strictObject({
     .describe('source IP addresses its datagrams may come from; empty = any (the protocol has no authentication: pin them where you can)'),
 });
 
+const lorawanSessionBackup = z
+  .strictObject({
+    path: z
+      .string()
+      .default('')
+      .describe(
+        "file the devices' sessions (keys, frame counters, DevNonces) are backed up to, encrypted, while the gateway runs; best on another medium than the buffer's (a USB stick), e.g. /mnt/backup/iotgw-sessions.enc. '' = off",
+      ),
+    interval_s: count(60).default(3600).describe('seconds between backups; the first one follows shortly after start'),
+    key_file: z
+      .string()
+      .default('')
+      .describe('file holding the 32-byte AES-256-GCM key as 64 hex digits (openssl rand -hex 32), readable by the gateway only (mode 0600)'),
+  })
+  .refine((backup) => backup.path === '' || backup.key_file !== '', {
+    path: ['key_file'],
+    message: 'session_backup.path is set: give key_file too (a file with 64 hex digits, made with: umask 077; openssl rand -hex 32 > FILE)',
+  })
+  .prefault({});
+
 export const lorawan = z
   .strictObject({
     enabled: flag.default(false).describe('terminate LoRaWAN: listen for Semtech UDP packet forwarders and decrypt uplinks'),
-    region: z.enum(['EU868']).default('EU868').describe('regional parameters for downlinks (join-accept, ACK); EU868 only for now'),
+    region: z
+      .enum(REGION_NAMES)
+      .default('EU868')
+      .describe('LoRaWAN Regional Parameters (RP002) of the devices: data rates, channels, receive windows, join-accept CFList'),
+    sub_band: count(MIN_SUB_BAND)
+      .max(MAX_SUB_BAND)
+      .default(DEFAULT_SUB_BAND)
+      .describe('US915/AU915: the sub-band (eight 125 kHz channels and one 500 kHz channel) devices are told to use; 2 = channels 8-15 and 65'),
+    dwell_time_400ms: flag
+      .default(false)
+      .describe('AS923 (uplinks and downlinks) and AU915 (uplinks): the 400 ms dwell-time limit some countries impose, with its smaller payloads'),
     net_id: hex(6, 'NetID, 3 bytes').default('000000').describe('NetID in join-accepts; 000000 is for private networks'),
     dedup_window_ms: count(0).max(2000).default(200).describe('copies of one frame heard by several gateways within this window become one record'),
     max_frames_in_flight: count(100)
@@ -203,8 +235,53 @@ export const lorawan = z
     max_gateways: count()
       .default(100)
       .describe('gateways tracked at once when lorawan.gateways is empty (each has its metrics); datagrams of further ones are dropped'),
+    adr: z
+      .strictObject({
+        enabled: flag
+          .default(true)
+          .describe(
+            'network ADR (ChirpStack default algorithm): devices that set the ADR bit are moved to the fastest data rate and lowest TX power their link allows (LinkADRReq). Per device: lorawan.devices[].adr',
+          ),
+        installation_margin_db: z.coerce
+          .number()
+          .min(0)
+          .max(30)
+          .default(10)
+          .describe('dB of SNR kept in reserve above what a data rate needs; more is safer on links that fade (rain, parked cars)'),
+        min_data_rate: count(0).max(15).default(0).describe('lowest data rate index ADR moves a device to'),
+        max_data_rate: count(0).max(15).default(15).describe("highest data rate index ADR moves a device to (capped at the region's fastest 125 kHz rate)"),
+        announce_channels: flag
+          .default(false)
+          .describe(
+            "send the region's extra channels (NewChannelReq) to devices that know only the default ones (ABP devices get no join-accept CFList); off: their firmware's channels are left as they are",
+          ),
+      })
+      .prefault({}),
+    dev_status_interval_s: count(0)
+      .default(86_400)
+      .describe(
+        'each device is asked for its battery level and link margin (DevStatusReq) this often; the answer goes into its next record as iotgw.dev_status. 0 = never',
+      ),
     devices: z.array(lorawanDevice).default([]).describe('LoRaWAN devices: ABP with session keys or OTAA with a root key'),
     devices_file: z.string().default('').describe('YAML file with more devices (a list shaped like lorawan.devices), e.g. /etc/iotgw/lorawan-devices.yaml'),
+    session_backup: lorawanSessionBackup,
+  })
+  .superRefine((lorawan, context) => {
+    // A value that cannot take effect in the region is a mistake worth stopping for (a US setting left behind).
+    if (lorawan.sub_band !== DEFAULT_SUB_BAND && !regionHasSubBands(lorawan.region)) {
+      context.addIssue({
+        code: 'custom',
+        path: ['sub_band'],
+        message: `${lorawan.region} has no sub-bands (only US915 and AU915 do): remove sub_band or leave it at ${DEFAULT_SUB_BAND}`,
+      });
+    }
+    if (lorawan.dwell_time_400ms && !regionHasDwellTime(lorawan.region)) {
+      context.addIssue({
+        code: 'custom',
+        path: ['dwell_time_400ms'],
+        message: `${lorawan.region} has no dwell-time setting (only AS923-1..4 and AU915 do): set dwell_time_400ms to false`,
+      });
+    }
   })
   .prefault({});
 

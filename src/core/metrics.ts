@@ -14,6 +14,14 @@ export interface Metrics {
   readonly mqttBrokerLimits: Counter<'limit'>;
   /** Log lines about refused input left out by log.max_input_warnings_per_minute. */
   readonly logLinesSuppressed: Counter;
+  /** LoRaWAN MAC commands by direction (up/down), command and result. */
+  readonly lorawanMacCommands: Counter<'direction' | 'command' | 'result'>;
+  /** ADR decisions and their outcome: requested, applied, refused, unanswered. */
+  readonly lorawanAdr: Counter<'result'>;
+  /** LoRaWAN uplinks stored, by data rate index. */
+  readonly lorawanUplinkDataRates: Counter<'dr'>;
+  /** Reloads of the device lists (SIGHUP), by result. */
+  readonly configReloads: Counter<'result'>;
   readonly bufferDepthRecords: Gauge;
   readonly bufferDepthBytes: Gauge;
   readonly bufferOldestAgeSeconds: Gauge;
@@ -41,6 +49,10 @@ export interface Metrics {
   readonly lorawanMacOnlyFrames: Counter;
   readonly lorawanGateways: Gauge;
   readonly lorawanGatewayStat: Gauge<'gateway' | 'field'>;
+  /** Periodic encrypted session backups (lorawan.session_backup) that failed, by reason (an errno code, read-state, previous-unreadable, would-lose-sessions). */
+  readonly lorawanSessionBackupFailures: Counter<'reason'>;
+  /** Unix time of the last session backup written; 0 until one is. */
+  readonly lorawanSessionBackupLastSuccess: Gauge;
   /** 1 while the serial radio's port is open and its receiver armed, by port path. */
   readonly serialPortOpen: Gauge<'path'>;
   readonly serialPortReopens: Counter<'path'>;
@@ -94,6 +106,30 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     logLinesSuppressed: new Counter({
       name: 'iotgw_log_lines_suppressed_total',
       help: 'Log lines about refused input left out to stay within log.max_input_warnings_per_minute',
+      registers,
+    }),
+    lorawanMacCommands: new Counter({
+      name: 'iotgw_lorawan_mac_commands_total',
+      help: 'LoRaWAN MAC commands, by direction (up: from devices, down: sent to them), command (unknown/malformed: what could not be read) and result (handled, sent, refused, not-answered)',
+      labelNames: ['direction', 'command', 'result'],
+      registers,
+    }),
+    lorawanAdr: new Counter({
+      name: 'iotgw_lorawan_adr_total',
+      help: 'ADR: LinkADRReq requested (a better data rate, TX power or NbTrans), and what devices did with them: applied, refused, unanswered (no answer in the next uplink)',
+      labelNames: ['result'],
+      registers,
+    }),
+    lorawanUplinkDataRates: new Counter({
+      name: 'iotgw_lorawan_uplinks_by_data_rate_total',
+      help: 'LoRaWAN uplinks stored, by the data rate index they arrived at (ADR moves devices to higher ones: less airtime, longer batteries)',
+      labelNames: ['dr'],
+      registers,
+    }),
+    configReloads: new Counter({
+      name: 'iotgw_config_reloads_total',
+      help: 'Reloads of the device lists on SIGHUP (systemctl reload iotgw), by result: applied, or refused (the new config is invalid; the running one stays)',
+      labelNames: ['result'],
       registers,
     }),
     mqttConnectionsRefused: new Counter({
@@ -202,6 +238,17 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       name: 'iotgw_lorawan_gateway_stat',
       help: 'The last stat report of each packet forwarder (rxnb, rxok, rxfw, ackr, dwnb, txnb, temp)',
       labelNames: ['gateway', 'field'],
+      registers,
+    }),
+    lorawanSessionBackupFailures: new Counter({
+      name: 'iotgw_lorawan_session_backup_failures_total',
+      help: 'Periodic LoRaWAN session backups (lorawan.session_backup) not written, by reason: an errno code (ENOSPC, ENOENT, EACCES, EROFS, EIO), read-state, previous-unreadable, would-lose-sessions, other',
+      labelNames: ['reason'],
+      registers,
+    }),
+    lorawanSessionBackupLastSuccess: new Gauge({
+      name: 'iotgw_lorawan_session_backup_last_success_timestamp_seconds',
+      help: 'Unix time of the last LoRaWAN session backup written (0 until one is): alert when it falls more than two intervals behind',
       registers,
     }),
     serialPortOpen: new Gauge({

@@ -29,6 +29,8 @@ export interface SystemdNotifier {
   ready(status: string): void;
   /** STATUS= line shown by `systemctl status iotgw`. */
   status(text: string): void;
+  /** A reload began (SIGHUP); `ready` ends it. */
+  reloading(status: string): void;
   /** STOPPING=1 (with a status): systemd then knows the exit that follows is a stop, not a crash. */
   stopping(status?: string): void;
   /** The watchdog timeout in ms from WATCHDOG_USEC (when WATCHDOG_PID is ours or unset), or null without a watchdog. */
@@ -109,6 +111,10 @@ export function createSystemdNotifier(deps: SystemdNotifierDeps): SystemdNotifie
     },
     status(text) {
       if (!stopped) send([statusLine(text)]);
+    },
+    reloading(status) {
+      // MONOTONIC_USEC lets systemd 253+ tell this reload from an older one; older versions ignore it.
+      if (!stopped) send(['RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`, statusLine(status)]);
     },
     stopping(status = 'stopping: finishing commits and the Kafka batch in flight') {
       stopped = true;

@@ -6,13 +6,15 @@ import type { TestContext } from 'node:test';
 import type { RecordBuffer } from '../../src/buffer/record-buffer.ts';
 import { openWorkerBuffer } from '../../src/buffer/worker-buffer.ts';
 import { createAcceptBatcher } from '../../src/ingress/accept-batcher.ts';
-import { createMqttIngress, type MqttIngressOptions } from '../../src/ingress/mqtt-broker/broker.ts';
+import { createMqttIngress, type MqttIngress, type MqttIngressOptions } from '../../src/ingress/mqtt-broker/broker.ts';
 import { createMetrics, type Metrics } from '../../src/core/metrics.ts';
 import { createRouter } from '../../src/record/routes.ts';
 import { type CapturedLog, captureLog } from './capture-log.ts';
 import { tempDir } from './temp-dir.ts';
 
 export interface TestIngress {
+  /** The component itself, for what a test drives directly (a reload). */
+  readonly ingress: MqttIngress;
   readonly port: number;
   readonly tlsPort: number | null;
   readonly buffer: RecordBuffer;
@@ -69,6 +71,7 @@ export async function startTestIngress(
   });
   const address = ingress.address();
   return {
+    ingress,
     port: address.tcp.port,
     tlsPort: address.tls?.port ?? null,
     buffer,

@@ -25,7 +25,7 @@ test('device import --help explains the formats, the options and what is refused
     '--dry-run',
     '--skip-invalid',
     '--codec',
-    'sudo systemctl restart iotgw',
+    'sudo systemctl reload iotgw',
   ]) {
     assert.ok(help.stdout.includes(text), text);
   }
@@ -41,7 +41,7 @@ test('device import adds a TTS export to the example config: summary, restart hi
   assert.equal(imported.status, 0, imported.stderr);
   assert.equal(imported.stderr, '');
   assert.match(imported.stdout, /^4 added to .*iotgw\.yaml \(2 OTAA, 2 ABP, read as tts-json\), 0 refused\n/);
-  assert.match(imported.stdout, /reload is not implemented yet\): apply with sudo systemctl restart iotgw\n/);
+  assert.match(imported.stdout, /apply them to the running gateway with sudo systemctl reload iotgw \(no connection is dropped\)\n/);
   // The shipped example has LoRaWAN off: the import says the devices wait for it.
   assert.match(imported.stdout, /note: lorawan\.enabled is not true in this config: LoRaWAN devices are ignored until you set it/);
   const after = readFileSync(config, 'utf8');

@@ -32,7 +32,7 @@ test('device add ID --generate-password adds a verifiable hash, prints the passw
   assert.equal(added.status, 0, added.stderr);
   const password = /password \(shown only this once[^)]*\): (\S+)/.exec(added.stdout)?.[1];
   assert.ok(password !== undefined && password.length >= 24, added.stdout);
-  assert.match(added.stdout, /restart/);
+  assert.match(added.stdout, /sudo systemctl reload iotgw/);
   // The example listens on 0.0.0.0:1883: the line to try it goes to this machine.
   assert.ok(
     added.stdout.includes(

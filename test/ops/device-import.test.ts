@@ -74,7 +74,7 @@ test('a The Things Stack JSON array: OTAA root keys, ABP sessions with their cou
   const result = runImport(config, fixture(dir, 'tts-devices.json'));
   assert.equal(result.exitCode, 0, result.message + result.stderr);
   assert.match(result.stdout, /^4 added to .*iotgw\.yaml \(2 OTAA, 2 ABP, read as tts-json\), 0 refused\n/);
-  assert.match(result.stdout, /sudo systemctl restart iotgw/);
+  assert.match(result.stdout, /sudo systemctl reload iotgw/);
   assert.doesNotMatch(result.stdout + result.stderr, /2b7e1516|2B7E1516|000102030405/i, 'keys are never printed');
   assert.equal(statSync(config).mode & 0o777, 0o600, 'the config keeps its mode');
   assert.match(readFileSync(config, 'utf8'), /^# site config: comments must survive an import\n/);
@@ -409,4 +409,34 @@ test('the exported LoRaWAN version becomes mac_version; versions without their o
     [' 1.0.4 ', '1.0.4'],
   ];
   for (const [exported, expected] of cases) assert.equal(macVersionOf(exported), expected, String(exported));
+});
+
+test("a The Things Stack device of another region than lorawan.region is refused, naming both; of the config's region it is taken", (t) => {
+  const device = (devEui: string, plan: string) => ({
+    ids: { device_id: `dev-${devEui.slice(-2)}`, dev_eui: devEui, join_eui: '70B3D57ED0000000' },
+    frequency_plan_id: plan,
+    supports_join: true,
+    root_keys: { app_key: { key: '2B7E151628AED2A6ABF7158809CF4F3C' } },
+  });
+  const devices = [
+    device('70B3D57ED0000011', 'US_902_928_FSB_2'),
+    device('70B3D57ED0000012', 'CN_470_510_FSB_11'),
+    device('70B3D57ED0000013', 'AS_923_925_TTN_AU'),
+  ];
+  const eu = site(t);
+  const file = join(eu.dir, 'devices.json');
+  writeFileSync(file, JSON.stringify(devices));
+  const refused = runImport(eu.config, file, { skipInvalid: true });
+  assert.match(refused.stderr, /70b3d57ed0000011: frequency_plan_id: US_902_928_FSB_2 is US915, this gateway's lorawan\.region is EU868/i);
+  assert.match(refused.stderr, /70b3d57ed0000012: frequency_plan_id: CN_470_510_FSB_11: a region iotgw does not serve/i);
+  assert.match(refused.stderr, /70b3d57ed0000013: frequency_plan_id: AS_923_925_TTN_AU is AS923, this gateway's lorawan\.region is EU868/i);
+  assert.deepEqual(devicesOf(eu.config), []);
+
+  const us = site(t, CONFIG_TEXT.replace('  enabled: true\n', '  enabled: true\n  region: US915\n'));
+  const taken = runImport(us.config, file, { skipInvalid: true });
+  assert.equal(taken.exitCode, 0, taken.message + taken.stderr);
+  assert.deepEqual(
+    devicesOf(us.config).map((entry) => entry.dev_eui),
+    ['70b3d57ed0000011'],
+  );
 });

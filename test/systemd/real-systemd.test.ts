@@ -106,13 +106,23 @@ test('installed under a real systemd as the README says: closed by default, firs
   assert.notEqual(anonymous.status, 0, output(anonymous));
   assert.match(anonymous.stderr, /not authori[sz]ed/i);
 
-  // --- iotgw device add, systemctl restart iotgw, the printed mosquitto_pub line: with no Kafka and no network ----
-  step('iotgw device add; a first reading with no network and no NTP');
+  // --- iotgw device add, systemctl reload iotgw, the printed mosquitto_pub line: with no Kafka and no network -----
+  step('iotgw device add; systemctl reload iotgw; a first reading with no network and no NTP');
   const added = await run(['iotgw', 'device', 'add', DEVICE, '--config', CONFIG]);
   const password = /password \(shown only this once[^)]*\): (\S+)/.exec(added.stdout)?.[1];
   const tryLine = /^ {2}(mosquitto_pub .*)$/m.exec(added.stdout)?.[1];
   assert.ok(password !== undefined && tryLine !== undefined, added.stdout);
-  await restart();
+  assert.match(added.stdout, /systemctl reload iotgw/, 'device add says how to apply it');
+  const pidBeforeReload = await unit('MainPID');
+  await run(['systemctl', 'reload', 'iotgw'], { timeoutMs: 60_000 });
+  await waitFor(
+    async () => (await unitJournal(container)).some((entry) => entry.gateway?.msg?.startsWith('reload applied: MQTT devices and accounts 1 added') === true),
+    'the reload applied',
+    30_000,
+    500,
+  );
+  assert.equal(await unit('MainPID'), pidBeforeReload, 'a reload, not a restart');
+  assert.equal(await unit('ActiveState'), 'active');
   await run(['sh', '-c', tryLine]);
   assert.equal(await bufferDepth(), 1, 'acknowledged and buffered while Kafka is unreachable');
   const publish = (payload: string) =>

@@ -39,6 +39,8 @@ export interface FCntRecovery {
   belowHint(device: LorawanDevice, session: Session, fcnt: number, fcnt16: number, searched: boolean): string | null;
   /** Counts and logs a recovered counter, once it is accepted. */
   recovered(device: LorawanDevice, fcnt: number, tries: number): void;
+  /** A device removed by a reload: its rate-limit entry goes (the map stays bounded by the configured devices). */
+  forget(devEui: string): void;
 }
 
 /**
@@ -104,6 +106,9 @@ export function createFCntRecovery(
   }
 
   return {
+    forget: (devEui) => {
+      lastSearchMs.delete(devEui);
+    },
     search(candidates, fcnt16, verifies) {
       const notes: string[] = [];
       for (const device of candidates) {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import type { Logger } from '../../core/log.ts';
 import type { PayloadCodec } from '../../codecs/payload-codec.ts';
+import { type MacState, persistMacState } from './mac-layer.ts';
 
 export interface LorawanDeviceProfile {
   /** 16 lower-case hex digits: the record key. */
@@ -23,6 +24,8 @@ export interface LorawanDeviceProfile {
   readonly fCntUpHint?: number;
   /** The LoRaWAN version the device implements: 1.0.4 counts DevNonces up (§6.2.4), older versions pick them at random. Default 1.0.3. */
   readonly macVersion?: MacVersion;
+  /** Network ADR for this device when lorawan.adr.enabled (and the device sets the ADR bit). Default true. */
+  readonly adr?: boolean;
   /** LoRaWAN class; C listens on RX2 whenever it is not sending. Default A. */
   readonly deviceClass?: 'A' | 'C';
   readonly activation: AbpActivation | OtaaActivation;
@@ -56,10 +59,15 @@ export interface Session {
   fcntDown: number;
   /** The last accepted uplink's counter and its commit: a retransmission is stored again only if that commit failed. */
   lastUplink: { readonly fcnt: number; commit: 'pending' | 'committed' | 'failed' } | null;
+  /** The MAC layer's state (mac-layer.ts), made at the session's first uplink from `savedMac`; null until then. */
+  mac?: MacState | null;
+  /** The MAC state as committed, until `mac` is made from it. */
+  savedMac?: unknown;
 }
 
 export interface LorawanDevice {
-  readonly profile: LorawanDeviceProfile;
+  /** Replaced by a reload (SIGHUP); the session and nonces stay with the device object. */
+  profile: LorawanDeviceProfile;
   session: Session | null;
   /** DevNonces of past join-requests (LoRaWAN 1.0: the server must not accept one twice), newest last. */
   usedDevNonces: number[];
@@ -82,6 +90,8 @@ export interface PersistedDevice {
     readonly id: string;
     readonly f_cnt_up_next: number | null;
     readonly f_cnt_down: number;
+    /** The MAC state (TX power, NbTrans, channels, ADR history); absent in state written before it existed. */
+    readonly mac?: unknown;
   } | null;
   readonly dev_nonces: readonly number[];
   readonly join_nonce: number;
@@ -97,7 +107,21 @@ export interface DeviceSessions {
   allocateDevAddr(netId: string): string;
   /** The device's persistent state, for the commit that changes it. */
   stateWrite(device: LorawanDevice): StateWrite;
+  /**
+   * A reload: the devices are now `profiles`. Kept devices keep their live session and counters (an ABP device
+   * whose DevAddr or keys changed starts a new session, as at a start); added ones load their committed state
+   * from `persisted`; removed ones are forgotten here (their committed state stays in the buffer file).
+   */
+  replaceProfiles(profiles: readonly LorawanDeviceProfile[], persisted: ReadonlyMap<string, string>): DeviceChanges;
   readonly size: number;
+}
+
+/** What a reload changed, by DevEUI. */
+export interface DeviceChanges {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  /** Any setting changed: name, codec, class, keys, hints. */
+  readonly changed: readonly string[];
 }
 
 /** ABP sessions are identified by their keys, so changing a device's keys in the config restarts its counters. */
@@ -128,7 +152,8 @@ export function createDeviceSessions(
     else byAddr.set(device.session.devAddr, list);
   }
 
-  for (const profile of profiles) {
+  /** A device as a start finds it: its committed state, an ABP session from the config's keys. */
+  function loadDevice(profile: LorawanDeviceProfile, persisted: ReadonlyMap<string, string>): LorawanDevice {
     const saved = parsePersisted(persisted.get(profile.devEui), profile.devEui, deps.log);
     const device: LorawanDevice = {
       profile,
@@ -138,20 +163,7 @@ export function createDeviceSessions(
     };
     const { activation } = profile;
     if (activation.mode === 'abp') {
-      const id = abpSessionId(activation);
-      const counters = saved?.session?.id === id ? saved.session : null;
-      if (saved?.session != null && counters === null) {
-        deps.log.warn({ devEui: profile.devEui }, 'LoRaWAN ABP device: keys or DevAddr changed in the config, its frame counters start over');
-      }
-      device.session = {
-        devAddr: activation.devAddr,
-        nwkSKey: activation.nwkSKey,
-        appSKey: activation.appSKey,
-        id,
-        fcntUpNext: counters?.f_cnt_up_next ?? null,
-        fcntDown: counters?.f_cnt_down ?? 0,
-        lastUplink: null,
-      };
+      device.session = abpSession(activation, saved, profile.devEui);
     } else if (saved?.session?.nwk_s_key !== undefined && saved.session.app_s_key !== undefined) {
       device.session = {
         devAddr: saved.session.dev_addr,
@@ -161,8 +173,33 @@ export function createDeviceSessions(
         fcntUpNext: saved.session.f_cnt_up_next,
         fcntDown: saved.session.f_cnt_down,
         lastUplink: null,
+        ...(saved.session.mac === undefined ? {} : { savedMac: saved.session.mac }),
       };
     }
+    return device;
+  }
+
+  /** The ABP session of the config's keys, with the committed counters when they belong to the same keys. */
+  function abpSession(activation: AbpActivation, saved: PersistedDevice | null, devEui: string): Session {
+    const id = abpSessionId(activation);
+    const counters = saved?.session?.id === id ? saved.session : null;
+    if (saved?.session != null && counters === null) {
+      deps.log.warn({ devEui }, 'LoRaWAN ABP device: keys or DevAddr changed in the config, its frame counters start over');
+    }
+    return {
+      devAddr: activation.devAddr,
+      nwkSKey: activation.nwkSKey,
+      appSKey: activation.appSKey,
+      id,
+      fcntUpNext: counters?.f_cnt_up_next ?? null,
+      fcntDown: counters?.f_cnt_down ?? 0,
+      lastUplink: null,
+      ...(counters?.mac === undefined ? {} : { savedMac: counters.mac }),
+    };
+  }
+
+  for (const profile of profiles) {
+    const device = loadDevice(profile, persisted);
     byEui.set(profile.devEui, device);
     index(device);
   }
@@ -198,16 +235,72 @@ export function createDeviceSessions(
                 id: session.id,
                 f_cnt_up_next: session.fcntUpNext,
                 f_cnt_down: session.fcntDown,
+                ...macField(session),
               },
         dev_nonces: device.usedDevNonces.slice(-MAX_DEV_NONCES),
         join_nonce: device.lastJoinNonce,
       };
       return { scope: STATE_SCOPE, key: device.profile.devEui, value: JSON.stringify(value) };
     },
+    replaceProfiles(next, persisted) {
+      const wanted = new Map(next.map((profile) => [profile.devEui, profile] as const));
+      const added: string[] = [];
+      const removed: string[] = [];
+      const changed: string[] = [];
+      for (const [devEui, device] of byEui) {
+        if (wanted.has(devEui)) continue;
+        unindex(device);
+        byEui.delete(devEui);
+        removed.push(devEui);
+      }
+      for (const profile of next) {
+        const device = byEui.get(profile.devEui);
+        if (device === undefined) {
+          const loaded = loadDevice(profile, persisted);
+          byEui.set(profile.devEui, loaded);
+          index(loaded);
+          added.push(profile.devEui);
+          continue;
+        }
+        if (sameProfile(device.profile, profile)) continue;
+        changed.push(profile.devEui);
+        const { activation } = profile;
+        if (activation.mode === 'abp' && (device.session === null || device.session.id !== abpSessionId(activation))) {
+          unindex(device);
+          device.session = abpSession(activation, parsePersisted(persisted.get(profile.devEui), profile.devEui, deps.log), profile.devEui);
+          index(device);
+        } else if (activation.mode === 'otaa' && device.profile.activation.mode === 'abp') {
+          // ABP -> OTAA: the ABP session is not the device's any more; it joins.
+          unindex(device);
+          device.session = null;
+        }
+        // OTAA keys changed: the joined session stays until the device joins again with the new AppKey.
+        device.profile = profile;
+      }
+      return { added, removed, changed };
+    },
     get size() {
       return byEui.size;
     },
   };
+}
+
+/** Whether a reload leaves the device as it is (codecs compare by name and formatter file: compiled once per file). */
+function sameProfile(a: LorawanDeviceProfile, b: LorawanDeviceProfile): boolean {
+  const plain = (profile: LorawanDeviceProfile): string => {
+    const { codec, activation, ...rest } = profile;
+    const keys =
+      activation.mode === 'abp'
+        ? [activation.devAddr, activation.nwkSKey.toString('hex'), activation.appSKey.toString('hex')]
+        : [activation.joinEui, activation.appKey.toString('hex')];
+    return JSON.stringify([rest, codec, activation.mode, keys]);
+  };
+  return plain(a) === plain(b);
+}
+
+function macField(session: Session): { mac?: unknown } {
+  if (session.mac != null) return { mac: persistMacState(session.mac) };
+  return session.savedMac === undefined ? {} : { mac: session.savedMac };
 }
 
 /** The committed state text of one device, or null when it is not a state this version can read. */

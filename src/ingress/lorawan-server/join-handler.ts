@@ -1,7 +1,9 @@
 // OTAA joins for the LoRaWAN server (LoRaWAN 1.0.x §6.2): a join-request is checked (DevEUI of an OTAA device,
 // its JoinEUI, the MIC with the AppKey, a gateway that can answer, a DevNonce not seen before), then a new
-// session is derived and committed, and only then is the join-accept sent in RX1 (tmst + 5 s), RX2 (tmst + 6 s)
-// as fallback. Refusals go through the server's per-device rejections.
+// session is derived and committed, and only then is the join-accept sent in RX1 (tmst + the region's
+// JOIN_ACCEPT_DELAY1), RX2 (JOIN_ACCEPT_DELAY2, one second later) as fallback. The join-accept carries the
+// region's CFList: the extra channels (type 0) or the sub-band's channel mask (type 1, US915/AU915).
+// Refusals go through the server's per-device rejections.
 import type { Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import type { RecordSource } from '../../record/record.ts';
@@ -9,12 +11,15 @@ import type { Accept } from '../ingress.ts';
 import { deriveSessionKeys, encodeJoinAccept, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
 import type { JoinRequestFrame } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
-import type { ClassASender, DownlinkPath } from './class-a-downlink.ts';
+import type { ClassASender, DownlinkPath, DownlinkRejectReason } from './class-a-downlink.ts';
 import { admitDevNonce, type DeviceSessions } from './device-sessions.ts';
 import type { Reception } from './reception.ts';
 
 /** The reasons a join-request is refused for. */
-export type JoinRejectReason = 'unknown-deveui' | 'join-eui-mismatch' | 'join-mic-mismatch' | 'devnonce-reused' | 'no-downlink-path';
+export type JoinRejectReason = 'unknown-deveui' | 'join-eui-mismatch' | 'join-mic-mismatch' | 'devnonce-reused' | DownlinkRejectReason;
+
+/** MACPayload of a join-accept with a CFList: JoinNonce 3, NetID 3, DevAddr 4, DLSettings 1, RxDelay 1, CFList 16. */
+const JOIN_ACCEPT_WITH_CF_LIST_MAC_BYTES = 28;
 
 export interface JoinHandlerOptions {
   readonly region: Region;
@@ -38,9 +43,20 @@ export interface JoinHandler {
   handleJoinRequest(frame: JoinRequestFrame, receptions: readonly Reception[], source: RecordSource): Promise<void>;
 }
 
+/**
+ * The CFList of the region's plan, when RX2 (the fallback every join-accept must fit) can carry the 33-byte
+ * join-accept: AS923 under the dwell time answers at DR2 (M = 19), and its devices then keep the default channels.
+ */
+export function joinAcceptCfList(region: Region): Buffer | undefined {
+  const cfList = region.cfList();
+  const rx2 = region.maxPayloadSize(region.rx2DataRate, 'down');
+  return cfList !== null && rx2 !== null && JOIN_ACCEPT_WITH_CF_LIST_MAC_BYTES <= rx2.m ? cfList : undefined;
+}
+
 export function createJoinHandler(options: JoinHandlerOptions, deps: JoinHandlerDeps): JoinHandler {
   const { region } = options;
   const { sessions, metrics, log } = deps;
+  const cfList = joinAcceptCfList(region);
 
   /** Counted as a rejected join, and as a rejection of the frame. */
   function refuse(source: RecordSource, reason: JoinRejectReason, devEui: string, message: string): void {
@@ -100,6 +116,7 @@ export function createJoinHandler(options: JoinHandlerOptions, deps: JoinHandler
       rx1DrOffset: 0,
       rx2DataRate: region.rx2DataRate,
       rxDelay: region.rx1DelaySeconds,
+      cfList,
     });
     const sent = await deps.classA.send('join-accept', device, receptions, joinAccept, region.joinAcceptDelay1Seconds, source);
     metrics.lorawanJoins.inc({ result: sent ? 'accepted' : 'accept-not-sent' });

@@ -4,7 +4,7 @@ import type { PayloadCodec, CodecChoice } from '../../codecs/payload-codec.ts';
 import { codecChoice } from '../../config/formatter-check.ts';
 import type { Config } from '../../config/schema.ts';
 import { ConfigError } from '../../errors.ts';
-import { regionByName } from '../lorawan/region.ts';
+import { regionFor, regionHasSubBands } from '../lorawan/region.ts';
 import type { LorawanDeviceProfile } from './device-sessions.ts';
 import type { LorawanNetworkOptions } from './lorawan-network.ts';
 
@@ -13,7 +13,10 @@ type CodecFor = (choice: CodecChoice) => PayloadCodec;
 
 export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecFor): LorawanNetworkOptions {
   const { lorawan } = config;
-  const region = regionByName(lorawan.region);
+  const region = regionFor(lorawan.region, {
+    ...(regionHasSubBands(lorawan.region) ? { subBand: lorawan.sub_band } : {}),
+    dwellTime400ms: lorawan.dwell_time_400ms,
+  });
   if (region === null) throw new ConfigError('lorawan.region', [`${lorawan.region} is not implemented`]);
   return {
     region,
@@ -23,6 +26,16 @@ export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecF
     stream: lorawan.stream,
     rejectLogIntervalMs: lorawan.reject_log_interval_s * 1000,
     fCntRecovery: { maxTries: lorawan.f_cnt_recovery_max_tries, intervalMs: lorawan.f_cnt_recovery_interval_s * 1000 },
+    mac: {
+      adr: {
+        enabled: lorawan.adr.enabled,
+        installationMarginDb: lorawan.adr.installation_margin_db,
+        minDataRate: lorawan.adr.min_data_rate,
+        maxDataRate: lorawan.adr.max_data_rate,
+      },
+      devStatusIntervalMs: lorawan.dev_status_interval_s * 1000,
+      announceChannels: lorawan.adr.announce_channels,
+    },
     devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, codecFor)),
   };
 }
@@ -35,6 +48,7 @@ export function deviceProfileFromEntry(entry: Omit<LorawanDeviceEntry, 'class'> 
     name: entry.name ?? `eui-${entry.dev_eui}`,
     codec: codecFor(codecChoice(entry)),
     resetsFCnt: entry.resets_f_cnt === true,
+    ...(entry.adr === undefined ? {} : { adr: entry.adr }),
     ...(entry.f_cnt_up_hint === undefined ? {} : { fCntUpHint: entry.f_cnt_up_hint }),
     ...(entry.mac_version === undefined ? {} : { macVersion: entry.mac_version }),
     deviceClass: entry.class ?? 'A',

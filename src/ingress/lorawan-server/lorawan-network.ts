@@ -14,7 +14,7 @@ import { createRejections } from '../rejections.ts';
 import type { IngressDeps, LoadState } from '../ingress.ts';
 import { parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
-import { createDeviceSessions, type DeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from './device-sessions.ts';
+import { createDeviceSessions, type DeviceChanges, type DeviceSessions, type LorawanDeviceProfile, STATE_SCOPE } from './device-sessions.ts';
 import type { FCntRecoveryOptions } from './counter-recovery.ts';
 import { createFrameDeduplicator, type FrameDeduplicator } from './frame-deduplicator.ts';
 import {
@@ -24,6 +24,7 @@ import {
   type DownlinkPath,
   type DownlinkResult,
   type LorawanServer,
+  type MacOptions,
 } from './lorawan-server.ts';
 import type { Reception } from './reception.ts';
 
@@ -42,10 +43,14 @@ export interface LorawanNetworkOptions {
   readonly maxFramesInFlight: number;
   /** The counter search for ABP devices with no stored counter (see counter-recovery.ts); its defaults when absent. */
   readonly fCntRecovery?: FCntRecoveryOptions;
+  /** ADR and DevStatusReq (see mac-layer.ts); DEFAULT_MAC when absent. */
+  readonly mac?: MacOptions;
 }
 
 export interface LorawanNetworkDeps extends IngressDeps {
   readonly loadState: LoadState;
+  /** Whether this box's clock is NTP-synchronized (DeviceTimeAns from it only then); false when absent. */
+  readonly clockTrusted?: () => boolean;
 }
 
 export interface LorawanNetwork extends Component {
@@ -67,6 +72,12 @@ export interface LorawanNetwork extends Component {
   sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
   /** Hands on frames still in their dedup window and waits until they are committed (and answered). */
   drain(): Promise<void>;
+  /**
+   * A reload (SIGHUP): the configured devices are now `profiles`. Sessions, counters and frames in flight of
+   * kept devices go on untouched; added devices start from their committed state. Before start: taken as the
+   * devices to start with.
+   */
+  reloadDevices(profiles: readonly LorawanDeviceProfile[]): Promise<DeviceChanges>;
   readonly deviceCount: number;
 }
 
@@ -79,8 +90,9 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
   let deduplicator: FrameDeduplicator | null = null;
   let downlink: DownlinkPath = NO_DOWNLINK;
   let applicationDownlinks: ApplicationDownlinks | null = null;
-  const classes = new Map(options.devices.map((device) => [device.devEui, device.deviceClass ?? 'A'] as const));
-  const codecs = new Map(options.devices.map((device) => [device.devEui, device.codec] as const));
+  let devices = options.devices;
+  let classes = classesOf(devices);
+  let codecs = codecsOf(devices);
   let server: LorawanServer | null = null;
   let stopping = false;
   const log = deps.log.child({ component: 'ingress.lorawan' });
@@ -106,7 +118,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
     async start() {
       stopping = false;
       const persisted = await deps.loadState(STATE_SCOPE);
-      const loaded = createDeviceSessions(options.devices, persisted, { log });
+      const loaded = createDeviceSessions(devices, persisted, { log });
       // The server sees the attached path at send time, so a transport that attaches after start still answers.
       const path: DownlinkPath = {
         canReach: (gatewayEui) => downlink.canReach(gatewayEui),
@@ -119,6 +131,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
           stream: options.stream,
           rejectLogIntervalMs: options.rejectLogIntervalMs,
           ...(options.fCntRecovery === undefined ? {} : { fCntRecovery: options.fCntRecovery }),
+          ...(options.mac === undefined ? {} : { mac: options.mac }),
         },
         {
           accept: deps.accept,
@@ -130,6 +143,7 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
           },
           log: deps.log,
           metrics,
+          ...(deps.clockTrusted === undefined ? {} : { clockTrusted: deps.clockTrusted }),
           ...(deps.onReject === undefined ? {} : { onReject: deps.onReject }),
           ...(deps.logBudget === undefined ? {} : { logBudget: deps.logBudget }),
         },
@@ -194,8 +208,38 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
 
     drain,
 
+    async reloadDevices(profiles) {
+      let changes: DeviceChanges;
+      if (sessions === null) {
+        const before = new Set(devices.map((device) => device.devEui));
+        const after = new Set(profiles.map((device) => device.devEui));
+        changes = {
+          added: [...after].filter((devEui) => !before.has(devEui)),
+          removed: [...before].filter((devEui) => !after.has(devEui)),
+          changed: [],
+        };
+      } else {
+        // Read before the synchronous swap: a frame of a kept device is never handled against half-applied devices.
+        const persisted = await deps.loadState(STATE_SCOPE);
+        changes = sessions.replaceProfiles(profiles, persisted);
+        server?.forgetDevices(changes.removed);
+      }
+      devices = profiles;
+      classes = classesOf(profiles);
+      codecs = codecsOf(profiles);
+      return changes;
+    },
+
     get deviceCount() {
-      return sessions?.size ?? options.devices.length;
+      return sessions?.size ?? devices.length;
     },
   };
+}
+
+function classesOf(devices: readonly LorawanDeviceProfile[]): ReadonlyMap<string, 'A' | 'C'> {
+  return new Map(devices.map((device) => [device.devEui, device.deviceClass ?? 'A'] as const));
+}
+
+function codecsOf(devices: readonly LorawanDeviceProfile[]): ReadonlyMap<string, PayloadCodec> {
+  return new Map(devices.map((device) => [device.devEui, device.codec] as const));
 }

@@ -16,6 +16,8 @@ import type { NewRecord, RecordSource } from '../../record/record.ts';
 import type { AcceptRefusal, IngressDeps } from '../ingress.ts';
 import { classifyFrameCounter, fullFrameCounter } from '../lorawan/frame-counter.ts';
 import { cryptFrmPayload, encodeDataFrame, verifyDataFrameMic } from '../lorawan/frame-crypto.ts';
+import { carriedMacCommands, MAX_FOPTS_BYTES, placeMacCommands, takeMacCommandsThatFit } from '../lorawan/mac-command-rules.ts';
+import { type DownlinkMacCommand, encodeDownlinkMacCommands } from '../lorawan/mac-commands.ts';
 import { type DataFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createRejections } from '../rejections.ts';
@@ -24,6 +26,7 @@ import { createFCntRecovery, DEFAULT_FCNT_RECOVERY, type FCntRecoveryOptions, ty
 import type { DeviceSessions, LorawanDevice, Session } from './device-sessions.ts';
 import type { DeduplicatedFrame } from './frame-deduplicator.ts';
 import { createJoinHandler, type JoinRejectReason } from './join-handler.ts';
+import { createMacLayer, initialMacState, type MacLayerOptions, type MacState, readMacState, type UplinkMac } from './mac-layer.ts';
 import { decodePayload } from '../../codecs/payload-codec.ts';
 import { byReceptionQuality, type Reception } from './reception.ts';
 import { buildUplinkValue, gatewayEventTime } from './uplink-record.ts';
@@ -39,7 +42,18 @@ export interface LorawanServerOptions {
   readonly rejectLogIntervalMs: number;
   /** The counter search for ABP devices with no stored counter; DEFAULT_FCNT_RECOVERY when absent. */
   readonly fCntRecovery?: FCntRecoveryOptions;
+  /** ADR and DevStatusReq; DEFAULT_MAC when absent. */
+  readonly mac?: MacOptions;
 }
+
+export type MacOptions = Pick<MacLayerOptions, 'adr' | 'devStatusIntervalMs' | 'announceChannels'>;
+
+/** ADR on as ChirpStack's defaults (10 dB installation margin, every data rate), a DevStatusReq a day. */
+export const DEFAULT_MAC: MacOptions = {
+  adr: { enabled: true, installationMarginDb: 10, minDataRate: 0, maxDataRate: 15 },
+  devStatusIntervalMs: 86_400_000,
+  announceChannels: false,
+};
 
 export interface LorawanServerDeps extends IngressDeps {
   readonly sessions: DeviceSessions;
@@ -49,6 +63,10 @@ export interface LorawanServerDeps extends IngressDeps {
   readonly applicationDownlinks?: ApplicationDownlinks;
   /** Monotonic ms for the counter search's rate limit; performance.now() when absent. */
   readonly nowMs?: () => number;
+  /** Wall-clock ms for the MAC layer (DevStatusReq interval, DeviceTimeAns); Date.now when absent. */
+  readonly wallNowMs?: () => number;
+  /** Whether this box's clock is NTP-synchronized (DeviceTimeAns from it only then); false when absent. */
+  readonly clockTrusted?: () => boolean;
 }
 
 /** A device's Class-A receive window after one of its uplinks, offered to the application downlinks. */
@@ -83,6 +101,8 @@ export interface LorawanServer {
    * device's last uplink. Resolves after the gateway's TX_ACK.
    */
   sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
+  /** Devices a reload removed: what the server keeps per device goes with them. */
+  forgetDevices(devEuis: readonly string[]): void;
 }
 
 /** Where a source-less downlink (Class C) is counted. */
@@ -106,6 +126,26 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   const lastHeard = new Map<string, readonly Reception[]>();
   const fcntRecovery = createFCntRecovery(options.fCntRecovery ?? DEFAULT_FCNT_RECOVERY, { log, metrics, nowMs: deps.nowMs ?? (() => performance.now()) });
   const joins = createJoinHandler(options, { accept: deps.accept, sessions, downlink: deps.downlink, classA, log, metrics, reject });
+  const macLayer = createMacLayer(
+    { region, ...(options.mac ?? DEFAULT_MAC), rejectLogIntervalMs: options.rejectLogIntervalMs },
+    {
+      log,
+      metrics,
+      nowMs: deps.wallNowMs ?? Date.now,
+      clockTrusted: deps.clockTrusted ?? (() => false),
+      ...(deps.logBudget === undefined ? {} : { logBudget: deps.logBudget }),
+    },
+  );
+
+  function macStateOf(device: LorawanDevice, session: Session): MacState {
+    session.mac ??= readMacState(session.savedMac, initialMacState(region, device.profile.activation.mode === 'otaa'));
+    return session.mac;
+  }
+
+  /** Whether a gateway that heard the uplink can send in its receive windows (a serial radio cannot). */
+  function canAnswer(receptions: readonly Reception[]): boolean {
+    return receptions.some((reception) => reception.timestampUs !== null && deps.downlink?.canReach(reception.gatewayEui) === true);
+  }
 
   async function handleFrame(frame: DeduplicatedFrame): Promise<void> {
     const { source } = frame;
@@ -190,18 +230,33 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     session.fcntUpNext = (fcnt + 1) % FCNT32;
     const lastUplink: NonNullable<Session['lastUplink']> = { fcnt, commit: 'pending' };
     session.lastUplink = lastUplink;
-    const appDownlinks = deps.applicationDownlinks;
-    // An FCntDown for the window, committed with the uplink: a downlink never reuses a counter after a crash.
-    const windowWanted = appDownlinks?.wants(devEui) ?? false;
-    const ackFcntDown = frame.confirmed || windowWanted ? nextFcntDown(session) : null;
     if (gap > 0) metrics.lorawanFrameGaps.inc(gap);
 
     const key = frame.fport === 0 ? session.nwkSKey : session.appSKey;
     const plaintext = frame.fport === null ? Buffer.alloc(0) : cryptFrmPayload(key, 'up', frame.devAddr, fcnt, frame.frmPayload);
+    // The MAC layer reads the device's commands and decides what the window after this uplink carries; its
+    // state changes are committed with the uplink.
+    const mac = macLayer.uplink({
+      devEui,
+      state: macStateOf(device, session),
+      frame,
+      fcnt,
+      receptions,
+      macBytes: carriedMacCommands(frame, plaintext).bytes,
+      adrAllowed: device.profile.adr !== false,
+    });
+    const answerable = canAnswer(receptions);
+    const appDownlinks = deps.applicationDownlinks;
+    // An FCntDown for the window, committed with the uplink: a downlink never reuses a counter after a crash.
+    const windowWanted = appDownlinks?.wants(devEui) ?? false;
+    const macWanted = answerable && (mac.mustAnswer || mac.downlink.length > 0);
+    const ackFcntDown = frame.confirmed || windowWanted || macWanted ? nextFcntDown(session) : null;
     const state: StateWrite[] = [sessions.stateWrite(device)];
     // FPort 0 and port-less frames carry MAC commands or nothing: no application record, but the counter moves.
     const records: NewRecord[] =
-      frame.fport === null || frame.fport === 0 ? [] : [uplinkRecord(device, session, frame, fcnt, gap, restarted, plaintext, receptions, source)];
+      frame.fport === null || frame.fport === 0
+        ? []
+        : [uplinkRecord(device, session, frame, fcnt, gap, restarted, plaintext, receptions, source, mac.recordFields)];
     const result = await deps.accept(records, state);
     if (!result.ok) {
       lastUplink.commit = 'failed';
@@ -211,20 +266,27 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     lastUplink.commit = 'committed';
     lastHeard.set(devEui, receptions);
     if (records.length === 0) metrics.lorawanMacOnlyFrames.inc();
+    const uplinkDr = region.dataRateFromDatr(receptions[0]?.datr ?? '');
+    if (uplinkDr !== null) metrics.lorawanUplinkDataRates.inc({ dr: String(uplinkDr) });
+    const macCommands = macWanted ? mac.downlink : [];
     if (appDownlinks !== undefined && windowWanted && ackFcntDown !== null) {
       const fcntDown = ackFcntDown;
       const used = await appDownlinks.windowOpened({
         devEui,
         uplinkAck: frame.fctrl.ack,
         send: async (payload, fport, confirmed) => {
-          const phyPayload = dataDown(session, fcntDown, { confirmed, ack: frame.confirmed, fport, payload });
+          // MAC commands ride in FOpts beside the payload, as many as fit; the rest wait for a later window.
+          const riding = takeMacCommandsThatFit(macCommands, MAX_FOPTS_BYTES).now;
+          const fopts = encodeDownlinkMacCommands(riding);
+          const phyPayload = dataDown(session, fcntDown, { confirmed, ack: frame.confirmed, fport, payload, fopts });
           const sent = await classA.send('command', device, receptions, phyPayload, region.rx1DelaySeconds, source);
+          if (sent) mac.sent(riding);
           return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the uplink could send in RX1 or RX2' };
         },
       });
       if (used) return;
     }
-    if (frame.confirmed && ackFcntDown !== null) await sendAck(device, session, receptions, ackFcntDown, source);
+    if (ackFcntDown !== null && (frame.confirmed || macWanted)) await sendAckOrMac(device, session, receptions, ackFcntDown, frame.confirmed, mac, source);
   }
 
   /**
@@ -314,6 +376,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     plaintext: Buffer,
     receptions: readonly Reception[],
     source: RecordSource,
+    macFields: Readonly<Record<string, unknown>> = {},
   ): NewRecord {
     const { profile } = device;
     const receivedAtMs = Math.min(...receptions.map((reception) => reception.receivedAtMs));
@@ -335,6 +398,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       decoded: decodePayload(profile.codec, frame.fport, plaintext, new Date(receivedAtMs)),
       receptions,
       receivedAtMs,
+      mac: macFields,
     });
     return {
       key: profile.devEui,
@@ -353,6 +417,26 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     await classA.send('ack', device, receptions, phyPayload, region.rx1DelaySeconds, source);
   }
 
+  /** The window's downlink without an application payload: the ACK of a confirmed uplink, MAC commands, or both. */
+  async function sendAckOrMac(
+    device: LorawanDevice,
+    session: Session,
+    receptions: readonly Reception[],
+    fcntDown: number,
+    ack: boolean,
+    mac: UplinkMac,
+    source: RecordSource,
+  ): Promise<void> {
+    const commands: readonly DownlinkMacCommand[] = mac.downlink;
+    const bytes = encodeDownlinkMacCommands(commands);
+    const place = placeMacCommands(bytes, false);
+    const frame =
+      place === 'port0' ? { confirmed: false, ack, fport: 0, payload: bytes } : { confirmed: false, ack, fport: null, payload: Buffer.alloc(0), fopts: bytes };
+    const phyPayload = dataDown(session, fcntDown, frame);
+    const sent = await classA.send(commands.length === 0 ? 'ack' : 'mac', device, receptions, phyPayload, region.rx1DelaySeconds, source);
+    if (sent) mac.sent(commands);
+  }
+
   async function sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult> {
     const device = sessions.byDevEui(devEui);
     const session = device?.session ?? null;
@@ -367,14 +451,21 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the device could send on RX2' };
   }
 
-  return { handleFrame, sendClassC };
+  function forgetDevices(devEuis: readonly string[]): void {
+    for (const devEui of devEuis) {
+      lastHeard.delete(devEui);
+      fcntRecovery.forget(devEui);
+    }
+  }
+
+  return { handleFrame, sendClassC, forgetDevices };
 }
 
 /** A data downlink of `session` with counter `fcntDown`: an ACK (no FPort), or an application payload. */
 function dataDown(
   session: Session,
   fcntDown: number,
-  frame: { readonly confirmed: boolean; readonly ack: boolean; readonly fport: number | null; readonly payload: Buffer },
+  frame: { readonly confirmed: boolean; readonly ack: boolean; readonly fport: number | null; readonly payload: Buffer; readonly fopts?: Buffer },
 ): Buffer {
   return encodeDataFrame({
     mtype: frame.confirmed ? 'ConfirmedDataDown' : 'UnconfirmedDataDown',
@@ -383,6 +474,7 @@ function dataDown(
     ack: frame.ack,
     fport: frame.fport,
     payload: frame.payload,
+    ...(frame.fopts === undefined || frame.fopts.length === 0 ? {} : { fopts: frame.fopts }),
     nwkSKey: session.nwkSKey,
     appSKey: session.appSKey,
   });

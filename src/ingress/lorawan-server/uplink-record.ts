@@ -28,6 +28,8 @@ export interface UplinkRecordInput {
   readonly receivedAtMs: number;
   /** Kept from the best reception for `settings`. */
   readonly consumedAirtimeS?: number;
+  /** The MAC layer's fields (dev_status, mac_commands), under `iotgw`. */
+  readonly mac?: Readonly<Record<string, unknown>>;
 }
 
 export interface TtsUplinkValue {
@@ -85,6 +87,7 @@ export function buildUplinkValue(input: UplinkRecordInput): TtsUplinkValue {
       adr: input.adr,
       ...(input.fopts.length === 0 ? {} : { f_opts: input.fopts.toString('hex') }),
       receptions: input.receptions.length,
+      ...input.mac,
     },
   };
 }

@@ -26,6 +26,8 @@ export interface Authentication {
   noteConnect(client: Client, packet: ConnectPacket): void;
   /** The client's identity; rejects with an AuthenticateError carrying the CONNACK return code and a reason. */
   authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<Identity>;
+  /** A reload: logins from now on are checked against these; remembered passwords of changed or removed names are forgotten. */
+  replaceAccounts(accounts: Pick<AuthenticationOptions, 'devices' | 'clients'>): void;
 }
 
 // MQTT 3.1.1 CONNACK return codes [MQTT-3.2.2.3].
@@ -63,8 +65,15 @@ function remoteAddress(client: Client): string {
 
 export function createAuthentication(options: AuthenticationOptions, deps: AuthenticationDeps): Authentication {
   const { metrics } = deps;
-  const devices = new Map(options.devices.map((device) => [device.id, device.passwordHash]));
-  const clients = new Map(options.clients.map((client) => [client.username, client]));
+  const devices = new Map<string, string>();
+  const clients = new Map<string, AuthenticationOptions['clients'][number]>();
+  function setAccounts(accounts: Pick<AuthenticationOptions, 'devices' | 'clients'>): void {
+    devices.clear();
+    clients.clear();
+    for (const device of accounts.devices) devices.set(device.id, device.passwordHash);
+    for (const client of accounts.clients) clients.set(client.username, client);
+  }
+  setAccounts(options);
   /** username -> password that verified, so reconnects skip scrypt; keyed by configured names only, so bounded by the config. */
   const verified = new Map<string, string>();
   const loginGuard = createLoginGuard({
@@ -173,6 +182,13 @@ export function createAuthentication(options: AuthenticationOptions, deps: Authe
         emptyClientId: (packet.clientId ?? '') === '',
         clean: packet.clean !== false,
       });
+    },
+
+    replaceAccounts(accounts) {
+      const hashBefore = (name: string): string | undefined => devices.get(name) ?? clients.get(name)?.passwordHash;
+      const before = new Map([...verified.keys()].map((name) => [name, hashBefore(name)] as const));
+      setAccounts(accounts);
+      for (const [name, hash] of before) if (hashBefore(name) !== hash) verified.delete(name);
     },
 
     async authenticate(client, username, password) {

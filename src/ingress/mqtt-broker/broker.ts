@@ -63,8 +63,23 @@ export interface MqttIngressDeps extends IngressDeps {
 export interface MqttIngress extends Component {
   /** Bound addresses, known after start (port 0 picks a free port). */
   address(): { readonly tcp: AddressInfo; readonly tls: AddressInfo | null };
+  /**
+   * A reload (SIGHUP): devices and accounts are now these. Connected clients stay connected, except a password
+   * login whose device or account was removed (its access is revoked) and an anonymous client whose id now
+   * names a listed device; a connected account's changed ACL applies to its next PUBLISH and SUBSCRIBE. A
+   * changed password applies at the next CONNECT.
+   */
+  reloadAccounts(accounts: Pick<MqttIngressOptions, 'devices' | 'clients'>): AccountChanges;
   /** The way to a device's connection, for commands. */
   readonly downlink: MqttDownlink;
+}
+
+/** What a reload changed: device ids and account names, and the connections closed for it. */
+export interface AccountChanges {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+  readonly disconnected: readonly string[];
 }
 
 /** How long a connected device has to acknowledge (PUBACK) a message from the gateway. */
@@ -82,6 +97,9 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
   const rejections = createRejections({ source: 'mqtt', what: 'MQTT message', per: 'client and reason', intervalMs: logIntervalMs }, { ...deps, log });
   /** Who each connected client is, decided at CONNECT. */
   const identities = new WeakMap<Client, Identity>();
+  /** Clients that logged in with a username and password (a reload may revoke those); certificate and anonymous clients are not here. */
+  const passwordLogins = new WeakSet<Client>();
+  let accounts: Pick<MqttIngressOptions, 'devices' | 'clients'> = { devices: options.devices, clients: options.clients };
   let broker: Aedes | null = null;
   let stopping = false;
 
@@ -124,6 +142,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
         authentication.authenticate(client, username, password).then(
           (identity) => {
             identities.set(client, identity);
+            if (username !== undefined && username !== '' && identity.kind !== 'anonymous') passwordLogins.add(client);
             done(null, true);
           },
           (error: AuthenticateError & { reason?: string }) => {
@@ -185,6 +204,57 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
       return listeners.address();
     },
 
+    reloadAccounts(next) {
+      const changes = diffAccounts(accounts, next);
+      accounts = next;
+      authentication.replaceAccounts(next);
+      const deviceIds = new Set(next.devices.map((device) => device.id));
+      const byUsername = new Map(next.clients.map((client) => [client.username, client] as const));
+      const disconnected: string[] = [];
+      const connected = broker === null ? [] : Object.values((broker as unknown as { clients: Record<string, Client> }).clients);
+      for (const client of connected) {
+        const identity = identities.get(client);
+        if (identity === undefined) continue;
+        let revoked = false;
+        if (identity.kind === 'device') revoked = passwordLogins.has(client) && !deviceIds.has(identity.deviceId);
+        else if (identity.kind === 'anonymous') revoked = deviceIds.has(identity.deviceId) || byUsername.has(identity.deviceId);
+        else {
+          const account = byUsername.get(identity.username);
+          if (account === undefined) revoked = true;
+          else identities.set(client, { kind: 'client', username: identity.username, publish: account.publish, subscribe: account.subscribe });
+        }
+        if (!revoked) continue;
+        disconnected.push(client.id);
+        client.close();
+      }
+      if (disconnected.length > 0) {
+        log.warn(
+          { clients: disconnected.slice(0, 20).map((id) => printable(id, 64)), count: disconnected.length },
+          'reload: connections of removed devices and accounts closed',
+        );
+      }
+      return { ...changes, disconnected };
+    },
+
     downlink,
+  };
+}
+
+/** Device ids and account names added, removed, or with a changed password or ACL. */
+function diffAccounts(
+  before: Pick<MqttIngressOptions, 'devices' | 'clients'>,
+  after: Pick<MqttIngressOptions, 'devices' | 'clients'>,
+): Omit<AccountChanges, 'disconnected'> {
+  const entries = (accounts: Pick<MqttIngressOptions, 'devices' | 'clients'>): Map<string, string> =>
+    new Map([
+      ...accounts.devices.map((device) => [device.id, JSON.stringify(device)] as const),
+      ...accounts.clients.map((client) => [client.username, JSON.stringify(client)] as const),
+    ]);
+  const old = entries(before);
+  const now = entries(after);
+  return {
+    added: [...now.keys()].filter((name) => !old.has(name)),
+    removed: [...old.keys()].filter((name) => !now.has(name)),
+    changed: [...now].filter(([name, value]) => old.has(name) && old.get(name) !== value).map(([name]) => name),
   };
 }

@@ -87,6 +87,8 @@ export interface LorawanTarget {
   readonly lists: readonly { readonly where: string; readonly items: readonly unknown[] }[];
   /** Whether the config has lorawan.enabled: true (devices added while it is off are ignored). */
   readonly lorawanEnabled: boolean;
+  /** lorawan.region of the config (EU868 when unset). */
+  readonly region: string;
   /** Appends the entries to the target list and replaces its file atomically (one write for any number). */
   appendAndWrite(entries: readonly DeviceEntry[]): void;
 }
@@ -114,6 +116,7 @@ export function openLorawanTarget(configPath: string, env: NodeJS.ProcessEnv = p
     path: devicesFile ?? configPath,
     lists,
     lorawanEnabled: config.getIn(['lorawan', 'enabled']) === true,
+    region: String(config.getIn(['lorawan', 'region']) ?? 'EU868'),
     appendAndWrite(entries) {
       if (fileDocument !== null && devicesFile !== null) {
         appendToList(fileDocument, [], entries);

@@ -18,7 +18,12 @@ import { CODECS, checkedFormatterFile, type Io } from './ops-commands.ts';
 export const IMPORT_FORMATS = ['tts-json', 'chirpstack-csv', 'iotgw-yaml'] as const;
 type ImportFormat = (typeof IMPORT_FORMATS)[number];
 
-const READERS: Readonly<Record<ImportFormat, (text: string, file: string) => ImportRow[]>> = {
+/** What a reader checks rows against: the config's region. */
+export interface ImportContext {
+  readonly region: string;
+}
+
+const READERS: Readonly<Record<ImportFormat, (text: string, file: string, context: ImportContext) => ImportRow[]>> = {
   'tts-json': readTtsDevices,
   'chirpstack-csv': readChirpstackDevices,
   'iotgw-yaml': readYamlDevices,
@@ -30,7 +35,7 @@ const MAX_IMPORT_BYTES = 256 * 1024 * 1024;
 const DEVICE_SCHEMA = lorawan.unwrap().shape.devices.unwrap().element;
 const LORAWAN_OFF_HINT =
   'note: lorawan.enabled is not true in this config: LoRaWAN devices are ignored until you set it (and lorawan.udp for the packet forwarders)';
-const RESTART_HINT = 'the running gateway reads its devices at start (reload is not implemented yet): apply with sudo systemctl restart iotgw';
+const RESTART_HINT = 'apply them to the running gateway with sudo systemctl reload iotgw (no connection is dropped)';
 
 export const DEVICE_IMPORT_HELP = `iotgw device import FILE [--format F] [--codec C [--formatter-file FILE.js]] [--dry-run] [--skip-invalid] --config FILE
 
@@ -52,9 +57,9 @@ Options:
   --skip-invalid                       add the valid devices even when some are refused (they are still listed)
 
 Refused: missing or wrapped keys, bad hex, OTAA without a JoinEUI, a DevEUI listed twice or already configured,
-an ABP DevAddr with the same NwkSKey as another device, LoRaWAN 1.1, regions other than EU868, malformed rows.
+an ABP DevAddr with the same NwkSKey as another device, LoRaWAN 1.1, a frequency plan of another region than lorawan.region, malformed rows.
 Exit codes: 0 added (or would be, with --dry-run), 2 bad input (nothing written), 1 the config cannot be written.
-The running gateway reads its devices at start: sudo systemctl restart iotgw afterwards.`;
+Apply them to the running gateway afterwards with sudo systemctl reload iotgw.`;
 
 export interface DeviceImportInput {
   readonly configPath: string | undefined;
@@ -80,9 +85,9 @@ export function deviceImportCommand(input: DeviceImportInput, io: Io, env: NodeJ
   const { formatterFile } = checkedFormatterFile(codec, input.formatterFile);
   const text = readImportFile(file);
   const format = importFormat(file, text, input.format);
-  const rows = READERS[format](text, file);
-  if (rows.length === 0) throw new CommandError(`${file}: no devices in the file (read as ${format})`, 2);
   const target = openLorawanTarget(input.configPath, env);
+  const rows = READERS[format](text, file, { region: target.region });
+  if (rows.length === 0) throw new CommandError(`${file}: no devices in the file (read as ${format})`, 2);
   const defaults: DeviceEntry = formatterFile === undefined ? { codec } : { codec, formatter_file: formatterFile };
   const checked = checkRows(rows, target, defaults);
   report(checked, { file, format, total: rows.length, target, dryRun: input.dryRun, skipInvalid: input.skipInvalid }, io);

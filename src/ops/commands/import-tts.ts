@@ -13,13 +13,14 @@
 // list export has no keys at all: such rows are refused with the command that exports them.
 import { printable } from '../../shared/input-text.ts';
 import type { DeviceEntry } from './device-add.ts';
+import type { ImportContext } from './device-import.ts';
 import { createRowBuilder, type ImportRow, lineAt, macVersionOf, type RowBuilder } from './import-rows.ts';
 import { splitJsonValues } from './json-values.ts';
 
 const EXPORT_HINT =
   'export each device with `ttn-lw-cli end-devices get APP_ID DEVICE_ID --all` as a user or API key allowed to read device keys (`end-devices list` returns registry fields only, never keys)';
 
-export function readTtsDevices(text: string, file: string): ImportRow[] {
+export function readTtsDevices(text: string, file: string, context: ImportContext = { region: 'EU868' }): ImportRow[] {
   return splitJsonValues(text, file).map(({ line, text: valueText }) => {
     let device: unknown;
     try {
@@ -31,11 +32,11 @@ export function readTtsDevices(text: string, file: string): ImportRow[] {
       row.problem('JSON', `malformed: ${message.replace(/ in JSON at position.*$/, '')}; fix the file (or export it again)`);
       return row.finish(null);
     }
-    return ttsRow(line, device);
+    return ttsRow(line, device, context.region);
   });
 }
 
-function ttsRow(line: number, device: unknown): ImportRow {
+function ttsRow(line: number, device: unknown, region: string): ImportRow {
   const row = createRowBuilder(line);
   if (!isObject(device)) {
     row.problem('device', 'not a JSON object: expected an end device of The Things Stack ({"ids": {...}, ...})');
@@ -44,7 +45,7 @@ function ttsRow(line: number, device: unknown): ImportRow {
   const devEui = row.hex('ids.dev_eui', at(device, 'ids', 'dev_eui'), 16, 'DevEUI');
   row.setDevEui(devEui);
   const name = row.name('ids.device_id', at(device, 'ids', 'device_id'));
-  checkSupported(row, device);
+  checkSupported(row, device, region);
   const otaa = isOtaa(device);
   const keys = otaa ? otaaKeys(row, device) : abpKeys(row, device);
   if (devEui === undefined || keys === undefined) return row.finish(null);
@@ -58,14 +59,22 @@ function ttsRow(line: number, device: unknown): ImportRow {
 }
 
 /** What iotgw cannot run: LoRaWAN 1.1, other regions, multicast groups, 16-bit counters that would wrap. */
-function checkSupported(row: RowBuilder, device: Record<string, unknown>): void {
+function checkSupported(row: RowBuilder, device: Record<string, unknown>, region: string): void {
   const version = at(device, 'lorawan_version');
   if (typeof version === 'string' && /^(MAC_V)?1[._]1/.test(version)) {
     row.problem('lorawan_version', `${printable(version, 40)}: iotgw speaks LoRaWAN 1.0.x only; leave this device on its network server`);
   }
   const plan = at(device, 'frequency_plan_id');
-  if (typeof plan === 'string' && plan !== '' && !plan.startsWith('EU_863_870')) {
-    row.problem('frequency_plan_id', `${printable(plan, 40)}: iotgw's LoRaWAN region is EU868 only (lorawan.region); leave this device on its network server`);
+  if (typeof plan === 'string' && plan !== '') {
+    const planRegion = regionOfTtsPlan(plan);
+    if (planRegion === null) {
+      row.problem('frequency_plan_id', `${printable(plan, 40)}: a region iotgw does not serve; leave this device on its network server`);
+    } else if (!region.startsWith(planRegion)) {
+      row.problem(
+        'frequency_plan_id',
+        `${printable(plan, 40)} is ${planRegion}, this gateway's lorawan.region is ${region}: import it into a gateway of that region, or leave it on its network server`,
+      );
+    }
   }
   if (device.multicast === true) row.problem('multicast', 'a multicast group is not a device; leave it out of the import');
   const resets = resetsFCnt(device);
@@ -144,4 +153,17 @@ function at(value: unknown, ...path: string[]): unknown {
   let node = value;
   for (const key of path) node = isObject(node) ? node[key] : undefined;
   return node;
+}
+
+/** The RP002 region (AS923 for any of its groups) of a The Things Stack frequency plan id, e.g. EU_863_870_TTN; null for others (CN470, ...). */
+function regionOfTtsPlan(plan: string): string | null {
+  const families: readonly [string, string][] = [
+    ['EU_863_870', 'EU868'],
+    ['US_902_928', 'US915'],
+    ['AU_915_928', 'AU915'],
+    ['AS_92', 'AS923'],
+    ['KR_920_923', 'KR920'],
+    ['IN_865_867', 'IN865'],
+  ];
+  return families.find(([prefix]) => plan.startsWith(prefix))?.[1] ?? null;
 }

@@ -46,7 +46,7 @@ export interface DeviceAddInput {
 export const CODECS: readonly LorawanCodec[] = ['raw', 'cayenne-lpp', 'javascript'];
 /** How long a formatter's top-level code may run when device add compiles it to check it. */
 const FORMATTER_CHECK_TIMEOUT_MS = 1_000;
-const RESTART_HINT = 'the gateway reads its devices at start: restart it to apply (systemctl restart iotgw)';
+const RESTART_HINT = 'apply it to the running gateway with sudo systemctl reload iotgw (no connection is dropped)';
 
 export async function deviceAddCommand(input: DeviceAddInput, io: Io): Promise<void> {
   if (input.configPath === undefined) throw new CommandError('device add edits a config file: give --config FILE (or set IOTGW_CONFIG)', 2);
