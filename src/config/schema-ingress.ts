@@ -257,6 +257,24 @@ export const lorawan = z
           ),
       })
       .prefault({}),
+    rx_windows: z
+      .strictObject({
+        rx1_delay_s: count(1)
+          .max(15)
+          .default(1)
+          .describe('seconds from the end of an uplink to RX1 (RX2 one second later); more than 1 gives a gateway on a slow backhaul time to schedule'),
+        rx1_dr_offset: count(0).max(7).default(0).describe("RX1DROffset: how many data rates below the uplink's RX1 answers (the region's table)"),
+        rx2_data_rate: count(0).max(15).optional().describe("RX2 data rate index (default: the region's, e.g. DR0 in EU868; TTN uses DR3 there)"),
+        rx2_frequency_hz: count(100_000_000).max(1_000_000_000).optional().describe("RX2 frequency in Hz (default: the region's, e.g. 869525000 in EU868)"),
+      })
+      .prefault({})
+      .describe(
+        'the receive windows devices are told to use: OTAA devices in their join-accept, every device by RXParamSetupReq/RXTimingSetupReq until it confirms; downlinks use them from then on',
+      ),
+    max_duty_cycle: count(0)
+      .max(15)
+      .default(0)
+      .describe("DutyCycleReq: devices transmit at most 1/2^n of the time (e.g. 7: 0.8 %); 0 = no limit beyond the region's"),
     dev_status_interval_s: count(0)
       .default(86_400)
       .describe(

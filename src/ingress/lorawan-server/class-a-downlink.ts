@@ -33,6 +33,23 @@ export interface DownlinkPath {
   send(downlink: ClassADownlink): Promise<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>;
 }
 
+/**
+ * A device's receive windows as it has them: the region's defaults, the join-accept's DLSettings, or what it
+ * confirmed to RXParamSetupReq / RXTimingSetupReq (mac-layer.ts).
+ */
+export interface RxSettings {
+  /** Seconds from the end of the uplink to RX1 (RX2 one second later). */
+  readonly rx1DelayS: number;
+  readonly rx1DrOffset: number;
+  readonly rx2DataRate: number;
+  readonly rx2FrequencyHz: number;
+}
+
+/** The region's RX windows for data frames (RECEIVE_DELAY1, RX1DROffset 0, the RX2 default). */
+export function defaultRxSettings(region: Region): RxSettings {
+  return { rx1DelayS: region.rx1DelaySeconds, rx1DrOffset: 0, rx2DataRate: region.rx2DataRate, rx2FrequencyHz: region.rx2FrequencyHz };
+}
+
 /** The `kind` label of the downlink metric. */
 export type ClassADownlinkKind = 'ack' | 'join-accept' | 'command' | 'mac';
 
@@ -58,11 +75,18 @@ export interface ClassASender {
     device: LorawanDevice,
     receptions: readonly Reception[],
     phyPayload: Buffer,
-    rx1DelayS: number,
+    rx: RxSettings,
     source: RecordSource,
   ): Promise<boolean>;
-  /** Class C: at once, on RX2's frequency and data rate, through the best gateway that heard the device last. */
-  sendNow(kind: ClassADownlinkKind, device: LorawanDevice, receptions: readonly Reception[], phyPayload: Buffer, source: RecordSource): Promise<boolean>;
+  /** Class C: at once, on the device's RX2 frequency and data rate, through the best gateway that heard the device last. */
+  sendNow(
+    kind: ClassADownlinkKind,
+    device: LorawanDevice,
+    receptions: readonly Reception[],
+    phyPayload: Buffer,
+    rx: RxSettings,
+    source: RecordSource,
+  ): Promise<boolean>;
 }
 
 /** Gateways whose downlink airtime is tracked at once; past it, a gateway with airtime still in its window is never forgotten (downlinks through new ones are refused). */
@@ -139,16 +163,17 @@ export function createClassASender(deps: ClassASenderDeps): ClassASender {
   }
 
   /** RX1 where the region can derive its frequency and data rate from the uplink's, then RX2. */
-  function receiveWindows(via: Reception, uplinkTimestampUs: number, phyPayload: Buffer, rx1DelayS: number): ReceiveWindow[] {
+  function receiveWindows(via: Reception, uplinkTimestampUs: number, phyPayload: Buffer, rx: RxSettings): ReceiveWindow[] {
+    const { rx1DelayS } = rx;
     const uplinkDr = region.dataRateFromDatr(via.datr);
     const rx1FrequencyHz = region.rx1Frequency(via.frequencyHz);
     const windows: ReceiveWindow[] = [];
     if (uplinkDr !== null && rx1FrequencyHz !== null) {
       const timestampUs = (uplinkTimestampUs + rx1DelayS * 1_000_000) >>> 0;
-      windows.push(inWindow('rx1', via, phyPayload, timestampUs, rx1FrequencyHz, region.rx1DataRate(uplinkDr, 0)));
+      windows.push(inWindow('rx1', via, phyPayload, timestampUs, rx1FrequencyHz, region.rx1DataRate(uplinkDr, rx.rx1DrOffset)));
     }
     const rx2TimestampUs = (uplinkTimestampUs + (rx1DelayS + 1) * 1_000_000) >>> 0;
-    windows.push(inWindow('rx2', via, phyPayload, rx2TimestampUs, region.rx2FrequencyHz, region.rx2DataRate));
+    windows.push(inWindow('rx2', via, phyPayload, rx2TimestampUs, rx.rx2FrequencyHz, rx.rx2DataRate));
     return windows;
   }
 
@@ -178,7 +203,7 @@ export function createClassASender(deps: ClassASenderDeps): ClassASender {
     device: LorawanDevice,
     receptions: readonly Reception[],
     phyPayload: Buffer,
-    rx1DelayS: number,
+    rx: RxSettings,
     source: RecordSource,
   ): Promise<boolean> {
     const path = deps.downlink;
@@ -189,7 +214,7 @@ export function createClassASender(deps: ClassASenderDeps): ClassASender {
       deps.reject(source, 'no-downlink-path', devEui, `no gateway that heard ${devEui} has a downlink route (no PULL_DATA from it lately) for the ${kind}`);
       return false;
     }
-    const windows = receiveWindows(via, via.timestampUs, phyPayload, rx1DelayS);
+    const windows = receiveWindows(via, via.timestampUs, phyPayload, rx);
     const usable = windows.filter(carries);
     for (const window of windows) {
       if (usable.includes(window)) continue;
@@ -211,6 +236,7 @@ export function createClassASender(deps: ClassASenderDeps): ClassASender {
     device: LorawanDevice,
     receptions: readonly Reception[],
     phyPayload: Buffer,
+    rx: RxSettings,
     source: RecordSource,
   ): Promise<boolean> {
     const path = deps.downlink;
@@ -221,7 +247,7 @@ export function createClassASender(deps: ClassASenderDeps): ClassASender {
       deps.reject(source, 'no-downlink-path', devEui, `no gateway that heard ${devEui} has a downlink route for the ${kind}`);
       return false;
     }
-    const window = inWindow('rx2', via, phyPayload, null, region.rx2FrequencyHz, region.rx2DataRate);
+    const window = inWindow('rx2', via, phyPayload, null, rx.rx2FrequencyHz, rx.rx2DataRate);
     if (!carries(window)) {
       metrics.lorawanDownlinks.inc({ kind, window: 'class-c', result: 'too-large' });
       deps.reject(source, 'downlink-too-large', devEui, tooLargeMessage(kind, devEui, phyPayload, [window]));

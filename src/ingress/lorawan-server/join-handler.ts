@@ -11,7 +11,7 @@ import type { Accept } from '../ingress.ts';
 import { deriveSessionKeys, encodeJoinAccept, verifyJoinRequestMic } from '../lorawan/frame-crypto.ts';
 import type { JoinRequestFrame } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
-import type { ClassASender, DownlinkPath, DownlinkRejectReason } from './class-a-downlink.ts';
+import { type ClassASender, type DownlinkPath, type DownlinkRejectReason, defaultRxSettings, type RxSettings } from './class-a-downlink.ts';
 import { admitDevNonce, type DeviceSessions } from './device-sessions.ts';
 import type { Reception } from './reception.ts';
 
@@ -25,6 +25,8 @@ export interface JoinHandlerOptions {
   readonly region: Region;
   /** 6 hex digits. */
   readonly netId: string;
+  /** What the join-accept tells the device (RxDelay, DLSettings); the region's defaults when absent. */
+  readonly rx?: Pick<RxSettings, 'rx1DelayS' | 'rx1DrOffset' | 'rx2DataRate'>;
 }
 
 export interface JoinHandlerDeps {
@@ -113,12 +115,14 @@ export function createJoinHandler(options: JoinHandlerOptions, deps: JoinHandler
       joinNonce,
       netId: options.netId,
       devAddr,
-      rx1DrOffset: 0,
-      rx2DataRate: region.rx2DataRate,
-      rxDelay: region.rx1DelaySeconds,
+      rx1DrOffset: options.rx?.rx1DrOffset ?? 0,
+      rx2DataRate: options.rx?.rx2DataRate ?? region.rx2DataRate,
+      rxDelay: options.rx?.rx1DelayS ?? region.rx1DelaySeconds,
       cfList,
     });
-    const sent = await deps.classA.send('join-accept', device, receptions, joinAccept, region.joinAcceptDelay1Seconds, source);
+    // The join-accept itself goes in the join windows: JOIN_ACCEPT_DELAY1/2 with the region's RX1 and RX2 defaults.
+    const joinWindows = { ...defaultRxSettings(region), rx1DelayS: region.joinAcceptDelay1Seconds };
+    const sent = await deps.classA.send('join-accept', device, receptions, joinAccept, joinWindows, source);
     metrics.lorawanJoins.inc({ result: sent ? 'accepted' : 'accept-not-sent' });
     log.info(
       { devEui, devAddr: devAddr.toUpperCase(), sent },

@@ -4,7 +4,8 @@ import type { PayloadCodec, CodecChoice } from '../../codecs/payload-codec.ts';
 import { codecChoice } from '../../config/formatter-check.ts';
 import type { Config } from '../../config/schema.ts';
 import { ConfigError } from '../../errors.ts';
-import { regionFor, regionHasSubBands } from '../lorawan/region.ts';
+import { type Region, regionFor, regionHasSubBands } from '../lorawan/region.ts';
+import type { RxSettings } from './class-a-downlink.ts';
 import type { LorawanDeviceProfile } from './device-sessions.ts';
 import type { LorawanNetworkOptions } from './lorawan-network.ts';
 
@@ -35,6 +36,8 @@ export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecF
       },
       devStatusIntervalMs: lorawan.dev_status_interval_s * 1000,
       announceChannels: lorawan.adr.announce_channels,
+      rx: rxWindowsOf(lorawan.rx_windows, region),
+      maxDutyCycle: lorawan.max_duty_cycle,
     },
     devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, codecFor)),
   };
@@ -56,5 +59,24 @@ export function deviceProfileFromEntry(entry: Omit<LorawanDeviceEntry, 'class'> 
       entry.app_key !== undefined
         ? { mode: 'otaa', joinEui: entry.join_eui ?? '', appKey: key(entry.app_key) }
         : { mode: 'abp', devAddr: entry.dev_addr ?? '', nwkSKey: key(entry.nwk_s_key), appSKey: key(entry.app_s_key) },
+  };
+}
+
+/** lorawan.rx_windows, checked against the region: a data rate it lacks or an offset past its table is a config error. */
+function rxWindowsOf(windows: Config['lorawan']['rx_windows'], region: Region): Partial<RxSettings> {
+  const problems: string[] = [];
+  if (windows.rx1_dr_offset > region.maxRx1DrOffset)
+    problems.push(`rx1_dr_offset ${windows.rx1_dr_offset}: ${region.name} has offsets 0..${region.maxRx1DrOffset}`);
+  const rx2 = windows.rx2_data_rate;
+  if (rx2 !== undefined && region.dataRates.get(rx2)?.downlink !== true) {
+    const rates = [...region.dataRates].filter(([, rate]) => rate.downlink).map(([index]) => index);
+    problems.push(`rx2_data_rate ${rx2}: ${region.name}'s downlink data rates are ${rates.join(', ')}`);
+  }
+  if (problems.length > 0) throw new ConfigError('lorawan.rx_windows', problems);
+  return {
+    rx1DelayS: windows.rx1_delay_s,
+    rx1DrOffset: windows.rx1_dr_offset,
+    ...(rx2 === undefined ? {} : { rx2DataRate: rx2 }),
+    ...(windows.rx2_frequency_hz === undefined ? {} : { rx2FrequencyHz: windows.rx2_frequency_hz }),
   };
 }

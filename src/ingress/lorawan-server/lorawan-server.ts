@@ -21,7 +21,7 @@ import { type DownlinkMacCommand, encodeDownlinkMacCommands } from '../lorawan/m
 import { type DataFrame, parsePhyPayload } from '../lorawan/phy-payload.ts';
 import type { Region } from '../lorawan/region.ts';
 import { createRejections } from '../rejections.ts';
-import { createClassASender, type DownlinkPath } from './class-a-downlink.ts';
+import { createClassASender, type DownlinkPath, defaultRxSettings, type RxSettings } from './class-a-downlink.ts';
 import { createFCntRecovery, DEFAULT_FCNT_RECOVERY, type FCntRecoveryOptions, type SessionMatch } from './counter-recovery.ts';
 import type { DeviceSessions, LorawanDevice, Session } from './device-sessions.ts';
 import type { DeduplicatedFrame } from './frame-deduplicator.ts';
@@ -46,7 +46,12 @@ export interface LorawanServerOptions {
   readonly mac?: MacOptions;
 }
 
-export type MacOptions = Pick<MacLayerOptions, 'adr' | 'devStatusIntervalMs' | 'announceChannels'>;
+export type MacOptions = Pick<MacLayerOptions, 'adr' | 'devStatusIntervalMs' | 'announceChannels'> & {
+  /** The receive windows devices should have; each absent one is the region's default. */
+  readonly rx?: Partial<RxSettings>;
+  /** DutyCycleReq MaxDutyCycle devices should have; 0 (none beyond the region's) when absent. */
+  readonly maxDutyCycle?: number;
+};
 
 /** ADR on as ChirpStack's defaults (10 dB installation margin, every data rate), a DevStatusReq a day. */
 export const DEFAULT_MAC: MacOptions = {
@@ -125,9 +130,23 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   /** The receptions of each device's last stored uplink: where a Class C downlink can go (bounded by the configured devices). */
   const lastHeard = new Map<string, readonly Reception[]>();
   const fcntRecovery = createFCntRecovery(options.fCntRecovery ?? DEFAULT_FCNT_RECOVERY, { log, metrics, nowMs: deps.nowMs ?? (() => performance.now()) });
-  const joins = createJoinHandler(options, { accept: deps.accept, sessions, downlink: deps.downlink, classA, log, metrics, reject });
+  const mac = options.mac ?? DEFAULT_MAC;
+  /** The receive windows OTAA devices get in their join-accept, and all devices are asked to take. */
+  const wantedRx: RxSettings = { ...defaultRxSettings(region), ...mac.rx };
+  const joins = createJoinHandler(
+    { ...options, rx: { rx1DelayS: wantedRx.rx1DelayS, rx1DrOffset: wantedRx.rx1DrOffset, rx2DataRate: wantedRx.rx2DataRate } },
+    { accept: deps.accept, sessions, downlink: deps.downlink, classA, log, metrics, reject },
+  );
   const macLayer = createMacLayer(
-    { region, ...(options.mac ?? DEFAULT_MAC), rejectLogIntervalMs: options.rejectLogIntervalMs },
+    {
+      region,
+      adr: mac.adr,
+      devStatusIntervalMs: mac.devStatusIntervalMs,
+      announceChannels: mac.announceChannels,
+      rx: wantedRx,
+      maxDutyCycle: mac.maxDutyCycle ?? 0,
+      rejectLogIntervalMs: options.rejectLogIntervalMs,
+    },
     {
       log,
       metrics,
@@ -138,7 +157,12 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   );
 
   function macStateOf(device: LorawanDevice, session: Session): MacState {
-    session.mac ??= readMacState(session.savedMac, initialMacState(region, device.profile.activation.mode === 'otaa'));
+    // An OTAA session took the join-accept's RX1 delay, RX1DROffset and RX2 data rate; ABP starts at the region's.
+    const joined = device.profile.activation.mode === 'otaa';
+    const rx = joined
+      ? { ...defaultRxSettings(region), rx1DelayS: wantedRx.rx1DelayS, rx1DrOffset: wantedRx.rx1DrOffset, rx2DataRate: wantedRx.rx2DataRate }
+      : defaultRxSettings(region);
+    session.mac ??= readMacState(session.savedMac, initialMacState(region, joined, rx));
     return session.mac;
   }
 
@@ -279,7 +303,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
           const riding = takeMacCommandsThatFit(macCommands, MAX_FOPTS_BYTES).now;
           const fopts = encodeDownlinkMacCommands(riding);
           const phyPayload = dataDown(session, fcntDown, { confirmed, ack: frame.confirmed, fport, payload, fopts });
-          const sent = await classA.send('command', device, receptions, phyPayload, region.rx1DelaySeconds, source);
+          const sent = await classA.send('command', device, receptions, phyPayload, macStateOf(device, session).rx, source);
           if (sent) mac.sent(riding);
           return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the uplink could send in RX1 or RX2' };
         },
@@ -414,7 +438,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
 
   async function sendAck(device: LorawanDevice, session: Session, receptions: readonly Reception[], fcntDown: number, source: RecordSource): Promise<void> {
     const phyPayload = dataDown(session, fcntDown, { confirmed: false, ack: true, fport: null, payload: Buffer.alloc(0) });
-    await classA.send('ack', device, receptions, phyPayload, region.rx1DelaySeconds, source);
+    await classA.send('ack', device, receptions, phyPayload, macStateOf(device, session).rx, source);
   }
 
   /** The window's downlink without an application payload: the ACK of a confirmed uplink, MAC commands, or both. */
@@ -433,7 +457,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     const frame =
       place === 'port0' ? { confirmed: false, ack, fport: 0, payload: bytes } : { confirmed: false, ack, fport: null, payload: Buffer.alloc(0), fopts: bytes };
     const phyPayload = dataDown(session, fcntDown, frame);
-    const sent = await classA.send(commands.length === 0 ? 'ack' : 'mac', device, receptions, phyPayload, region.rx1DelaySeconds, source);
+    const sent = await classA.send(commands.length === 0 ? 'ack' : 'mac', device, receptions, phyPayload, macStateOf(device, session).rx, source);
     if (sent) mac.sent(commands);
   }
 
@@ -447,7 +471,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     const committed = await deps.accept([], [sessions.stateWrite(device)]);
     if (!committed.ok) return { ok: false, reason: `its FCntDown could not be committed first: ${committed.message}` };
     const phyPayload = dataDown(session, fcntDown, { confirmed, ack: false, fport, payload });
-    const sent = await classA.sendNow('command', device, heard, phyPayload, CLASS_C_SOURCE);
+    const sent = await classA.sendNow('command', device, heard, phyPayload, macStateOf(device, session).rx, CLASS_C_SOURCE);
     return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the device could send on RX2' };
   }
 

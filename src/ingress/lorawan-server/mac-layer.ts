@@ -8,6 +8,8 @@
 //                    or NbTrans; the device's LinkADRAns applies it (all three bits set) or refuses it.
 //   DevStatusReq  every `devStatusIntervalMs`; the DevStatusAns goes into the next record as iotgw.dev_status.
 //   NewChannelReq for the region's extra channels to a device that has only the default ones (ABP: no CFList).
+//   RXParamSetupReq, RXTimingSetupReq, DutyCycleReq when the device's receive windows or duty cycle differ from
+//                    the configured ones; the server uses the new windows once the device confirmed them.
 // Answers (LinkCheckAns, DeviceTimeAns) and ADRACKReq oblige a downlink in this window; requests only ask for
 // one. What is pending (an unanswered LinkADRReq, DevStatusReq, NewChannelReq) is settled by the device's next
 // uplink: answered, or dropped and asked again later. Unknown or malformed commands are counted, logged once per
@@ -30,6 +32,7 @@ import {
   type UplinkHistory,
   uplinkHistoryEntry,
 } from './adr.ts';
+import type { RxSettings } from './class-a-downlink.ts';
 import type { Reception } from './reception.ts';
 
 export interface MacLayerOptions {
@@ -41,6 +44,10 @@ export interface MacLayerOptions {
     /** Capped by adr.ts at the region's highest 125 kHz rate. */
     readonly maxDataRate: number;
   };
+  /** The receive windows and the duty cycle devices should have; they are asked to take them. */
+  readonly rx: RxSettings;
+  /** DutyCycleReq MaxDutyCycle, 0..15: 1/2^n of the time; 0 = no limit beyond the region's. */
+  readonly maxDutyCycle: number;
   /** How often a device is asked for its battery and margin (the first time one interval into its session); 0 = never. */
   readonly devStatusIntervalMs: number;
   /**
@@ -75,6 +82,10 @@ export interface MacState {
   channels: ChannelPlan;
   /** The last ADR_HISTORY_SIZE uplinks' best SNRs, for ADR. */
   history: UplinkHistory;
+  /** The device's receive windows as it confirmed them (or as its join-accept or the region set them). */
+  rx: RxSettings;
+  /** The MaxDutyCycle it confirmed; 0 after a join. */
+  maxDutyCycle: number;
   /** Wall-clock ms of the last DevStatusReq sent, or of the session's first uplink before one was; null until then. */
   devStatusRequestedAtMs: number | null;
   /** A DevStatusAns not yet put into a record (it came on FPort 0, which makes none). */
@@ -100,6 +111,12 @@ interface PendingRequests {
   /** LinkADRReq / NewChannelReq the device let pass without an answer in a row: past MAX_UNANSWERED it is not asked again this session. */
   adrUnanswered: number;
   newChannelsUnanswered: number;
+  rxParams: Pick<RxSettings, 'rx1DrOffset' | 'rx2DataRate' | 'rx2FrequencyHz'> | null;
+  rxDelayS: number | null;
+  dutyCycle: number | null;
+  /** Receive-window and duty-cycle requests unanswered in a row, or refused: then not asked again this session. */
+  rxUnanswered: number;
+  rxRefused: boolean;
 }
 
 /** A device that ignores a request is not sent it after every uplink: after this many in a row, not until its next session (or restart). */
@@ -112,6 +129,9 @@ export interface PersistedMacState {
   readonly ch: ChannelPlan;
   readonly h: unknown;
   readonly ds_at: number | null;
+  /** [RX1 delay s, RX1DROffset, RX2 data rate, RX2 Hz] */
+  readonly rx?: readonly [number, number, number, number];
+  readonly dc?: number;
 }
 
 export interface UplinkMac {
@@ -148,20 +168,42 @@ const DEFAULT_NB_TRANS = 1;
 const ALL_DEFINED_CHANNELS_ON = 6;
 
 /** A new session's MAC state: an OTAA session got the whole channel plan in its join-accept's CFList. */
-export function initialMacState(region: Region, joined: boolean): MacState {
+export function initialMacState(region: Region, joined: boolean, rx: RxSettings): MacState {
   return {
+    rx,
+    maxDutyCycle: 0,
     txPowerIndex: 0,
     nbTrans: DEFAULT_NB_TRANS,
     channels: joined || region.extraUplinkChannels.length === 0 || region.cfListType === 1 ? 'all' : 'default',
     history: EMPTY_UPLINK_HISTORY,
     devStatusRequestedAtMs: null,
     unreportedDevStatus: null,
-    pending: { adr: null, devStatus: false, newChannels: 0, adrUnanswered: 0, newChannelsUnanswered: 0 },
+    pending: {
+      adr: null,
+      devStatus: false,
+      newChannels: 0,
+      adrUnanswered: 0,
+      newChannelsUnanswered: 0,
+      rxParams: null,
+      rxDelayS: null,
+      dutyCycle: null,
+      rxUnanswered: 0,
+      rxRefused: false,
+    },
   };
 }
 
 export function persistMacState(state: MacState): PersistedMacState {
-  return { tx: state.txPowerIndex, nb: state.nbTrans, ch: state.channels, h: persistUplinkHistory(state.history), ds_at: state.devStatusRequestedAtMs };
+  const { rx } = state;
+  return {
+    tx: state.txPowerIndex,
+    nb: state.nbTrans,
+    ch: state.channels,
+    h: persistUplinkHistory(state.history),
+    ds_at: state.devStatusRequestedAtMs,
+    rx: [rx.rx1DelayS, rx.rx1DrOffset, rx.rx2DataRate, rx.rx2FrequencyHz],
+    dc: state.maxDutyCycle,
+  };
 }
 
 /** The committed state read back; what does not read starts from `initial` (the worst case: one more LinkADRReq). */
@@ -178,7 +220,18 @@ export function readMacState(value: unknown, initial: MacState): MacState {
     channels: saved.ch === 'all' || saved.ch === 'default' || saved.ch === 'default-only' ? saved.ch : initial.channels,
     history: history.ok ? history.history : initial.history,
     devStatusRequestedAtMs: typeof saved.ds_at === 'number' && Number.isFinite(saved.ds_at) ? saved.ds_at : null,
+    rx: readRx(saved.rx, initial.rx),
+    maxDutyCycle: int(saved.dc, 15, initial.maxDutyCycle),
   };
+}
+
+function readRx(value: unknown, initial: RxSettings): RxSettings {
+  if (!Array.isArray(value) || value.length !== 4 || !value.every((field) => typeof field === 'number' && Number.isInteger(field) && field >= 0))
+    return initial;
+  const [rx1DelayS, rx1DrOffset, rx2DataRate, rx2FrequencyHz] = value as number[];
+  if (rx1DelayS === undefined || rx1DrOffset === undefined || rx2DataRate === undefined || rx2FrequencyHz === undefined) return initial;
+  if (rx1DelayS < 1 || rx1DelayS > 15 || rx1DrOffset > 7 || rx2DataRate > 15) return initial;
+  return { rx1DelayS, rx1DrOffset, rx2DataRate, rx2FrequencyHz };
 }
 
 export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): MacLayer {
@@ -254,6 +307,7 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
     }
     settleAdr(state, devEui, commands);
     settleNewChannels(state, devEui, commands);
+    settleRx(state, devEui, commands);
     state.pending.devStatus = false;
 
     const entry = uplinkHistoryEntry(input.fcnt, receptions, state.txPowerIndex);
@@ -265,6 +319,7 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
     if (commands.length > 0) recordFields.mac_commands = commands.map((command) => command.command);
 
     if (options.announceChannels && state.channels === 'default' && state.pending.newChannels === 0) requests.push(...newChannelRequests());
+    requests.push(...rxRequests(state));
     const adr = options.adr.enabled && input.adrAllowed && input.frame.fctrl.adr && uplinkDr !== null ? adrRequests(state, uplinkDr) : [];
     requests.push(...adr);
     const now = deps.nowMs();
@@ -281,6 +336,15 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
         const last = adrSent.at(-1);
         if (last?.command === 'LinkADRReq') state.pending.adr = { dataRate: last.dataRate, txPowerIndex: last.txPower, nbTrans: last.nbTrans };
         state.pending.newChannels = sentCommands.filter((command) => command.command === 'NewChannelReq').length;
+        for (const command of sentCommands) {
+          if (command.command === 'RXParamSetupReq') {
+            state.pending.rxParams = { rx1DrOffset: command.rx1DrOffset, rx2DataRate: command.rx2DataRate, rx2FrequencyHz: command.frequencyHz };
+          } else if (command.command === 'RXTimingSetupReq') {
+            state.pending.rxDelayS = command.delay === 0 ? 1 : command.delay;
+          } else if (command.command === 'DutyCycleReq') {
+            state.pending.dutyCycle = command.maxDutyCycle;
+          }
+        }
         if (sentCommands.some((command) => command.command === 'DevStatusReq')) {
           state.pending.devStatus = true;
           state.devStatusRequestedAtMs = deps.nowMs();
@@ -336,6 +400,54 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
       { dataRate: pending.dataRate, txPowerIndex: pending.txPowerIndex },
       `LoRaWAN device ${devEui} refused a LinkADRReq (${refused}): it stays on its settings; set adr: false for it if it keeps refusing`,
     );
+  }
+
+  /** Answers to RXParamSetupReq, RXTimingSetupReq, DutyCycleReq: the new settings count from now on, for the next downlink. */
+  function settleRx(state: MacState, devEui: string, commands: readonly UplinkMacCommand[]): void {
+    const { pending } = state;
+    const asked = pending.rxParams !== null || pending.rxDelayS !== null || pending.dutyCycle !== null;
+    if (!asked) return;
+    let answered = false;
+    for (const command of commands) {
+      if (command.command === 'RXParamSetupAns' && pending.rxParams !== null) {
+        answered = true;
+        if (command.rx1DrOffsetAck && command.rx2DataRateAck && command.channelAck) {
+          state.rx = { ...state.rx, ...pending.rxParams };
+        } else {
+          pending.rxRefused = true;
+          const refused = [!command.rx1DrOffsetAck && 'RX1DROffset', !command.rx2DataRateAck && 'RX2 data rate', !command.channelAck && 'RX2 frequency'].filter(
+            Boolean,
+          );
+          warnOnce(devEui, 'rx-refused', {}, `LoRaWAN device ${devEui} refused the receive windows (RXParamSetupReq: ${refused.join(', ')}): it keeps its own`);
+        }
+        pending.rxParams = null;
+      } else if (command.command === 'RXTimingSetupAns' && pending.rxDelayS !== null) {
+        answered = true;
+        state.rx = { ...state.rx, rx1DelayS: pending.rxDelayS };
+        pending.rxDelayS = null;
+      } else if (command.command === 'DutyCycleAns' && pending.dutyCycle !== null) {
+        answered = true;
+        state.maxDutyCycle = pending.dutyCycle;
+        pending.dutyCycle = null;
+      }
+    }
+    pending.rxParams = null;
+    pending.rxDelayS = null;
+    pending.dutyCycle = null;
+    pending.rxUnanswered = answered ? 0 : pending.rxUnanswered + 1;
+  }
+
+  function rxRequests(state: MacState): DownlinkMacCommand[] {
+    const { pending, rx } = state;
+    if (pending.rxRefused || pending.rxUnanswered >= MAX_UNANSWERED) return [];
+    const want = options.rx;
+    const requests: DownlinkMacCommand[] = [];
+    if (rx.rx1DrOffset !== want.rx1DrOffset || rx.rx2DataRate !== want.rx2DataRate || rx.rx2FrequencyHz !== want.rx2FrequencyHz) {
+      requests.push({ command: 'RXParamSetupReq', rx1DrOffset: want.rx1DrOffset, rx2DataRate: want.rx2DataRate, frequencyHz: want.rx2FrequencyHz });
+    }
+    if (rx.rx1DelayS !== want.rx1DelayS) requests.push({ command: 'RXTimingSetupReq', delay: want.rx1DelayS });
+    if (state.maxDutyCycle !== options.maxDutyCycle) requests.push({ command: 'DutyCycleReq', maxDutyCycle: options.maxDutyCycle });
+    return requests;
   }
 
   function settleNewChannels(state: MacState, devEui: string, commands: readonly UplinkMacCommand[]): void {

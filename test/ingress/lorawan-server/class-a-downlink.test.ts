@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { RAW_CODEC } from '../../../src/codecs/payload-codec.ts';
 import { createMetrics } from '../../../src/core/metrics.ts';
 import { EU868, type Region, regionFor } from '../../../src/ingress/lorawan/region.ts';
-import { type ClassADownlink, createClassASender, type DownlinkPath } from '../../../src/ingress/lorawan-server/class-a-downlink.ts';
+import { type ClassADownlink, createClassASender, type DownlinkPath, defaultRxSettings } from '../../../src/ingress/lorawan-server/class-a-downlink.ts';
 import { createDeviceSessions, type LorawanDevice } from '../../../src/ingress/lorawan-server/device-sessions.ts';
 import type { Reception } from '../../../src/ingress/lorawan-server/reception.ts';
 import { createRejections } from '../../../src/ingress/rejections.ts';
@@ -51,7 +51,7 @@ function harness(region: Region, refuse: (downlink: ClassADownlink) => string | 
     )?.value ?? 0;
   const rejected = async (reason: string): Promise<number> =>
     (await metrics.ingressRejected.get()).values.find((value) => value.labels.reason === reason)?.value ?? 0;
-  return { sender, device, sent, captured, counted, rejected };
+  return { sender, device, sent, captured, counted, rejected, rx: defaultRxSettings(region) };
 }
 
 function reception(frequencyHz: number, datr: string): Reception {
@@ -82,7 +82,7 @@ function as923(): Region {
 
 test('an ACK fits RX1 and goes there, at the uplink frequency and data rate (EU868)', async () => {
   const h = harness(EU868);
-  assert.equal(await h.sender.send('ack', h.device, [reception(868_300_000, 'SF7BW125')], frameWithMac(7), 1, 'semtech-udp'), true);
+  assert.equal(await h.sender.send('ack', h.device, [reception(868_300_000, 'SF7BW125')], frameWithMac(7), h.rx, 'semtech-udp'), true);
   assert.equal(h.sent.length, 1);
   assert.deepEqual(
     { tmst: h.sent[0]?.timestampUs, freq: h.sent[0]?.frequencyHz, datr: h.sent[0]?.datr },
@@ -93,7 +93,7 @@ test('an ACK fits RX1 and goes there, at the uplink frequency and data rate (EU8
 
 test('a gateway refusing RX1 still makes the sender try RX2', async () => {
   const h = harness(EU868, (downlink) => (downlink.timestampUs === UPLINK_TMST + 1_000_000 ? 'TOO_LATE' : null));
-  assert.equal(await h.sender.send('ack', h.device, [reception(868_100_000, 'SF9BW125')], frameWithMac(7), 1, 'semtech-udp'), true);
+  assert.equal(await h.sender.send('ack', h.device, [reception(868_100_000, 'SF9BW125')], frameWithMac(7), h.rx, 'semtech-udp'), true);
   assert.deepEqual(
     h.sent.map((downlink) => [downlink.timestampUs, downlink.frequencyHz, downlink.datr]),
     [[UPLINK_TMST + 2_000_000, 869_525_000, 'SF12BW125']],
@@ -103,7 +103,7 @@ test('a gateway refusing RX1 still makes the sender try RX2', async () => {
 
 test('AS923: a frame too large for RX1 at DR0 (M 59) but not for RX2 at DR2 (M 123) goes in RX2', async () => {
   const h = harness(as923());
-  assert.equal(await h.sender.send('command', h.device, [reception(923_200_000, 'SF12BW125')], frameWithMac(100), 1, 'semtech-udp'), true);
+  assert.equal(await h.sender.send('command', h.device, [reception(923_200_000, 'SF12BW125')], frameWithMac(100), h.rx, 'semtech-udp'), true);
   assert.deepEqual(
     h.sent.map((downlink) => [downlink.timestampUs, downlink.frequencyHz, downlink.datr]),
     [[UPLINK_TMST + 2_000_000, 923_200_000, 'SF10BW125']],
@@ -116,7 +116,7 @@ test('AS923: a frame too large for RX1 at DR0 (M 59) but not for RX2 at DR2 (M 1
 
 test('a frame neither window can carry is not sent: counted and logged with the sizes and what to do', async () => {
   const h = harness(as923());
-  assert.equal(await h.sender.send('command', h.device, [reception(923_200_000, 'SF12BW125')], frameWithMac(124), 1, 'semtech-udp'), false);
+  assert.equal(await h.sender.send('command', h.device, [reception(923_200_000, 'SF12BW125')], frameWithMac(124), h.rx, 'semtech-udp'), false);
   assert.equal(h.sent.length, 0, 'nothing went to the gateway');
   assert.equal(await h.counted({ kind: 'command', window: 'rx1', result: 'too-large' }), 1);
   assert.equal(await h.counted({ kind: 'command', window: 'rx2', result: 'too-large' }), 1);
@@ -131,20 +131,20 @@ test('a frame neither window can carry is not sent: counted and logged with the 
 
 test('the limit is the MACPayload: exactly M fits', async () => {
   const h = harness(EU868);
-  assert.equal(await h.sender.send('command', h.device, [reception(868_100_000, 'SF12BW125')], frameWithMac(59), 1, 'semtech-udp'), true);
+  assert.equal(await h.sender.send('command', h.device, [reception(868_100_000, 'SF12BW125')], frameWithMac(59), h.rx, 'semtech-udp'), true);
   assert.equal(h.sent[0]?.datr, 'SF12BW125', 'RX1 at DR0 carries 59');
   const over = harness(EU868);
-  assert.equal(await over.sender.send('command', over.device, [reception(868_100_000, 'SF12BW125')], frameWithMac(60), 1, 'semtech-udp'), false);
+  assert.equal(await over.sender.send('command', over.device, [reception(868_100_000, 'SF12BW125')], frameWithMac(60), over.rx, 'semtech-udp'), false);
 });
 
 test('US915: RX1 on downlink channel (uplink channel % 8) at the RX1 rate; an uplink off the channel grid gets RX2 only', async () => {
   const us = regionFor('US915');
   assert.ok(us !== null);
   const h = harness(us);
-  assert.equal(await h.sender.send('ack', h.device, [reception(904_600_000, 'SF8BW500')], frameWithMac(7), 1, 'semtech-udp'), true);
+  assert.equal(await h.sender.send('ack', h.device, [reception(904_600_000, 'SF8BW500')], frameWithMac(7), h.rx, 'semtech-udp'), true);
   assert.deepEqual([h.sent[0]?.frequencyHz, h.sent[0]?.datr, h.sent[0]?.powerDbm], [923_900_000, 'SF7BW500', us.defaultTxPowerDbm]);
   const off = harness(us);
-  assert.equal(await off.sender.send('ack', off.device, [reception(902_400_000, 'SF10BW125')], frameWithMac(7), 1, 'semtech-udp'), true);
+  assert.equal(await off.sender.send('ack', off.device, [reception(902_400_000, 'SF10BW125')], frameWithMac(7), off.rx, 'semtech-udp'), true);
   assert.deepEqual(
     off.sent.map((downlink) => [downlink.timestampUs, downlink.frequencyHz, downlink.datr]),
     [[UPLINK_TMST + 2_000_000, 923_300_000, 'SF12BW500']],
@@ -153,9 +153,9 @@ test('US915: RX1 on downlink channel (uplink channel % 8) at the RX1 rate; an up
 
 test('Class C goes on RX2 at once, and not at all when RX2 cannot carry it', async () => {
   const h = harness(EU868);
-  assert.equal(await h.sender.sendNow('command', h.device, [reception(868_100_000, 'SF7BW125')], frameWithMac(20), 'semtech-udp'), true);
+  assert.equal(await h.sender.sendNow('command', h.device, [reception(868_100_000, 'SF7BW125')], frameWithMac(20), h.rx, 'semtech-udp'), true);
   assert.deepEqual([h.sent[0]?.timestampUs, h.sent[0]?.frequencyHz, h.sent[0]?.datr], [null, 869_525_000, 'SF12BW125']);
-  assert.equal(await h.sender.sendNow('command', h.device, [reception(868_100_000, 'SF7BW125')], frameWithMac(60), 'semtech-udp'), false);
+  assert.equal(await h.sender.sendNow('command', h.device, [reception(868_100_000, 'SF7BW125')], frameWithMac(60), h.rx, 'semtech-udp'), false);
   assert.equal(h.sent.length, 1);
   assert.equal(await h.counted({ window: 'class-c', result: 'too-large' }), 1);
   assert.equal(await h.rejected('downlink-too-large'), 1);
@@ -174,7 +174,7 @@ test('EU868 duty cycle: RX1 stops when its 1 % band is used up within the hour, 
   const via = [reception(868_100_000, 'SF12BW125')];
   const windows: string[] = [];
   for (let index = 0; index < 170; index += 1) {
-    const sent = await h.sender.send('command', h.device, via, frame, 1, 'semtech-udp');
+    const sent = await h.sender.send('command', h.device, via, frame, h.rx, 'semtech-udp');
     windows.push(sent ? (h.sent.at(-1)?.frequencyHz === 868_100_000 ? 'rx1' : 'rx2') : 'none');
     clockMs += 1_000;
   }
@@ -193,6 +193,6 @@ test('EU868 duty cycle: RX1 stops when its 1 % band is used up within the hour, 
   assert.equal(await h.counted({ window: 'rx1', result: 'duty-cycle' }), 156);
   // An hour after the first frame, RX1 has airtime again.
   clockMs += 3_600_000;
-  assert.equal(await h.sender.send('command', h.device, via, frame, 1, 'semtech-udp'), true);
+  assert.equal(await h.sender.send('command', h.device, via, frame, h.rx, 'semtech-udp'), true);
   assert.equal(h.sent.at(-1)?.frequencyHz, 868_100_000);
 });

@@ -269,3 +269,50 @@ test('more than FOpts holds goes on FPort 0, encrypted with the NwkSKey', async 
   );
   assert.deepEqual(down.commands[2], { command: 'NewChannelReq', chIndex: 3, frequencyHz: 867_100_000, minDr: 0, maxDr: 5 });
 });
+
+test('receive windows: asked with RXParamSetupReq/RXTimingSetupReq, used once the device confirms; a refusal is not asked again', async () => {
+  const mac: MacOptions = { ...QUIET, rx: { rx1DelayS: 2, rx2DataRate: 3 }, maxDutyCycle: 7 };
+  const lab = startServer({ mac });
+  await lab.send(uplink(1), [reception({ timestampUs: 10_000_000 })]);
+  const asked = lab.downlinks[0];
+  assert.equal(asked?.timestampUs, 11_000_000, 'the request goes in the windows the device has: RX1 one second after');
+  assert.deepEqual(readDownlink(asked).commands, [
+    { command: 'RXParamSetupReq', rx1DrOffset: 0, rx2DataRate: 3, frequencyHz: 869_525_000 },
+    { command: 'RXTimingSetupReq', delay: 2 },
+    { command: 'DutyCycleReq', maxDutyCycle: 7 },
+  ]);
+  // The device takes them and says so; RXParamSetupAns and RXTimingSetupAns are repeated until a downlink comes, so one comes.
+  await lab.send(
+    uplink(2, {
+      fopts: [
+        { command: 'RXParamSetupAns', rx1DrOffsetAck: true, rx2DataRateAck: true, channelAck: true },
+        { command: 'RXTimingSetupAns' },
+        { command: 'DutyCycleAns' },
+      ],
+    }),
+    [reception({ timestampUs: 20_000_000 })],
+  );
+  const confirmed = lab.downlinks[1];
+  assert.equal(confirmed?.timestampUs, 22_000_000, 'RX1 two seconds after the uplink now');
+  assert.deepEqual(readDownlink(confirmed).commands, [], 'an empty downlink ends the repeats');
+  await lab.send(uplink(3), [reception({ timestampUs: 30_000_000 })]);
+  assert.equal(lab.downlinks.length, 2, 'nothing more to ask');
+  const saved = JSON.parse(lab.state.get(DEVICE.devEui) ?? '{}') as { session: { mac: { rx: number[]; dc: number } } };
+  assert.deepEqual(saved.session.mac.rx, [2, 0, 3, 869_525_000]);
+  assert.equal(saved.session.mac.dc, 7);
+
+  const refusing = startServer({ mac: { ...QUIET, rx: { rx2DataRate: 3 } } });
+  await refusing.send(uplink(1));
+  assert.deepEqual(
+    readDownlink(refusing.downlinks[0]).commands.map((command) => command.command),
+    ['RXParamSetupReq'],
+  );
+  await refusing.send(uplink(2, { fopts: [{ command: 'RXParamSetupAns', rx1DrOffsetAck: true, rx2DataRateAck: false, channelAck: true }] }));
+  await refusing.send(uplink(3));
+  assert.equal(
+    refusing.downlinks.filter((downlink) => readDownlink(downlink).commands.some((command) => command.command === 'RXParamSetupReq')).length,
+    1,
+    'not asked again',
+  );
+  assert.ok(refusing.logs.lines().some((line) => /refused the receive windows \(RXParamSetupReq: RX2 data rate\)/.test(String(line.msg))));
+});
