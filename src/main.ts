@@ -159,7 +159,13 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const status = createStatus(
     { gatewayId: config.gateway_id, version: packageVersion(), maxRecords, maxBytes },
     // The way back is listed with the ways in: its intake is a link to Kafka like theirs to devices.
-    { metrics, live: () => ({ kafka: link(), buffer: buffer.stats() }), waysIn: [...waysIn, ...commandParts], activity },
+    {
+      metrics,
+      live: () => ({ kafka: link(), buffer: buffer.stats() }),
+      waysIn: [...waysIn, ...commandParts],
+      activity,
+      ...(lorawanNetwork === null ? {} : { lorawan: () => lorawanNetwork.radioStatus() }),
+    },
   );
   const storageAndWayOut = [buffer, sink, forwarder, gauges, status];
   const doorAndWaysIn = [batcher, ...present(lorawanNetwork), ...waysIn];
@@ -182,7 +188,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     {
       metrics,
       log,
-      refreshMetrics: gauges.refresh,
+      refreshMetrics: () => {
+        gauges.refresh();
+        lorawanNetwork?.refreshGauges();
+      },
       readiness,
       status: () => status.snapshot(),
       ...(commandQueue === null ? {} : { commands: createCommandsApi(commandQueue) }),

@@ -20,6 +20,9 @@ export interface Metrics {
   readonly lorawanAdr: Counter<'result'>;
   /** LoRaWAN uplinks stored, by data rate index. */
   readonly lorawanUplinkDataRates: Counter<'dr'>;
+  /** LoRaWAN devices by the data rate of their last uplink, and by the TX power index they confirmed (set at each scrape). */
+  readonly lorawanDevicesByDataRate: Gauge<'dr'>;
+  readonly lorawanDevicesByTxPower: Gauge<'index'>;
   /** Reloads of the device lists (SIGHUP), by result. */
   readonly configReloads: Counter<'result'>;
   readonly bufferDepthRecords: Gauge;
@@ -124,6 +127,18 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       name: 'iotgw_lorawan_uplinks_by_data_rate_total',
       help: 'LoRaWAN uplinks stored, by the data rate index they arrived at (ADR moves devices to higher ones: less airtime, longer batteries)',
       labelNames: ['dr'],
+      registers,
+    }),
+    lorawanDevicesByDataRate: new Gauge({
+      name: 'iotgw_lorawan_devices_by_data_rate',
+      help: 'LoRaWAN devices by the data rate index of their last uplink (ADR moves them up)',
+      labelNames: ['dr'],
+      registers,
+    }),
+    lorawanDevicesByTxPower: new Gauge({
+      name: 'iotgw_lorawan_devices_by_tx_power',
+      help: 'LoRaWAN devices by the TXPower index they confirmed (0 = their maximum power; ADR lowers it where the link allows)',
+      labelNames: ['index'],
       registers,
     }),
     configReloads: new Counter({

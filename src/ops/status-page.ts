@@ -84,6 +84,10 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       <thead><tr><th>device</th><th>source</th><th class="num">last seen</th><th class="num">records</th></tr></thead><tbody></tbody></table></div></section>
     <section><h2>Commands to devices</h2><div class="scroll"><table id="commands">
       <thead><tr><th>commands</th><th class="num">count</th></tr></thead><tbody></tbody></table></div></section>
+    <section id="lorawan-radio" hidden><h2>LoRaWAN devices by data rate and TX power</h2><div class="scroll"><table id="lorawan-rates">
+      <thead><tr><th>data rate</th><th class="num">devices</th><th>TX power index</th><th class="num">devices</th></tr></thead><tbody></tbody></table></div></section>
+    <section id="lorawan-adr" hidden><h2>Recent ADR changes</h2><div class="scroll"><table id="adr-changes">
+      <thead><tr><th>time</th><th>device</th><th>data rate</th><th>TX power index</th><th class="num">NbTrans</th></tr></thead><tbody></tbody></table></div></section>
     <section><h2>Recent rejections</h2><div class="scroll"><table id="rejections">
       <thead><tr><th>time</th><th>source</th><th>reason</th><th>detail</th></tr></thead><tbody></tbody></table></div></section>
   </div>
@@ -177,6 +181,21 @@ function render(s) {
   const commands = s.commands ?? { waiting: {}, byStatus: {} };
   fill("commands", [...Object.entries(commands.waiting).map(([k, v]) => ["waiting, " + k, v]), ...Object.entries(commands.byStatus).map(([k, v]) => [k, v])]
     .map(([k, v]) => [[k], [num(v), "num"]]), "commands off, or none yet", 2);
+  const radio = s.lorawan;
+  $("lorawan-radio").hidden = radio == null;
+  $("lorawan-adr").hidden = radio == null;
+  if (radio != null) {
+    const rates = Object.entries(radio.byDataRate).sort((a, b) => Number(a[0]) - Number(b[0]));
+    const powers = Object.entries(radio.byTxPowerIndex).sort((a, b) => Number(a[0]) - Number(b[0]));
+    const rows = [];
+    for (let i = 0; i < Math.max(rates.length, powers.length); i++) {
+      const r = rates[i], p = powers[i];
+      rows.push([[r ? "DR" + r[0] : ""], [r ? num(r[1]) : "", "num"], [p ? String(p[0]) : ""], [p ? num(p[1]) : "", "num"]]);
+    }
+    fill("lorawan-rates", rows, "no uplinks yet (" + radio.region + ", " + num(radio.devices) + " devices)", 4);
+    fill("adr-changes", radio.recentAdrChanges.slice(0, 20).map((c) => [[new Date(c.atMs).toLocaleTimeString()], [c.devEui],
+      [(c.from.dataRate == null ? "?" : "DR" + c.from.dataRate) + " → DR" + c.to.dataRate], [c.from.txPowerIndex + " → " + c.to.txPowerIndex], [c.from.nbTrans + " → " + c.to.nbTrans, "num"]]), "none yet", 5);
+  }
   fill("rejections", s.rejections.slice(0, 50).map((r) => [[new Date(r.atMs).toLocaleTimeString()], [r.source], [r.reason], [r.detail, "detail"]]), "none", 4);
 }
 let lastOk = 0;

@@ -3,6 +3,7 @@
 // accept path, the last rejections fed from the ingress adapters, the health of every way in (MQTT broker,
 // Semtech UDP, serial radio, TTN links) read when asked, and rates computed from the Prometheus counters
 // between samples. Served as JSON at /api/status; `iotgw status` and the page read it.
+import type { LorawanRadioStatus } from '../ingress/lorawan-server/lorawan-server.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { type BufferStats, oldestAgeSeconds } from '../buffer/record-store.ts';
 import { errorMessage } from '../errors.ts';
@@ -90,6 +91,8 @@ export interface StatusSnapshot {
   readonly commands: { readonly waiting: Readonly<Record<string, number>>; readonly byStatus: Readonly<Record<string, number>> };
   readonly rejections: readonly Rejection[];
   readonly history: { readonly intervalMs: number; readonly samples: readonly StatusSample[] };
+  /** LoRaWAN devices by data rate and TX power, and recent ADR changes; null when LoRaWAN is off. */
+  readonly lorawan: LorawanRadioStatus | null;
 }
 
 export interface StatusOptions {
@@ -111,6 +114,8 @@ export interface StatusDeps {
   readonly waysIn: readonly Pick<Component, 'name' | 'health'>[];
   /** Devices seen and rejections, as the accept path and the ingresses report them. */
   readonly activity: Activity;
+  /** The LoRaWAN network's radio figures; absent (or null) when LoRaWAN is off. */
+  readonly lorawan?: () => LorawanRadioStatus | null;
   readonly nowMs?: () => number;
 }
 
@@ -253,6 +258,7 @@ export function createStatus(options: StatusOptions, deps: StatusDeps): Status {
         commands: { waiting: totals.commandsWaiting, byStatus: totals.commandsByStatus },
         rejections: rejections.toArray().reverse(),
         history: { intervalMs, samples },
+        lorawan: deps.lorawan?.() ?? null,
       };
     },
   };

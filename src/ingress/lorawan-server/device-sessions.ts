@@ -114,6 +114,8 @@ export interface DeviceSessions {
    */
   replaceProfiles(profiles: readonly LorawanDeviceProfile[], persisted: ReadonlyMap<string, string>): DeviceChanges;
   readonly size: number;
+  /** Every device, in no particular order (for status figures). */
+  all(): IterableIterator<LorawanDevice>;
 }
 
 /** What a reload changed, by DevEUI. */
@@ -282,6 +284,7 @@ export function createDeviceSessions(
     get size() {
       return byEui.size;
     },
+    all: () => byEui.values(),
   };
 }
 

@@ -23,6 +23,7 @@ import {
   createLorawanServer,
   type DownlinkPath,
   type DownlinkResult,
+  type LorawanRadioStatus,
   type LorawanServer,
   type MacOptions,
 } from './lorawan-server.ts';
@@ -78,6 +79,10 @@ export interface LorawanNetwork extends Component {
    * devices to start with.
    */
   reloadDevices(profiles: readonly LorawanDeviceProfile[]): Promise<DeviceChanges>;
+  /** The devices' data rates, TX power and recent ADR changes; null before start. */
+  radioStatus(): LorawanRadioStatus | null;
+  /** Sets the devices-by-data-rate and by-TX-power gauges (at each metrics scrape). */
+  refreshGauges(): void;
   readonly deviceCount: number;
 }
 
@@ -228,6 +233,17 @@ export function createLorawanNetwork(options: LorawanNetworkOptions, deps: Loraw
       classes = classesOf(profiles);
       codecs = codecsOf(profiles);
       return changes;
+    },
+
+    radioStatus: () => server?.radioStatus() ?? null,
+
+    refreshGauges() {
+      const status = server?.radioStatus();
+      if (status === undefined) return;
+      metrics.lorawanDevicesByDataRate.reset();
+      metrics.lorawanDevicesByTxPower.reset();
+      for (const [dr, count] of Object.entries(status.byDataRate)) metrics.lorawanDevicesByDataRate.set({ dr }, count);
+      for (const [index, count] of Object.entries(status.byTxPowerIndex)) metrics.lorawanDevicesByTxPower.set({ index }, count);
     },
 
     get deviceCount() {

@@ -26,7 +26,7 @@ import { createFCntRecovery, DEFAULT_FCNT_RECOVERY, type FCntRecoveryOptions, ty
 import type { DeviceSessions, LorawanDevice, Session } from './device-sessions.ts';
 import type { DeduplicatedFrame } from './frame-deduplicator.ts';
 import { createJoinHandler, type JoinRejectReason } from './join-handler.ts';
-import { createMacLayer, initialMacState, type MacLayerOptions, type MacState, readMacState, type UplinkMac } from './mac-layer.ts';
+import { type AdrChange, createMacLayer, initialMacState, type MacLayerOptions, type MacState, readMacState, type UplinkMac } from './mac-layer.ts';
 import { decodePayload } from '../../codecs/payload-codec.ts';
 import { byReceptionQuality, type Reception } from './reception.ts';
 import { buildUplinkValue, gatewayEventTime } from './uplink-record.ts';
@@ -108,6 +108,18 @@ export interface LorawanServer {
   sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult>;
   /** Devices a reload removed: what the server keeps per device goes with them. */
   forgetDevices(devEuis: readonly string[]): void;
+  /** Where the devices' radios stand: data rates, TX power, recent ADR changes. */
+  radioStatus(): LorawanRadioStatus;
+}
+
+/** The devices by the data rate of their last uplink and by the TX power index they confirmed, and the ADR changes they applied lately. */
+export interface LorawanRadioStatus {
+  readonly region: string;
+  readonly devices: number;
+  /** Devices with a session that sent an uplink, by data rate index. */
+  readonly byDataRate: Readonly<Record<string, number>>;
+  readonly byTxPowerIndex: Readonly<Record<string, number>>;
+  readonly recentAdrChanges: readonly AdrChange[];
 }
 
 /** Where a source-less downlink (Class C) is counted. */
@@ -482,7 +494,19 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     }
   }
 
-  return { handleFrame, sendClassC, forgetDevices };
+  function radioStatus(): LorawanRadioStatus {
+    const byDataRate: Record<string, number> = {};
+    const byTxPowerIndex: Record<string, number> = {};
+    for (const device of sessions.all()) {
+      const state = device.session?.mac;
+      if (state == null || state.dataRate === null) continue;
+      byDataRate[state.dataRate] = (byDataRate[state.dataRate] ?? 0) + 1;
+      byTxPowerIndex[state.txPowerIndex] = (byTxPowerIndex[state.txPowerIndex] ?? 0) + 1;
+    }
+    return { region: region.name, devices: sessions.size, byDataRate, byTxPowerIndex, recentAdrChanges: macLayer.recentAdrChanges() };
+  }
+
+  return { handleFrame, sendClassC, forgetDevices, radioStatus };
 }
 
 /** A data downlink of `session` with counter `fcntDown`: an ACK (no FPort), or an application payload. */

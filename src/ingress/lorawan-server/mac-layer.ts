@@ -71,6 +71,8 @@ export interface MacLayerDeps {
 
 /** A session's MAC state: committed with it (see device-sessions.ts), reset by a join. */
 export interface MacState {
+  /** The data rate of its last uplink; null before the first. */
+  dataRate: number | null;
   /** TXPower index the device confirmed; 0 (its maximum power) after a join. */
   txPowerIndex: number;
   /** Transmissions per unconfirmed uplink the device confirmed; 1 after a join. */
@@ -132,6 +134,7 @@ export interface PersistedMacState {
   /** [RX1 delay s, RX1DROffset, RX2 data rate, RX2 Hz] */
   readonly rx?: readonly [number, number, number, number];
   readonly dc?: number;
+  readonly dr?: number | null;
 }
 
 export interface UplinkMac {
@@ -161,7 +164,20 @@ export interface UplinkMacInput {
 
 export interface MacLayer {
   uplink(input: UplinkMacInput): UplinkMac;
+  /** The last ADR changes devices applied, newest first (bounded). */
+  recentAdrChanges(): readonly AdrChange[];
 }
+
+/** One LinkADRReq a device applied: for the status page. */
+export interface AdrChange {
+  readonly atMs: number;
+  readonly devEui: string;
+  readonly from: { readonly dataRate: number | null; readonly txPowerIndex: number; readonly nbTrans: number };
+  readonly to: { readonly dataRate: number; readonly txPowerIndex: number; readonly nbTrans: number };
+}
+
+/** ADR changes kept for the status page. */
+const RECENT_ADR_CHANGES = 50;
 
 const DEFAULT_NB_TRANS = 1;
 /** ChMaskCntl 6 in EU868-like regions: every channel the device has defined on, ChMask ignored (RP002 §2.4.5). */
@@ -172,6 +188,7 @@ export function initialMacState(region: Region, joined: boolean, rx: RxSettings)
   return {
     rx,
     maxDutyCycle: 0,
+    dataRate: null,
     txPowerIndex: 0,
     nbTrans: DEFAULT_NB_TRANS,
     channels: joined || region.extraUplinkChannels.length === 0 || region.cfListType === 1 ? 'all' : 'default',
@@ -203,6 +220,7 @@ export function persistMacState(state: MacState): PersistedMacState {
     ds_at: state.devStatusRequestedAtMs,
     rx: [rx.rx1DelayS, rx.rx1DrOffset, rx.rx2DataRate, rx.rx2FrequencyHz],
     dc: state.maxDutyCycle,
+    dr: state.dataRate,
   };
 }
 
@@ -222,6 +240,7 @@ export function readMacState(value: unknown, initial: MacState): MacState {
     devStatusRequestedAtMs: typeof saved.ds_at === 'number' && Number.isFinite(saved.ds_at) ? saved.ds_at : null,
     rx: readRx(saved.rx, initial.rx),
     maxDutyCycle: int(saved.dc, 15, initial.maxDutyCycle),
+    dataRate: typeof saved.dr === 'number' && Number.isInteger(saved.dr) && saved.dr >= 0 && saved.dr <= 15 ? saved.dr : initial.dataRate,
   };
 }
 
@@ -239,6 +258,8 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
   const { metrics } = deps;
   const log = deps.log;
   const once = createOnceLogger(options.rejectLogIntervalMs, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
+
+  const adrChanges: AdrChange[] = [];
 
   function counted(direction: 'up' | 'down', command: string, result: string): void {
     metrics.lorawanMacCommands.inc({ direction, command, result });
@@ -277,6 +298,8 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
     let mustAnswer = input.frame.fctrl.adrAckReq;
     const best = receptions[0];
     const uplinkDr = best === undefined ? null : region.dataRateFromDatr(best.datr);
+    const previousDr = state.dataRate;
+    if (uplinkDr !== null) state.dataRate = uplinkDr;
 
     for (const command of commands) {
       counted('up', command.command, 'handled');
@@ -305,7 +328,7 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
         state.unreportedDevStatus = { battery: command.battery, marginDb: command.margin, receivedAtMs: deps.nowMs() };
       }
     }
-    settleAdr(state, devEui, commands);
+    settleAdr(state, devEui, commands, previousDr);
     settleNewChannels(state, devEui, commands);
     settleRx(state, devEui, commands);
     state.pending.devStatus = false;
@@ -364,7 +387,7 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
     return best !== undefined && deps.clockTrusted() ? best.receivedAtMs : null;
   }
 
-  function settleAdr(state: MacState, devEui: string, commands: readonly UplinkMacCommand[]): void {
+  function settleAdr(state: MacState, devEui: string, commands: readonly UplinkMacCommand[], previousDr: number | null): void {
     const pending = state.pending.adr;
     state.pending.adr = null;
     const status = linkAdrBlockStatus(commands);
@@ -385,6 +408,13 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
     }
     state.pending.adrUnanswered = 0;
     if (status.powerAck && status.dataRateAck && status.channelMaskAck) {
+      adrChanges.unshift({
+        atMs: deps.nowMs(),
+        devEui,
+        from: { dataRate: previousDr, txPowerIndex: state.txPowerIndex, nbTrans: state.nbTrans },
+        to: { dataRate: pending.dataRate, txPowerIndex: pending.txPowerIndex, nbTrans: pending.nbTrans },
+      });
+      if (adrChanges.length > RECENT_ADR_CHANGES) adrChanges.pop();
       state.txPowerIndex = pending.txPowerIndex;
       state.nbTrans = pending.nbTrans;
       // SNRs measured at the old settings no longer describe the link (chirpstack maccommand/link_adr.rs).
@@ -504,7 +534,7 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
     }));
   }
 
-  return { uplink };
+  return { uplink, recentAdrChanges: () => [...adrChanges] };
 }
 
 function devStatusFields(status: DevStatus): Record<string, unknown> {

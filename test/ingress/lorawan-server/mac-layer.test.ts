@@ -112,6 +112,7 @@ function startServer(options: { mac?: MacOptions; clockTrusted?: boolean; state?
     advanceWallMs(ms: number) {
       wallMs += ms;
     },
+    radio: () => server.radioStatus(),
     send(phyPayload: Buffer, receptions: Reception[] = [reception()]): Promise<void> {
       return server.handleFrame({ phyPayload, receptions, source: 'semtech-udp', firstSeenMono: performance.now() });
     },
@@ -208,6 +209,13 @@ test('ADR: a device at SF12 with a strong link is moved to DR5 and lower power; 
     reception({ datr: 'SF7BW125', snr: 9 }),
   ]);
   assert.equal(await lab.count('lorawanAdr', { result: 'applied' }), 1);
+  // The status page's figures: the device at DR5 now, the change DR0 -> DR5 at full power.
+  const radio = lab.radio();
+  assert.deepEqual([radio.byDataRate, radio.byTxPowerIndex], [{ 5: 1 }, { 0: 1 }]);
+  assert.deepEqual(
+    radio.recentAdrChanges.map(({ devEui, from, to }) => ({ devEui, from, to })),
+    [{ devEui: DEVICE.devEui, from: { dataRate: 0, txPowerIndex: 0, nbTrans: 1 }, to: { dataRate: 5, txPowerIndex: 0, nbTrans: 1 } }],
+  );
   // At DR5 with +9 dB: 9 - (-7.5) - 10 = 6.5 dB, 2 steps of power: TXPower index 2.
   const lower = readDownlink(lab.downlinks[1]);
   assert.deepEqual(lower.commands, [{ command: 'LinkADRReq', dataRate: 5, txPower: 2, chMask: 0, chMaskCntl: 6, nbTrans: 1 }]);
