@@ -29,7 +29,7 @@ import { createAcceptBatcher } from './ingress/accept-batcher.ts';
 import { lorawanNetworkOptionsFromConfig } from './ingress/lorawan-server/lorawan-config.ts';
 import { createLorawanNetwork } from './ingress/lorawan-server/lorawan-network.ts';
 import { createSessionBackup } from './ingress/lorawan-server/session-backup.ts';
-import { sessionBackupOptionsFromConfig } from './ingress/lorawan-server/session-backup-config.ts';
+import { sessionBackupDevicesFromConfig, sessionBackupOptionsFromConfig } from './ingress/lorawan-server/session-backup-config.ts';
 import { createMqttIngress } from './ingress/mqtt-broker/broker.ts';
 import { mqttIngressOptionsFromConfig } from './ingress/mqtt-broker/mqtt-config.ts';
 import { semtechUdpOptionsFromConfig } from './ingress/semtech-udp/semtech-udp-config.ts';
@@ -225,6 +225,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       const { devices, clients } = mqttIngressOptionsFromConfig(next);
       const mqtt = mqttIngress.reloadAccounts({ devices, clients });
       const lorawan = lorawanNetwork === null || lorawanDevices === null ? null : await lorawanNetwork.reloadDevices(lorawanDevices);
+      sessionBackup?.replaceDevices(sessionBackupDevicesFromConfig(next));
       return { mqtt, lorawan };
     },
     mqttAddress: () => mqttIngress.address(),

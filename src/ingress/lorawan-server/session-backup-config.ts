@@ -6,7 +6,7 @@ import { expandVariables } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { ConfigError } from '../../errors.ts';
 import { deviceProfileFromEntry } from './lorawan-config.ts';
-import { configuredDevices } from './session-archive.ts';
+import { type ConfiguredDevice, configuredDevices } from './session-archive.ts';
 import type { SessionBackupOptions } from './session-backup.ts';
 import { readArchiveKeyFile } from './session-key-file.ts';
 
@@ -27,7 +27,12 @@ export function sessionBackupOptionsFromConfig(config: Config, env: NodeJS.Proce
     intervalMs: backup.interval_s * 1000,
     key: keyFile.key,
     gatewayId: config.gateway_id,
-    // Only the activation and ABP keys matter here: no formatter is compiled for it.
-    devices: configuredDevices(lorawan.devices.map((entry) => deviceProfileFromEntry(entry, () => RAW_CODEC))),
+    devices: sessionBackupDevicesFromConfig(config),
   };
+}
+
+/** The configured devices as the backup needs them; again at each reload. */
+export function sessionBackupDevicesFromConfig(config: Config): ReadonlyMap<string, ConfiguredDevice> {
+  // Only the activation and ABP keys matter here: no formatter is compiled for it.
+  return configuredDevices(config.lorawan.devices.map((entry) => deviceProfileFromEntry(entry, () => RAW_CODEC)));
 }

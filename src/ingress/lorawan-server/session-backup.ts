@@ -49,6 +49,8 @@ export type BackupOutcome =
 export interface SessionBackup extends Component {
   /** One backup now (the timer calls it too); never rejects. */
   backupNow(): Promise<BackupOutcome>;
+  /** A reload (SIGHUP): the configured devices from now on (ABP keys in the archive; which sessions a backup must keep). */
+  replaceDevices(devices: ReadonlyMap<string, ConfiguredDevice>): void;
 }
 
 const DEFAULT_FIRST_DELAY_MS = 5_000;
@@ -58,6 +60,7 @@ export function createSessionBackup(options: SessionBackupOptions, deps: Session
   const log = deps.log.child({ component: 'lorawan.session-backup' });
   const { metrics } = deps;
   const nowMs = deps.nowMs ?? Date.now;
+  let devices = options.devices;
   const directory = dirname(options.path);
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<BackupOutcome> | null = null;
@@ -96,7 +99,7 @@ export function createSessionBackup(options: SessionBackupOptions, deps: Session
     }
     const refusal = await checkPrevious(rows);
     if (refusal !== null) return refusal;
-    const { archive } = buildSessionArchive(rows, options.devices, { exportedAtMs: nowMs(), gatewayId: options.gatewayId });
+    const { archive } = buildSessionArchive(rows, devices, { exportedAtMs: nowMs(), gatewayId: options.gatewayId });
     try {
       await writeFileAtomically(options.path, sealSessionArchive(archive, options.key), { mode: 0o600, replace: true });
     } catch (error) {
@@ -124,7 +127,7 @@ export function createSessionBackup(options: SessionBackupOptions, deps: Session
         message: `the last backup ${options.path} cannot be read with lorawan.session_backup.key_file (${previous.problems[0]}), so it is not replaced: it may be the only copy of these sessions. Move it aside to let backups go on`,
       };
     }
-    const lost = previous.archive.devices.filter((device) => device.session !== null && options.devices.has(device.dev_eui) && !rows.has(device.dev_eui));
+    const lost = previous.archive.devices.filter((device) => device.session !== null && devices.has(device.dev_eui) && !rows.has(device.dev_eui));
     if (lost.length === 0) return null;
     return {
       ok: false,
@@ -181,6 +184,9 @@ export function createSessionBackup(options: SessionBackupOptions, deps: Session
   return {
     name: 'lorawan.session-backup',
     backupNow,
+    replaceDevices(next) {
+      devices = next;
+    },
     async start() {
       if (!stopped) return;
       stopped = false;

@@ -258,3 +258,32 @@ test('the backup config: off by default; a missing, malformed or exposed key fil
     /has mode 0640, so other users may read .*chmod 600/,
   );
 });
+
+test('after a reload the backup carries the ABP keys of the config now, not of the start', async (t) => {
+  const dir = tempDir(t);
+  const store = openStore(t, dir);
+  const rekeyed = configuredDevices([
+    {
+      devEui: ABP_EUI,
+      name: 'meter-1',
+      codec: RAW_CODEC,
+      activation: { mode: 'abp', devAddr: '26011bda', nwkSKey: Buffer.alloc(16, 9), appSKey: Buffer.alloc(16, 3) },
+    },
+  ]);
+  // The gateway, reloaded with new keys for the device, has committed the new session's counters.
+  const id = rekeyed.get(ABP_EUI)?.abpSession?.id;
+  assert.ok(id !== undefined);
+  commitState(store, ABP_EUI, JSON.stringify({ v: 1, session: { dev_addr: '26011bda', id, f_cnt_up_next: 3, f_cnt_down: 0 }, dev_nonces: [], join_nonce: 0 }));
+  const path = join(dir, 'sessions.enc');
+  const { backup } = backupOf(store, { path });
+  const abpKeys = () => {
+    const opened = openSessionArchive(readFileSync(path), KEY);
+    assert.ok(opened.ok);
+    return opened.archive.devices.find((device) => device.dev_eui === ABP_EUI)?.session?.nwk_s_key;
+  };
+  assert.deepEqual(await backup.backupNow(), { ok: true, devices: 1 });
+  assert.equal(abpKeys(), null, 'the keys of the start do not make that session');
+  backup.replaceDevices(rekeyed);
+  assert.deepEqual(await backup.backupNow(), { ok: true, devices: 1 });
+  assert.equal(abpKeys(), '09'.repeat(16));
+});
