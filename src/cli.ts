@@ -7,7 +7,7 @@ import { ConfigError, EXIT_CONFIG, errorMessage, needsOperator } from './errors.
 import { hashPassword } from './ingress/mqtt-broker/password-hash.ts';
 import { createGateway } from './main.ts';
 import { configAdvice } from './config/advice.ts';
-import { checkFormatters } from './config/formatter-check.ts';
+import { startTimeIssues } from './config/start-checks.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { CommandError } from './ops/commands/command-error.ts';
@@ -332,16 +332,24 @@ function lorawanSessionsImport(values: OptionValues, files: readonly string[], i
   );
 }
 
+/** ', LoRaWAN US915 sub-band 2 on UDP 0.0.0.0:1700, 12 devices' when LoRaWAN is on. */
+function lorawanSummary(config: Config): string {
+  const { lorawan } = config;
+  if (!lorawan.enabled) return '';
+  const subBand = lorawan.region === 'US915' || lorawan.region === 'AU915' ? ` sub-band ${lorawan.sub_band}` : '';
+  return `, LoRaWAN ${lorawan.region}${subBand} on UDP ${lorawan.udp.host}:${lorawan.udp.port}, ${lorawan.devices.length} devices`;
+}
+
 function configCheck(configPath: string | undefined): void {
   const config = readConfig(configPath);
   const source = configPath ?? process.env.IOTGW_CONFIG ?? 'built-in defaults';
-  const formatterIssues = checkFormatters(config, createLogger({ level: 'silent', gatewayId: config.gateway_id }));
-  if (formatterIssues.length > 0) {
-    process.stderr.write(`iotgw: ${new ConfigError(source, formatterIssues).message}\n`);
+  const issues = startTimeIssues(config, createLogger({ level: 'silent', gatewayId: config.gateway_id }));
+  if (issues.length > 0) {
+    process.stderr.write(`iotgw: ${new ConfigError(source, issues).message}\n`);
     process.exit(EXIT_CONFIG);
   }
   process.stdout.write(
-    `configuration OK (${source}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
+    `configuration OK (${source}): gateway ${config.gateway_id}, MQTT ${config.mqtt.host}:${config.mqtt.port}${lorawanSummary(config)}, Kafka ${config.kafka.brokers.join(',')} -> ${config.kafka.topic}, buffer ${config.buffer.path}\n`,
   );
   for (const note of configAdvice(config)) process.stdout.write(`note: ${note}\n`);
 }

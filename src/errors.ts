@@ -34,11 +34,14 @@ export class BufferFullError extends GatewayError {
 
 /** The configuration cannot be used. `issues` name the key and the problem, one per line. */
 export class ConfigError extends Error {
+  /** The file, or the key, the issues are about. */
+  readonly source: string;
   readonly issues: readonly string[];
 
   constructor(source: string, issues: readonly string[]) {
     super(`invalid configuration in ${source}:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`);
     this.name = 'ConfigError';
+    this.source = source;
     this.issues = issues;
   }
 }

@@ -209,7 +209,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       await clockTrust.start();
       await startAll(components);
       started = true;
-      log.info({ gatewayId: config.gateway_id, kafka: config.kafka.brokers, topic: config.kafka.topic }, 'iotgw started');
+      const lorawan = config.lorawan.enabled ? { region: config.lorawan.region, subBand: config.lorawan.sub_band, devices: lorawanNetwork?.deviceCount } : null;
+      log.info({ gatewayId: config.gateway_id, kafka: config.kafka.brokers, topic: config.kafka.topic, lorawan }, 'iotgw started');
     },
     async stop() {
       clockTrust.stop();

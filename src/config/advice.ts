@@ -15,7 +15,9 @@ export function configAdvice(config: Config, env: NodeJS.ProcessEnv = process.en
       `mqtt.allow_anonymous is true on ${mqtt.host}:${mqtt.port}: any client that reaches this port may publish as a device of its choosing (except the ones listed in mqtt.devices). For production set it to false and give each device an identity: iotgw device add ID --config FILE`,
     );
   }
-  if (!mqtt.allow_anonymous && mqtt.devices.length === 0 && mqtt.clients.length === 0 && mqtt.tls.ca_file === '') {
+  // A LoRaWAN-only box (LoRaWAN or TTN on) needs no MQTT devices: no note for it.
+  const otherWaysIn = config.lorawan.enabled || config.ttn.enabled || config.serial.enabled;
+  if (!mqtt.allow_anonymous && mqtt.devices.length === 0 && mqtt.clients.length === 0 && mqtt.tls.ca_file === '' && !otherWaysIn) {
     notes.push(
       'no MQTT devices are listed and anonymous access is off: every MQTT client is refused until you add one with: iotgw device add ID --config FILE (it prints the password and a mosquitto_pub line to try it)',
     );

@@ -1,7 +1,8 @@
 // `systemctl reload iotgw` (SIGHUP): the config file is read again and its device lists (mqtt.devices,
 // mqtt.clients, lorawan.devices and lorawan.devices_file) are applied to the running gateway; connections and
 // records in flight are untouched. A config that does not load changes nothing: the running one stays and the
-// log says why. Every other key needs a restart: a changed one is named in the log, not applied.
+// log says why. Every other key needs a restart: one that differs from what the process started with is named
+// in the log at every reload until a restart applies it.
 // Reloads run one at a time; SIGHUPs during one are folded into one more reload after it.
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../core/log.ts';
@@ -42,7 +43,6 @@ const LISTED_IDS = 20;
 
 export function createConfigReload(initial: Config, deps: ConfigReloadDeps): ConfigReload {
   const { log, metrics } = deps;
-  let current = initial;
   let running: Promise<void> | null = null;
   let again = false;
 
@@ -58,7 +58,8 @@ export function createConfigReload(initial: Config, deps: ConfigReloadDeps): Con
         log.error({ err: error }, `reload refused, the running config stays: ${error.message}`);
         return;
       }
-      const needRestart = changedKeys(current, next).filter((key) => !RELOADABLE_KEYS.some((reloadable) => isAtOrBelow(key, reloadable)));
+      // Compared with the start: those keys are still what the process started with, whatever reloads came between.
+      const needRestart = changedKeys(initial, next).filter((key) => !RELOADABLE_KEYS.some((reloadable) => isAtOrBelow(key, reloadable)));
       let applied: DeviceReload;
       try {
         applied = await deps.reloadDevices(next);
@@ -68,7 +69,6 @@ export function createConfigReload(initial: Config, deps: ConfigReloadDeps): Con
         log.error({ err: error }, `reload refused, the running config stays: ${error.message}`);
         return;
       }
-      current = next;
       metrics.configReloads.inc({ result: 'applied' });
       log.info(summaryFields(applied), `reload applied: ${summaryText(applied)}`);
       if (needRestart.length > 0) {

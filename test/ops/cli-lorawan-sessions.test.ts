@@ -350,6 +350,17 @@ test('import refuses a damaged, altered or foreign file and a wrong or missing k
   assert.match(invalid.stderr, /devices\[0\] \(70b3d57ed0000101\)\.session\.nwk_s_key: expected 32 hex digits/);
   assert.equal(existsSync(target), false, 'nothing written by any refused import');
 
+  // A config whose devices were not restored: nothing to import into, said loudly, nothing written.
+  const bare = join(dir, 'bare.yaml');
+  writeFileSync(bare, `buffer:\n  path: ${target}\n`);
+  const noDevices = await iotgw(['lorawan', 'sessions', 'import', sealed, '--key-file', key, '--config', bare]);
+  assert.equal(noDevices.status, 2);
+  assert.match(
+    noDevices.stderr,
+    /none of the 3 devices in .*sessions\.enc is in this config \(and lorawan\.enabled is not true\), so nothing was imported: restore lorawan\.devices/,
+  );
+  assert.equal(existsSync(target), false);
+
   const imported = await importing(sealed, '--key-file', key);
   assert.equal(imported.status, 0, imported.stderr);
   assert.match(imported.stdout, new RegExp(`${stranger} OTAA .*: not in the config: skipped \\(--all imports it anyway\\)`));

@@ -84,10 +84,23 @@ test('a config that does not load, or a formatter that does not compile, is refu
   assert.match(String(refusals[0]?.msg), /mqtt\.port/);
   assert.match(String(refusals[1]?.msg), /formatter_file/);
   assert.deepEqual(lab.notified, ['RELOADING=1', 'READY=1', 'RELOADING=1', 'READY=1'], 'READY=1 also after a refusal: systemd must not hang in reloading');
-  // The third reload compares against the config that was running, not a refused one.
+  // The third reload compares against the config the process started with, not a refused one.
   await lab.reload.reload();
   const restart = lab.logs.lines().find((line) => String(line.msg).includes('apply only at a restart'));
   assert.deepEqual(restart?.keys, ['kafka.topic']);
+});
+
+test('a key that needs a restart is named at every reload until the file matches what runs again', async () => {
+  const started = configWith({});
+  let next = configWith({ KAFKA__TOPIC: 'other.topic' });
+  const lab = driver(started, () => next);
+  const restartLines = () => lab.logs.lines().filter((line) => String(line.msg).includes('apply only at a restart'));
+  await lab.reload.reload();
+  await lab.reload.reload();
+  assert.equal(restartLines().length, 2, 'still not applied: said again');
+  next = configWith({});
+  await lab.reload.reload();
+  assert.equal(restartLines().length, 2, 'the file is back to what runs: nothing to say');
 });
 
 test('SIGHUPs during a reload fold into one more reload after it', async () => {

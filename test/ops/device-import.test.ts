@@ -439,4 +439,8 @@ test("a The Things Stack device of another region than lorawan.region is refused
     devicesOf(us.config).map((entry) => entry.dev_eui),
     ['70b3d57ed0000011'],
   );
+  // The same device into a gateway on sub-band 1: refused, its radios would not hear it.
+  const us1 = site(t, CONFIG_TEXT.replace('  enabled: true\n', '  enabled: true\n  region: US915\n  sub_band: 1\n'));
+  const wrongBand = runImport(us1.config, file, { skipInvalid: true });
+  assert.match(wrongBand.stderr, /70b3d57ed0000011: frequency_plan_id: US_902_928_FSB_2 is sub-band 2, this gateway's lorawan\.sub_band is 1/i);
 });

@@ -19,6 +19,7 @@ export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecF
     dwellTime400ms: lorawan.dwell_time_400ms,
   });
   if (region === null) throw new ConfigError('lorawan.region', [`${lorawan.region} is not implemented`]);
+  macChecks(lorawan, region);
   return {
     region,
     netId: lorawan.net_id,
@@ -62,6 +63,32 @@ export function deviceProfileFromEntry(entry: Omit<LorawanDeviceEntry, 'class'> 
   };
 }
 
+/** Where a region's downlinks may go, MHz (RP002-1.0.3 band edges): an RX2 frequency outside is a config error. */
+const DOWNLINK_BANDS_MHZ: Readonly<Record<string, readonly [number, number]>> = {
+  EU868: [863, 870],
+  US915: [923.3, 927.5],
+  AU915: [923.3, 927.5],
+  AS923: [915, 928],
+  IN865: [865, 867],
+  KR920: [920.9, 923.3],
+};
+
+/** lorawan.adr and dev_status_interval_s, checked against the region and each other. */
+function macChecks(lorawan: Config['lorawan'], region: Region): void {
+  const problems: string[] = [];
+  const { min_data_rate: min, max_data_rate: max } = lorawan.adr;
+  if (min > max) problems.push(`adr.min_data_rate ${min} is above adr.max_data_rate ${max}`);
+  const fastest = Math.max(...region.uplinkDataRates);
+  if (min > fastest) problems.push(`adr.min_data_rate ${min}: ${region.name}'s uplink data rates end at DR${fastest}`);
+  const interval = lorawan.dev_status_interval_s;
+  if (interval > 0 && interval < 600) {
+    problems.push(
+      `dev_status_interval_s ${interval}: each DevStatusReq is a downlink that costs airtime; ask at most every 600 s (a day, 86400, is usual), or 0 for never`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError('lorawan', problems);
+}
+
 /** lorawan.rx_windows, checked against the region: a data rate it lacks or an offset past its table is a config error. */
 function rxWindowsOf(windows: Config['lorawan']['rx_windows'], region: Region): Partial<RxSettings> {
   const problems: string[] = [];
@@ -71,6 +98,11 @@ function rxWindowsOf(windows: Config['lorawan']['rx_windows'], region: Region): 
   if (rx2 !== undefined && region.dataRates.get(rx2)?.downlink !== true) {
     const rates = [...region.dataRates].filter(([, rate]) => rate.downlink).map(([index]) => index);
     problems.push(`rx2_data_rate ${rx2}: ${region.name}'s downlink data rates are ${rates.join(', ')}`);
+  }
+  const frequency = windows.rx2_frequency_hz;
+  const band = DOWNLINK_BANDS_MHZ[region.name.startsWith('AS923') ? 'AS923' : region.name];
+  if (frequency !== undefined && band !== undefined && (frequency < band[0] * 1e6 || frequency > band[1] * 1e6)) {
+    problems.push(`rx2_frequency_hz ${frequency}: outside ${region.name}'s ${band[0]}-${band[1]} MHz; a gateway must not transmit there`);
   }
   if (problems.length > 0) throw new ConfigError('lorawan.rx_windows', problems);
   return {

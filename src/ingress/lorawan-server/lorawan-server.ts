@@ -178,6 +178,25 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     return session.mac;
   }
 
+  const planHz = new Set(region.uplinkChannels.map((channel) => channel.frequencyHz));
+  const offPlanLog = createOnceLogger(options.rejectLogIntervalMs, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
+
+  /**
+   * US915/AU915: a frame on a channel outside lorawan.sub_band is still handled (a device may roam channels
+   * before its join), but it says the device, or the packet forwarder's radios, are set up for another sub-band:
+   * then joins and downlinks go wrong. Logged once per frequency and interval.
+   */
+  function noteOffPlan(receptions: readonly Reception[]): void {
+    if (region.subBand === null) return;
+    for (const { frequencyHz, gatewayEui } of receptions) {
+      if (planHz.has(frequencyHz) || !offPlanLog.shouldLog(String(frequencyHz))) continue;
+      log.warn(
+        { frequencyHz, gatewayEui, subBand: region.subBand },
+        `a frame on ${frequencyHz / 1e6} MHz, outside ${region.name} sub-band ${region.subBand} (lorawan.sub_band): the device or the packet forwarder's radios are set up for another sub-band; set both to the same one (README: LoRaWAN network server)`,
+      );
+    }
+  }
+
   /** Whether a gateway that heard the uplink can send in its receive windows (a serial radio cannot). */
   function canAnswer(receptions: readonly Reception[]): boolean {
     return receptions.some((reception) => reception.timestampUs !== null && deps.downlink?.canReach(reception.gatewayEui) === true);
@@ -195,6 +214,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
           `${parsed.message} (${frame.phyPayload.length} bytes from gateway ${frame.receptions[0]?.gatewayEui})`,
         );
       const receptions = [...frame.receptions].sort(byReceptionQuality);
+      noteOffPlan(receptions);
       const phy = parsed.frame;
       if (phy.kind === 'join-request') return await joins.handleJoinRequest(phy, receptions, source);
       if (phy.kind === 'data' && phy.direction === 'up') return await handleUplink(phy, receptions, source);

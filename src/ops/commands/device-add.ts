@@ -89,6 +89,8 @@ export interface LorawanTarget {
   readonly lorawanEnabled: boolean;
   /** lorawan.region of the config (EU868 when unset). */
   readonly region: string;
+  /** lorawan.sub_band of the config (2 when unset; US915/AU915 only). */
+  readonly subBand: number;
   /** Appends the entries to the target list and replaces its file atomically (one write for any number). */
   appendAndWrite(entries: readonly DeviceEntry[]): void;
 }
@@ -117,6 +119,7 @@ export function openLorawanTarget(configPath: string, env: NodeJS.ProcessEnv = p
     lists,
     lorawanEnabled: config.getIn(['lorawan', 'enabled']) === true,
     region: String(config.getIn(['lorawan', 'region']) ?? 'EU868'),
+    subBand: Number(config.getIn(['lorawan', 'sub_band']) ?? 2),
     appendAndWrite(entries) {
       if (fileDocument !== null && devicesFile !== null) {
         appendToList(fileDocument, [], entries);

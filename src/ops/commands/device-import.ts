@@ -21,6 +21,8 @@ type ImportFormat = (typeof IMPORT_FORMATS)[number];
 /** What a reader checks rows against: the config's region. */
 export interface ImportContext {
   readonly region: string;
+  /** lorawan.sub_band (US915/AU915). */
+  readonly subBand: number;
 }
 
 const READERS: Readonly<Record<ImportFormat, (text: string, file: string, context: ImportContext) => ImportRow[]>> = {
@@ -86,7 +88,7 @@ export function deviceImportCommand(input: DeviceImportInput, io: Io, env: NodeJ
   const text = readImportFile(file);
   const format = importFormat(file, text, input.format);
   const target = openLorawanTarget(input.configPath, env);
-  const rows = READERS[format](text, file, { region: target.region });
+  const rows = READERS[format](text, file, { region: target.region, subBand: target.subBand });
   if (rows.length === 0) throw new CommandError(`${file}: no devices in the file (read as ${format})`, 2);
   const defaults: DeviceEntry = formatterFile === undefined ? { codec } : { codec, formatter_file: formatterFile };
   const checked = checkRows(rows, target, defaults);

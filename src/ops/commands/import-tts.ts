@@ -20,7 +20,7 @@ import { splitJsonValues } from './json-values.ts';
 const EXPORT_HINT =
   'export each device with `ttn-lw-cli end-devices get APP_ID DEVICE_ID --all` as a user or API key allowed to read device keys (`end-devices list` returns registry fields only, never keys)';
 
-export function readTtsDevices(text: string, file: string, context: ImportContext = { region: 'EU868' }): ImportRow[] {
+export function readTtsDevices(text: string, file: string, context: ImportContext = { region: 'EU868', subBand: 2 }): ImportRow[] {
   return splitJsonValues(text, file).map(({ line, text: valueText }) => {
     let device: unknown;
     try {
@@ -32,11 +32,11 @@ export function readTtsDevices(text: string, file: string, context: ImportContex
       row.problem('JSON', `malformed: ${message.replace(/ in JSON at position.*$/, '')}; fix the file (or export it again)`);
       return row.finish(null);
     }
-    return ttsRow(line, device, context.region);
+    return ttsRow(line, device, context);
   });
 }
 
-function ttsRow(line: number, device: unknown, region: string): ImportRow {
+function ttsRow(line: number, device: unknown, context: ImportContext): ImportRow {
   const row = createRowBuilder(line);
   if (!isObject(device)) {
     row.problem('device', 'not a JSON object: expected an end device of The Things Stack ({"ids": {...}, ...})');
@@ -45,7 +45,7 @@ function ttsRow(line: number, device: unknown, region: string): ImportRow {
   const devEui = row.hex('ids.dev_eui', at(device, 'ids', 'dev_eui'), 16, 'DevEUI');
   row.setDevEui(devEui);
   const name = row.name('ids.device_id', at(device, 'ids', 'device_id'));
-  checkSupported(row, device, region);
+  checkSupported(row, device, context);
   const otaa = isOtaa(device);
   const keys = otaa ? otaaKeys(row, device) : abpKeys(row, device);
   if (devEui === undefined || keys === undefined) return row.finish(null);
@@ -59,7 +59,8 @@ function ttsRow(line: number, device: unknown, region: string): ImportRow {
 }
 
 /** What iotgw cannot run: LoRaWAN 1.1, other regions, multicast groups, 16-bit counters that would wrap. */
-function checkSupported(row: RowBuilder, device: Record<string, unknown>, region: string): void {
+function checkSupported(row: RowBuilder, device: Record<string, unknown>, context: ImportContext): void {
+  const { region } = context;
   const version = at(device, 'lorawan_version');
   if (typeof version === 'string' && /^(MAC_V)?1[._]1/.test(version)) {
     row.problem('lorawan_version', `${printable(version, 40)}: iotgw speaks LoRaWAN 1.0.x only; leave this device on its network server`);
@@ -74,6 +75,15 @@ function checkSupported(row: RowBuilder, device: Record<string, unknown>, region
         'frequency_plan_id',
         `${printable(plan, 40)} is ${planRegion}, this gateway's lorawan.region is ${region}: import it into a gateway of that region, or leave it on its network server`,
       );
+    } else {
+      // US_902_928_FSB_2 is sub-band 2: a device on another one is not heard by this gateway's radios.
+      const subBand = /_FSB_(\d)\b/.exec(plan)?.[1];
+      if (subBand !== undefined && Number(subBand) !== context.subBand) {
+        row.problem(
+          'frequency_plan_id',
+          `${printable(plan, 40)} is sub-band ${subBand}, this gateway's lorawan.sub_band is ${context.subBand}: its radios would not hear the device; import it into a gateway on sub-band ${subBand}`,
+        );
+      }
     }
   }
   if (device.multicast === true) row.problem('multicast', 'a multicast group is not a device; leave it out of the import');

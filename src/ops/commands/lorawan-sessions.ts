@@ -207,6 +207,14 @@ export async function sessionsImportCommand(config: Config, input: SessionsImpor
   const devices = configured(config);
   const verdicts = archive.devices.map((device) => ({ device, verdict: verdictFor(device, devices.get(device.dev_eui), input.all) }));
   const path = config.buffer.path;
+  if (archive.devices.length > 0 && verdicts.every(({ verdict }) => verdict.kind === 'skip')) {
+    const lorawanOff = config.lorawan.enabled ? '' : ' (and lorawan.enabled is not true)';
+    throw new CommandError(
+      `none of the ${archive.devices.length} devices in ${file} is in this config${lorawanOff}, so nothing was imported: restore lorawan.devices or lorawan.devices_file first (or give --all to keep their sessions until they are added)`,
+      2,
+    );
+  }
+  if (!opened.sealed && key !== null) io.stdout.write(`note: ${file} is a plain export, not encrypted: --key-file was not needed\n`);
 
   let buffer: ExclusiveBuffer | null = null;
   let existing: ReadonlyMap<string, string> = new Map();
