@@ -223,7 +223,7 @@ async function runCommand(command: () => void | Promise<void>): Promise<void> {
   } catch (error) {
     if (!(error instanceof CommandError)) throw error;
     process.stderr.write(`iotgw: ${error.message}\n`);
-    if (error.exitCode === 2) process.stderr.write("Run 'iotgw --help' for usage.\n");
+    if (error.usage) process.stderr.write("Run 'iotgw --help' for usage.\n");
     process.exitCode = error.exitCode;
   }
 }

@@ -7,7 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { errorMessage } from '../../errors.ts';
 import { lorawan } from '../../config/schema-ingress.ts';
-import { CommandError } from './command-error.ts';
+import { CommandError, inputError } from './command-error.ts';
 import { type DeviceEntry, entryHex, type LorawanCodec, type LorawanTarget, openLorawanTarget } from './device-add.ts';
 import { readChirpstackDevices } from './import-chirpstack.ts';
 import type { ImportRow } from './import-rows.ts';
@@ -89,7 +89,7 @@ export function deviceImportCommand(input: DeviceImportInput, io: Io, env: NodeJ
   const format = importFormat(file, text, input.format);
   const target = openLorawanTarget(input.configPath, env);
   const rows = READERS[format](text, file, { region: target.region, subBand: target.subBand });
-  if (rows.length === 0) throw new CommandError(`${file}: no devices in the file (read as ${format})`, 2);
+  if (rows.length === 0) throw inputError(`${file}: no devices in the file (read as ${format})`);
   const defaults: DeviceEntry = formatterFile === undefined ? { codec } : { codec, formatter_file: formatterFile };
   const checked = checkRows(rows, target, defaults);
   report(checked, { file, format, total: rows.length, target, dryRun: input.dryRun, skipInvalid: input.skipInvalid }, io);
@@ -99,12 +99,12 @@ function readImportFile(file: string): string {
   try {
     const { size } = statSync(file);
     if (size > MAX_IMPORT_BYTES) {
-      throw new CommandError(`${file}: ${size} bytes is more than device import reads at once (${MAX_IMPORT_BYTES}); split the file and import the parts`, 2);
+      throw inputError(`${file}: ${size} bytes is more than device import reads at once (${MAX_IMPORT_BYTES}); split the file and import the parts`);
     }
     return readFileSync(file, 'utf8');
   } catch (error) {
     if (error instanceof CommandError) throw error;
-    throw new CommandError(`cannot read ${file}: ${errorMessage(error)}`, 2);
+    throw inputError(`cannot read ${file}: ${errorMessage(error)}`);
   }
 }
 
@@ -215,9 +215,9 @@ function report({ accepted, refused }: Checked, options: ReportOptions, io: Io):
   if (refused.length > 0 && !options.skipInvalid) {
     const valid = accepted.length === 1 ? 'the 1 valid one' : `the ${accepted.length} valid ones`;
     const skip = accepted.length === 0 ? '' : `, or give --skip-invalid to add ${valid}`;
-    throw new CommandError(`${prefix}0 added, ${refused.length} of ${total} refused, so ${target.path} is unchanged: fix the rows above${skip}`, 2);
+    throw inputError(`${prefix}0 added, ${refused.length} of ${total} refused, so ${target.path} is unchanged: fix the rows above${skip}`);
   }
-  if (accepted.length === 0) throw new CommandError(`${prefix}0 added, all ${total} refused: ${target.path} is unchanged`, 2);
+  if (accepted.length === 0) throw inputError(`${prefix}0 added, all ${total} refused: ${target.path} is unchanged`);
   const otaa = accepted.filter((entry) => entry.app_key !== undefined).length;
   const kinds = `${otaa} OTAA, ${accepted.length - otaa} ABP`;
   if (options.dryRun) {

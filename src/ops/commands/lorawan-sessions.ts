@@ -26,7 +26,7 @@ import {
 } from '../../ingress/lorawan-server/session-archive.ts';
 import { readArchiveKeyFile } from '../../ingress/lorawan-server/session-key-file.ts';
 import { writeFileAtomically } from '../../shared/atomic-file.ts';
-import { CommandError } from './command-error.ts';
+import { CommandError, inputError } from './command-error.ts';
 import type { Io } from './ops-commands.ts';
 
 export const LORAWAN_SESSIONS_HELP = `iotgw lorawan sessions export [--out FILE | --out -] [--key-file KEY] --config FILE
@@ -89,7 +89,7 @@ function configured(config: Config): ReadonlyMap<string, ConfiguredDevice> {
 function keyFrom(path: string | undefined, io: Io): Buffer | null {
   if (path === undefined) return null;
   const file = readArchiveKeyFile(path);
-  if (!file.ok) throw new CommandError(`--key-file: ${file.problem}`, 2);
+  if (!file.ok) throw inputError(`--key-file: ${file.problem}`);
   if (file.exposed) io.stderr.write(`warning: ${path} has mode ${file.mode.toString(8).padStart(4, '0')}: other users may read the key (chmod 600 ${path})\n`);
   return file.key;
 }
@@ -124,9 +124,13 @@ export async function sessionsExportCommand(config: Config, input: SessionsExpor
     try {
       await writeFileAtomically(out, bytes, { mode: 0o600, replace: false });
     } catch (error) {
-      const exists = (error as { code?: unknown }).code === 'EEXIST';
+      const code = (error as { code?: unknown }).code;
       throw new CommandError(
-        exists ? `${out} exists: an export never replaces a file; give another name or remove it first` : `cannot write ${out}: ${errorMessage(error)}`,
+        code === 'EEXIST'
+          ? `${out} exists: an export never replaces a file; give another name or remove it first`
+          : code === 'ENOENT'
+            ? `cannot write ${out}: the directory ${dirname(out)} does not exist (a USB stick not mounted?)`
+            : `cannot write ${out}: ${errorMessage(error)}`,
       );
     }
   }
@@ -196,11 +200,10 @@ export async function sessionsImportCommand(config: Config, input: SessionsImpor
   if (!opened.ok) {
     const lines = opened.problems.slice(0, 50);
     const more = opened.problems.length > lines.length ? `\n  ... and ${opened.problems.length - lines.length} more` : '';
-    throw new CommandError(
+    throw inputError(
       lines.length === 1
         ? `${file} is refused, nothing was imported: ${lines[0]}`
         : `${file} is refused, nothing was imported:\n  ${lines.join('\n  ')}${more}`,
-      2,
     );
   }
   const { archive } = opened;
@@ -209,9 +212,8 @@ export async function sessionsImportCommand(config: Config, input: SessionsImpor
   const path = config.buffer.path;
   if (archive.devices.length > 0 && verdicts.every(({ verdict }) => verdict.kind === 'skip')) {
     const lorawanOff = config.lorawan.enabled ? '' : ' (and lorawan.enabled is not true)';
-    throw new CommandError(
+    throw inputError(
       `none of the ${archive.devices.length} devices in ${file} is in this config${lorawanOff}, so nothing was imported: restore lorawan.devices or lorawan.devices_file first (or give --all to keep their sessions until they are added)`,
-      2,
     );
   }
   if (!opened.sealed && key !== null) io.stdout.write(`note: ${file} is a plain export, not encrypted: --key-file was not needed\n`);
