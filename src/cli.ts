@@ -425,4 +425,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
+// `iotgw ... | head`: a reader that closes the pipe early is not an error of ours.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 await main(process.argv.slice(2));

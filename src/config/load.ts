@@ -85,7 +85,7 @@ function readYamlFile(path: string): Record<string, unknown> {
   if (document.errors.length > 0) {
     throw new ConfigError(
       path,
-      document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]}`),
+      document.errors.map((error) => `YAML syntax: ${yamlErrorText(error, text)}`),
     );
   }
   let value: unknown;
@@ -189,6 +189,14 @@ function readSecretFile(key: string, file: string, env: NodeJS.ProcessEnv, issue
 interface DevicesFileSpan {
   readonly path: string;
   readonly firstIndex: number;
+}
+
+/** The yaml library's first message line, without its trailing colon, with the offending line quoted. */
+function yamlErrorText(error: { message: string; linePos?: readonly { line: number; col: number }[] }, text: string): string {
+  const first = (error.message.split('\n')[0] ?? '').replace(/:\s*$/, '');
+  const line = error.linePos?.[0]?.line;
+  const source = line === undefined ? undefined : text.split('\n')[line - 1]?.trim();
+  return source === undefined || source === '' ? first : `${first}: "${source.slice(0, 80)}"`;
 }
 
 /** `lorawan.devices_file` holds a YAML list of devices; they are appended to lorawan.devices. */

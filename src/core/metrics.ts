@@ -218,7 +218,7 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     }),
     lorawanDownlinks: new Counter({
       name: 'iotgw_lorawan_downlinks_total',
-      help: 'Class-A downlinks (join-accepts, ACKs) by kind, receive window and result',
+      help: 'LoRaWAN downlinks (join-accepts, ACKs, MAC commands, commands; Class A windows rx1/rx2 and Class C) by kind, window and result (sent, failed, no-route, too-large, duty-cycle)',
       labelNames: ['kind', 'window', 'result'],
       registers,
     }),

@@ -43,6 +43,7 @@ const LISTED_IDS = 20;
 
 export function createConfigReload(initial: Config, deps: ConfigReloadDeps): ConfigReload {
   const { log, metrics } = deps;
+  for (const result of ['applied', 'refused']) metrics.configReloads.inc({ result }, 0);
   let running: Promise<void> | null = null;
   let again = false;
 

@@ -260,6 +260,8 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
   const once = createOnceLogger(options.rejectLogIntervalMs, undefined, deps.logBudget === undefined ? {} : { budget: deps.logBudget });
 
   const adrChanges: AdrChange[] = [];
+  // Every outcome exists from the start at 0, so an alert on a rate of refusals has a series to read.
+  for (const result of ['requested', 'applied', 'refused', 'unanswered']) metrics.lorawanAdr.inc({ result }, 0);
 
   function counted(direction: 'up' | 'down', command: string, result: string): void {
     metrics.lorawanMacCommands.inc({ direction, command, result });
