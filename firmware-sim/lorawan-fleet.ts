@@ -1,7 +1,9 @@
 // Runs a simulated LoRaWAN network against the gateway's Semtech UDP port: G packet forwarders and N
 // Class-A devices with real crypto. OTAA devices join first; every device then sends the fleet.ts readings
 // of its kind, some confirmed, some heard by two forwarders, and on request a few replays of old frames and
-// forged MICs. Devices act on the commands iotgw sends in their receive windows (firmware/lorawan-firmware.ts).
+// forged MICs. Devices act on the commands iotgw sends in their receive windows (firmware/lorawan-firmware.ts)
+// and on its MAC commands (firmware/lorawan-mac.ts): ADR moves their data rate and TX power, which their radio
+// link (transports/radio-link.ts: a path loss per device) turns into the SNR the forwarders report, or a lost frame.
 // The region (EU868 unless told otherwise) decides their channels, data rates and receive windows.
 // The report says, per device, what went on air and what came back (commands too), so a test can compare it
 // with what reached Kafka. A composition of: the fleet state (state/lorawan-fleet-state.ts, and the --state
@@ -13,6 +15,7 @@ import { createPacer } from './schedulers/pacer.ts';
 import {
   configEntry,
   createMembers,
+  type DeviceFrameEvent,
   deviceReport,
   fleetIdentities,
   fleetProgress,
@@ -28,9 +31,14 @@ import {
 import { readStateFile, writeStateFile } from './state/lorawan-state-file.ts';
 import { createLorawanAir, type LorawanAir } from './transports/lorawan-air.ts';
 import type { FleetCodec, SavedDeviceState } from './transports/lorawan-device.ts';
+import type { PathLossSpread } from './transports/radio-link.ts';
 
 export type {
+  AdrChange,
+  DeviceFrameEvent,
   DeviceReport,
+  MacActivity,
+  RadioReport,
   FrameKind,
   LorawanDeviceConfigEntry,
   LorawanFleetProgress,
@@ -87,11 +95,25 @@ export interface LorawanFleetOptions {
   readonly rejoin?: boolean;
   /** Aborting stops new transmissions and waits no longer for ACKs or join-accepts. */
   readonly signal?: AbortSignal;
+  /** Devices set the ADR bit and follow LinkADRReq (and back off after ADR_ACK_LIMIT uplinks without a downlink). Default true. */
+  readonly adr?: boolean;
+  /** Every device's path loss to its home forwarder, dB, or a range each device's is drawn from (seeded). Default 115..142 dB. */
+  readonly pathLossDb?: number | PathLossSpread;
+  /** +/- dB of jitter on each frame's signal. Default 0.5. */
+  readonly linkJitterDb?: number;
+  /** The data rate every device starts at; default the fastest its link carries at full power with 8 dB to spare. */
+  readonly initialDataRate?: number;
+  /** Each device asks DeviceTimeReq in the first uplink of its session. Default false. */
+  readonly deviceTime?: boolean;
+  /** Each device asks LinkCheckReq every N uplinks; 0 = never (default). */
+  readonly linkCheckEveryUplinks?: number;
 }
 
 export interface LorawanFleetHooks {
   /** About once per second. */
   onProgress?(progress: LorawanFleetProgress): void;
+  /** After each frame a device sends (not the replays and forgeries): what went on air; the device's link can be changed here. */
+  onFrame?(event: DeviceFrameEvent): void;
 }
 
 const PROGRESS_MS = 1_000;
@@ -117,7 +139,7 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
   const onAbort = (): void => controller.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted === true) controller.abort();
-  const run = createRun(options, region, air, tally, controller.signal);
+  const run = createRun(options, region, air, tally, controller.signal, hooks);
 
   const progressTimer = setInterval(() => hooks.onProgress?.(fleetProgress(members, tally, air.counters())), PROGRESS_MS);
   progressTimer.unref();
@@ -135,14 +157,21 @@ export async function runLorawanFleet(options: LorawanFleetOptions, hooks: Loraw
       writeStateFile(
         options.stateFile,
         options.seed,
-        members.map((member) => member.device.snapshot()),
+        members.map((member) => member.device.snapshot(member.mac.persist())),
       );
     }
   }
   return report(options, region, members, tally, air, stoppedBy);
 }
 
-function createRun(options: LorawanFleetOptions, region: Region, air: LorawanAir, tally: LorawanFleetTally, signal: AbortSignal): LorawanFleetRun {
+function createRun(
+  options: LorawanFleetOptions,
+  region: Region,
+  air: LorawanAir,
+  tally: LorawanFleetTally,
+  signal: AbortSignal,
+  hooks: LorawanFleetHooks,
+): LorawanFleetRun {
   const durationMs = (options.durationMs ?? 0) > 0 ? (options.durationMs ?? 0) : options.messagesPerDevice === undefined ? DEFAULT_DURATION_MS : 0;
   const settings: LorawanFirmwareSettings = {
     confirmedShare: options.confirmedShare ?? 0,
@@ -161,6 +190,7 @@ function createRun(options: LorawanFleetOptions, region: Region, air: LorawanAir
     signal,
     deadlineMs: durationMs > 0 ? tally.startedAtMs + durationMs : Number.POSITIVE_INFINITY,
     pacer: createPacer(options.ratePerSecond, signal),
+    ...(hooks.onFrame === undefined ? {} : { onFrame: (event) => hooks.onFrame?.(event) }),
   };
 }
 
@@ -178,8 +208,8 @@ function report(
     region: region.subBand === null ? region.name : `${region.name} sub-band ${region.subBand}`,
     seed: options.seed,
     gateways: air.gatewayEuis,
-    devices: members.map(deviceReport),
-    totals: fleetTotals(members, tally, air.counters()),
+    devices: members.map((member) => deviceReport(region, member)),
+    totals: fleetTotals(region, members, tally, air.counters()),
     stoppedBy,
     durationMs: Math.round(performance.now() - tally.startedAtMs),
     devicesConfig: () => identities.map(configEntry),
@@ -195,4 +225,16 @@ function validateOptions(options: LorawanFleetOptions): void {
   })) {
     if (value !== undefined && !(value >= 0 && value <= 1)) throw new RangeError(`${name} must be in 0..1, got ${value}`);
   }
+  const region = options.region ?? EU868;
+  if (options.initialDataRate !== undefined && !region.uplinkDataRates.includes(options.initialDataRate)) {
+    throw new RangeError(
+      `initialDataRate DR${options.initialDataRate} is not an uplink data rate of ${region.name} (${region.uplinkDataRates.map((dr) => `DR${dr}`).join(', ')})`,
+    );
+  }
+  const loss = options.pathLossDb;
+  if (loss !== undefined && (typeof loss === 'number' ? !Number.isFinite(loss) : !(Number.isFinite(loss.minDb) && loss.minDb <= loss.maxDb))) {
+    throw new RangeError(`pathLossDb must be a number of dB or a range { minDb <= maxDb }, got ${JSON.stringify(loss)}`);
+  }
+  const every = options.linkCheckEveryUplinks;
+  if (every !== undefined && !(Number.isInteger(every) && every >= 0)) throw new RangeError(`linkCheckEveryUplinks must be an integer >= 0, got ${every}`);
 }

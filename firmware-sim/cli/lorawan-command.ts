@@ -1,8 +1,10 @@
 // `firmware-sim lorawan`: the LoRaWAN fleet (lorawan-fleet.ts) from the command line, and the devices file
 // the gateway needs for it (--write-devices). Progress once per second to stderr, then a summary (or the
-// whole report as one JSON object) to stdout. --region and --sub-band pick the regional parameters.
+// whole report as one JSON object) to stdout. --region and --sub-band pick the regional parameters; --adr,
+// --path-loss and --data-rate the devices' ADR and radio links.
 import { DEFAULT_SUB_BAND, MAX_SUB_BAND, MIN_SUB_BAND, REGION_NAMES, type Region, regionFor, regionHasSubBands } from '../../src/ingress/lorawan/region.ts';
 import { type LorawanFleetOptions, type LorawanFleetProgress, type LorawanFleetReport, lorawanDevicesConfig, runLorawanFleet } from '../lorawan-fleet.ts';
+import type { PathLossSpread } from '../transports/radio-link.ts';
 import { defineCommand, EXIT_NO_CONNECTION, EXIT_OK, QUIET_FLAG } from './command-runner.ts';
 import { choiceFlag, durationFlag, type FlagValues, integerFlag, numberFlag, shareFlag, switchFlag, textFlag, UsageError, valueFlag } from './flags.ts';
 
@@ -52,6 +54,23 @@ const LORAWAN_FLAGS = {
   'missed-ack-share': shareFlag({ default: 0, help: 'share of ACKs the devices fail to hear, so they retransmit. Default: 0' }),
   retransmissions: integerFlag({ min: 0, default: 3, help: 'retransmissions of an unacknowledged confirmed uplink. Default: 3' }),
   'ack-timeout': durationFlag({ default: 3_000, help: 'wait for an ACK this long before retransmitting. Default: 3s' }),
+  adr: switchFlag({ help: 'devices set the ADR bit and follow the LinkADRReq iotgw sends (the default)' }),
+  'no-adr': switchFlag({ help: 'devices keep their data rate and TX power, and leave the ADR bit clear' }),
+  'path-loss': valueFlag({
+    placeholder: 'DB|A..B',
+    expected: 'a number of dB or a range A..B (e.g. 130 or 120..140)',
+    parse: parsePathLoss,
+    help: "path loss from each device to its forwarder, or a range each device draws from\n(seeded); with the TX power it sets the SNR the forwarders report, and a frame\nbelow its data rate's demodulation floor is lost. Default: 115..142",
+  }),
+  'link-jitter': numberFlag({ placeholder: 'DB', min: 0, default: 0.5, help: "+/- dB of random variation on each frame's signal. Default: 0.5" }),
+  'data-rate': integerFlag({
+    placeholder: 'DR',
+    min: 0,
+    max: 15,
+    help: 'the data rate every device starts at (e.g. 0 for SF12 in EU868). Default: the\nfastest its link carries at full power with 8 dB to spare',
+  }),
+  'device-time': switchFlag({ help: 'each device asks for the time (DeviceTimeReq) in its first uplink' }),
+  'link-check': integerFlag({ min: 0, default: 0, help: 'each device asks LinkCheckReq every N uplinks; 0 = never. Default: 0' }),
   replays: integerFlag({ min: 0, default: 0, help: 'old frames sent again, as an attacker would; iotgw must refuse them. Default: 0' }),
   corrupt: integerFlag({ min: 0, default: 0, help: 'uplinks sent with a forged MIC (one bit flipped); iotgw must refuse them. Default: 0' }),
   state: textFlag({ placeholder: 'FILE', help: 'device counters and sessions: read at the start if present, written at the end' }),
@@ -96,9 +115,23 @@ the forwarder before its RX1/RX2 time, on the frequency and data rate the region
 they retry with a new DevNonce after 7 s. A device takes a downlink as soon as it arrives rather than
 at its window time, so runs stay fast.
 
-Radio: devices hop over their channels at a data rate between SF7 and SF10 on 125 kHz. ABP devices
-know the region's whole plan; OTAA devices start with its default channels (US915/AU915: the
-sub-band) and take the rest from the join-accept's CFList.
+Radio: devices hop over their channels. ABP devices know the region's whole plan; OTAA devices
+start with its default channels (US915/AU915: the sub-band) and take the rest from the join-accept's
+CFList. Each device has a path loss to its forwarder (--path-loss); the forwarder reports
+RSSI = TX power - path loss and SNR = RSSI - noise floor (-117 dBm at 125 kHz), with a little jitter,
+and does not hear a frame below its spreading factor's demodulation floor (SF7 -7.5 dB ... SF12
+-20 dB): the summary counts those as lost. A device starts at the fastest data rate its link carries
+(between SF7 and SF10, or --data-rate).
+
+MAC commands and ADR: devices answer iotgw's MAC commands in their next uplink (FOpts, or FPort 0
+when they do not fit beside the reading): LinkADRReq (data rate, TX power, channel mask and NbTrans,
+checked against the region and applied all or nothing), DevStatusReq (battery: 0 for mains-powered
+lamps and meters; margin: the SNR the device heard the request at), DutyCycleReq, RXParamSetupReq,
+RXTimingSetupReq, NewChannelReq, TxParamSetupReq, DlChannelReq. With ADR on (the default) devices set
+the ADR bit; after 64 uplinks without a downlink they set ADRACKReq, and every 32 more they go back to
+full power and one data rate down. Unconfirmed uplinks go NbTrans times. A device does not transmit
+again until its RX1 has passed (or its downlink came). The summary lists the data rates and TX powers
+at the end, MAC commands received and answered, and ADR changes.
 
 Commands (iotgw's commands from Kafka, as application downlinks): a device acts on what its downlink
 says and its next readings show it. FPort 10, street lamp: 01 LL dim to LL % (0 = off), 02 00|01
@@ -117,6 +150,7 @@ Examples:
   firmware-sim lorawan --devices 10 --seed 1 --messages 5 --confirmed-share 0.2 --state sim-state.json
   firmware-sim lorawan --gateways 3 --devices 200 --rate 50 --duration 5m --two-gateway-share 0.3 \\
     --replays 3 --corrupt 3 --state sim-state.json --json > report.json
+  firmware-sim lorawan --devices 20 --seed 1 --data-rate 0 --path-loss 120..135 --messages 30 --device-time
 `,
   devicesFile: (flags) => {
     const shape = fleetShape(flags);
@@ -152,9 +186,17 @@ function regionOf(flags: LorawanFlags): Region {
 }
 
 async function runLorawanCommand(flags: LorawanFlags, signal: AbortSignal): Promise<number> {
+  if (flags.adr && flags['no-adr']) throw new UsageError('--adr and --no-adr contradict each other: give one');
+  const region = regionOf(flags);
+  const dataRate = flags['data-rate'];
+  if (dataRate !== undefined && !region.uplinkDataRates.includes(dataRate)) {
+    throw new UsageError(
+      `--data-rate: ${region.name} has no uplink data rate DR${dataRate} (it has ${region.uplinkDataRates.map((dr) => `DR${dr}`).join(', ')})`,
+    );
+  }
   const options: LorawanFleetOptions = {
     ...fleetShape(flags),
-    region: regionOf(flags),
+    region,
     server: flags.server,
     gateways: flags.gateways,
     ratePerSecond: flags.rate,
@@ -167,7 +209,13 @@ async function runLorawanCommand(flags: LorawanFlags, signal: AbortSignal): Prom
     replays: flags.replays,
     corruptMics: flags.corrupt,
     rejoin: flags.rejoin,
+    adr: !flags['no-adr'],
+    linkJitterDb: flags['link-jitter'],
+    deviceTime: flags['device-time'],
+    linkCheckEveryUplinks: flags['link-check'],
     signal,
+    ...(flags['path-loss'] === undefined ? {} : { pathLossDb: flags['path-loss'] }),
+    ...(dataRate === undefined ? {} : { initialDataRate: dataRate }),
     ...(flags.messages === undefined ? {} : { messagesPerDevice: flags.messages }),
     ...(flags.state === undefined ? {} : { stateFile: flags.state }),
   };
@@ -183,6 +231,17 @@ async function runLorawanCommand(flags: LorawanFlags, signal: AbortSignal): Prom
     console.log(formatSummary(report, options));
   }
   return report.totals.pushAcked === 0 ? EXIT_NO_CONNECTION : EXIT_OK;
+}
+
+/** '130' (every device) or '120..140' (a range each device draws from). */
+function parsePathLoss(text: string): number | PathLossSpread | undefined {
+  const number = (part: string): number | undefined => (/^-?\d+(\.\d+)?$/.test(part.trim()) ? Number(part) : undefined);
+  const [first, second, ...rest] = text.split('..');
+  if (first === undefined || rest.length > 0) return undefined;
+  const minDb = number(first);
+  if (second === undefined) return minDb;
+  const maxDb = number(second);
+  return minDb === undefined || maxDb === undefined || minDb > maxDb ? undefined : { minDb, maxDb };
 }
 
 /** 'host:port' or '[v6 address]:port'. */
@@ -220,8 +279,20 @@ function formatSummary(report: LorawanFleetReport, options: LorawanFleetOptions)
     `  two gateways    ${totals.twoGatewayFrames} frames heard by two forwarders`,
     `  downlinks       ${totals.downlinks} received, ${totals.lateDownlinks} too late, ${totals.unmatchedDownlinks} for no listening device`,
     `  commands        ${totals.commandsReceived} received, ${totals.commandsApplied} applied, ${totals.commandsRefused} refused`,
+    `  lost            ${totals.lost} frames below the demodulation floor (no forwarder heard them)`,
+    `  ADR             ${totals.adrChanges.linkAdrReq} changes by LinkADRReq, ${totals.adrChanges.backoff} by the devices' backoff; ${totals.repetitions} NbTrans repetitions`,
+    `  data rates      ${distribution(totals.dataRates)} (devices at the end)`,
+    `  TX powers       ${distribution(totals.txPowers)}`,
+    `  MAC received    ${distribution(totals.macCommandsReceived)}${totals.macCommandsUnknown > 0 ? `; ${totals.macCommandsUnknown} stopped at an unknown CID` : ''}`,
+    `  MAC answered    ${distribution(totals.macCommandsAnswered)} (${totals.macFrames} frames of MAC commands alone)`,
     `  failed          ${totals.failedDevices} devices`,
   ];
   if (totals.replaysSkipped > 0) lines.push(`  (${totals.replaysSkipped} replays skipped: those devices had no old frame to replay)`);
   return lines.join('\n');
+}
+
+/** 'DR5 x3, DR4 x1', by name; 'none' when empty. */
+function distribution(counts: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(counts).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
+  return entries.length === 0 ? 'none' : entries.map(([name, count]) => `${name} x${count}`).join(', ');
 }

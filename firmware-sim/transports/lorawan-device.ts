@@ -4,9 +4,10 @@
 // confirmed uplink checked like a radio would (MIC with the NwkSKey, FCtrl.ACK); a downlink's FRMPayload
 // decrypted (a command, for firmware/lorawan-firmware.ts to act on) and a confirmed downlink acknowledged by
 // FCtrl.ACK in the next uplink (§4.3.1.2, the firmware sets it). A join-accept also tells the device its
-// receive windows (DLSettings, RxDelay) and, in its CFList, the channels to use (deviceUplinkChannels). No I/O
-// here: lorawan-air.ts carries the frames through simulated packet forwarders. Also derives the devices' keys
-// from the seed; their FRMPayloads come from reading-payload.ts.
+// receive windows (DLSettings, RxDelay) and, in its CFList, the channels to use (deviceUplinkChannels). Uplinks
+// carry the FCtrl ADR bits and MAC commands the device's MAC layer (firmware/lorawan-mac.ts) gives them, and a
+// downlink's FOpts come back with it. No I/O here: lorawan-air.ts carries the frames through simulated packet
+// forwarders. Also derives the devices' keys from the seed; their FRMPayloads come from reading-payload.ts.
 import { createHash, randomInt } from 'node:crypto';
 import { fullFrameCounter } from '../../src/ingress/lorawan/frame-counter.ts';
 import {
@@ -21,6 +22,7 @@ import {
 import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
 import type { Region, UplinkChannel } from '../../src/ingress/lorawan/region.ts';
 import { decodeCfList } from '../../src/ingress/lorawan/regions/cf-list.ts';
+import type { PersistedDeviceMac } from '../firmware/lorawan-mac.ts';
 import type { DeviceKind } from '../fleet.ts';
 import type { PayloadCodec } from '../reading-payload.ts';
 
@@ -117,6 +119,8 @@ export interface SavedDeviceState {
     readonly f_cnt_down_next: number;
     /** OTAA: what the join-accept said; absent in files written before regions. */
     readonly join?: { readonly rx1_dr_offset: number; readonly rx2_data_rate: number; readonly rx1_delay_s: number; readonly cf_list: string | null };
+    /** The session's MAC state (data rate, TX power, channels, receive settings); absent in files written before MAC commands. */
+    readonly mac?: PersistedDeviceMac;
   } | null;
   /** DevNonces already sent: the gateway refuses a join-request that reuses one (LoRaWAN 1.0.x §6.2.4). */
   readonly dev_nonces: readonly number[];
@@ -128,12 +132,22 @@ export interface BuiltUplink {
   readonly fcnt: number;
 }
 
+/** FCtrl bits and MAC commands of an uplink (LoRaWAN 1.0.x §4.3.1). */
+export interface UplinkFrameOptions {
+  readonly adr?: boolean;
+  readonly adrAckReq?: boolean;
+  /** MAC commands in clear, at most 15 bytes; never with FPort 0. */
+  readonly fopts?: Uint8Array;
+}
+
 export interface ReceivedDownlink {
   readonly ack: boolean;
   /** ConfirmedDataDown: the device must set FCtrl.ACK in its next uplink (§4.3.1.2). */
   readonly confirmed: boolean;
   readonly fcntDown: number;
   readonly fport: number | null;
+  /** MAC commands in FOpts (in clear in 1.0.x); absent when the frame has none. */
+  readonly fopts?: Buffer;
   /** FRMPayload decrypted (AppSKey for FPort 1..255, NwkSKey for MAC commands on FPort 0); empty without one. */
   readonly payload: Buffer;
 }
@@ -143,6 +157,8 @@ export interface SimLorawanDevice {
   session(): DeviceSession | null;
   /** What the join-accept of the current session said; null for ABP and before the first join. */
   joinSettings(): JoinSettings | null;
+  /** The MAC state the state file kept for the session the device started with; null when there is none. */
+  savedMac(): PersistedDeviceMac | null;
   /** Starts an OTAA join: a join-request with a DevNonce this device never sent before. */
   joinRequest(): { readonly phy: Buffer; readonly devNonce: number };
   /**
@@ -152,9 +168,10 @@ export interface SimLorawanDevice {
   acceptJoin(phy: Uint8Array): boolean;
   /**
    * A new data uplink: FCntUp moves on, the frame is kept for replays. Throws without a session. `ack` sets
-   * FCtrl.ACK, the acknowledgement of a confirmed downlink received since the last uplink (§4.3.1.2).
+   * FCtrl.ACK, the acknowledgement of a confirmed downlink received since the last uplink (§4.3.1.2). FPort null:
+   * no FRMPayload (MAC commands in FOpts only); FPort 0: `payload` is MAC commands, encrypted with the NwkSKey.
    */
-  uplink(payload: Uint8Array, fport: number, confirmed: boolean, ack?: boolean): BuiltUplink;
+  uplink(payload: Uint8Array, fport: number | null, confirmed: boolean, ack?: boolean, frame?: UplinkFrameOptions): BuiltUplink;
   /** A new uplink whose MIC has one byte flipped, as if the frame were forged: it still uses up an FCntUp. */
   corruptUplink(payload: Uint8Array, fport: number): BuiltUplink;
   /**
@@ -171,7 +188,8 @@ export interface SimLorawanDevice {
   markSent(fcnt: number): void;
   /** A downlink addressed to this device's DevAddr with a valid MIC, or null (someone else's, or forged). */
   receiveDownlink(phy: Uint8Array): ReceivedDownlink | null;
-  snapshot(): SavedDeviceState;
+  /** The state to keep, with the session's MAC state when given. */
+  snapshot(mac?: PersistedDeviceMac): SavedDeviceState;
 }
 
 const RECENT_FRAMES = 8;
@@ -183,12 +201,13 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
   const restored = restoreSession(identity, saved);
   let session = restored.session;
   let joined = restored.joinSettings;
+  let savedMac = restored.mac;
   let recent: RecentFrame[] = restored.keepsRecentFrames ? [...(saved?.recent_frames ?? [])] : [];
   let pendingDevNonce: number | null = null;
 
-  function build(payload: Uint8Array, fport: number, confirmed: boolean, ack = false): BuiltUplink {
+  function build(payload: Uint8Array, fport: number | null, confirmed: boolean, ack = false, frame: UplinkFrameOptions = {}): BuiltUplink {
     if (session === null) throw new Error(`device ${identity.name} has no session: an OTAA device must join first`);
-    const built = encodeUplink(session, payload, fport, confirmed, ack);
+    const built = encodeUplink(session, payload, fport, confirmed, ack, frame);
     session = { ...session, fcntUp: (built.fcnt + 1) % 2 ** 32 };
     return built;
   }
@@ -197,6 +216,7 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
     identity,
     session: () => session,
     joinSettings: () => joined,
+    savedMac: () => savedMac,
     joinRequest() {
       if (activation.mode !== 'otaa') throw new Error(`device ${identity.name} is ABP: it does not join`);
       const devNonce = newDevNonce(identity, usedDevNonces);
@@ -211,11 +231,12 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
       // A new session makes every earlier frame meaningless.
       session = accepted.session;
       joined = accepted.settings;
+      savedMac = null;
       recent = [];
       return true;
     },
-    uplink(payload, fport, confirmed, ack) {
-      const built = build(payload, fport, confirmed, ack);
+    uplink(payload, fport, confirmed, ack, frame) {
+      const built = build(payload, fport, confirmed, ack, frame);
       recent.push({ fcnt: built.fcnt, phyHex: built.phy.toString('hex'), sentAtMs: Date.now() });
       if (recent.length > RECENT_FRAMES) recent.shift();
       return built;
@@ -242,7 +263,7 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
       session = received.session;
       return received.downlink;
     },
-    snapshot: () => snapshotOf(identity, session, joined, usedDevNonces, recent),
+    snapshot: (mac) => snapshotOf(identity, session, joined, usedDevNonces, recent, mac),
   };
 }
 
@@ -253,7 +274,7 @@ export function createSimLorawanDevice(identity: LorawanIdentity, saved?: SavedD
 function restoreSession(
   identity: LorawanIdentity,
   saved: SavedDeviceState | undefined,
-): { session: DeviceSession | null; joinSettings: JoinSettings | null; keepsRecentFrames: boolean } {
+): { session: DeviceSession | null; joinSettings: JoinSettings | null; keepsRecentFrames: boolean; mac: PersistedDeviceMac | null } {
   const { activation } = identity;
   const savedSession = saved?.dev_eui === identity.devEui ? saved.session : null;
   if (activation.mode === 'abp') {
@@ -264,9 +285,9 @@ function restoreSession(
       savedSession.app_s_key === activation.appSKey.toString('hex');
     const { devAddr, nwkSKey, appSKey } = activation;
     const counters = same ? { fcntUp: savedSession.f_cnt_up, fcntDownNext: savedSession.f_cnt_down_next } : { fcntUp: 0, fcntDownNext: 0 };
-    return { session: { devAddr, nwkSKey, appSKey, ...counters }, joinSettings: null, keepsRecentFrames: same };
+    return { session: { devAddr, nwkSKey, appSKey, ...counters }, joinSettings: null, keepsRecentFrames: same, mac: same ? (savedSession.mac ?? null) : null };
   }
-  if (savedSession === null) return { session: null, joinSettings: null, keepsRecentFrames: true };
+  if (savedSession === null) return { session: null, joinSettings: null, keepsRecentFrames: true, mac: null };
   const session: DeviceSession = {
     devAddr: savedSession.dev_addr,
     nwkSKey: Buffer.from(savedSession.nwk_s_key, 'hex'),
@@ -284,7 +305,7 @@ function restoreSession(
           rx1DelayS: join.rx1_delay_s,
           cfList: join.cf_list === null ? null : Buffer.from(join.cf_list, 'hex'),
         };
-  return { session, joinSettings, keepsRecentFrames: true };
+  return { session, joinSettings, keepsRecentFrames: true, mac: savedSession.mac ?? null };
 }
 
 /** A DevNonce this device never sent before: the gateway refuses a reused one (LoRaWAN 1.0.x §6.2.4). */
@@ -333,13 +354,23 @@ export function deviceUplinkChannels(region: Region, activation: DeviceActivatio
   return [...defaults, ...added];
 }
 
-function encodeUplink(session: DeviceSession, payload: Uint8Array, fport: number, confirmed: boolean, ack: boolean): BuiltUplink {
+function encodeUplink(
+  session: DeviceSession,
+  payload: Uint8Array,
+  fport: number | null,
+  confirmed: boolean,
+  ack: boolean,
+  frame: UplinkFrameOptions,
+): BuiltUplink {
   const fcnt = session.fcntUp;
   const phy = encodeDataFrame({
     mtype: confirmed ? 'ConfirmedDataUp' : 'UnconfirmedDataUp',
     devAddr: session.devAddr,
     fcnt32: fcnt,
     ack,
+    adr: frame.adr === true,
+    adrAckReq: frame.adrAckReq === true,
+    ...(frame.fopts === undefined || frame.fopts.length === 0 ? {} : { fopts: frame.fopts }),
     fport,
     payload,
     nwkSKey: session.nwkSKey,
@@ -364,7 +395,14 @@ export function decodeDownlink(session: DeviceSession, phy: Uint8Array): { downl
   const payload =
     frame.fport === null ? Buffer.alloc(0) : cryptFrmPayload(frmPayloadKey(frame.fport, session), 'down', frame.devAddr, fcntDown, frame.frmPayload);
   return {
-    downlink: { ack: frame.fctrl.ack, confirmed: frame.confirmed, fcntDown, fport: frame.fport, payload },
+    downlink: {
+      ack: frame.fctrl.ack,
+      confirmed: frame.confirmed,
+      fcntDown,
+      fport: frame.fport,
+      ...(frame.fopts.length === 0 ? {} : { fopts: Buffer.from(frame.fopts) }),
+      payload,
+    },
     session: { ...session, fcntDownNext: (fcntDown + 1) % 2 ** 32 },
   };
 }
@@ -375,6 +413,7 @@ function snapshotOf(
   join: JoinSettings | null,
   usedDevNonces: ReadonlySet<number>,
   recent: readonly RecentFrame[],
+  mac: PersistedDeviceMac | undefined,
 ): SavedDeviceState {
   return {
     dev_eui: identity.devEui,
@@ -397,6 +436,7 @@ function snapshotOf(
                     cf_list: join.cfList === null ? null : join.cfList.toString('hex'),
                   },
                 }),
+            ...(mac === undefined ? {} : { mac }),
           },
     dev_nonces: [...usedDevNonces].slice(-MAX_SAVED_DEV_NONCES),
     recent_frames: [...recent],
