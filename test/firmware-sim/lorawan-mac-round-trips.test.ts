@@ -185,3 +185,33 @@ test('the state file keeps each device MAC state: a second run starts at the dat
   }
   assert.equal(second.totals.joinAttempts, 0);
 });
+
+test('RXParamSetupReq, RXTimingSetupReq, DutyCycleReq: the device takes the windows, and the gateway answers in them from then on', async (t) => {
+  const shape = { devices: 1, otaaShare: 0, seed: 75 };
+  const gateway = await startMacGateway(t, {
+    region: EU868,
+    devices: lorawanDevicesConfig(shape),
+    mac: { adr: NO_ADR, devStatusIntervalMs: 0, rx: { rx1DelayS: 2, rx2DataRate: 3 }, maxDutyCycle: 4 },
+  });
+  const report = await runLorawanFleet({
+    server: { host: '127.0.0.1', port: gateway.port },
+    gateways: 1,
+    ratePerSecond: 0,
+    messagesPerDevice: 5,
+    pathLossDb: PATH_LOSS_DB,
+    ...shape,
+  });
+  const [device] = report.devices;
+  assert.ok(device !== undefined);
+  assert.deepEqual(device.mac.applied, { RXParamSetupReq: 1, RXTimingSetupReq: 1, DutyCycleReq: 1 });
+  assert.deepEqual(device.mac.answered, { RXParamSetupAns: 1, RXTimingSetupAns: 1, DutyCycleAns: 1 });
+  // The answers rode in the second uplink; the downlink after it reached the device in its new RX1 (two seconds
+  // after the uplink, where a device listens only then), which ended the repeats: the later uplinks carry none.
+  assert.deepEqual(
+    device.frames.map((frame) => frame.macCommands),
+    [[], ['RXParamSetupAns', 'RXTimingSetupAns', 'DutyCycleAns'], [], [], []],
+  );
+  for (const name of ['RXParamSetupReq', 'RXTimingSetupReq', 'DutyCycleReq']) {
+    assert.equal(await gateway.counter('lorawanMacCommands', { direction: 'down', command: name, result: 'sent' }), 1, `${name} sent once`);
+  }
+});

@@ -336,7 +336,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
           const fopts = encodeDownlinkMacCommands(riding);
           const phyPayload = dataDown(session, fcntDown, { confirmed, ack: frame.confirmed, fport, payload, fopts });
           const sent = await classA.send('command', device, receptions, phyPayload, macStateOf(device, session).rx, source);
-          if (sent) mac.sent(riding);
+          if (sent && riding.length > 0) await commitSent(device, mac, riding);
           return sent ? { ok: true, fcntDown } : { ok: false, reason: 'no gateway that heard the uplink could send in RX1 or RX2' };
         },
       });
@@ -473,6 +473,16 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     await classA.send('ack', device, receptions, phyPayload, macStateOf(device, session).rx, source);
   }
 
+  /**
+   * MAC requests that went out become pending, and that is committed at once: the answer comes with the device's
+   * next uplink, and a restart in between must not read it as unasked. A failed commit costs one request asked again.
+   */
+  async function commitSent(device: LorawanDevice, mac: UplinkMac, commands: readonly DownlinkMacCommand[]): Promise<void> {
+    mac.sent(commands);
+    const committed = await deps.accept([], [sessions.stateWrite(device)]);
+    if (!committed.ok) log.debug({ devEui: device.profile.devEui, reason: committed.reason }, 'the pending MAC requests were not committed');
+  }
+
   /** The window's downlink without an application payload: the ACK of a confirmed uplink, MAC commands, or both. */
   async function sendAckOrMac(
     device: LorawanDevice,
@@ -490,7 +500,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       place === 'port0' ? { confirmed: false, ack, fport: 0, payload: bytes } : { confirmed: false, ack, fport: null, payload: Buffer.alloc(0), fopts: bytes };
     const phyPayload = dataDown(session, fcntDown, frame);
     const sent = await classA.send(commands.length === 0 ? 'ack' : 'mac', device, receptions, phyPayload, macStateOf(device, session).rx, source);
-    if (sent) mac.sent(commands);
+    if (sent && commands.length > 0) await commitSent(device, mac, commands);
   }
 
   async function sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult> {

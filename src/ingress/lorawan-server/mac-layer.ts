@@ -92,7 +92,7 @@ export interface MacState {
   devStatusRequestedAtMs: number | null;
   /** A DevStatusAns not yet put into a record (it came on FPort 0, which makes none). */
   unreportedDevStatus: DevStatus | null;
-  /** Sent and not answered yet. Not committed: an answer after a restart is read as unasked and ignored. */
+  /** Sent and not answered yet; committed right after the downlink went, so an answer after a restart is still read. */
   pending: PendingRequests;
 }
 
@@ -135,6 +135,15 @@ export interface PersistedMacState {
   readonly rx?: readonly [number, number, number, number];
   readonly dc?: number;
   readonly dr?: number | null;
+  /** What was asked and not answered: LinkADRReq [DR, TX power, NbTrans], RXParamSetupReq [offset, RX2 DR, Hz], RXTimingSetupReq s, DutyCycleReq, DevStatusReq, NewChannelReq count. */
+  readonly p?: {
+    readonly adr?: readonly [number, number, number];
+    readonly rx?: readonly [number, number, number];
+    readonly d?: number;
+    readonly dc?: number;
+    readonly ds?: true;
+    readonly nc?: number;
+  };
 }
 
 export interface UplinkMac {
@@ -221,7 +230,20 @@ export function persistMacState(state: MacState): PersistedMacState {
     rx: [rx.rx1DelayS, rx.rx1DrOffset, rx.rx2DataRate, rx.rx2FrequencyHz],
     dc: state.maxDutyCycle,
     dr: state.dataRate,
+    ...pendingField(state.pending),
   };
+}
+
+function pendingField(pending: PendingRequests): Pick<PersistedMacState, 'p'> {
+  const p = {
+    ...(pending.adr === null ? {} : { adr: [pending.adr.dataRate, pending.adr.txPowerIndex, pending.adr.nbTrans] as const }),
+    ...(pending.rxParams === null ? {} : { rx: [pending.rxParams.rx1DrOffset, pending.rxParams.rx2DataRate, pending.rxParams.rx2FrequencyHz] as const }),
+    ...(pending.rxDelayS === null ? {} : { d: pending.rxDelayS }),
+    ...(pending.dutyCycle === null ? {} : { dc: pending.dutyCycle }),
+    ...(pending.devStatus ? { ds: true as const } : {}),
+    ...(pending.newChannels === 0 ? {} : { nc: pending.newChannels }),
+  };
+  return Object.keys(p).length === 0 ? {} : { p };
 }
 
 /** The committed state read back; what does not read starts from `initial` (the worst case: one more LinkADRReq). */
@@ -241,6 +263,30 @@ export function readMacState(value: unknown, initial: MacState): MacState {
     rx: readRx(saved.rx, initial.rx),
     maxDutyCycle: int(saved.dc, 15, initial.maxDutyCycle),
     dataRate: typeof saved.dr === 'number' && Number.isInteger(saved.dr) && saved.dr >= 0 && saved.dr <= 15 ? saved.dr : initial.dataRate,
+    pending: readPending(saved.p, initial.pending),
+  };
+}
+
+/** The committed pending requests; anything that does not read is dropped (the next uplink settles nothing, then asks again). */
+function readPending(value: unknown, initial: PendingRequests): PendingRequests {
+  if (typeof value !== 'object' || value === null) return initial;
+  const p = value as Record<string, unknown>;
+  const ints = (field: unknown, length: number): number[] | null =>
+    Array.isArray(field) && field.length === length && field.every((item) => typeof item === 'number' && Number.isInteger(item) && item >= 0)
+      ? (field as number[])
+      : null;
+  const small = (field: unknown, max: number): number | null =>
+    typeof field === 'number' && Number.isInteger(field) && field >= 0 && field <= max ? field : null;
+  const adr = ints(p.adr, 3);
+  const rx = ints(p.rx, 3);
+  return {
+    ...initial,
+    adr: adr === null ? null : { dataRate: adr[0] ?? 0, txPowerIndex: adr[1] ?? 0, nbTrans: adr[2] ?? 1 },
+    rxParams: rx === null ? null : { rx1DrOffset: rx[0] ?? 0, rx2DataRate: rx[1] ?? 0, rx2FrequencyHz: rx[2] ?? 0 },
+    rxDelayS: small(p.d, 15),
+    dutyCycle: small(p.dc, 15),
+    devStatus: p.ds === true,
+    newChannels: small(p.nc, 16) ?? 0,
   };
 }
 

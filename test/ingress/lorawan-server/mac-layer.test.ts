@@ -324,3 +324,20 @@ test('receive windows: asked with RXParamSetupReq/RXTimingSetupReq, used once th
   );
   assert.ok(refusing.logs.lines().some((line) => /refused the receive windows \(RXParamSetupReq: RX2 data rate\)/.test(String(line.msg))));
 });
+
+test('a request sent before a restart is still answered after it: the pending LinkADRReq is committed with the downlink', async () => {
+  const state = new Map<string, string>();
+  const mac = { ...DEFAULT_MAC, devStatusIntervalMs: 0 };
+  const before = startServer({ mac, state });
+  await before.send(uplink(1, { adr: true }), [reception({ datr: 'SF7BW125', snr: 8.5 })]);
+  assert.deepEqual(readDownlink(before.downlinks[0]).commands, [{ command: 'LinkADRReq', dataRate: 5, txPower: 2, chMask: 0, chMaskCntl: 6, nbTrans: 1 }]);
+  // The gateway restarts here; the device's answer comes to the new process.
+  const after = startServer({ mac, state });
+  await after.send(uplink(2, { adr: true, fopts: [{ command: 'LinkADRAns', powerAck: true, dataRateAck: true, channelMaskAck: true }] }), [
+    reception({ datr: 'SF7BW125', snr: 4.5 }),
+  ]);
+  assert.equal(await after.count('lorawanAdr', { result: 'applied' }), 1, 'the answer settles the request made before the restart');
+  const saved = JSON.parse(state.get(DEVICE.devEui) ?? '{}') as { session: { mac: { tx: number; p?: unknown } } };
+  assert.equal(saved.session.mac.tx, 2);
+  assert.equal(saved.session.mac.p, undefined, 'nothing pending any more');
+});
