@@ -41,9 +41,11 @@ Usage:
                                        add an MQTT device (id + scrypt hash) to mqtt.devices; comments are kept.
                                        --generate-password (the default) prints a random password once
   iotgw device add --lorawan-abp --dev-eui HEX16 --dev-addr HEX8 --nwk-s-key HEX32 --app-s-key HEX32
-                   [--codec raw|cayenne-lpp|javascript --formatter-file FILE.js] [--name ID] --config FILE
+                   [--codec raw|cayenne-lpp|javascript --formatter-file FILE.js] [--name ID] [--resets-f-cnt]
+                   [--mac-version 1.0.2|1.0.3|1.0.4] [--class A|C] [--no-adr] --config FILE
   iotgw device add --lorawan-otaa --dev-eui HEX16 --join-eui HEX16 --app-key HEX32
-                   [--codec raw|cayenne-lpp|javascript --formatter-file FILE.js] [--name ID] --config FILE
+                   [--codec raw|cayenne-lpp|javascript --formatter-file FILE.js] [--name ID]
+                   [--mac-version 1.0.2|1.0.3|1.0.4] [--class A|C] [--no-adr] --config FILE
                                        add a LoRaWAN device to lorawan.devices (or to lorawan.devices_file if set);
                                        hex may contain : or - separators and is stored lower-case;
                                        --formatter-file (a TTN-style decodeUplink file) is compiled to check it
@@ -253,6 +255,10 @@ const OPTIONS = {
   codec: { type: 'string' },
   'formatter-file': { type: 'string' },
   name: { type: 'string' },
+  'mac-version': { type: 'string' },
+  class: { type: 'string' },
+  'no-adr': { type: 'boolean' },
+  'resets-f-cnt': { type: 'boolean' },
   format: { type: 'string' },
   'dry-run': { type: 'boolean' },
   'key-file': { type: 'string' },
@@ -298,6 +304,10 @@ function deviceAdd(values: OptionValues, ids: readonly string[], io: Io): Promis
         codec: values.codec,
         formatterFile: values['formatter-file'],
         name: values.name,
+        macVersion: values['mac-version'],
+        deviceClass: values.class,
+        noAdr: values['no-adr'] === true,
+        resetsFCnt: values['resets-f-cnt'] === true,
         cost,
       },
       io,

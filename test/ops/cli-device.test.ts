@@ -126,6 +126,11 @@ test('device add --lorawan-abp / --lorawan-otaa add normalized keys under lorawa
     '2B7E151628AED2A6ABF7158809CF4F3C',
     '--name',
     'pump-7',
+    '--mac-version',
+    '1.0.4',
+    '--class',
+    'c',
+    '--no-adr',
     '--config',
     path,
   ]);
@@ -139,8 +144,39 @@ test('device add --lorawan-abp / --lorawan-otaa add normalized keys under lorawa
       app_s_key: '2b7e151628aed2a6abf7158809cf4f3d',
       codec: 'cayenne-lpp',
     },
-    { dev_eui: '70b3d57ed0000002', name: 'pump-7', join_eui: '0000000000000000', app_key: '2b7e151628aed2a6abf7158809cf4f3c', codec: 'raw' },
+    {
+      dev_eui: '70b3d57ed0000002',
+      name: 'pump-7',
+      join_eui: '0000000000000000',
+      app_key: '2b7e151628aed2a6abf7158809cf4f3c',
+      codec: 'raw',
+      mac_version: '1.0.4',
+      class: 'C',
+      adr: false,
+    },
   ]);
+  for (const [flags, why] of [
+    [['--mac-version', '1.1'], /--mac-version: expected 1\.0\.2, 1\.0\.3, 1\.0\.4 \(LoRaWAN 1\.1 is not supported\), got '1\.1'/],
+    [['--class', 'B'], /--class: expected A or C, got 'B'/],
+    [['--resets-f-cnt'], /--resets-f-cnt is for ABP devices/],
+  ] as const) {
+    const refused = iotgw([
+      'device',
+      'add',
+      '--lorawan-otaa',
+      '--dev-eui',
+      '70B3D57ED0000009',
+      '--join-eui',
+      '00'.repeat(8),
+      '--app-key',
+      '11'.repeat(16),
+      ...flags,
+      '--config',
+      path,
+    ]);
+    assert.equal(refused.status, 2, refused.stdout);
+    assert.match(refused.stderr, why);
+  }
   const check = iotgw(['config', 'check', '--config', path]);
   assert.equal(check.status, 0, check.stderr);
 

@@ -11,7 +11,15 @@ import { CommandError } from './command-error.ts';
 
 export type LorawanCodec = 'raw' | 'cayenne-lpp' | 'javascript';
 
-export type LorawanDeviceRequest =
+/** Per-device LoRaWAN settings beside the keys, written only when given (the defaults need no key). */
+export interface LorawanDeviceSettings {
+  readonly mac_version?: '1.0.2' | '1.0.3' | '1.0.4';
+  readonly class?: 'A' | 'C';
+  readonly adr?: false;
+  readonly resets_f_cnt?: true;
+}
+
+export type LorawanDeviceRequest = (
   | {
       readonly activation: 'abp';
       readonly devEui: string;
@@ -31,7 +39,8 @@ export type LorawanDeviceRequest =
       readonly codec: LorawanCodec;
       readonly formatterFile?: string;
       readonly name?: string;
-    };
+    }
+) & { readonly settings?: LorawanDeviceSettings };
 
 /** Throws a CommandError (exit 2) naming the id's problem. */
 export function checkDeviceId(id: string): void {
@@ -152,12 +161,13 @@ export function addLorawanDevice(configPath: string, device: LorawanDeviceReques
       }
     }
   }
-  const entry: Record<string, string> = { dev_eui: device.devEui };
+  const entry: Record<string, string | boolean> = { dev_eui: device.devEui };
   if (device.name !== undefined) entry.name = device.name;
   if (device.activation === 'abp') Object.assign(entry, { dev_addr: device.devAddr, nwk_s_key: device.nwkSKey, app_s_key: device.appSKey });
   else Object.assign(entry, { join_eui: device.joinEui, app_key: device.appKey });
   entry.codec = device.codec;
   if (device.formatterFile !== undefined) entry.formatter_file = device.formatterFile;
+  Object.assign(entry, device.settings ?? {});
   target.appendAndWrite([entry]);
   return target.path;
 }

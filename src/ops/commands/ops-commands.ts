@@ -12,7 +12,15 @@ import type { Config } from '../../config/schema.ts';
 import { createLogger } from '../../core/log.ts';
 import { bufferExport, bufferStats } from './buffer-commands.ts';
 import { CommandError } from './command-error.ts';
-import { addLorawanDevice, addMqttDevice, checkDeviceId, type LorawanCodec, type LorawanDeviceRequest, normalizeHex } from './device-add.ts';
+import {
+  addLorawanDevice,
+  type LorawanDeviceSettings,
+  addMqttDevice,
+  checkDeviceId,
+  type LorawanCodec,
+  type LorawanDeviceRequest,
+  normalizeHex,
+} from './device-add.ts';
 import { cancelCommand, fetchCommands, formatCommands } from './commands-command.ts';
 import { fetchStatus, formatStatus, readAuth, statusUrl } from './status-command.ts';
 
@@ -39,6 +47,11 @@ export interface DeviceAddInput {
   /** --formatter-file, for --codec javascript. */
   readonly formatterFile: string | undefined;
   readonly name: string | undefined;
+  /** LoRaWAN: --mac-version, --class, --no-adr, --resets-f-cnt (absent: the defaults). */
+  readonly macVersion?: string | undefined;
+  readonly deviceClass?: string | undefined;
+  readonly noAdr?: boolean;
+  readonly resetsFCnt?: boolean;
   /** log2 of scrypt N. */
   readonly cost: number;
 }
@@ -52,10 +65,11 @@ export async function deviceAddCommand(input: DeviceAddInput, io: Io): Promise<v
   if (input.configPath === undefined) throw new CommandError('device add edits a config file: give --config FILE (or set IOTGW_CONFIG)', 2);
   if (input.lorawanAbp || input.lorawanOtaa) return lorawanDeviceAdd(input, io, input.configPath);
 
-  const lorawanOnly = (['devEui', 'devAddr', 'nwkSKey', 'appSKey', 'joinEui', 'appKey', 'codec', 'formatterFile'] as const).filter(
+  const lorawanOnly = (['devEui', 'devAddr', 'nwkSKey', 'appSKey', 'joinEui', 'appKey', 'codec', 'formatterFile', 'macVersion', 'deviceClass'] as const).filter(
     (key) => input[key] !== undefined,
   );
-  if (lorawanOnly.length > 0) throw new CommandError('LoRaWAN keys need --lorawan-abp or --lorawan-otaa', 2);
+  if (lorawanOnly.length > 0 || input.noAdr === true || input.resetsFCnt === true)
+    throw new CommandError('LoRaWAN keys and settings need --lorawan-abp or --lorawan-otaa', 2);
   if (input.ids.length !== 1) throw new CommandError('device add takes one device id, e.g. iotgw device add em-000001 --generate-password --config FILE', 2);
   const id = input.ids[0] as string;
   checkDeviceId(id);
@@ -102,6 +116,7 @@ function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): vo
   const formatter = checkedFormatterFile(codec, input.formatterFile);
   const devEui = normalizeHex('dev-eui', input.devEui, 16, 'DevEUI, 8 bytes');
   const name = input.name === undefined ? {} : { name: input.name };
+  const settings = lorawanSettings(input);
   let request: LorawanDeviceRequest;
   if (input.lorawanAbp) {
     const misplaced = (['joinEui', 'appKey'] as const).filter((key) => input[key] !== undefined);
@@ -115,8 +130,10 @@ function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): vo
       codec,
       ...formatter,
       ...name,
+      settings,
     };
   } else {
+    if (input.resetsFCnt === true) throw new CommandError('--resets-f-cnt is for ABP devices; an OTAA device that reboots joins again', 2);
     const misplaced = (['devAddr', 'nwkSKey', 'appSKey'] as const).filter((key) => input[key] !== undefined);
     if (misplaced.length > 0) throw new CommandError('--dev-addr, --nwk-s-key and --app-s-key are ABP keys: use --lorawan-abp, or drop them for OTAA', 2);
     request = {
@@ -127,10 +144,30 @@ function lorawanDeviceAdd(input: DeviceAddInput, io: Io, configPath: string): vo
       codec,
       ...formatter,
       ...name,
+      settings,
     };
   }
   const written = addLorawanDevice(configPath, request);
   io.stdout.write(`added LoRaWAN ${request.activation.toUpperCase()} device ${devEui} to ${written}\n${RESTART_HINT}\n`);
+}
+
+const MAC_VERSIONS = ['1.0.2', '1.0.3', '1.0.4'] as const;
+
+/** --mac-version, --class, --no-adr, --resets-f-cnt as lorawan.devices keys, checked. */
+function lorawanSettings(input: DeviceAddInput): LorawanDeviceSettings {
+  const version = input.macVersion;
+  if (version !== undefined && !(MAC_VERSIONS as readonly string[]).includes(version)) {
+    throw new CommandError(`--mac-version: expected ${MAC_VERSIONS.join(', ')} (LoRaWAN 1.1 is not supported), got '${version}'`, 2);
+  }
+  const deviceClass = input.deviceClass?.toUpperCase();
+  if (deviceClass !== undefined && deviceClass !== 'A' && deviceClass !== 'C')
+    throw new CommandError(`--class: expected A or C, got '${input.deviceClass}'`, 2);
+  return {
+    ...(version === undefined ? {} : { mac_version: version as (typeof MAC_VERSIONS)[number] }),
+    ...(deviceClass === 'C' ? { class: 'C' as const } : {}),
+    ...(input.noAdr === true ? { adr: false as const } : {}),
+    ...(input.resetsFCnt === true ? { resets_f_cnt: true as const } : {}),
+  };
 }
 
 /**
