@@ -110,6 +110,17 @@ const lorawanDevice = z
       .describe(
         'ABP: the device restarts its frame counter at 0 when it reboots (no non-volatile memory); a counter back at the start begins a new count instead of being refused as a replay. Weakens replay protection for this device',
       ),
+    rx_windows: z
+      .strictObject({
+        rx1_delay_s: count(1).max(15).optional().describe('seconds from the end of an uplink to its RX1'),
+        rx1_dr_offset: count(0).max(7).optional().describe('RX1DROffset'),
+        rx2_data_rate: count(0).max(15).optional().describe('RX2 data rate index'),
+        rx2_frequency_hz: count(100_000_000).max(1_000_000_000).optional().describe('RX2 frequency in Hz'),
+      })
+      .optional()
+      .describe(
+        "ABP: the receive windows the device uses now (its firmware's, or what its previous network server set), where not the region's defaults; iotgw answers in them and moves the device to lorawan.rx_windows with RXParamSetupReq/RXTimingSetupReq",
+      ),
     f_cnt_up_hint: z.coerce
       .number({ error: (issue) => (issue.code === 'invalid_type' ? FCNT_HINT_MESSAGE : undefined) })
       .int({ error: FCNT_HINT_MESSAGE })
@@ -123,6 +134,13 @@ const lorawanDevice = z
   .superRefine((device, context) => {
     if (device.f_cnt_up_hint !== undefined && device.app_key !== undefined) {
       context.addIssue({ code: 'custom', path: ['f_cnt_up_hint'], message: 'f_cnt_up_hint is for ABP devices; an OTAA device counts from 0 after each join' });
+    }
+    if (device.rx_windows !== undefined && device.app_key !== undefined) {
+      context.addIssue({
+        code: 'custom',
+        path: ['rx_windows'],
+        message: 'rx_windows is for ABP devices; an OTAA device gets lorawan.rx_windows in its join-accept',
+      });
     }
     if (device.resets_f_cnt === true && device.app_key !== undefined) {
       context.addIssue({ code: 'custom', path: ['resets_f_cnt'], message: 'resets_f_cnt is for ABP devices; an OTAA device that reboots joins again' });

@@ -105,6 +105,8 @@ test('a The Things Stack JSON array: OTAA root keys, ABP sessions with their cou
       nwk_s_key: '2b7e151628aed2a6abf7158809cf4f3c',
       app_s_key: '000102030405060708090a0b0c0d0e0f',
       resets_f_cnt: true,
+      // The windows The Things Stack ran it at: iotgw answers in them until it has moved the device to its own.
+      rx_windows: { rx1_delay_s: 5, rx1_dr_offset: 0, rx2_data_rate: 3, rx2_frequency_hz: 869_525_000 },
       f_cnt_up_hint: 4711,
       mac_version: '1.0.2',
       codec: 'raw',

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { StateWrite } from '../../buffer/record-buffer.ts';
 import type { Logger } from '../../core/log.ts';
 import type { PayloadCodec } from '../../codecs/payload-codec.ts';
+import type { RxSettings } from './class-a-downlink.ts';
 import { type MacState, persistMacState } from './mac-layer.ts';
 
 export interface LorawanDeviceProfile {
@@ -24,6 +25,8 @@ export interface LorawanDeviceProfile {
   readonly fCntUpHint?: number;
   /** The LoRaWAN version the device implements: 1.0.4 counts DevNonces up (§6.2.4), older versions pick them at random. Default 1.0.3. */
   readonly macVersion?: MacVersion;
+  /** ABP: the receive windows the device uses now, where not the region's defaults (lorawan.devices[].rx_windows). */
+  readonly rxWindows?: Partial<RxSettings>;
   /** Network ADR for this device when lorawan.adr.enabled (and the device sets the ADR bit). Default true. */
   readonly adr?: boolean;
   /** LoRaWAN class; C listens on RX2 whenever it is not sending. Default A. */

@@ -40,7 +40,10 @@ export function lorawanNetworkOptionsFromConfig(config: Config, codecFor: CodecF
       rx: rxWindowsOf(lorawan.rx_windows, region),
       maxDutyCycle: lorawan.max_duty_cycle,
     },
-    devices: lorawan.devices.map((entry) => deviceProfileFromEntry(entry, codecFor)),
+    devices: lorawan.devices.map((entry, index) => {
+      if (entry.rx_windows !== undefined) checkRxWindows(entry.rx_windows, region, `lorawan.devices.${index}.rx_windows`);
+      return deviceProfileFromEntry(entry, codecFor);
+    }),
   };
 }
 
@@ -53,6 +56,7 @@ export function deviceProfileFromEntry(entry: Omit<LorawanDeviceEntry, 'class'> 
     codec: codecFor(codecChoice(entry)),
     resetsFCnt: entry.resets_f_cnt === true,
     ...(entry.adr === undefined ? {} : { adr: entry.adr }),
+    ...(entry.rx_windows === undefined ? {} : { rxWindows: rxSettingsOf(entry.rx_windows) }),
     ...(entry.f_cnt_up_hint === undefined ? {} : { fCntUpHint: entry.f_cnt_up_hint }),
     ...(entry.mac_version === undefined ? {} : { macVersion: entry.mac_version }),
     deviceClass: entry.class ?? 'A',
@@ -91,9 +95,32 @@ function macChecks(lorawan: Config['lorawan'], region: Region): void {
 
 /** lorawan.rx_windows, checked against the region: a data rate it lacks or an offset past its table is a config error. */
 function rxWindowsOf(windows: Config['lorawan']['rx_windows'], region: Region): Partial<RxSettings> {
+  checkRxWindows(windows, region, 'lorawan.rx_windows');
+  return rxSettingsOf(windows);
+}
+
+interface RxWindowsEntry {
+  readonly rx1_delay_s?: number | undefined;
+  readonly rx1_dr_offset?: number | undefined;
+  readonly rx2_data_rate?: number | undefined;
+  readonly rx2_frequency_hz?: number | undefined;
+}
+
+function rxSettingsOf(windows: RxWindowsEntry): Partial<RxSettings> {
+  return {
+    ...(windows.rx1_delay_s === undefined ? {} : { rx1DelayS: windows.rx1_delay_s }),
+    ...(windows.rx1_dr_offset === undefined ? {} : { rx1DrOffset: windows.rx1_dr_offset }),
+    ...(windows.rx2_data_rate === undefined ? {} : { rx2DataRate: windows.rx2_data_rate }),
+    ...(windows.rx2_frequency_hz === undefined ? {} : { rx2FrequencyHz: windows.rx2_frequency_hz }),
+  };
+}
+
+/** Receive windows checked against the region: a data rate it lacks, an offset past its table, an RX2 outside its band. */
+function checkRxWindows(windows: RxWindowsEntry, region: Region, key: string): void {
   const problems: string[] = [];
-  if (windows.rx1_dr_offset > region.maxRx1DrOffset)
+  if (windows.rx1_dr_offset !== undefined && windows.rx1_dr_offset > region.maxRx1DrOffset) {
     problems.push(`rx1_dr_offset ${windows.rx1_dr_offset}: ${region.name} has offsets 0..${region.maxRx1DrOffset}`);
+  }
   const rx2 = windows.rx2_data_rate;
   if (rx2 !== undefined && region.dataRates.get(rx2)?.downlink !== true) {
     const rates = [...region.dataRates].filter(([, rate]) => rate.downlink).map(([index]) => index);
@@ -104,11 +131,5 @@ function rxWindowsOf(windows: Config['lorawan']['rx_windows'], region: Region): 
   if (frequency !== undefined && band !== undefined && (frequency < band[0] * 1e6 || frequency > band[1] * 1e6)) {
     problems.push(`rx2_frequency_hz ${frequency}: outside ${region.name}'s ${band[0]}-${band[1]} MHz; a gateway must not transmit there`);
   }
-  if (problems.length > 0) throw new ConfigError('lorawan.rx_windows', problems);
-  return {
-    rx1DelayS: windows.rx1_delay_s,
-    rx1DrOffset: windows.rx1_dr_offset,
-    ...(rx2 === undefined ? {} : { rx2DataRate: rx2 }),
-    ...(windows.rx2_frequency_hz === undefined ? {} : { rx2FrequencyHz: windows.rx2_frequency_hz }),
-  };
+  if (problems.length > 0) throw new ConfigError(key, problems);
 }

@@ -169,11 +169,11 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
   );
 
   function macStateOf(device: LorawanDevice, session: Session): MacState {
-    // An OTAA session took the join-accept's RX1 delay, RX1DROffset and RX2 data rate; ABP starts at the region's.
+    // An OTAA session took the join-accept's RX1 delay, RX1DROffset and RX2 data rate; ABP starts where its entry says (the region's by default).
     const joined = device.profile.activation.mode === 'otaa';
     const rx = joined
       ? { ...defaultRxSettings(region), rx1DelayS: wantedRx.rx1DelayS, rx1DrOffset: wantedRx.rx1DrOffset, rx2DataRate: wantedRx.rx2DataRate }
-      : defaultRxSettings(region);
+      : { ...defaultRxSettings(region), ...device.profile.rxWindows };
     session.mac ??= readMacState(session.savedMac, initialMacState(region, joined, rx));
     return session.mac;
   }

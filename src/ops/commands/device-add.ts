@@ -86,7 +86,7 @@ export function addMqttDevice(configPath: string, id: string, passwordHash: stri
 }
 
 /** A device entry as written to lorawan.devices: the config schema's snake_case keys and their values. */
-export type DeviceEntry = Readonly<Record<string, string | number | boolean>>;
+export type DeviceEntry = Readonly<Record<string, string | number | boolean | Readonly<Record<string, number>>>>;
 
 /** Where LoRaWAN devices are added: the file lorawan.devices_file names when set, else lorawan.devices of the config. */
 export interface LorawanTarget {

@@ -192,7 +192,7 @@ function sessionKey(devAddr: string | null, nwkSKey: string | null): string | nu
   return devAddr === null || nwkSKey === null ? null : `${devAddr}/${nwkSKey}`;
 }
 
-function lowerText(value: string | number | boolean | undefined): string | null {
+function lowerText(value: DeviceEntry[string] | undefined): string | null {
   return typeof value === 'string' ? value.toLowerCase() : null;
 }
 

@@ -120,12 +120,40 @@ function abpKeys(row: RowBuilder, device: Record<string, unknown>): DeviceEntry 
   const nwkSKey = envelopeKey(row, 'session.keys.f_nwk_s_int_key', at(session, 'keys', 'f_nwk_s_int_key'), 'NwkSKey');
   const appSKey = envelopeKey(row, 'session.keys.app_s_key', at(session, 'keys', 'app_s_key'), 'AppSKey');
   if (devAddr === undefined || nwkSKey === undefined || appSKey === undefined) return undefined;
-  const entry: Record<string, string | number | boolean> = { dev_addr: devAddr, nwk_s_key: nwkSKey, app_s_key: appSKey };
+  const entry: Record<string, string | number | boolean | Record<string, number>> = { dev_addr: devAddr, nwk_s_key: nwkSKey, app_s_key: appSKey };
   if (resetsFCnt(device) === true) entry.resets_f_cnt = true;
+  const windows = currentRxWindows(device);
+  if (windows !== null) entry.rx_windows = windows;
   // The counter the device last used: the gateway refuses that and anything below as a replay.
   const last = session.last_f_cnt_up;
   if (typeof last === 'number' && Number.isInteger(last) && last > 0 && last <= 0xffff_ffff) entry.f_cnt_up_hint = last;
   return entry;
+}
+
+/**
+ * The receive windows The Things Stack runs the ABP device at now (mac_state.current_parameters: rx1_delay
+ * "RX_DELAY_5", rx2_data_rate_index "DATA_RATE_3", rx2_frequency "869525000"): the device keeps them after the
+ * move, so iotgw must answer in them until it has moved the device to lorawan.rx_windows. Null when absent.
+ */
+function currentRxWindows(device: Record<string, unknown>): Record<string, number> | null {
+  const number = (value: unknown, prefix: string): number | undefined => {
+    const text = typeof value === 'object' && value !== null && 'value' in value ? (value as { value: unknown }).value : value;
+    const parsed = typeof text === 'number' ? text : typeof text === 'string' ? Number(text.replace(prefix, '')) : Number.NaN;
+    return Number.isInteger(parsed) && parsed >= 0 ? parsed : undefined;
+  };
+  const current = at(device, 'mac_state', 'current_parameters');
+  if (!isObject(current)) return null;
+  const delay = number(current.rx1_delay, 'RX_DELAY_');
+  const offset = number(current.rx1_data_rate_offset, 'DATA_RATE_OFFSET_');
+  const rx2 = number(current.rx2_data_rate_index, 'DATA_RATE_');
+  const frequency = number(current.rx2_frequency, '');
+  const windows: Record<string, number> = {
+    ...(delay === undefined ? {} : { rx1_delay_s: Math.max(1, delay) }),
+    ...(offset === undefined ? {} : { rx1_dr_offset: offset }),
+    ...(rx2 === undefined ? {} : { rx2_data_rate: rx2 }),
+    ...(frequency === undefined || frequency === 0 ? {} : { rx2_frequency_hz: frequency }),
+  };
+  return Object.keys(windows).length === 0 ? null : windows;
 }
 
 /** A KeyEnvelope's plain key; a problem naming why it is absent (not exported, or wrapped with a KEK). */

@@ -69,7 +69,7 @@ function reception(overrides: Partial<Reception> = {}): Reception {
   };
 }
 
-function startServer(options: { mac?: MacOptions; clockTrusted?: boolean; state?: Map<string, string> } = {}) {
+function startServer(options: { mac?: MacOptions; clockTrusted?: boolean; state?: Map<string, string>; device?: LorawanDeviceProfile } = {}) {
   const metrics = createMetrics({ processMetrics: false });
   const logs = captureLog('info');
   const state = options.state ?? new Map<string, string>();
@@ -87,7 +87,7 @@ function startServer(options: { mac?: MacOptions; clockTrusted?: boolean; state?
       accept,
       log: logs.log,
       metrics,
-      sessions: createDeviceSessions([DEVICE], new Map(state), { log: logs.log }),
+      sessions: createDeviceSessions([options.device ?? DEVICE], new Map(state), { log: logs.log }),
       downlink: {
         canReach: () => true,
         send: async (downlink) => {
@@ -340,4 +340,21 @@ test('a request sent before a restart is still answered after it: the pending Li
   const saved = JSON.parse(state.get(DEVICE.devEui) ?? '{}') as { session: { mac: { tx: number; p?: unknown } } };
   assert.equal(saved.session.mac.tx, 2);
   assert.equal(saved.session.mac.p, undefined, 'nothing pending any more');
+});
+
+test('an ABP device moved with its old windows (rx_windows in its entry) is answered in them, then moved to lorawan.rx_windows', async () => {
+  const moved: LorawanDeviceProfile = { ...DEVICE, rxWindows: { rx1DelayS: 5, rx2DataRate: 3 } };
+  const lab = startServer({ mac: QUIET, device: moved });
+  await lab.send(uplink(1), [reception({ timestampUs: 10_000_000 })]);
+  const first = lab.downlinks[0];
+  assert.equal(first?.timestampUs, 15_000_000, 'RX1 five seconds after the uplink: where the device listens');
+  assert.deepEqual(readDownlink(first).commands, [
+    { command: 'RXParamSetupReq', rx1DrOffset: 0, rx2DataRate: 0, frequencyHz: 869_525_000 },
+    { command: 'RXTimingSetupReq', delay: 1 },
+  ]);
+  await lab.send(
+    uplink(2, { fopts: [{ command: 'RXParamSetupAns', rx1DrOffsetAck: true, rx2DataRateAck: true, channelAck: true }, { command: 'RXTimingSetupAns' }] }),
+    [reception({ timestampUs: 20_000_000 })],
+  );
+  assert.equal(lab.downlinks[1]?.timestampUs, 21_000_000, "from now on the gateway's own windows");
 });
