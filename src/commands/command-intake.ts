@@ -4,12 +4,12 @@
 // already has. A batch that cannot be committed (buffer full, disk full) is not acknowledged to Kafka:
 // kafkajs retries it. Kafka away at boot or later: the consumer reconnects with backoff, and the gateway
 // goes on without it (health degraded, iotgw_commands_consumer_up 0).
-import type { Consumer, EachBatchPayload } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { errorMessage } from '../errors.ts';
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import { createOnceLogger, type Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
-import { createKafkaClient, type KafkaClientOptions } from '../forward/kafka-client.ts';
+import type { KafkaClientOptions } from '../forward/kafka-client.ts';
 import { createRetrySchedule } from '../shared/retry-schedule.ts';
 import { type ParseLimits, parseCommandMessage } from './command-message.ts';
 import type { CommandQueue } from './command-queue.ts';
@@ -38,7 +38,9 @@ export function createCommandIntake(options: CommandIntakeOptions, deps: Command
   const { metrics, queue } = deps;
   const nowMs = deps.nowMs ?? Date.now;
   const once = createOnceLogger(options.rejectLogIntervalMs);
-  const kafka = createKafkaClient(options.kafka, deps.log, { retries: 5, initialRetryTime: 300, maxRetryTime: options.retryMaxMs });
+  // kafkajs is loaded at the first connect, not at import: a gateway without commands does not carry it on
+  // this thread (the buffer thread has its own for the sink).
+  let kafka: Kafka | null = null;
   let consumer: Consumer | null = null;
   let stopping = true;
   let up = false;
@@ -74,6 +76,11 @@ export function createCommandIntake(options: CommandIntakeOptions, deps: Command
 
   async function connect(): Promise<void> {
     if (stopping) return;
+    if (kafka === null) {
+      const { createKafkaClient } = await import('../forward/kafka-client.ts');
+      kafka = createKafkaClient(options.kafka, deps.log, { retries: 5, initialRetryTime: 300, maxRetryTime: options.retryMaxMs });
+      if (stopping) return;
+    }
     const next = kafka.consumer({
       groupId: options.groupId,
       maxWaitTimeInMs: options.fetchWaitMs,

@@ -10,7 +10,6 @@
 // serialport's bindings (seen under load, about 1 unplug in 12), so while a port is open its device node is
 // looked at every presence_check interval, and one that is gone or replaced is a loss like any other.
 import { stat } from 'node:fs/promises';
-import { SerialPort } from 'serialport';
 import type { Duplex } from 'node:stream';
 import { createRetrySchedule } from '../../shared/retry-schedule.ts';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
@@ -55,7 +54,7 @@ export interface SerialRadioIngressDeps extends IngressDeps {
   readonly lorawanNetwork: Pick<LorawanNetwork, 'receive' | 'claims'> | null;
   readonly rawCodec: PayloadCodec;
   /** Creates the (unopened) port; default serialport's SerialPort with the system bindings. */
-  readonly createPort?: (path: string, baudRate: number) => SerialPortStream;
+  readonly createPort?: (path: string, baudRate: number) => SerialPortStream | Promise<SerialPortStream>;
   /** The identity of the device node at `path` (changes when it is replaced), null when it is gone. */
   readonly deviceIdentity?: (path: string) => Promise<string | null>;
 }
@@ -108,10 +107,19 @@ function datr(settings: RadioSettings): string {
   return `SF${settings.spreadingFactor}BW${settings.bandwidthKhz}`;
 }
 
+/**
+ * serialport with the system bindings, loaded at the first open: a gateway without a serial radio does not
+ * carry its native bindings and streams in memory (about 14 MB).
+ */
+async function systemPort(path: string, baudRate: number): Promise<SerialPortStream> {
+  const { SerialPort } = await import('serialport');
+  return new SerialPort({ path, baudRate, autoOpen: false });
+}
+
 export function createSerialRadioIngress(options: SerialRadioIngressOptions, deps: SerialRadioIngressDeps): SerialRadioIngress {
   const log = deps.log.child({ component: 'ingress.serial-radio', path: options.path });
   const { metrics } = deps;
-  const createPort = deps.createPort ?? ((path: string, baudRate: number) => new SerialPort({ path, baudRate, autoOpen: false }));
+  const createPort = deps.createPort ?? systemPort;
   const deviceIdentity = deps.deviceIdentity ?? deviceNodeIdentity;
   if (options.frames !== 'raw' && deps.lorawanNetwork === null) {
     throw new Error(`serial.frames is ${options.frames}, but the LoRaWAN server is off: set lorawan.enabled: true, or serial.frames: raw`);
@@ -261,7 +269,7 @@ export function createSerialRadioIngress(options: SerialRadioIngressOptions, dep
     let opened: SerialPortStream;
     let identity: string | null;
     try {
-      opened = createPort(options.path, options.baudRate);
+      opened = await createPort(options.path, options.baudRate);
       await new Promise<void>((resolve, reject) => opened.open((error) => (error === null ? resolve() : reject(error))));
       identity = await deviceIdentity(options.path);
     } catch (error) {

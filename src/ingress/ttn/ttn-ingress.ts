@@ -16,7 +16,7 @@
 // This module is the MQTT link (connect, subscribe, reconnect, health); tts-message-handler.ts turns each
 // message into a committed record, tts-downlink.ts is the downlink codec.
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt';
+import type { IClientOptions, ISubscriptionGrant, MqttClient } from 'mqtt';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
 import { errorMessage } from '../../errors.ts';
 import { createRetrySchedule } from '../../shared/retry-schedule.ts';
@@ -237,7 +237,9 @@ export function createTtnIngress(options: TtnIngressOptions, deps: TtnIngressDep
         queueQoSZero: false,
         ...(ca === undefined ? {} : { ca }),
       };
-      const mqttClient = mqtt.connect(options.url, clientOptions);
+      // mqtt.js is loaded here, not at import: a gateway without TTN does not carry it (about 17 MB).
+      const { connect } = await import('mqtt');
+      const mqttClient = connect(options.url, clientOptions);
       // The pre-delivery hook: counter checks and the accept() call happen here, one message at a time;
       // mqtt.js reads the next packet only after the callback, so a slow buffer slows the socket instead of growing memory.
       mqttClient.handleMessage = (packet, callback) => messages.deliver(packet.topic, packet.payload, callback);
