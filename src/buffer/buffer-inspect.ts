@@ -77,17 +77,22 @@ interface Row {
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function openBufferInspector(path: string): BufferInspector {
+/** A read-only, query-only connection to an existing buffer file (safe beside a running gateway: WAL). */
+export function openBufferReadOnly(path: string): Database.Database {
   if (!existsSync(path)) {
     throw new GatewayError('BUFFER_MISSING', `no buffer file at ${path}: check buffer.path (has the gateway run with this config yet?)`, { retriable: false });
   }
-  let db: Database.Database;
   try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
+    const db = new Database(path, { readonly: true, fileMustExist: true });
     db.pragma('query_only = ON');
+    return db;
   } catch (error) {
     throw new GatewayError('BUFFER_OPEN', `cannot open buffer ${path} read-only: ${errorMessage(error)}`, { retriable: false, cause: error });
   }
+}
+
+export function openBufferInspector(path: string): BufferInspector {
+  const db = openBufferReadOnly(path);
   const schemaVersion = db.pragma('user_version', { simple: true }) as number;
   const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
   if (!tables.has('records') || !tables.has('dead_letters')) {

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { errorMessage, GatewayError } from '../errors.ts';
+import { openBufferReadOnly } from './buffer-inspect.ts';
 import { openBufferFile } from './buffer-file.ts';
 import { migrate, SCHEMA_VERSION } from './migrations.ts';
 import type { StateWrite } from './record-store.ts';
@@ -30,14 +31,7 @@ function missing(path: string): GatewayError {
 
 /** Every committed state entry of a scope, read through a read-only connection. */
 export function readStateReadOnly(path: string, scope: string): ReadonlyMap<string, string> {
-  if (!existsSync(path)) throw missing(path);
-  let db: Database.Database;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-    db.pragma('query_only = ON');
-  } catch (error) {
-    throw new GatewayError('BUFFER_OPEN', `cannot open buffer ${path} read-only: ${errorMessage(error)}`, { retriable: false, cause: error });
-  }
+  const db = openBufferReadOnly(path);
   try {
     assertKnownSchema(db, path);
     return selectState(db, scope);

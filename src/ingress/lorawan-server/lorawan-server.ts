@@ -170,11 +170,12 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
 
   function macStateOf(device: LorawanDevice, session: Session): MacState {
     // An OTAA session took the join-accept's RX1 delay, RX1DROffset and RX2 data rate; ABP starts where its entry says (the region's by default).
+    if (session.mac != null) return session.mac;
     const joined = device.profile.activation.mode === 'otaa';
     const rx = joined
       ? { ...defaultRxSettings(region), rx1DelayS: wantedRx.rx1DelayS, rx1DrOffset: wantedRx.rx1DrOffset, rx2DataRate: wantedRx.rx2DataRate }
       : { ...defaultRxSettings(region), ...device.profile.rxWindows };
-    session.mac ??= readMacState(session.savedMac, initialMacState(region, joined, rx));
+    session.mac = readMacState(session.savedMac, initialMacState(region, joined, rx));
     return session.mac;
   }
 
@@ -322,8 +323,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     lastUplink.commit = 'committed';
     lastHeard.set(devEui, receptions);
     if (records.length === 0) metrics.lorawanMacOnlyFrames.inc();
-    const uplinkDr = region.dataRateFromDatr(receptions[0]?.datr ?? '');
-    if (uplinkDr !== null) metrics.lorawanUplinkDataRates.inc({ dr: String(uplinkDr) });
+    if (mac.dataRate !== null) metrics.lorawanUplinkDataRates.inc({ dr: String(mac.dataRate) });
     const macCommands = macWanted ? mac.downlink : [];
     if (appDownlinks !== undefined && windowWanted && ackFcntDown !== null) {
       const fcntDown = ackFcntDown;
@@ -413,7 +413,7 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
       );
       return;
     }
-    await sendAck(device, session, receptions, fcntDown, source);
+    await sendAckOrMac(device, session, receptions, fcntDown, true, null, source);
   }
 
   function nextFcntDown(session: Session): number {
@@ -468,17 +468,12 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     };
   }
 
-  async function sendAck(device: LorawanDevice, session: Session, receptions: readonly Reception[], fcntDown: number, source: RecordSource): Promise<void> {
-    const phyPayload = dataDown(session, fcntDown, { confirmed: false, ack: true, fport: null, payload: Buffer.alloc(0) });
-    await classA.send('ack', device, receptions, phyPayload, macStateOf(device, session).rx, source);
-  }
-
   /**
    * MAC requests that went out become pending, and that is committed at once: the answer comes with the device's
    * next uplink, and a restart in between must not read it as unasked. A failed commit costs one request asked again.
    */
   async function commitSent(device: LorawanDevice, mac: UplinkMac, commands: readonly DownlinkMacCommand[]): Promise<void> {
-    mac.sent(commands);
+    if (!mac.sent(commands)) return;
     const committed = await deps.accept([], [sessions.stateWrite(device)]);
     if (!committed.ok) log.debug({ devEui: device.profile.devEui, reason: committed.reason }, 'the pending MAC requests were not committed');
   }
@@ -490,17 +485,17 @@ export function createLorawanServer(options: LorawanServerOptions, deps: Lorawan
     receptions: readonly Reception[],
     fcntDown: number,
     ack: boolean,
-    mac: UplinkMac,
+    mac: UplinkMac | null,
     source: RecordSource,
   ): Promise<void> {
-    const commands: readonly DownlinkMacCommand[] = mac.downlink;
+    const commands: readonly DownlinkMacCommand[] = mac?.downlink ?? [];
     const bytes = encodeDownlinkMacCommands(commands);
     const place = placeMacCommands(bytes, false);
     const frame =
       place === 'port0' ? { confirmed: false, ack, fport: 0, payload: bytes } : { confirmed: false, ack, fport: null, payload: Buffer.alloc(0), fopts: bytes };
     const phyPayload = dataDown(session, fcntDown, frame);
     const sent = await classA.send(commands.length === 0 ? 'ack' : 'mac', device, receptions, phyPayload, macStateOf(device, session).rx, source);
-    if (sent && commands.length > 0) await commitSent(device, mac, commands);
+    if (sent && mac !== null && commands.length > 0) await commitSent(device, mac, commands);
   }
 
   async function sendClassC(devEui: string, payload: Buffer, fport: number, confirmed: boolean): Promise<DownlinkResult> {

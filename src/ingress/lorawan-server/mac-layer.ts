@@ -153,8 +153,13 @@ export interface UplinkMac {
   readonly downlink: readonly DownlinkMacCommand[];
   /** This window must carry a downlink: an answer, an ADRACKReq, or answers the device repeats until one comes. */
   readonly mustAnswer: boolean;
-  /** The commands that went out (after the gateway took the downlink): they become pending. */
-  sent(commands: readonly DownlinkMacCommand[]): void;
+  /** The data rate index of this uplink; null for a datr the region does not have. */
+  readonly dataRate: number | null;
+  /**
+   * The commands that went out (after the gateway took the downlink): requests become pending. True when
+   * any did, so the state must be committed; answers (LinkCheckAns, DeviceTimeAns) change nothing.
+   */
+  sent(commands: readonly DownlinkMacCommand[]): boolean;
 }
 
 export interface UplinkMacInput {
@@ -401,25 +406,41 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
       recordFields,
       downlink: [...answers, ...requests],
       mustAnswer,
+      dataRate: uplinkDr,
       sent(sentCommands) {
-        for (const command of sentCommands) counted('down', command.command, 'sent');
-        const adrSent = sentCommands.filter((command) => command.command === 'LinkADRReq');
-        const last = adrSent.at(-1);
-        if (last?.command === 'LinkADRReq') state.pending.adr = { dataRate: last.dataRate, txPowerIndex: last.txPower, nbTrans: last.nbTrans };
-        state.pending.newChannels = sentCommands.filter((command) => command.command === 'NewChannelReq').length;
+        const { pending } = state;
+        let newChannels = 0;
+        let requested = false;
         for (const command of sentCommands) {
-          if (command.command === 'RXParamSetupReq') {
-            state.pending.rxParams = { rx1DrOffset: command.rx1DrOffset, rx2DataRate: command.rx2DataRate, rx2FrequencyHz: command.frequencyHz };
-          } else if (command.command === 'RXTimingSetupReq') {
-            state.pending.rxDelayS = command.delay === 0 ? 1 : command.delay;
-          } else if (command.command === 'DutyCycleReq') {
-            state.pending.dutyCycle = command.maxDutyCycle;
+          counted('down', command.command, 'sent');
+          requested ||= command.command !== 'LinkCheckAns' && command.command !== 'DeviceTimeAns';
+          switch (command.command) {
+            case 'LinkADRReq':
+              // A block: the last request's DataRate, TXPower and NbTrans are the ones the device applies.
+              pending.adr = { dataRate: command.dataRate, txPowerIndex: command.txPower, nbTrans: command.nbTrans };
+              break;
+            case 'NewChannelReq':
+              newChannels += 1;
+              break;
+            case 'RXParamSetupReq':
+              pending.rxParams = { rx1DrOffset: command.rx1DrOffset, rx2DataRate: command.rx2DataRate, rx2FrequencyHz: command.frequencyHz };
+              break;
+            case 'RXTimingSetupReq':
+              pending.rxDelayS = command.delay === 0 ? 1 : command.delay;
+              break;
+            case 'DutyCycleReq':
+              pending.dutyCycle = command.maxDutyCycle;
+              break;
+            case 'DevStatusReq':
+              pending.devStatus = true;
+              state.devStatusRequestedAtMs = deps.nowMs();
+              break;
+            default:
+              break; // an answer: nothing to wait for
           }
         }
-        if (sentCommands.some((command) => command.command === 'DevStatusReq')) {
-          state.pending.devStatus = true;
-          state.devStatusRequestedAtMs = deps.nowMs();
-        }
+        if (newChannels > 0) pending.newChannels = newChannels;
+        return requested;
       },
     };
   }
@@ -498,17 +519,15 @@ export function createMacLayer(options: MacLayerOptions, deps: MacLayerDeps): Ma
           );
           warnOnce(devEui, 'rx-refused', {}, `LoRaWAN device ${devEui} refused the receive windows (RXParamSetupReq: ${refused.join(', ')}): it keeps its own`);
         }
-        pending.rxParams = null;
       } else if (command.command === 'RXTimingSetupAns' && pending.rxDelayS !== null) {
         answered = true;
         state.rx = { ...state.rx, rx1DelayS: pending.rxDelayS };
-        pending.rxDelayS = null;
       } else if (command.command === 'DutyCycleAns' && pending.dutyCycle !== null) {
         answered = true;
         state.maxDutyCycle = pending.dutyCycle;
-        pending.dutyCycle = null;
       }
     }
+    // Answered or not, the next uplink after a request settles it: an unanswered one is asked again later.
     pending.rxParams = null;
     pending.rxDelayS = null;
     pending.dutyCycle = null;

@@ -21,6 +21,7 @@ import type { NewRecord } from '../../../src/record/record.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
 import { tempDir } from '../../helpers/temp-dir.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testReception } from '../../helpers/lorawan-reception.ts';
 
 // lora-packet is CommonJS with module.exports = its functions; its types describe them as `default`.
 const loraPacket = loraPacketModule as unknown as typeof loraPacketModule.default;
@@ -89,20 +90,7 @@ function startServer(profiles: readonly LorawanDeviceProfile[], state = new Map<
       clockMs += ms;
     },
     send(phyPayload: Buffer): Promise<void> {
-      const reception = {
-        gatewayEui: 'aa555a0000000001',
-        timestampUs: 1000,
-        gatewayTime: null,
-        frequencyHz: 868_100_000,
-        datr: 'SF7BW125',
-        codingRate: '4/5',
-        rssi: -80,
-        signalRssi: null,
-        snr: 7,
-        channel: 0,
-        rfChain: 0,
-        receivedAtMs: Date.now(),
-      };
+      const reception = testReception({ timestampUs: 1000 });
       return server.handleFrame({ phyPayload, receptions: [reception], source: 'semtech-udp', firstSeenMono: performance.now() });
     },
     micChecks: () => counter('lorawanFCntRecoveryMicChecks'),

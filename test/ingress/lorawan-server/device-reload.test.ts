@@ -14,6 +14,7 @@ import { createLorawanNetwork } from '../../../src/ingress/lorawan-server/lorawa
 import type { NewRecord } from '../../../src/record/record.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { testReception } from '../../helpers/lorawan-reception.ts';
 
 function abpDevice(index: number, keyByte = index): LorawanDeviceProfile {
   return {
@@ -73,24 +74,7 @@ async function startNetwork(devices: readonly LorawanDeviceProfile[]) {
     async send(phyPayload: Buffer): Promise<void> {
       const before = records.length + rejections.length;
       tmst += 1_000_000;
-      network.receive(
-        phyPayload,
-        {
-          gatewayEui: 'aa555a0000000001',
-          timestampUs: tmst,
-          gatewayTime: null,
-          frequencyHz: 868_100_000,
-          datr: 'SF7BW125',
-          codingRate: '4/5',
-          rssi: -80,
-          signalRssi: null,
-          snr: 7,
-          channel: 0,
-          rfChain: 0,
-          receivedAtMs: Date.now(),
-        },
-        'semtech-udp',
-      );
+      network.receive(phyPayload, testReception({ timestampUs: tmst }), 'semtech-udp');
       await waitFor(() => records.length + rejections.length > before, 'the frame stored or refused');
     },
   };

@@ -23,6 +23,7 @@ import { createLorawanServer, DEFAULT_MAC, type MacOptions } from '../../../src/
 import type { Reception } from '../../../src/ingress/lorawan-server/reception.ts';
 import type { NewRecord } from '../../../src/record/record.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
+import { testReception } from '../../helpers/lorawan-reception.ts';
 
 const loraPacket = loraPacketModule as unknown as typeof loraPacketModule.default;
 
@@ -51,22 +52,9 @@ function uplink(fcnt32: number, options: { fopts?: UplinkMacCommand[]; port0?: U
   });
 }
 
+/** SF12 at +5 dB, at a fixed wall-clock time: the MAC layer's figures below follow from these. */
 function reception(overrides: Partial<Reception> = {}): Reception {
-  return {
-    gatewayEui: 'aa555a0000000001',
-    timestampUs: 1_000_000,
-    gatewayTime: null,
-    frequencyHz: 868_100_000,
-    datr: 'SF12BW125',
-    codingRate: '4/5',
-    rssi: -100,
-    signalRssi: null,
-    snr: 5,
-    channel: 0,
-    rfChain: 0,
-    receivedAtMs: Date.UTC(2026, 11, 6, 12),
-    ...overrides,
-  };
+  return testReception({ datr: 'SF12BW125', rssi: -100, snr: 5, receivedAtMs: Date.UTC(2026, 11, 6, 12), ...overrides });
 }
 
 function startServer(options: { mac?: MacOptions; clockTrusted?: boolean; state?: Map<string, string>; device?: LorawanDeviceProfile } = {}) {
@@ -75,7 +63,9 @@ function startServer(options: { mac?: MacOptions; clockTrusted?: boolean; state?
   const state = options.state ?? new Map<string, string>();
   const records: NewRecord[] = [];
   const downlinks: ClassADownlink[] = [];
+  let commits = 0;
   const accept: Accept = async (batch, writes = []) => {
+    commits += 1;
     records.push(...batch);
     for (const write of writes) if (write.value !== null) state.set(write.key, write.value);
     return { ok: true, seqs: batch.map((_, index) => index) };
@@ -113,6 +103,7 @@ function startServer(options: { mac?: MacOptions; clockTrusted?: boolean; state?
       wallMs += ms;
     },
     radio: () => server.radioStatus(),
+    commits: () => commits,
     send(phyPayload: Buffer, receptions: Reception[] = [reception()]): Promise<void> {
       return server.handleFrame({ phyPayload, receptions, source: 'semtech-udp', firstSeenMono: performance.now() });
     },
@@ -145,6 +136,7 @@ test('LinkCheckReq in FOpts: answered in RX1 with the margin above SF12 and the 
   const down = readDownlink(lab.downlinks[0]);
   // SF12 needs -20 dB: the best reception at +5 dB is 25 dB above it.
   assert.deepEqual(down, { fcnt: 0, carrier: 'fopts', commands: [{ command: 'LinkCheckAns', margin: 25, gwCnt: 2 }] });
+  assert.equal(lab.commits(), 1, 'an answer leaves nothing pending: no commit beside the uplink');
   assert.equal(lab.downlinks.length, 1);
   assert.equal(await lab.count('lorawanMacCommands', { direction: 'down', command: 'LinkCheckAns', result: 'sent' }), 1);
 });
@@ -331,6 +323,7 @@ test('a request sent before a restart is still answered after it: the pending Li
   const before = startServer({ mac, state });
   await before.send(uplink(1, { adr: true }), [reception({ datr: 'SF7BW125', snr: 8.5 })]);
   assert.deepEqual(readDownlink(before.downlinks[0]).commands, [{ command: 'LinkADRReq', dataRate: 5, txPower: 2, chMask: 0, chMaskCntl: 6, nbTrans: 1 }]);
+  assert.equal(before.commits(), 2, 'the uplink, then the pending request');
   // The gateway restarts here; the device's answer comes to the new process.
   const after = startServer({ mac, state });
   await after.send(uplink(2, { adr: true, fopts: [{ command: 'LinkADRAns', powerAck: true, dataRateAck: true, channelMaskAck: true }] }), [

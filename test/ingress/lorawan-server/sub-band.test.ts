@@ -11,6 +11,7 @@ import { createDeviceSessions, type LorawanDeviceProfile } from '../../../src/in
 import { createLorawanServer } from '../../../src/ingress/lorawan-server/lorawan-server.ts';
 import type { NewRecord } from '../../../src/record/record.ts';
 import { captureLog } from '../../helpers/capture-log.ts';
+import { testReception } from '../../helpers/lorawan-reception.ts';
 
 const DEVICE: LorawanDeviceProfile = {
   devEui: '0000000000000915',
@@ -51,22 +52,7 @@ test('US915 sub-band 2: a frame on a sub-band-1 channel is stored, and the misma
         nwkSKey: activation.nwkSKey,
         appSKey: activation.appSKey,
       }),
-      receptions: [
-        {
-          gatewayEui: 'aa555a0000000001',
-          timestampUs: 1,
-          gatewayTime: null,
-          frequencyHz,
-          datr: 'SF10BW125',
-          codingRate: '4/5',
-          rssi: -90,
-          signalRssi: null,
-          snr: 3,
-          channel: 0,
-          rfChain: 0,
-          receivedAtMs: Date.now(),
-        },
-      ],
+      receptions: [testReception({ timestampUs: 1, frequencyHz, datr: 'SF10BW125', rssi: -90, snr: 3 })],
       source: 'semtech-udp',
       firstSeenMono: performance.now(),
     });

@@ -3,7 +3,7 @@
 // with ChirpStack lrwn/src/region/as923.rs and The Things Stack pkg/band/as_923_rp2_v1_0_3.go. RP002-1.0.4 makes
 // DownlinkDwellTime 0 the default and lets uplink dwell follow national rules: iotgw leaves both off unless
 // lorawan.dwell_time_400ms turns them on.
-import { channelList, dataRateTable, payloadTable, type RegionName, type RegionSpec, txPowerSteps } from './region-spec.ts';
+import { channelList, dataRateTable, payloadTable, type RegionName, type RegionSpec, SF12_TO_SF7_125_KHZ, txPowerSteps } from './region-spec.ts';
 
 export type As923Group = 1 | 2 | 3 | 4;
 
@@ -58,15 +58,7 @@ export function as923Spec(group: As923Group, dwellTime400ms: boolean): RegionSpe
     rx2DataRate: 2,
     codingRate: '4/5',
     // §2.10.3: DR7 is FSK 50 kbit/s, left out.
-    dataRates: dataRateTable([
-      [0, 12, 125, true, true],
-      [1, 11, 125, true, true],
-      [2, 10, 125, true, true],
-      [3, 9, 125, true, true],
-      [4, 8, 125, true, true],
-      [5, 7, 125, true, true],
-      [6, 7, 250, true, true],
-    ]),
+    dataRates: dataRateTable([...SF12_TO_SF7_125_KHZ, [6, 7, 250, true, true]]),
     uplinkMaxPayloadSizes: dwellTime400ms ? DWELL : NO_DWELL,
     downlinkMaxPayloadSizes: dwellTime400ms ? DWELL : NO_DWELL,
     rx1DataRates: rx1DataRates(dwellTime400ms),

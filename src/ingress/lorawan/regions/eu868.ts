@@ -1,6 +1,6 @@
 // EU863-870 (RP002-1.0.3 §2.4). Values cross-checked with ChirpStack lrwn/src/region/eu868.rs and The Things
 // Stack pkg/band/eu_863_870_rp2_v1_0_3.go; the five extra channels are the ones TTN and ChirpStack announce.
-import { channelList, dataRateTable, payloadTable, type RegionSpec, txPowerSteps } from './region-spec.ts';
+import { channelList, dataRateTable, euLikePayloadSizes, loweredRx1DataRates, type RegionSpec, SF12_TO_SF7_125_KHZ, txPowerSteps } from './region-spec.ts';
 
 export const EU868_SPEC: RegionSpec = {
   name: 'EU868',
@@ -11,44 +11,12 @@ export const EU868_SPEC: RegionSpec = {
   rx2DataRate: 0,
   codingRate: '4/5',
   // §2.4.3; DR7 is FSK 50 kbit/s and DR8..11 LR-FHSS: left out.
-  dataRates: dataRateTable([
-    [0, 12, 125, true, true],
-    [1, 11, 125, true, true],
-    [2, 10, 125, true, true],
-    [3, 9, 125, true, true],
-    [4, 8, 125, true, true],
-    [5, 7, 125, true, true],
-    [6, 7, 250, true, true],
-  ]),
+  dataRates: dataRateTable([...SF12_TO_SF7_125_KHZ, [6, 7, 250, true, true]]),
   // §2.4.6 (not repeater compatible). ChirpStack's table has N = 222 at DR4, a slip: M = 250 gives N = 242.
-  uplinkMaxPayloadSizes: payloadTable([
-    [0, 59],
-    [1, 59],
-    [2, 59],
-    [3, 123],
-    [4, 250],
-    [5, 250],
-    [6, 250],
-  ]),
-  downlinkMaxPayloadSizes: payloadTable([
-    [0, 59],
-    [1, 59],
-    [2, 59],
-    [3, 123],
-    [4, 250],
-    [5, 250],
-    [6, 250],
-  ]),
+  uplinkMaxPayloadSizes: euLikePayloadSizes(6),
+  downlinkMaxPayloadSizes: euLikePayloadSizes(6),
   // §2.4.7: the uplink data rate lowered by RX1DROffset (0..5), never below DR0.
-  rx1DataRates: new Map([
-    [0, [0, 0, 0, 0, 0, 0]],
-    [1, [1, 0, 0, 0, 0, 0]],
-    [2, [2, 1, 0, 0, 0, 0]],
-    [3, [3, 2, 1, 0, 0, 0]],
-    [4, [4, 3, 2, 1, 0, 0]],
-    [5, [5, 4, 3, 2, 1, 0]],
-    [6, [6, 5, 4, 3, 2, 1]],
-  ]),
+  rx1DataRates: loweredRx1DataRates(6, 6),
   rx1Channel: { rule: 'uplink-frequency' },
   // §2.4.2: every EU868 device knows these three; networks add up to five with the CFList (§2.4.4).
   regionChannels: channelList(0, [868_100_000, 868_300_000, 868_500_000], 0, 5),

@@ -1,16 +1,9 @@
 // IN865-867 (RP002-1.0.3 §2.12). Values cross-checked with ChirpStack lrwn/src/region/in865.rs and The Things
 // Stack pkg/band/in_865_867_rp2_v1_0_3.go. Neither network announces channels beyond the three defaults, so
 // an IN865 join-accept carries no CFList.
-import { channelList, dataRateTable, payloadTable, type RegionSpec, txPowerSteps } from './region-spec.ts';
+import { channelList, dataRateTable, euLikePayloadSizes, type RegionSpec, SF12_TO_SF7_125_KHZ, txPowerSteps } from './region-spec.ts';
 
-const PAYLOAD_SIZES = payloadTable([
-  [0, 59],
-  [1, 59],
-  [2, 59],
-  [3, 123],
-  [4, 250],
-  [5, 250],
-]);
+const PAYLOAD_SIZES = euLikePayloadSizes(5);
 
 export const IN865_SPEC: RegionSpec = {
   name: 'IN865',
@@ -21,14 +14,7 @@ export const IN865_SPEC: RegionSpec = {
   rx2DataRate: 2,
   codingRate: '4/5',
   // §2.12.3: DR6 is RFU and DR7 FSK 50 kbit/s (left out).
-  dataRates: dataRateTable([
-    [0, 12, 125, true, true],
-    [1, 11, 125, true, true],
-    [2, 10, 125, true, true],
-    [3, 9, 125, true, true],
-    [4, 8, 125, true, true],
-    [5, 7, 125, true, true],
-  ]),
+  dataRates: dataRateTable(SF12_TO_SF7_125_KHZ),
   // §2.12.6 (not repeater compatible).
   uplinkMaxPayloadSizes: PAYLOAD_SIZES,
   downlinkMaxPayloadSizes: PAYLOAD_SIZES,

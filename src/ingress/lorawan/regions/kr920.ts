@@ -1,16 +1,9 @@
 // KR920-923 (RP002-1.0.3 §2.11). Values cross-checked with ChirpStack lrwn/src/region/kr920.rs and The Things
 // Stack pkg/band/kr_920_923_rp2_v1_0_3.go; the four extra channels are TTN's KR_920_923_TTN plan. Korea
 // regulates with listen-before-talk (done by the gateway and devices), not a duty cycle.
-import { channelList, dataRateTable, payloadTable, type RegionSpec, txPowerSteps } from './region-spec.ts';
+import { channelList, dataRateTable, euLikePayloadSizes, loweredRx1DataRates, type RegionSpec, SF12_TO_SF7_125_KHZ, txPowerSteps } from './region-spec.ts';
 
-const PAYLOAD_SIZES = payloadTable([
-  [0, 59],
-  [1, 59],
-  [2, 59],
-  [3, 123],
-  [4, 250],
-  [5, 250],
-]);
+const PAYLOAD_SIZES = euLikePayloadSizes(5);
 
 export const KR920_SPEC: RegionSpec = {
   name: 'KR920',
@@ -21,26 +14,12 @@ export const KR920_SPEC: RegionSpec = {
   rx2DataRate: 0,
   codingRate: '4/5',
   // §2.11.3.
-  dataRates: dataRateTable([
-    [0, 12, 125, true, true],
-    [1, 11, 125, true, true],
-    [2, 10, 125, true, true],
-    [3, 9, 125, true, true],
-    [4, 8, 125, true, true],
-    [5, 7, 125, true, true],
-  ]),
+  dataRates: dataRateTable(SF12_TO_SF7_125_KHZ),
   // §2.11.6.
   uplinkMaxPayloadSizes: PAYLOAD_SIZES,
   downlinkMaxPayloadSizes: PAYLOAD_SIZES,
   // §2.11.7: the uplink data rate lowered by RX1DROffset (0..5), never below DR0.
-  rx1DataRates: new Map([
-    [0, [0, 0, 0, 0, 0, 0]],
-    [1, [1, 0, 0, 0, 0, 0]],
-    [2, [2, 1, 0, 0, 0, 0]],
-    [3, [3, 2, 1, 0, 0, 0]],
-    [4, [4, 3, 2, 1, 0, 0]],
-    [5, [5, 4, 3, 2, 1, 0]],
-  ]),
+  rx1DataRates: loweredRx1DataRates(5, 6),
   rx1Channel: { rule: 'uplink-frequency' },
   // §2.11.2.
   regionChannels: channelList(0, [922_100_000, 922_300_000, 922_500_000], 0, 5),

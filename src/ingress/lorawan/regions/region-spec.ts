@@ -94,8 +94,33 @@ export interface RegionSpec {
 }
 
 /** Data rate entries from [index, SF, bandwidth kHz, uplink, downlink] rows. */
-export function dataRateTable(rows: readonly (readonly [number, number, number, boolean, boolean])[]): ReadonlyMap<number, DataRate> {
+export function dataRateTable(rows: readonly DataRateRow[]): ReadonlyMap<number, DataRate> {
   return new Map(rows.map(([index, spreadingFactor, bandwidthKHz, uplink, downlink]) => [index, { spreadingFactor, bandwidthKHz, uplink, downlink }]));
+}
+
+type DataRateRow = readonly [number, number, number, boolean, boolean];
+
+/** DR0..DR5 = SF12..SF7 at 125 kHz, both directions: the LoRa rates EU868, AS923, IN865 and KR920 share. */
+export const SF12_TO_SF7_125_KHZ: readonly DataRateRow[] = [
+  [0, 12, 125, true, true],
+  [1, 11, 125, true, true],
+  [2, 10, 125, true, true],
+  [3, 9, 125, true, true],
+  [4, 8, 125, true, true],
+  [5, 7, 125, true, true],
+];
+
+/** M by data rate (DR0..DR6, not repeater compatible) shared by EU868, IN865 and KR920 (RP002 §2.4.6, §2.12.6, §2.11.6). */
+export function euLikePayloadSizes(lastDataRate: number): ReadonlyMap<number, MaxPayloadSize> {
+  const m = [59, 59, 59, 123, 250, 250, 250];
+  return payloadTable(m.slice(0, lastDataRate + 1).map((size, index) => [index, size] as const));
+}
+
+/** RX1 data rate = the uplink's lowered by RX1DROffset, never below DR0 (EU868 §2.4.7, KR920 §2.11.7): DR0..lastDataRate, offsets 0..offsets-1. */
+export function loweredRx1DataRates(lastDataRate: number, offsets: number): ReadonlyMap<number, readonly number[]> {
+  return new Map(
+    Array.from({ length: lastDataRate + 1 }, (_, uplink) => [uplink, Array.from({ length: offsets }, (_, offset) => Math.max(0, uplink - offset))] as const),
+  );
 }
 
 /** M/N entries from [index, M] rows (N = M - 8: FHDR without FOpts and FPort, LoRaWAN 1.0.x §4.3). */
