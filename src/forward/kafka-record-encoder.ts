@@ -32,36 +32,69 @@ const INT31 = 2 ** 31;
 export function createRecordEncoder(original: RecordEncoder, wrap: (buf: Buffer) => EncodedRecord): RecordEncoder {
   return (fields) => {
     const { offsetDelta = 0, timestampDelta = 0, key, value, headers = {} } = fields;
-    if (!isFastShape(offsetDelta, timestampDelta, key, value, headers)) return original(fields);
-    const record = headers as Record<string, string | Buffer>;
-    let headerCount = 0;
-    let headersSize = 0;
-    for (const name in record) {
-      if (!Object.hasOwn(record, name)) continue;
-      const headerValue = record[name];
-      if (typeof headerValue !== 'string' && !Buffer.isBuffer(headerValue)) return original(fields);
-      headerCount++;
-      headersSize += bytesFieldSize(name) + bytesFieldSize(headerValue);
-    }
-    const bodySize =
-      1 + varLongSize(timestampDelta) + varIntSize(offsetDelta) + bytesFieldSize(key) + bytesFieldSize(value) + varIntSize(headerCount) + headersSize;
+    const bodySize = recordBodySize(offsetDelta, timestampDelta, key, value, headers);
+    if (bodySize < 0) return original(fields);
     const buf = Buffer.allocUnsafe(varIntSize(bodySize) + bodySize);
-    let at = writeVarInt(buf, 0, bodySize);
-    buf[at++] = 0; // attributes: none are defined for records
-    at = writeVarLong(buf, at, timestampDelta);
-    at = writeVarInt(buf, at, offsetDelta);
-    at = writeBytesField(buf, at, key);
-    at = writeBytesField(buf, at, value);
-    at = writeVarInt(buf, at, headerCount);
-    for (const name in record) {
-      if (!Object.hasOwn(record, name)) continue;
-      at = writeBytesField(buf, at, name);
-      at = writeBytesField(buf, at, record[name]);
-    }
     const encoded = wrap(buf);
-    encoded.offset = at;
+    encoded.offset = writeRecord(buf, 0, bodySize, offsetDelta, timestampDelta, key, value, headers);
     return encoded;
   };
+}
+
+/**
+ * The size of a record's body (what its length prefix says), or -1 for a shape this module does not write
+ * (kafkajs' encoder must). A record takes `varIntSize(body) + body` bytes.
+ */
+export function recordBodySize(offsetDelta: unknown, timestampDelta: unknown, key: unknown, value: unknown, headers: unknown): number {
+  if (!isFastShape(offsetDelta, timestampDelta, key, value, headers)) return -1;
+  const record = headers as Record<string, unknown>;
+  let headerCount = 0;
+  let headersSize = 0;
+  for (const name in record) {
+    if (!Object.hasOwn(record, name)) continue;
+    const headerValue = record[name];
+    if (typeof headerValue !== 'string' && !Buffer.isBuffer(headerValue)) return -1;
+    headerCount++;
+    headersSize += bytesFieldSize(name) + bytesFieldSize(headerValue);
+  }
+  return (
+    1 +
+    varLongSize(timestampDelta as number) +
+    varIntSize(offsetDelta as number) +
+    bytesFieldSize(key) +
+    bytesFieldSize(value) +
+    varIntSize(headerCount) +
+    headersSize
+  );
+}
+
+/** Writes a record whose body size recordBodySize() gave (not -1) at `at`; returns the offset after it. */
+export function writeRecord(
+  buf: Buffer,
+  at: number,
+  bodySize: number,
+  offsetDelta: number,
+  timestampDelta: number,
+  key: unknown,
+  value: unknown,
+  headers: unknown,
+): number {
+  const record = headers as Record<string, string | Buffer>;
+  let headerCount = 0;
+  for (const name in record) if (Object.hasOwn(record, name)) headerCount++;
+  let next = writeVarInt(buf, at, bodySize);
+  buf[next++] = 0; // attributes: none are defined for records
+  next = writeVarLong(buf, next, timestampDelta);
+  next = writeVarInt(buf, next, offsetDelta);
+  next = writeBytesField(buf, next, key);
+  next = writeBytesField(buf, next, value);
+  next = writeVarInt(buf, next, headerCount);
+  for (const name in record) {
+    if (!Object.hasOwn(record, name)) continue;
+    next = writeBytesField(buf, next, name);
+    next = writeBytesField(buf, next, record[name]);
+  }
+  return next;
 }
 
 function isFastShape(offsetDelta: unknown, timestampDelta: unknown, key: unknown, value: unknown, headers: unknown): boolean {
@@ -111,7 +144,7 @@ function zigZag32(value: number): number {
   return ((value << 1) ^ (value >> 31)) >>> 0;
 }
 
-function varIntSize(value: number): number {
+export function varIntSize(value: number): number {
   let rest = zigZag32(value);
   let size = 1;
   while (rest >= 0x80) {

@@ -15,6 +15,7 @@ import type { ForwardMetrics } from './forward-metrics.ts';
 import { toKafkaMessage } from '../record/kafka-envelope.ts';
 import type { Router } from '../record/routes.ts';
 import { type Compression, useCompression } from './compression.ts';
+import { createKeyPartitioner } from './key-partitioner.ts';
 import { createKafkaClient, type KafkaClientOptions } from './kafka-client.ts';
 import { type Sink, SinkError } from './sink.ts';
 
@@ -72,7 +73,7 @@ export function createKafkaSink(options: KafkaSinkOptions, deps: KafkaSinkDeps):
   function connect(): Promise<Producer> {
     if (connected !== null) return connected;
     const candidate = kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner, // murmur2, as the Java client: same key, same partition
+      createPartitioner: createKeyPartitioner(Partitioners.DefaultPartitioner), // murmur2, as the Java client: same key, same partition
       allowAutoTopicCreation: false,
       idempotent: false,
       // One per lane: a lane sends its next batch only after the last one was acknowledged, so a retried
