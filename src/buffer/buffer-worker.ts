@@ -7,6 +7,7 @@ import type { NewRecord } from '../record/record.ts';
 import type { RecordStore } from './record-store.ts';
 import { createSqliteStore } from './sqlite-store.ts';
 import {
+  type AppendReply,
   type BufferWorkerData,
   type Companion,
   type CompanionContext,
@@ -97,10 +98,13 @@ port.on('message', (request: WorkerRequest) => {
   try {
     let value: unknown;
     switch (request.op) {
-      case 'append':
-        // Outcomes carry BufferFullError instances; send plain data across the thread boundary.
-        value = store.append(groupsOf(request), request.state).map((outcome) => (outcome.ok ? outcome : { ok: false, error: serialize(outcome.error) }));
+      case 'append': {
+        const { seqs, refused } = store.appendPacked(groupsOf(request), request.state);
+        // Refusals carry BufferFullError instances; send plain data across the thread boundary.
+        value = { seqs, refused: refused.map(({ group, error }) => ({ group, error: serialize(error) })) } satisfies AppendReply;
+        transfer = [seqs.buffer as ArrayBuffer];
         break;
+      }
       case 'readState':
         value = [...store.readState(request.scope)];
         break;

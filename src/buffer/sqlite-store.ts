@@ -3,11 +3,13 @@
 // Records are kept in acceptance order (seq) until Kafka acknowledges them.
 import { BufferFullError, GatewayError, errorMessage } from '../errors.ts';
 import { type NewRecord, type RecordSource, type StoredRecord, recordBytes } from '../record/record.ts';
+import { type PackedOutcomes, type RefusedGroup, unpackOutcomes } from './append-result.ts';
 import { openBufferFile } from './buffer-file.ts';
+import { createChunkedInsert, EMPTY_META } from './chunked-insert.ts';
 import { createLeaseTail, type LeaseTailLimits } from './lease-tail.ts';
 import { createOrderGuard } from './order-guard.ts';
 import { ensureInstanceId, recordId } from './record-id.ts';
-import type { AppendOutcome, BufferStats, RecordStore, RecordStoreLimits, StateWrite } from './record-store.ts';
+import type { BufferStats, RecordStore, RecordStoreLimits, StateWrite } from './record-store.ts';
 
 export interface SqliteStoreOptions extends RecordStoreLimits {
   readonly path: string;
@@ -38,29 +40,24 @@ const RECORD_COLUMNS = 'seq, key, stream, source, received_at_ms, event_time_ms,
 const BYTES = 9;
 
 export interface SqliteStore extends RecordStore {
+  /** append() with its outcomes packed (append-result.ts): what the buffer's thread sends back. */
+  appendPacked(groups: readonly (readonly NewRecord[])[], state?: readonly StateWrite[]): PackedOutcomes<BufferFullError>;
   /** The settings the guarantee rests on, read back from SQLite (not assumed). */
   durability(): { readonly journalMode: string; readonly synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' };
 }
 
 const SYNCHRONOUS_NAMES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
-const EMPTY_META = '{}';
+/** Most records carry no meta: one shared, frozen object for them all (nothing mutates a record's meta). */
+const NO_META: Readonly<Record<string, string>> = Object.freeze({});
 /** What the lease tail may hold before the forwarder counts as behind (and reads SQLite): a few seconds of a busy gateway. */
 const LEASE_TAIL_LIMITS = { maxRecords: 20_000, maxBytes: 4 * 1024 * 1024 };
-
-function metaText(meta: Readonly<Record<string, string>>): string {
-  for (const _ in meta) return JSON.stringify(meta);
-  return EMPTY_META;
-}
 
 export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStoreDeps = {}): SqliteStore {
   const nowMs = deps.nowMs ?? Date.now;
   const db = openBufferFile(options.path);
   const instanceId = ensureInstanceId(db);
 
-  const insert = db.prepare(
-    `INSERT INTO records (key, stream, source, received_at_ms, event_time_ms, payload, meta, bytes)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const inserts = createChunkedInsert(db, instanceId);
   const selectFrom = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true);
   const deleteOne = db.prepare('DELETE FROM records WHERE seq = ? RETURNING bytes');
   // One statement for a whole acknowledged batch (a JSON array of seqs): one call into SQLite, not one per record.
@@ -91,70 +88,61 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   let leaseCursor = 0;
   let closed = false;
   const tail = createLeaseTail(options.leaseTail ?? LEASE_TAIL_LIMITS);
-  /** The records the running append transaction inserted, for the lease tail once it has committed. */
-  let inserted: { records: StoredRecord[]; sizes: number[] } = { records: [], sizes: [] };
+  /** The sizes of the records of the group being appended (reused: most appends hold thousands of groups). */
+  const sizes: number[] = [];
 
-  const appendTransaction = db.transaction((groups: readonly (readonly NewRecord[])[], state: readonly StateWrite[]): AppendOutcome[] => {
+  const appendTransaction = db.transaction((groups: readonly (readonly NewRecord[])[], state: readonly StateWrite[]): PackedOutcomes<BufferFullError> => {
     for (const write of state) {
       if (write.value === null) deleteState.run(write.scope, write.key);
       else upsertState.run(write.scope, write.key, write.value);
     }
-    const outcomes: AppendOutcome[] = [];
+    let total = 0;
+    for (const group of groups) total += group.length;
+    const seqs = new Float64Array(total);
+    const refused: RefusedGroup<BufferFullError>[] = [];
     const order = createOrderGuard();
     let droppedNow = 0;
-    inserted = { records: [], sizes: [] };
     // A forwarder that is behind reads the file anyway: build the tail's records only when it will take them.
-    const tailing = tail.exact();
-    for (const group of groups) {
-      const sizes = group.map(recordBytes);
+    inserts.begin(seqs, tail.exact());
+    let next = 0;
+    for (let index = 0; index < groups.length; index++) {
+      const group = groups[index] as readonly NewRecord[];
+      const first = next;
+      next += group.length;
       let groupBytes = 0;
-      for (const size of sizes) groupBytes += size;
+      for (let row = 0; row < group.length; row++) {
+        const size = recordBytes(group[row] as NewRecord);
+        sizes[row] = size;
+        groupBytes += size;
+      }
       const behindRefused = order.refusedBefore(group);
       if (behindRefused !== null) {
-        outcomes.push({ ok: false, error: behindRefused });
+        refused.push({ group: index, error: behindRefused });
         continue;
       }
       if (group.length > options.maxRecords || groupBytes > options.maxBytes) {
-        outcomes.push({
-          ok: false,
-          error: order.refused(group, new BufferFullError(`${group.length} records (${groupBytes} bytes) exceed the buffer's bounds`)),
-        });
+        const error = new BufferFullError(`${group.length} records (${groupBytes} bytes) exceed the buffer's bounds`);
+        refused.push({ group: index, error: order.refused(group, error) });
         continue;
       }
       if (!fits(group.length, groupBytes)) {
         if (options.whenFull === 'reject') {
-          outcomes.push({ ok: false, error: order.refused(group, fullError()) });
+          refused.push({ group: index, error: order.refused(group, fullError()) });
           continue;
         }
+        // The depth counters include the queued rows: the DELETE must find them in the table, as it did when
+        // every group was inserted at once (with nothing older left, it reaches this append's earlier groups).
+        inserts.flush();
         droppedNow += dropOldestUntilFits(group.length, groupBytes);
       }
-      const seqs: number[] = [];
-      group.forEach((record, index) => {
-        const size = sizes[index] as number;
-        const result = insert.run(
-          record.key,
-          record.stream,
-          record.source,
-          record.receivedAtMs,
-          record.eventTimeMs,
-          record.payload,
-          metaText(record.meta),
-          size,
-        );
-        const seq = Number(result.lastInsertRowid);
-        seqs.push(seq);
-        if (tailing) {
-          inserted.records.push({ ...record, seq, id: recordId(instanceId, seq), attempts: 0 });
-          inserted.sizes.push(size);
-        }
-      });
+      for (let row = 0; row < group.length; row++) inserts.add(group[row] as NewRecord, sizes[row] as number, first + row);
       depthRecords += group.length;
       depthBytes += groupBytes;
-      outcomes.push({ ok: true, seqs });
     }
+    inserts.flush();
     droppedRecords += droppedNow;
     lastDropped = droppedNow;
-    return outcomes;
+    return { seqs, refused };
   });
 
   /**
@@ -237,8 +225,8 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
       receivedAtMs,
       eventTimeMs,
       payload,
-      // Most records carry no meta: skip the parse for the common '{}'.
-      meta: meta === EMPTY_META ? {} : (JSON.parse(meta) as Record<string, string>),
+      // Most records carry no meta: skip the parse for the common '{}' and share one frozen object.
+      meta: meta === EMPTY_META ? NO_META : (JSON.parse(meta) as Record<string, string>),
       attempts,
     };
   }
@@ -262,6 +250,23 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
     return leased;
   }
 
+  function appendPacked(groups: readonly (readonly NewRecord[])[], state: readonly StateWrite[] = []): PackedOutcomes<BufferFullError> {
+    assertOpen();
+    let packed: PackedOutcomes<BufferFullError>;
+    try {
+      packed = transact(() => appendTransaction(groups, state));
+    } catch (error) {
+      inserts.end();
+      throw storageError(error, options.path, 'append');
+    }
+    const inserted = inserts.end();
+    // drop_oldest may have deleted records the tail holds.
+    if (lastDropped > 0) tail.invalidate();
+    tail.appended(inserted.records, inserted.sizes);
+    if (lastDropped > 0) deps.onDrop?.(lastDropped);
+    return packed;
+  }
+
   let lastOldestMs: number | null = null;
   /** For metrics and health: a failed read keeps the last figure rather than failing whoever asked. */
   function oldestReceivedAtMs(): number | null {
@@ -280,20 +285,15 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
 
   return {
     append(groups, state = []) {
-      assertOpen();
-      let outcomes: AppendOutcome[];
-      try {
-        outcomes = transact(() => appendTransaction(groups, state));
-      } catch (error) {
-        throw storageError(error, options.path, 'append');
-      }
-      // drop_oldest may have deleted records the tail holds.
-      if (lastDropped > 0) tail.invalidate();
-      tail.appended(inserted.records, inserted.sizes);
-      inserted = { records: [], sizes: [] };
-      if (lastDropped > 0) deps.onDrop?.(lastDropped);
-      return outcomes;
+      const packed = appendPacked(groups, state);
+      return unpackOutcomes(
+        groups.map((group) => group.length),
+        packed,
+        (error) => error,
+      );
     },
+
+    appendPacked,
 
     readState(scope) {
       assertOpen();

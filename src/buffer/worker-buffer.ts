@@ -8,9 +8,11 @@ import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { BufferFullError, GatewayError } from '../errors.ts';
 import type { NewRecord, StoredRecord } from '../record/record.ts';
-import type { AppendOutcome, BufferStats, RecordBuffer } from './record-buffer.ts';
+import { unpackOutcomes } from './append-result.ts';
+import type { BufferStats, RecordBuffer } from './record-buffer.ts';
 import type { SqliteStoreOptions } from './sqlite-store.ts';
 import {
+  type AppendReply,
   type BufferWorkerData,
   type CompanionSpec,
   type LeaseReply,
@@ -214,11 +216,8 @@ export function createWorkerBuffer(options: SqliteStoreOptions, deps: WorkerBuff
     async append(groups, state = []) {
       const { packed, transfer } = packRecords(groups.length === 1 ? (groups[0] as readonly NewRecord[]) : groups.flat());
       const sizes = groups.map((group) => group.length);
-      const outcomes = await call<({ ok: true; seqs: number[] } | { ok: false; error: SerializedError })[]>(
-        { op: 'append', sizes, records: packed, state },
-        transfer,
-      );
-      return outcomes.map((outcome): AppendOutcome => (outcome.ok ? outcome : { ok: false, error: new BufferFullError(outcome.error.message) }));
+      const reply = await call<AppendReply>({ op: 'append', sizes, records: packed, state }, transfer);
+      return unpackOutcomes(sizes, reply, (error) => new BufferFullError(error.message));
     },
 
     async readState(scope) {

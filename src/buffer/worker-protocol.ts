@@ -2,6 +2,7 @@
 // Only plain data crosses: errors travel as {code, message, retriable} and are rebuilt on arrival.
 import type { MessagePort } from 'node:worker_threads';
 import type { NewRecord, RecordSource, StoredRecord } from '../record/record.ts';
+import type { PackedOutcomes } from './append-result.ts';
 import type { BufferStats, StateWrite } from './record-store.ts';
 
 export type WorkerRequest =
@@ -18,6 +19,9 @@ export type WorkerRequest =
   | { readonly id: number; readonly op: 'ack' | 'release'; readonly seqs: readonly number[] }
   | { readonly id: number; readonly op: 'deadLetter'; readonly seqs: readonly number[]; readonly reason: string }
   | { readonly id: number; readonly op: 'close' };
+
+/** The answer to an append: the seqs in one transferred Float64Array, the refused groups with their errors. */
+export type AppendReply = PackedOutcomes<SerializedError>;
 
 /** The answer to a lease: the records without payloads, and the payloads packed. */
 export interface LeaseReply {

@@ -8,6 +8,7 @@ import { createRandom as random } from '../../firmware-sim/fleet.ts';
 import type { RecordStoreLimits } from '../../src/buffer/record-store.ts';
 import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
 import type { NewRecord, StoredRecord } from '../../src/record/record.ts';
+import { committedSeqs, oneRecordGroups, record } from '../contracts/record-store.contract.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** A record as a lease shows it, without the id (the two files have different instance ids). */
@@ -79,6 +80,59 @@ for (const whenFull of ['reject', 'drop_oldest'] as const) {
       assert.deepEqual(tailedStats, fileStats, `stats at step ${step}`);
     }
     assert.ok(counter > 1000, 'the run appended many records');
+    if (whenFull === 'drop_oldest') assert.ok(tailed.stats().droppedRecords > 100, 'the run dropped records');
+  });
+}
+
+for (const whenFull of ['reject', 'drop_oldest'] as const) {
+  test(`the tail's records, built per 32-row chunk, equal the file's and carry the seqs the appends reported (${whenFull})`, (t) => {
+    const dir = tempDir(t);
+    const limits: RecordStoreLimits = { maxRecords: 400, maxBytes: 1_000_000, whenFull };
+    const tailed = createSqliteStore({ path: join(dir, 'tailed.db'), ...limits });
+    const fromFile = createSqliteStore({ path: join(dir, 'file.db'), ...limits, leaseTail: { maxRecords: 0, maxBytes: 0 } });
+    t.after(() => {
+      tailed.close();
+      fromFile.close();
+    });
+    assert.deepEqual(tailed.lease(10, 1_000), []); // caught up: from here on the tail serves leases
+    assert.deepEqual(fromFile.lease(10, 1_000), []);
+    const next = random(whenFull === 'reject' ? 11 : 12);
+    const seqOf = new Map<string, number>();
+    let inFlight: number[] = [];
+    let n = 0;
+    for (let round = 0; round < 40; round++) {
+      const groups = oneRecordGroups((i) => `device-${i % 11}`, n, 1 + Math.floor(next() * 90));
+      n += groups.length;
+      // Now and then a group of several records (straddling chunks), or one over the buffer's bounds (refused).
+      if (next() < 0.3)
+        groups.splice(
+          Math.floor(next() * groups.length),
+          0,
+          Array.from({ length: 1 + Math.floor(next() * 40) }, () => record('multi', n++)),
+        );
+      if (next() < 0.3) groups.splice(Math.floor(next() * groups.length), 0, [record('big', n++, 'x'.repeat(1_000_001))]);
+      const outcomes = tailed.append(groups);
+      assert.deepEqual(fromFile.append(groups).map(okOrCode), outcomes.map(okOrCode), `append in round ${round}`);
+      const seqs = committedSeqs(groups, outcomes);
+      const committed = groups.filter((_, index) => outcomes[index]?.ok).flat();
+      for (const [index, r] of committed.entries()) seqOf.set(r.meta.n as string, seqs[index] as number);
+      const a = tailed.lease(1 + Math.floor(next() * 300), 1_000_000);
+      const b = fromFile.lease(a.length, 1_000_000);
+      assert.deepEqual(a.map(shown), b.map(shown), `lease in round ${round}`);
+      for (const [index, leased] of a.entries()) {
+        assert.equal(leased.seq, seqOf.get(leased.meta.n as string), `record ${leased.meta.n} is leased with the seq its append reported`);
+        assert.match(leased.id, new RegExp(`-${leased.seq}$`));
+        // One object shape for records from the tail and from the file.
+        assert.deepEqual(Object.keys(leased), Object.keys(b[index] as StoredRecord));
+      }
+      inFlight.push(...a.map((r) => r.seq));
+      // With drop_oldest, unacknowledged records pile up until drops reach records the tail holds.
+      if (whenFull === 'drop_oldest' && round % 10 !== 9) continue;
+      tailed.ack(inFlight);
+      fromFile.ack(inFlight);
+      inFlight = [];
+    }
+    assert.ok(seqOf.size > 1000, 'the run appended many records');
     if (whenFull === 'drop_oldest') assert.ok(tailed.stats().droppedRecords > 100, 'the run dropped records');
   });
 }

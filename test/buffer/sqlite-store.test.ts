@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
 import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
-import { record, recordBufferContract } from '../contracts/record-store.contract.ts';
+import { committedSeqs, oneRecordGroups, record, recordBufferContract } from '../contracts/record-store.contract.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 recordBufferContract('sqlite store (inline)', async (t, limits) => {
@@ -165,5 +165,43 @@ test('acks and releases commit without their own fsync, and every append still c
       [2, 1],
       [3, 0],
     ],
+  );
+});
+
+test('drop_oldest with nothing older left reaches the rows this append inserted, queued rows included, as it did before chunked inserts', (t) => {
+  const store = createSqliteStore({ path: join(tempDir(t), 'buffer.db'), maxRecords: 100, maxBytes: 1e9, whenFull: 'drop_oldest' });
+  t.after(() => store.close());
+  const [old] = store.append([Array.from({ length: 90 }, (_, n) => record('old', n))]);
+  assert.ok(old?.ok);
+  // 10 rows wait for a full chunk when the 95-record group needs room for 95: the 90 old ones are not enough,
+  // so the DELETE must find the 10 in the table (were they still queued, it would find nothing and never end).
+  const groups = [...oneRecordGroups((n) => `dev-${n}`, 90, 10), Array.from({ length: 95 }, (_, index) => record('multi', 100 + index))];
+  const outcomes = store.append(groups);
+  assert.ok(outcomes.every((outcome) => outcome.ok));
+  const seqs = committedSeqs(groups, outcomes);
+  assert.deepEqual(store.stats().droppedRecords, 95);
+  assert.deepEqual(store.stats().depthRecords, 100);
+  assert.deepEqual(
+    store.lease(1000, 1e9).map((r) => [r.meta.n, r.seq]),
+    seqs.map((seq, index) => [String(90 + index), seq]).slice(5),
+  );
+});
+
+test('sqlite store: a commit of thousands of one-record groups survives close and reopen with the seqs it reported', (t) => {
+  const path = join(tempDir(t), 'buffer.db');
+  const first = createSqliteStore({ path, ...limits });
+  const groups = oneRecordGroups((n) => `dev-${n % 50}`, 0, 2_000);
+  const seqs = committedSeqs(groups, first.append(groups));
+  first.close();
+  const second = createSqliteStore({ path, ...limits });
+  t.after(() => second.close());
+  const leased = second.lease(10_000, 1e9);
+  assert.deepEqual(
+    leased.map((r) => r.seq),
+    seqs,
+  );
+  assert.deepEqual(
+    leased.map((r) => r.meta.n),
+    groups.map((group) => group[0]?.meta.n),
   );
 });

@@ -4,10 +4,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { AppendOutcome } from '../../src/buffer/record-buffer.ts';
+import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
 import { openWorkerBuffer, type WorkerBufferDeps } from '../../src/buffer/worker-buffer.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
-import { GatewayError } from '../../src/errors.ts';
-import { record, recordBufferContract } from '../contracts/record-store.contract.ts';
+import { BufferFullError, GatewayError } from '../../src/errors.ts';
+import { oneRecordGroups, record, recordBufferContract } from '../contracts/record-store.contract.ts';
 import { captureLog } from '../helpers/capture-log.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -50,4 +52,38 @@ test('worker buffer refuses to start on a path it cannot open, with the reason',
     openWorkerBuffer({ path: join(dir, 'not-a-dir', 'buffer.db'), maxRecords: 10, maxBytes: 1e6, whenFull: 'reject' }, quiet()),
     (error: unknown) => error instanceof GatewayError && /not-a-dir/.test(error.message),
   );
+});
+
+test('worker buffer: packed append outcomes unpack to what the store itself returns, group by group', async (t) => {
+  const dir = tempDir(t);
+  const limits = { maxRecords: 150, maxBytes: 20_000, whenFull: 'reject' } as const;
+  const buffer = await openWorkerBuffer({ path: join(dir, 'worker.db'), ...limits }, quiet());
+  t.after(() => buffer.close());
+  const inline = createSqliteStore({ path: join(dir, 'inline.db'), ...limits });
+  t.after(() => inline.close());
+  const shown = (outcome: AppendOutcome) =>
+    outcome.ok
+      ? { ok: true, seqs: [...outcome.seqs] }
+      : { ok: false, code: outcome.error.code, message: outcome.error.message, full: outcome.error instanceof BufferFullError };
+  for (let round = 0; round < 3; round++) {
+    const groups = oneRecordGroups((n) => `dev-${n % 13}`, round * 1000, 150);
+    groups[10] = [record('big', round * 1000 + 10, 'x'.repeat(30_000))]; // over the bounds
+    groups[11] = [record('big', round * 1000 + 11)]; // behind it: the order guard
+    groups[50] = [];
+    groups[70] = Array.from({ length: 45 }, (_, index) => record('multi', round * 1000 + 500 + index));
+    const outcomes = await buffer.append(groups);
+    assert.deepEqual(outcomes.map(shown), inline.append(groups).map(shown), `round ${round}`);
+    assert.equal(outcomes[50]?.ok && outcomes[50].seqs.length, 0, 'an empty group commits with no seqs');
+    assert.ok(
+      outcomes.some((o) => !o.ok && /buffer full/.test(o.error.message)),
+      `round ${round} ends with the buffer full`,
+    );
+    const leased = await buffer.lease(1000, 1e9);
+    assert.deepEqual(
+      leased.map((r) => r.seq),
+      outcomes.flatMap((o) => (o.ok ? o.seqs : [])),
+    );
+    await buffer.ack(leased.map((r) => r.seq));
+    inline.ack(inline.lease(1000, 1e9).map((r) => r.seq));
+  }
 });

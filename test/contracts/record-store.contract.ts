@@ -2,7 +2,7 @@
 // the SQLite store on a worker thread (production), and the SQLite and memory stores run inline.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { RecordBuffer, RecordStoreLimits } from '../../src/buffer/record-buffer.ts';
+import type { AppendOutcome, RecordBuffer, RecordStoreLimits } from '../../src/buffer/record-buffer.ts';
 import type { NewRecord } from '../../src/record/record.ts';
 
 export type OpenBuffer = (t: TestContext, limits: RecordStoreLimits) => Promise<RecordBuffer>;
@@ -25,6 +25,31 @@ async function appendOk(buffer: RecordBuffer, records: readonly NewRecord[]): Pr
   const [outcome] = await buffer.append([records]);
   assert.ok(outcome?.ok, 'append should succeed');
   return outcome.seqs;
+}
+
+/** One record per group, as the MQTT broker commits them (each publish is its own group). */
+export function oneRecordGroups(key: (n: number) => string, from: number, count: number): NewRecord[][] {
+  return Array.from({ length: count }, (_, index) => [record(key(from + index), from + index)]);
+}
+
+/** The seqs of the committed groups, flattened in append order, checked against the groups (one seq per record). */
+export function committedSeqs(groups: readonly (readonly NewRecord[])[], outcomes: readonly AppendOutcome[]): number[] {
+  assert.equal(outcomes.length, groups.length, 'one outcome per group');
+  const seqs: number[] = [];
+  outcomes.forEach((outcome, index) => {
+    if (!outcome.ok) return;
+    assert.equal(outcome.seqs.length, groups[index]?.length, `group ${index}: one seq per record`);
+    seqs.push(...outcome.seqs);
+  });
+  return seqs;
+}
+
+function assertConsecutive(seqs: readonly number[], after: number): void {
+  assert.deepEqual(
+    seqs,
+    seqs.map((_, index) => after + 1 + index),
+    'the seqs of one append follow each other',
+  );
 }
 
 export function recordBufferContract(name: string, open: OpenBuffer): void {
@@ -143,6 +168,107 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
       (await buffer.lease(10, 1_000_000)).map((r) => r.key),
       ['e'],
       'nothing of d: after d resends both, they arrive in order',
+    );
+  });
+
+  test(`${name}: many one-record groups in one append (several 32-row chunks) get consecutive seqs, each its own record's`, async (t) => {
+    const buffer = await open(t, roomy);
+    const [before] = await appendOk(buffer, [record('first', 0)]);
+    const single = oneRecordGroups((n) => `dev-${n % 7}`, 1, 100);
+    const firstSeqs = committedSeqs(single, await buffer.append(single));
+    assertConsecutive(firstSeqs, before as number);
+    // Groups of several records among one-record groups: a group may straddle two chunks.
+    const mixed = [...oneRecordGroups((n) => `dev-${n % 7}`, 101, 5), Array.from({ length: 40 }, (_, index) => record('multi', 106 + index))];
+    mixed.push(...oneRecordGroups((n) => `dev-${n % 7}`, 146, 30), [record('triple', 176), record('triple', 177), record('triple', 178)]);
+    const mixedSeqs = committedSeqs(mixed, await buffer.append(mixed));
+    assertConsecutive(mixedSeqs, firstSeqs.at(-1) as number);
+    const leased = await buffer.lease(1000, 1_000_000);
+    assert.deepEqual(
+      leased.map((r) => r.meta.n),
+      Array.from({ length: 179 }, (_, n) => String(n)),
+    );
+    assert.deepEqual(
+      leased.map((r) => r.seq),
+      [before, ...firstSeqs, ...mixedSeqs],
+      'each group was told the seqs its records are leased with',
+    );
+  });
+
+  test(`${name}: groups refused in the middle of an append (bounds, order, full) leave the seqs around them right`, async (t) => {
+    const buffer = await open(t, { maxRecords: 1000, maxBytes: 20_000, whenFull: 'reject' });
+    const groups = oneRecordGroups((n) => `dev-${n % 9}`, 0, 100);
+    groups[40] = [record('big', 40, 'x'.repeat(25_000))]; // more than the whole buffer holds
+    groups[41] = [record('big', 41)]; // behind a refused record of its device
+    groups[60] = [record('multi', 60), record('multi', 1060), record('multi', 2060)];
+    groups[75] = [record('huge', 75, 'y'.repeat(19_000))]; // within the bounds, but the buffer is too full for it
+    groups[76] = [record('huge', 76)];
+    const outcomes = await buffer.append(groups);
+    const refused = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [[index, outcome.error.code, outcome.error.message]]));
+    assert.deepEqual(
+      refused.map(([index, code]) => [index, code]),
+      [
+        [40, 'BUFFER_FULL'],
+        [41, 'BUFFER_FULL'],
+        [75, 'BUFFER_FULL'],
+        [76, 'BUFFER_FULL'],
+      ],
+    );
+    assert.match(String(refused[0]?.[2]), /exceed the buffer's bounds/);
+    assert.match(String(refused[1]?.[2]), /an earlier record of device big in this commit was refused/);
+    assert.match(String(refused[2]?.[2]), /buffer full/);
+    assert.match(String(refused[3]?.[2]), /an earlier record of device huge in this commit was refused/);
+    const seqs = committedSeqs(groups, outcomes);
+    assertConsecutive(seqs, (seqs[0] as number) - 1);
+    const leased = await buffer.lease(1000, 1_000_000);
+    const expected = groups.filter((_, index) => outcomes[index]?.ok).flat();
+    assert.deepEqual(
+      leased.map((r) => [r.key, r.meta.n, r.seq]),
+      expected.map((r, index) => [r.key, r.meta.n, seqs[index]]),
+    );
+  });
+
+  test(`${name}: with policy reject, the groups that no longer fit are refused and the ones before keep their seqs`, async (t) => {
+    const buffer = await open(t, { maxRecords: 50, maxBytes: 1_000_000, whenFull: 'reject' });
+    const before = await appendOk(
+      buffer,
+      Array.from({ length: 10 }, (_, n) => record('old', n)),
+    );
+    const groups = oneRecordGroups((n) => `dev-${n}`, 10, 60);
+    const outcomes = await buffer.append(groups);
+    assert.deepEqual(
+      outcomes.map((o) => o.ok),
+      [...Array(40).fill(true), ...Array(20).fill(false)],
+    );
+    assert.ok(outcomes.every((o) => o.ok || (o.error.code === 'BUFFER_FULL' && /buffer full/.test(o.error.message))));
+    const seqs = committedSeqs(groups, outcomes);
+    assertConsecutive(seqs, before.at(-1) as number);
+    assert.equal(buffer.stats().depthRecords, 50);
+    const leased = await buffer.lease(1000, 1_000_000);
+    assert.deepEqual(
+      leased.map((r) => [r.meta.n, r.seq]),
+      [...before, ...seqs].map((seq, n) => [String(n), seq]),
+    );
+  });
+
+  test(`${name}: drop_oldest making room in the middle of an append drops only older records and keeps the seqs right`, async (t) => {
+    const buffer = await open(t, { maxRecords: 100, maxBytes: 1_000_000, whenFull: 'drop_oldest' });
+    const before = await appendOk(
+      buffer,
+      Array.from({ length: 90 }, (_, n) => record('old', n)),
+    );
+    // 10 groups fit (in a chunk not yet full), then every group needs room: 35 records at once, then one by one.
+    const groups = [...oneRecordGroups((n) => `dev-${n % 5}`, 90, 10), Array.from({ length: 35 }, (_, index) => record('multi', 100 + index))];
+    groups.push(...oneRecordGroups((n) => `dev-${n % 5}`, 135, 20));
+    const outcomes = await buffer.append(groups);
+    assert.ok(outcomes.every((o) => o.ok));
+    const seqs = committedSeqs(groups, outcomes);
+    assertConsecutive(seqs, before.at(-1) as number);
+    assert.equal(buffer.stats().droppedRecords, 55);
+    assert.equal(buffer.stats().depthRecords, 100);
+    const leased = await buffer.lease(1000, 1_000_000);
+    assert.deepEqual(
+      leased.map((r) => [r.meta.n, r.seq]),
+      [...before, ...seqs].map((seq, n) => [String(n), seq]).slice(55),
     );
   });
 
