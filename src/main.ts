@@ -102,12 +102,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     { commitIntervalMs, commitMaxRecords },
     { buffer, log, metrics, clock: clockTrust, onCommitted: [activity.noteAccepted] },
   );
-  const { accept } = batcher;
+  const { accept, acceptThen } = batcher;
   const ingressDeps = { accept, log, metrics, onReject: activity.noteRejection, logBudget };
   const loadState = (scope: string) => buffer.readState(scope);
 
   // The ways in. lorawan.network is not one: it decodes what the UDP and serial radio paths hear.
-  const mqttIngress = createMqttIngress(mqttIngressOptionsFromConfig(config), { ...ingressDeps, router });
+  const mqttIngress = createMqttIngress(mqttIngressOptionsFromConfig(config), { ...ingressDeps, acceptThen, router });
   const lorawanNetwork = config.lorawan.enabled
     ? createLorawanNetwork(lorawanNetworkOptionsFromConfig(config, codecFor), { ...ingressDeps, loadState, clockTrusted: () => clockTrust.isTrusted() })
     : null;

@@ -1,5 +1,6 @@
 // What every ingress adapter is handed: `accept`, which resolves only after the records are committed
-// to the buffer. An adapter acknowledges its peer after an ok result, and never before.
+// to the buffer (or `acceptThen`, which calls back then). An adapter acknowledges its peer after an ok
+// result, and never before.
 import type { StateWrite } from '../buffer/record-buffer.ts';
 import type { LogBudget, Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -16,6 +17,15 @@ export type AcceptResult =
  * same commit. Never rejects: failures are results.
  */
 export type Accept = (records: readonly NewRecord[], state?: readonly StateWrite[]) => Promise<AcceptResult>;
+
+/** Told an accept's result exactly once: after its commit, or at once when refused before one. Must not throw. */
+export type AcceptDone = (result: AcceptResult) => void;
+
+/**
+ * `Accept` without a promise: the same door, for the per-publish path (MQTT), where a promise, its closures and
+ * microtask turns per record would be held until the commit and survive every young-generation scavenge.
+ */
+export type AcceptThen = (records: readonly NewRecord[], state: readonly StateWrite[] | undefined, done: AcceptDone) => void;
 
 /** What every ingress is handed besides its own parts. */
 export interface IngressDeps {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createTtsFleet } from '../../firmware-sim/tts-traffic.ts';
 import { type KafkaCommandMessage, parseCommandMessage } from '../../src/commands/command-message.ts';
 import { ConfigError } from '../../src/errors.ts';
-import type { Accept } from '../../src/ingress/ingress.ts';
+import type { Accept, AcceptThen } from '../../src/ingress/ingress.ts';
 import { verifyDataFrameMic, cryptFrmPayload } from '../../src/ingress/lorawan/frame-crypto.ts';
 import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
 import { createMqttIngress, type MqttIngress } from '../../src/ingress/mqtt-broker/broker.ts';
@@ -244,6 +244,7 @@ const mqttAedes: FuzzTarget = {
   ],
   async setup() {
     const accept: Accept = async (records) => ({ ok: true, ids: records.map((_, index) => String(index)) }) as never;
+    const acceptThen: AcceptThen = (records, state, done) => void accept(records, state).then(done);
     mqttIngress = createMqttIngress(
       {
         host: '127.0.0.1',
@@ -260,7 +261,7 @@ const mqttAedes: FuzzTarget = {
         clients: [],
         tls: null,
       },
-      { accept, router: createRouter('fuzz', []), log: silentLog, metrics: createMetrics({ processMetrics: false }) },
+      { accept, acceptThen, router: createRouter('fuzz', []), log: silentLog, metrics: createMetrics({ processMetrics: false }) },
     );
     await mqttIngress.start();
     mqttPort = mqttIngress.address().tcp.port;

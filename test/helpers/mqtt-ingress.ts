@@ -61,7 +61,7 @@ export async function startTestIngress(
   const batcher = createAcceptBatcher({ commitIntervalMs: 2, commitMaxRecords: 1000 }, { buffer, log: logs.log, metrics });
   const ingress = createMqttIngress(
     { ...baseIngressOptions, ...overrides },
-    { accept: batcher.accept, router: createRouter('records', []), log: logs.log, metrics },
+    { accept: batcher.accept, acceptThen: batcher.acceptThen, router: createRouter('records', []), log: logs.log, metrics },
   );
   await ingress.start();
   t.after(async () => {

@@ -2,10 +2,12 @@
 // devices/{device_id}/{stream} is committed to the buffer here: aedes runs authorizePublish before the QoS 1
 // PUBACK (lib/handlers/publish.js), so a device hears PUBACK only for a committed record, and a refusal closes
 // the connection [MQTT-3.3.5-2]. A refused SUBSCRIBE answers SUBACK failure and keeps the connection.
+// This runs for every PUBLISH, so it is plain callbacks from aedes' hook to the group commit: no promise.
 import type { Client, PublishPacket, Subscription } from 'aedes';
+import type { NewRecord } from '../../record/record.ts';
 import type { Router } from '../../record/routes.ts';
 import { printable } from '../../shared/input-text.ts';
-import type { Accept } from '../ingress.ts';
+import type { AcceptThen } from '../ingress.ts';
 import type { Rejections } from '../rejections.ts';
 import type { MqttIngressOptions } from './broker.ts';
 import { type Identity, canSubscribe, decidePublish } from './device-acl.ts';
@@ -13,7 +15,7 @@ import { type Identity, canSubscribe, decidePublish } from './device-acl.ts';
 export type AuthorizationOptions = Pick<MqttIngressOptions, 'maxPayloadBytes'>;
 
 export interface AuthorizationDeps {
-  readonly accept: Accept;
+  readonly acceptThen: AcceptThen;
   readonly router: Router;
   readonly rejections: Rejections;
   /** Who the client is, as authentication decided at CONNECT; undefined if it never authenticated. */
@@ -22,9 +24,12 @@ export interface AuthorizationDeps {
   readonly nowMs: () => number;
 }
 
+/** aedes' authorizePublish callback: null lets the publish go on, an error refuses it (and closes the connection). */
+export type PublishDone = (error: Error | null) => void;
+
 export interface Authorization {
-  /** Resolves once the publish may go on (for QoS 1/2: once its record is committed); rejects to refuse it. */
-  authorizePublish(client: Client | null, packet: PublishPacket): Promise<void>;
+  /** Calls `done` once, when the publish may go on (for QoS 1/2: once its record is committed) or is refused. */
+  authorizePublish(client: Client | null, packet: PublishPacket, done: PublishDone): void;
   /** The subscription to grant, or null to answer SUBACK failure. */
   authorizeSubscribe(client: Client, subscription: Subscription): Subscription | null;
 }
@@ -43,50 +48,71 @@ export function createAuthorization(options: AuthorizationOptions, deps: Authori
     deps.rejections.reject(reason, `${client}: ${message}`, { logKey: `${subject}:${reason}`, fields: { client, ...extra } });
   }
 
+  /**
+   * Hands the record to the group commit. The one closure per publish carries `done` (and the client's id
+   * for a refusal) to the commit's answer; everything before it ran synchronously.
+   */
+  function commitThenAnswer(record: NewRecord, qos: PublishPacket['qos'], subject: string, done: PublishDone): void {
+    // QoS 0 has no acknowledgement to withhold: stored best effort, relayed at once.
+    if (qos === 0) {
+      deps.acceptThen([record], undefined, (result) => {
+        if (!result.ok) reject(result.reason, subject, `QoS 0 publish not stored: ${result.message}`);
+      });
+      done(null);
+      return;
+    }
+    deps.acceptThen([record], undefined, (result) => {
+      if (result.ok) {
+        done(null);
+        return;
+      }
+      reject(result.reason, subject, `publish not acknowledged: ${result.message}`);
+      done(new Error(result.message));
+    });
+  }
+
   return {
-    async authorizePublish(client, packet) {
+    authorizePublish(client, packet, done) {
       // Publishes from the broker itself ($SYS heartbeats, wills) have no client and are not records.
-      if (client === null) return;
+      if (client === null) {
+        done(null);
+        return;
+      }
       const identity = deps.identityOf(client);
       const subject = client.id;
-      if (identity === undefined) throw new Error('not authenticated');
+      if (identity === undefined) {
+        done(new Error('not authenticated'));
+        return;
+      }
       const decision = decidePublish(identity, packet.topic);
       if (!decision.allowed) {
         reject(decision.reason, subject, `publish refused: ${printable(decision.detail, 200)}`, { topic: printable(packet.topic, 128) });
-        throw new Error(decision.detail);
+        done(new Error(decision.detail));
+        return;
       }
       const payload = packet.payload as Buffer;
       if (payload.length > options.maxPayloadBytes) {
         reject('oversize', subject, `publish refused: payload of ${payload.length} bytes exceeds mqtt.max_payload_bytes (${options.maxPayloadBytes})`);
-        throw new Error('payload too large');
-      }
-      if (decision.record === null) return; // an account's publish outside devices/: relayed, not a record
-      const receivedAtMs = deps.nowMs();
-      const { deviceId, stream } = decision.record;
-      const committed = deps.accept([
-        {
-          key: deviceId,
-          stream,
-          source: 'mqtt',
-          receivedAtMs,
-          eventTimeMs: deps.router.eventTimeMs(stream, payload, receivedAtMs),
-          payload,
-          // An account may publish as any device its grant covers: the record says it was not the device.
-          meta: identity.kind === 'client' ? { 'published-by': identity.username } : NO_META,
-        },
-      ]);
-      // QoS 0 has no acknowledgement to withhold: stored best effort, relayed at once.
-      if (packet.qos === 0) {
-        void committed.then((result) => {
-          if (!result.ok) reject(result.reason, subject, `QoS 0 publish not stored: ${result.message}`);
-        });
+        done(new Error('payload too large'));
         return;
       }
-      const result = await committed;
-      if (!result.ok) {
-        reject(result.reason, subject, `publish not acknowledged: ${result.message}`);
-        throw new Error(result.message);
+      if (decision.record === null) {
+        done(null); // an account's publish outside devices/: relayed, not a record
+        return;
       }
+      const receivedAtMs = deps.nowMs();
+      const { deviceId, stream } = decision.record;
+      const record: NewRecord = {
+        key: deviceId,
+        stream,
+        source: 'mqtt',
+        receivedAtMs,
+        eventTimeMs: deps.router.eventTimeMs(stream, payload, receivedAtMs),
+        payload,
+        // An account may publish as any device its grant covers: the record says it was not the device.
+        meta: identity.kind === 'client' ? { 'published-by': identity.username } : NO_META,
+      };
+      commitThenAnswer(record, packet.qos, subject, done);
     },
 
     authorizeSubscribe(client, subscription) {

@@ -10,7 +10,7 @@ import type { Component, HealthReport } from '../../core/lifecycle.ts';
 import { createOnceLogger } from '../../core/log.ts';
 import type { Router } from '../../record/routes.ts';
 import { printable } from '../../shared/input-text.ts';
-import type { IngressDeps } from '../ingress.ts';
+import type { AcceptThen, IngressDeps } from '../ingress.ts';
 import { createRejections } from '../rejections.ts';
 import { createAuthentication } from './authentication.ts';
 import { createAuthorization } from './authorization.ts';
@@ -56,6 +56,8 @@ export interface MqttIngressOptions {
 }
 
 export interface MqttIngressDeps extends IngressDeps {
+  /** `accept` without a promise: what every PUBLISH goes through (authorization.ts). */
+  readonly acceptThen: AcceptThen;
   readonly router: Router;
   readonly nowMs?: () => number;
 }
@@ -110,7 +112,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
 
   const authentication = createAuthentication(options, { metrics, monotonicMs });
   const authorization = createAuthorization(options, {
-    accept: deps.accept,
+    acceptThen: deps.acceptThen,
     router: deps.router,
     rejections,
     identityOf: (client) => identities.get(client),
@@ -151,12 +153,8 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
           },
         );
       },
-      authorizePublish(client, packet, done) {
-        authorization.authorizePublish(client, packet).then(
-          () => done(null),
-          (error: Error) => done(error),
-        );
-      },
+      // aedes' callback goes straight through to the commit's answer: no promise per PUBLISH.
+      authorizePublish: authorization.authorizePublish,
       authorizeForward: (client, packet) => downlink.forward(client, packet),
       authorizeSubscribe(client, subscription, done) {
         // A null subscription answers SUBACK 0x80 (failure) [MQTT-3.9.3] and keeps the connection.
