@@ -39,44 +39,49 @@ export interface SeenDevice {
 
 /** Device id -> last seen, bounded: the least recently seen device is evicted first. */
 export interface DeviceLru {
-  /** One Map delete + set per record: cheap enough for the accept path. */
+  /** Called per committed record: an update in place, and a move to the recent end at most once a second per device. */
   seen(id: string, source: string, atMs: number): void;
   /** Most recently seen first, at most `limit`. */
   recent(limit: number): SeenDevice[];
-  /** Devices seen at or after `sinceMs` (scans the LRU from its recent end). */
+  /** Devices seen at or after `sinceMs`. */
   countSince(sinceMs: number): number;
   readonly size: number;
 }
 
+/**
+ * How stale a device's place in the eviction order may get. Moving an entry to the end of the Map on every
+ * record (a delete and a set: the Map's deleted slots then force a rehash now and then) was 1.5 % of the main
+ * thread at 25,000 records/s; moving it once a second keeps eviction least-recently-seen to within a second.
+ */
+const REORDER_AFTER_MS = 1_000;
+
 export function createDeviceLru(capacity: number): DeviceLru {
-  const devices = new Map<string, { id: string; source: string; lastSeenMs: number; count: number }>();
-  function newestFirst(): { id: string; source: string; lastSeenMs: number; count: number }[] {
-    return [...devices.values()].reverse();
-  }
+  /** In eviction order (least recently moved first); lastSeenMs is exact. */
+  const devices = new Map<string, { id: string; source: string; lastSeenMs: number; movedAtMs: number; count: number }>();
   return {
     seen(id, source, atMs) {
       const entry = devices.get(id);
       if (entry !== undefined) {
-        devices.delete(id);
         entry.source = source;
         entry.lastSeenMs = atMs;
         entry.count += 1;
+        if (atMs - entry.movedAtMs < REORDER_AFTER_MS && atMs >= entry.movedAtMs) return;
+        entry.movedAtMs = atMs;
+        devices.delete(id);
         devices.set(id, entry);
         return;
       }
-      devices.set(id, { id, source, lastSeenMs: atMs, count: 1 });
+      devices.set(id, { id, source, lastSeenMs: atMs, movedAtMs: atMs, count: 1 });
       if (devices.size > capacity) devices.delete(devices.keys().next().value as string);
     },
     recent: (limit) =>
-      newestFirst()
+      [...devices.values()]
+        .sort((a, b) => b.lastSeenMs - a.lastSeenMs)
         .slice(0, limit)
-        .map((entry) => ({ ...entry })),
+        .map(({ id, source, lastSeenMs, count }) => ({ id, source, lastSeenMs, count })),
     countSince(sinceMs) {
       let count = 0;
-      for (const entry of newestFirst()) {
-        if (entry.lastSeenMs < sinceMs) break;
-        count++;
-      }
+      for (const entry of devices.values()) if (entry.lastSeenMs >= sinceMs) count++;
       return count;
     },
     get size() {

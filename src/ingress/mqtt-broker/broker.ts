@@ -4,6 +4,7 @@
 // do (authorization.ts), the sockets (listeners.ts). Everything a client controls is bounded there or in the modules
 // beside them: bytes of unfinished packets (packet-size-guard.ts), password checks (login-guard.ts), topics and
 // subscriptions (device-acl.ts), retained messages and session queues (bounded-persistence.ts), and the log lines it causes.
+import './quiet-debug.ts'; // before aedes: see there
 import type { AddressInfo } from 'node:net';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
