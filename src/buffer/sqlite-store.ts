@@ -60,7 +60,10 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
   const inserts = createChunkedInsert(db, instanceId);
   const selectFrom = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true);
   const deleteOne = db.prepare('DELETE FROM records WHERE seq = ? RETURNING bytes');
-  // One statement for a whole acknowledged batch (a JSON array of seqs): one call into SQLite, not one per record.
+  // An acknowledged batch is deleted by runs of consecutive seqs, one statement per run: a lease takes the oldest
+  // records in seq order, so a batch is mostly one run (a JSON list of every seq through json_each cost 5 % of
+  // the buffer thread).
+  const deleteRun = db.prepare('DELETE FROM records WHERE seq BETWEEN ? AND ? RETURNING bytes').pluck();
   const deleteMany = db.prepare('DELETE FROM records WHERE seq IN (SELECT value FROM json_each(?)) RETURNING bytes').pluck();
   const deleteOldest = db.prepare('DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?) RETURNING bytes');
   const bumpAttempts = db.prepare('UPDATE records SET attempts = attempts + 1 WHERE seq = ?');
@@ -194,10 +197,19 @@ export function createSqliteStore(options: SqliteStoreOptions, deps: SqliteStore
 
   const ackTransaction = db.transaction((seqs: readonly number[]) => {
     // Seqs dropped by drop_oldest while in flight are simply not there any more.
-    const sizes = deleteMany.all(JSON.stringify(seqs)) as number[];
+    const runs = consecutiveRuns(seqs);
+    // Scattered seqs (lanes split the buffer by device) are deleted in one statement rather than a run each.
+    if (runs.length > 16) {
+      forget(deleteMany.all(JSON.stringify(seqs)) as number[]);
+      return;
+    }
+    for (let index = 0; index < runs.length; index += 2) forget(deleteRun.all(runs[index], runs[index + 1]) as number[]);
+  });
+
+  function forget(sizes: readonly number[]): void {
     for (const size of sizes) depthBytes -= size;
     depthRecords -= sizes.length;
-  });
+  }
 
   const releaseTransaction = db.transaction((seqs: readonly number[]) => {
     for (const seq of seqs) bumpAttempts.run(seq);
@@ -372,4 +384,15 @@ function storageError(error: unknown, path: string, operation: string): GatewayE
     retriable: true,
     cause: error,
   });
+}
+
+/** [first, last, first, last, ...] of the runs of consecutive integers in `seqs`, in their order. */
+export function consecutiveRuns(seqs: readonly number[]): number[] {
+  const runs: number[] = [];
+  for (let index = 0; index < seqs.length; index++) {
+    const seq = seqs[index] as number;
+    if (runs.length > 0 && runs[runs.length - 1] === seq - 1) runs[runs.length - 1] = seq;
+    else runs.push(seq, seq);
+  }
+  return runs;
 }

@@ -117,7 +117,28 @@ function isBytesLike(field: unknown): boolean {
 }
 
 function byteLength(field: string | Buffer): number {
-  return typeof field === 'string' ? Buffer.byteLength(field, 'utf8') : field.length;
+  return typeof field === 'string' ? utf8Length(field) : field.length;
+}
+
+/**
+ * Strings this short are measured and written in JavaScript when they are ASCII (ids, names, ISO dates: a
+ * record's key and twelve header strings): a call into Buffer's native UTF-8 code per string cost more than
+ * the bytes. Longer or non-ASCII strings go to Buffer.
+ */
+const SHORT_STRING = 64;
+
+function utf8Length(text: string): number {
+  if (text.length > SHORT_STRING) return Buffer.byteLength(text, 'utf8');
+  for (let index = 0; index < text.length; index++) if (text.charCodeAt(index) > 0x7f) return Buffer.byteLength(text, 'utf8');
+  return text.length;
+}
+
+/** Writes `text` (`length` UTF-8 bytes) at `at`; returns the bytes written. */
+function writeText(buf: Buffer, at: number, text: string, length: number): number {
+  if (length !== text.length || length > SHORT_STRING) return buf.write(text, at, length, 'utf8');
+  // length === text.length: every character is one byte, so ASCII.
+  for (let index = 0; index < length; index++) buf[at + index] = text.charCodeAt(index);
+  return length;
 }
 
 function bytesFieldSize(field: unknown): number {
@@ -129,9 +150,9 @@ function bytesFieldSize(field: unknown): number {
 function writeBytesField(buf: Buffer, at: number, field: unknown): number {
   if (field === null || field === undefined) return writeVarInt(buf, at, -1);
   if (typeof field === 'string') {
-    const length = Buffer.byteLength(field, 'utf8');
+    const length = utf8Length(field);
     const next = writeVarInt(buf, at, length);
-    return next + buf.write(field, next, length, 'utf8');
+    return next + writeText(buf, next, field, length);
   }
   const bytes = field as Buffer;
   const next = writeVarInt(buf, at, bytes.length);

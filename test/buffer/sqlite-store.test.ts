@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { createInlineBuffer } from '../../src/buffer/record-buffer.ts';
-import { createSqliteStore } from '../../src/buffer/sqlite-store.ts';
+import { consecutiveRuns, createSqliteStore } from '../../src/buffer/sqlite-store.ts';
 import { committedSeqs, oneRecordGroups, record, recordBufferContract } from '../contracts/record-store.contract.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -204,4 +204,30 @@ test('sqlite store: a commit of thousands of one-record groups survives close an
     leased.map((r) => r.meta.n),
     groups.map((group) => group[0]?.meta.n),
   );
+});
+
+test('an acknowledged batch deletes exactly its records, whether its seqs are one run, a few or scattered', (t) => {
+  assert.deepEqual(consecutiveRuns([]), []);
+  assert.deepEqual(consecutiveRuns([4, 5, 6, 9, 11, 12, 3]), [4, 6, 9, 9, 11, 12, 3, 3]);
+  const store = createSqliteStore({ path: join(tempDir(t), 'buffer.db'), ...limits });
+  t.after(() => store.close());
+  store.append([Array.from({ length: 200 }, (_, index) => record(`d${index % 7}`, index))]);
+  const all = store.lease(200, 1_000_000).map((leased) => leased.seq);
+  // Runs with records between them that are not acknowledged (another lane's), then more runs than the run path takes.
+  const runs = [...all.slice(0, 10), ...all.slice(12, 20), ...all.slice(21, 22)];
+  const scattered = all.slice(30).filter((_, index) => index % 2 === 0);
+  store.ack(runs);
+  store.ack(scattered);
+  const acked = new Set([...runs, ...scattered]);
+  const left = all.filter((seq) => !acked.has(seq));
+  store.release(left);
+  assert.deepEqual(
+    store.lease(1_000, 10_000_000).map((leased) => leased.seq),
+    left,
+    'exactly the unacknowledged records remain, in order',
+  );
+  assert.equal(store.stats().depthRecords, left.length);
+  // The same seqs again (a duplicate ack after a retry) delete nothing more.
+  store.ack(runs);
+  assert.equal(store.stats().depthRecords, left.length);
 });
