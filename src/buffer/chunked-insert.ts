@@ -4,6 +4,7 @@
 // rest with the single-row INSERT at the end of the append and before anything else touches the table.
 import type Database from 'better-sqlite3';
 import type { NewRecord, StoredRecord } from '../record/record.ts';
+import { eventTimeOf } from '../record/routes.ts';
 import { recordId } from './record-id.ts';
 
 const CHUNK_ROWS = 32;
@@ -68,7 +69,7 @@ export function createChunkedInsert(db: Database.Database, instanceId: string): 
       stream: record.stream,
       source: record.source,
       receivedAtMs: record.receivedAtMs,
-      eventTimeMs: record.eventTimeMs,
+      eventTimeMs: args[row * COLUMNS + 4] as number, // as stored: read from the payload if the record named a field
       payload: record.payload,
       meta: record.meta,
       attempts: 0,
@@ -99,7 +100,7 @@ export function createChunkedInsert(db: Database.Database, instanceId: string): 
       args[at + 1] = record.stream;
       args[at + 2] = record.source;
       args[at + 3] = record.receivedAtMs;
-      args[at + 4] = record.eventTimeMs;
+      args[at + 4] = eventTimeOf(record);
       args[at + 5] = record.payload;
       args[at + 6] = metaText(record.meta);
       args[at + 7] = bytes;

@@ -2,6 +2,7 @@
 // benchmarks that separate the cost of SQLite from the rest. Never used by the gateway itself.
 import { BufferFullError } from '../errors.ts';
 import { type NewRecord, type StoredRecord, recordBytes } from '../record/record.ts';
+import { eventTimeOf } from '../record/routes.ts';
 import type { AppendOutcome, RecordStore, RecordStoreLimits } from './record-store.ts';
 import { createOrderGuard } from './order-guard.ts';
 
@@ -67,7 +68,8 @@ export function createMemoryStore(limits: RecordStoreLimits, deps: { readonly no
         }
         const seqs = group.map((record: NewRecord, index) => {
           const seq = nextSeq++;
-          queue.set(seq, { record: { ...record, seq, id: `memory-${seq}`, attempts: 0 }, bytes: sizes[index] ?? 0 });
+          const { eventTimeField: _field, ...stored } = record;
+          queue.set(seq, { record: { ...stored, eventTimeMs: eventTimeOf(record), seq, id: `memory-${seq}`, attempts: 0 }, bytes: sizes[index] ?? 0 });
           return seq;
         });
         depthBytes += groupBytes;

@@ -131,6 +131,9 @@ export interface PackedRecords {
   readonly sources: readonly RecordSource[];
   /** receivedAtMs, eventTimeMs per record, in order. */
   readonly times: Float64Array;
+  /** The distinct eventTimeFields of these records, and per record the index of its own there (-1: none). */
+  readonly eventTimeFields: readonly string[];
+  readonly eventTimeFieldIndexes: Int32Array;
   /** null for the usual empty meta. */
   readonly metas: readonly (Readonly<Record<string, string>> | null)[];
   readonly payloads: PackedPayloads;
@@ -143,6 +146,8 @@ export function packRecords(records: readonly NewRecord[]): { readonly packed: P
   const sources = new Array<RecordSource>(count);
   const metas = new Array<Readonly<Record<string, string>> | null>(count);
   const times = new Float64Array(count * 2);
+  const eventTimeFields: string[] = [];
+  const eventTimeFieldIndexes = new Int32Array(count);
   for (let index = 0; index < count; index++) {
     const record = records[index] as NewRecord;
     keys[index] = record.key;
@@ -151,9 +156,20 @@ export function packRecords(records: readonly NewRecord[]): { readonly packed: P
     metas[index] = hasEntries(record.meta) ? record.meta : null;
     times[index * 2] = record.receivedAtMs;
     times[index * 2 + 1] = record.eventTimeMs;
+    const field = record.eventTimeField;
+    if (field === undefined) eventTimeFieldIndexes[index] = -1;
+    else {
+      // Fields come from the routes in the config: a handful at most.
+      let fieldIndex = eventTimeFields.indexOf(field);
+      if (fieldIndex < 0) fieldIndex = eventTimeFields.push(field) - 1;
+      eventTimeFieldIndexes[index] = fieldIndex;
+    }
   }
   const payloads = packPayloads(records.map((record) => record.payload));
-  return { packed: { keys, streams, sources, times, metas, payloads }, transfer: [payloads.bytes, times.buffer as ArrayBuffer] };
+  return {
+    packed: { keys, streams, sources, times, eventTimeFields, eventTimeFieldIndexes, metas, payloads },
+    transfer: [payloads.bytes, times.buffer as ArrayBuffer, eventTimeFieldIndexes.buffer as ArrayBuffer],
+  };
 }
 
 /** Shared by every record without meta (records are never mutated). */
@@ -168,6 +184,7 @@ export function unpackRecords(packed: PackedRecords): NewRecord[] {
       source: packed.sources[index] as RecordSource,
       receivedAtMs: packed.times[index * 2] as number,
       eventTimeMs: packed.times[index * 2 + 1] as number,
+      eventTimeField: packed.eventTimeFields[packed.eventTimeFieldIndexes[index] as number],
       payload: payloads[index] as Buffer,
       meta: packed.metas[index] ?? NO_META,
     }),

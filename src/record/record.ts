@@ -14,6 +14,12 @@ export interface NewRecord {
   readonly receivedAtMs: number;
   /** When the reading was taken, ms since the epoch: the device's timestamp if plausible, else receivedAtMs. */
   readonly eventTimeMs: number;
+  /**
+   * A route's event_time_field, for the buffer to read the event time from the payload as it stores the record
+   * (eventTimeOf in routes.ts; eventTimeMs is the fallback). The MQTT path sets it so that the scan of every
+   * payload runs on the buffer's thread, not on the thread that parses MQTT; a stored record never has it.
+   */
+  readonly eventTimeField?: string | undefined;
   /** Application bytes, forwarded to Kafka unchanged. */
   readonly payload: Uint8Array;
   /** Small string facts about the reception (e.g. mqtt topic, qos); forwarded as Kafka headers. */

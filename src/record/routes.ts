@@ -1,6 +1,7 @@
 // Routes map a record's stream to its Kafka topic and say where its event time is: the device's own
 // timestamp field when the route names one and the value is plausible, else the gateway's receive time.
 import { readJsonField } from './json-field.ts';
+import type { NewRecord } from './record.ts';
 
 export interface Route {
   /** Stream name, or '*' for every stream. */
@@ -13,6 +14,8 @@ export interface Router {
   topicFor(stream: string): string;
   /** Event time for a payload of `stream` received at `receivedAtMs` (never throws; falls back to receivedAtMs). */
   eventTimeMs(stream: string, payload: Uint8Array, receivedAtMs: number): number;
+  /** The payload field `stream`'s event time is read from, if its route names one (for NewRecord.eventTimeField). */
+  eventTimeField(stream: string): string | undefined;
 }
 
 /** Device clocks drift and reset; anything outside this window around the receive time is not trusted. */
@@ -43,12 +46,22 @@ export function createRouter(defaultTopic: string, routes: readonly Route[]): Ro
     },
     eventTimeMs(stream, payload, receivedAtMs) {
       const field = routeFor(stream)?.eventTimeField;
-      if (field === undefined) return receivedAtMs;
-      const candidate = readTimestampField(payload, field);
-      if (candidate === null) return receivedAtMs;
-      return plausibleEventTime(candidate, receivedAtMs) ?? receivedAtMs;
+      return field === undefined ? receivedAtMs : payloadEventTime(payload, field, receivedAtMs, receivedAtMs);
     },
+    eventTimeField: (stream) => routeFor(stream)?.eventTimeField,
   };
+}
+
+/** The event time a record is stored with: read from its payload when it names a field (see NewRecord.eventTimeField). */
+export function eventTimeOf(record: NewRecord): number {
+  const field = record.eventTimeField;
+  return field === undefined ? record.eventTimeMs : payloadEventTime(record.payload, field, record.receivedAtMs, record.eventTimeMs);
+}
+
+function payloadEventTime(payload: Uint8Array, field: string, receivedAtMs: number, fallbackMs: number): number {
+  const candidate = readTimestampField(payload, field);
+  if (candidate === null) return fallbackMs;
+  return plausibleEventTime(candidate, receivedAtMs) ?? fallbackMs;
 }
 
 /** Longer strings are no timestamps: they are not even decoded. */

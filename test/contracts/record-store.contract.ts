@@ -78,6 +78,33 @@ export function recordBufferContract(name: string, open: OpenBuffer): void {
     assert.equal(new Set(leased.map((r) => r.id)).size, 3, 'record ids are unique');
   });
 
+  test(`${name}: a record naming an event-time field is stored with the time its payload holds, if plausible`, async (t) => {
+    const buffer = await open(t, roomy);
+    const receivedAtMs = 1_700_000_000_000;
+    const named = (n: number, payload: string): NewRecord => ({
+      ...record('a', n, payload),
+      receivedAtMs,
+      eventTimeMs: receivedAtMs,
+      eventTimeField: 'reading.ts',
+    });
+    await appendOk(buffer, [
+      named(1, `{"reading":{"ts":${receivedAtMs - 60_000}}}`), // epoch ms, a minute before it arrived
+      named(2, '{"reading":{"ts":"2023-11-14T22:12:20Z"}}'), // ISO-8601, 1,700,000,000,000 - 60,000 too
+      named(3, `{"reading":{"ts":${receivedAtMs + 3_600_000}}}`), // an hour ahead: implausible
+      named(4, 'not json'),
+      record('b', 5), // names no field: its own eventTimeMs
+    ]);
+    const leased = [...(await buffer.lease(2, 1_000_000)), ...(await buffer.lease(10, 1_000_000))];
+    assert.deepEqual(
+      leased.map((stored) => stored.eventTimeMs),
+      [receivedAtMs - 60_000, receivedAtMs - 60_000, receivedAtMs, receivedAtMs, 1_700_000_000_005 - 5],
+    );
+    assert.ok(
+      leased.every((stored) => !('eventTimeField' in stored)),
+      'a stored record does not name the field any more',
+    );
+  });
+
   test(`${name}: leased records are not leased again; ack deletes, release puts back in order`, async (t) => {
     const buffer = await open(t, roomy);
     await appendOk(

@@ -1,7 +1,7 @@
 // Routes: which topic a stream goes to, and when a device's own timestamp is trusted as event time.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createRouter, EVENT_TIME_MAX_FUTURE_MS, EVENT_TIME_MAX_PAST_MS } from '../../src/record/routes.ts';
+import { createRouter, EVENT_TIME_MAX_FUTURE_MS, EVENT_TIME_MAX_PAST_MS, eventTimeOf } from '../../src/record/routes.ts';
 
 const receivedAtMs = Date.parse('2026-11-23T12:00:00.000Z');
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -41,4 +41,21 @@ test('an implausible, missing or unreadable timestamp falls back to the receive 
   ];
   for (const payload of cases) assert.equal(router.eventTimeMs('telemetry', payload, receivedAtMs), receivedAtMs, payload.toString());
   assert.equal(router.eventTimeMs('unrouted', json({ ts: receivedAtMs - 5000 }), receivedAtMs), receivedAtMs, 'no route, no event-time field');
+});
+
+test('eventTimeOf: a record naming a field gets its payload time, else its own eventTimeMs; the router names the field per stream', () => {
+  const router = createRouter('t', [{ stream: 'telemetry', eventTimeField: 'ts' }]);
+  assert.equal(router.eventTimeField('telemetry'), 'ts');
+  assert.equal(router.eventTimeField('status'), undefined);
+  const receivedAtMs = Date.parse('2026-12-06T12:00:00Z');
+  const base = { key: 'm', stream: 'telemetry', source: 'mqtt', receivedAtMs, eventTimeMs: receivedAtMs, meta: {} } as const;
+  const payload = Buffer.from('{"ts":"2026-12-06T11:59:00Z"}');
+  assert.equal(eventTimeOf({ ...base, payload, eventTimeField: 'ts' }), receivedAtMs - 60_000);
+  assert.equal(
+    eventTimeOf({ ...base, payload, eventTimeField: 'ts' }),
+    router.eventTimeMs('telemetry', payload, receivedAtMs),
+    'the same time as the router reads',
+  );
+  assert.equal(eventTimeOf({ ...base, payload }), receivedAtMs, 'no field named: eventTimeMs as given');
+  assert.equal(eventTimeOf({ ...base, payload: Buffer.from('{"ts":"2020-01-01T00:00:00Z"}'), eventTimeField: 'ts' }), receivedAtMs, 'implausible: eventTimeMs');
 });
