@@ -30,11 +30,15 @@ interface ClientLike {
 interface MemoryPersistence {
   storeRetained(packet: PacketLike): Promise<void>;
   addSubscriptions(client: ClientLike, subs: readonly unknown[]): Promise<void>;
+  subscriptionsByTopic(topic: string): Promise<readonly unknown[]>;
   cleanSubscriptions(client: ClientLike): Promise<void>;
   outgoingEnqueue(sub: { readonly clientId: string }, packet: PacketLike): Promise<void>;
   outgoingEnqueueCombi(subs: readonly { readonly clientId: string }[], packet: PacketLike): Promise<void>;
   outgoingClearMessageId(client: ClientLike, packet: unknown): Promise<PacketLike | undefined>;
 }
+
+/** What a topic without offline subscribers matches (aedes only reads it). */
+const NO_SUBSCRIPTIONS: readonly unknown[] = Object.freeze([]);
 
 function payloadBytes(packet: PacketLike): number {
   return typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
@@ -92,9 +96,16 @@ export function createBoundedPersistence(
 
   const cleanSubscriptions = base.cleanSubscriptions.bind(base);
   base.cleanSubscriptions = async (client) => {
-    sessions.delete(client.id);
-    return cleanSubscriptions(client);
+    await cleanSubscriptions(client);
+    sessions.delete(client.id); // after: while the session is in `sessions`, its subscriptions may be stored
   };
+
+  // Devices mostly connect with clean session: then no client has a stored subscription, no publish has an
+  // offline subscriber, and matching every PUBLISH's topic against the empty trie (a split and a walk, in
+  // aedes' path after each PUBACK) is skipped. A client id is in `sessions` from before its subscriptions are
+  // stored until after they are cleaned, so while `sessions` is empty, so is the trie.
+  const subscriptionsByTopic = base.subscriptionsByTopic.bind(base);
+  base.subscriptionsByTopic = (topic) => (sessions.size === 0 ? Promise.resolve(NO_SUBSCRIPTIONS) : subscriptionsByTopic(topic));
 
   /** Whether one more packet may wait for `clientId`; takes its room when it may. */
   function reserve(clientId: string, packet: PacketLike): boolean {
@@ -121,6 +132,7 @@ export function createBoundedPersistence(
 
   const outgoingEnqueueCombi = base.outgoingEnqueueCombi.bind(base);
   base.outgoingEnqueueCombi = async (subs, packet) => {
+    if (subs.length === 0) return;
     const kept = subs.filter((sub) => reserve(sub.clientId, packet));
     if (kept.length > 0) return outgoingEnqueueCombi(kept, packet);
   };

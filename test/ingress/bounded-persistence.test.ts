@@ -1,0 +1,29 @@
+// aedes' memory persistence as the broker bounds it: with no persistent session, no topic has offline subscribers
+// (and the match is skipped); once a session stores subscriptions they are found, and after it is cleaned not.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createBoundedPersistence } from '../../src/ingress/mqtt-broker/bounded-persistence.ts';
+
+interface Persistence {
+  addSubscriptions(client: { id: string }, subs: readonly { topic: string; qos: number }[]): Promise<void>;
+  cleanSubscriptions(client: { id: string }): Promise<void>;
+  subscriptionsByTopic(topic: string): Promise<readonly { clientId: string; topic: string }[]>;
+}
+
+const LIMITS = { maxRetainedMessages: 10, maxRetainedBytes: 1024, maxSessions: 10, maxQueuedPerClient: 10, maxQueuedBytes: 1024 };
+
+test('offline subscribers are found exactly while a persistent session holds subscriptions', async () => {
+  const persistence = createBoundedPersistence(LIMITS, () => undefined) as Persistence;
+  const clientIds = async (topic: string) => (await persistence.subscriptionsByTopic(topic)).map((sub) => sub.clientId).sort();
+  assert.deepEqual(await clientIds('devices/m-1/commands/dim'), [], 'no session: nobody');
+  await persistence.addSubscriptions({ id: 'm-1' }, [{ topic: 'devices/m-1/commands/+', qos: 1 }]);
+  await persistence.addSubscriptions({ id: 'm-2' }, [{ topic: 'devices/m-2/commands/+', qos: 1 }]);
+  assert.deepEqual(await clientIds('devices/m-1/commands/dim'), ['m-1']);
+  assert.deepEqual(await clientIds('devices/m-1/telemetry'), []);
+  await persistence.cleanSubscriptions({ id: 'm-2' });
+  assert.deepEqual(await clientIds('devices/m-1/commands/dim'), ['m-1'], 'cleaning one session leaves the other');
+  await persistence.cleanSubscriptions({ id: 'm-1' });
+  assert.deepEqual(await clientIds('devices/m-1/commands/dim'), [], 'all sessions cleaned: nobody');
+  await persistence.addSubscriptions({ id: 'm-3' }, [{ topic: 'devices/m-3/#', qos: 1 }]);
+  assert.deepEqual(await clientIds('devices/m-3/commands/dim'), ['m-3'], 'a new session after that is found again');
+});
