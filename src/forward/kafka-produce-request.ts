@@ -119,6 +119,8 @@ function writeRequest(args: ProduceRequestArgs): Buffer | null {
     at = buf.writeInt32BE(planned.length, at);
     for (const plan of planned) at = writeBatch(buf, at, plan, producerId, producerEpoch);
   });
+  // The plan and the writing disagreeing would send uninitialised bytes: a bug, which ends the process.
+  if (at !== size) throw new RangeError(`produce request: planned ${size} bytes, wrote ${at}`);
   return buf;
 }
 

@@ -107,7 +107,7 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
       metrics.bufferCommitFailures.inc({ code: error instanceof GatewayError ? error.code : 'UNKNOWN' });
       enterRefusal(reason, errorMessage(error));
       const refused: AcceptResult = { ok: false, reason, message: errorMessage(error) };
-      for (const done of batch.done) done(refused);
+      answerAll(batch.done, refused);
       return;
     }
     metrics.bufferCommits.inc();
@@ -116,24 +116,44 @@ export function createAcceptBatcher(options: AcceptBatcherOptions, deps: AcceptB
     acceptedBySource.clear();
     let committed = 0;
     let fullMessage: string | null = null;
+    /** A callback that threw is a bug that ends the process (the commit's promise rejects), but only after every other accept of the commit was answered. */
+    let thrown: { readonly error: unknown } | null = null;
     for (let index = 0; index < batch.done.length; index++) {
       const records = batch.records[index] as readonly NewRecord[];
       const done = batch.done[index] as AcceptDone;
       const outcome = outcomes[index];
-      if (outcome?.ok === true) {
-        committed += records.length;
-        for (const record of records) acceptedBySource.set(record.source, (acceptedBySource.get(record.source) ?? 0) + 1);
-        done(outcome); // the buffer's own { ok, seqs } is the result: no copy per accept
-        if (records.length > 0) for (const listener of listeners) listener(records);
-      } else {
-        fullMessage = outcome?.error.message ?? 'buffer refused the records';
-        done({ ok: false, reason: 'buffer-full', message: fullMessage });
+      try {
+        if (outcome?.ok === true) {
+          committed += records.length;
+          for (const record of records) acceptedBySource.set(record.source, (acceptedBySource.get(record.source) ?? 0) + 1);
+          if (records.length > 0) for (const listener of listeners) listener(records);
+          done(outcome); // the buffer's own { ok, seqs } is the result: no copy per accept
+        } else {
+          fullMessage = outcome?.error.message ?? 'buffer refused the records';
+          done({ ok: false, reason: 'buffer-full', message: fullMessage });
+        }
+      } catch (error) {
+        thrown ??= { error };
       }
     }
     metrics.bufferCommitRecords.observe(committed);
     for (const [source, count] of acceptedBySource) metrics.ingressAccepted.inc({ source }, count);
     if (fullMessage !== null) enterRefusal('buffer-full', fullMessage);
     else if (committed > 0) leaveRefusal();
+    if (thrown !== null) throw thrown.error;
+  }
+
+  /** Answers every callback, even past one that throws; then rethrows the first throw (a bug: the process ends). */
+  function answerAll(callbacks: readonly AcceptDone[], result: AcceptResult): void {
+    let thrown: { readonly error: unknown } | null = null;
+    for (const done of callbacks) {
+      try {
+        done(result);
+      } catch (error) {
+        thrown ??= { error };
+      }
+    }
+    if (thrown !== null) throw thrown.error;
   }
 
   function enterRefusal(reason: AcceptRefusal, message: string): void {

@@ -164,3 +164,16 @@ test('refusals reach acceptThen exactly as accept: buffer full, then shutting do
   assert.equal(full.calls.length, 1, 'a refused accept is answered once too');
   assert.deepEqual(h.told, ['fill-1', 'fill-2'], 'listeners hear only committed records');
 });
+
+test('a callback that throws (a bug) does not keep the rest of its commit from being answered and told; the commit then fails', async (t) => {
+  const h = await setup(t);
+  const answered: string[] = [];
+  h.batcher.acceptThen([reading('a')], undefined, () => {
+    answered.push('a');
+    throw new TypeError('a bug in a callback');
+  });
+  h.batcher.acceptThen([reading('b')], undefined, (result) => answered.push(`b:${result.ok}`));
+  await assert.rejects(h.batcher.flush(), /a bug in a callback/);
+  assert.deepEqual(answered, ['a', 'b:true'], 'b is answered although a threw before it');
+  assert.deepEqual(h.told, ['a', 'b'], 'the listeners were told of both');
+});

@@ -95,9 +95,12 @@ export function createBoundedPersistence(
   };
 
   const cleanSubscriptions = base.cleanSubscriptions.bind(base);
-  base.cleanSubscriptions = async (client) => {
-    await cleanSubscriptions(client);
-    sessions.delete(client.id); // after: while the session is in `sessions`, its subscriptions may be stored
+  base.cleanSubscriptions = (client) => {
+    // The memory persistence drops the subscriptions synchronously, within this call: the session leaves
+    // `sessions` right after that, in the same turn, so no addSubscriptions for the same id can come between.
+    const cleaned = cleanSubscriptions(client);
+    sessions.delete(client.id);
+    return cleaned;
   };
 
   // Devices mostly connect with clean session: then no client has a stored subscription, no publish has an
