@@ -27,11 +27,11 @@ import {
   type LorawanFleetStopReason,
   type LorawanFleetTally,
   type Member,
+  type MemberLinkOptions,
 } from './state/lorawan-fleet-state.ts';
 import { readStateFile, writeStateFile } from './state/lorawan-state-file.ts';
 import { createLorawanAir, type LorawanAir } from './transports/lorawan-air.ts';
 import type { FleetCodec, SavedDeviceState } from './transports/lorawan-device.ts';
-import type { PathLossSpread } from './transports/radio-link.ts';
 
 export type {
   AdrChange,
@@ -48,7 +48,7 @@ export type {
   SentFrame,
 } from './state/lorawan-fleet-state.ts';
 
-export interface LorawanFleetOptions {
+export interface LorawanFleetOptions extends MemberLinkOptions {
   /** The gateway's Semtech UDP listener (lorawan.udp). */
   readonly server: { readonly host: string; readonly port: number };
   /** The regional parameters the devices follow; must match the gateway's lorawan.region (and sub-band). Default EU868. */
@@ -95,18 +95,6 @@ export interface LorawanFleetOptions {
   readonly rejoin?: boolean;
   /** Aborting stops new transmissions and waits no longer for ACKs or join-accepts. */
   readonly signal?: AbortSignal;
-  /** Devices set the ADR bit and follow LinkADRReq (and back off after ADR_ACK_LIMIT uplinks without a downlink). Default true. */
-  readonly adr?: boolean;
-  /** Every device's path loss to its home forwarder, dB, or a range each device's is drawn from (seeded). Default 115..142 dB. */
-  readonly pathLossDb?: number | PathLossSpread;
-  /** +/- dB of jitter on each frame's signal. Default 0.5. */
-  readonly linkJitterDb?: number;
-  /** The data rate every device starts at; default the fastest its link carries at full power with 8 dB to spare. */
-  readonly initialDataRate?: number;
-  /** Each device asks DeviceTimeReq in the first uplink of its session. Default false. */
-  readonly deviceTime?: boolean;
-  /** Each device asks LinkCheckReq every N uplinks; 0 = never (default). */
-  readonly linkCheckEveryUplinks?: number;
 }
 
 export interface LorawanFleetHooks {

@@ -365,23 +365,29 @@ export function configEntry(identity: LorawanIdentity): LorawanDeviceConfigEntry
     : { ...base, join_eui: activation.joinEui, app_key: activation.appKey.toString('hex') };
 }
 
-export interface MemberOptions extends LorawanFleetShape {
+/** How each device's radio link and MAC layer behave: the fleet's options, handed to every member as they are. */
+export interface MemberLinkOptions {
+  /** Devices set the ADR bit and follow LinkADRReq (and back off after ADR_ACK_LIMIT uplinks without a downlink). Default true. */
+  readonly adr?: boolean;
+  /** Every device's path loss to its home forwarder, dB, or a range each device's is drawn from (seeded). Default DEFAULT_PATH_LOSS_DB (115..142 dB). */
+  readonly pathLossDb?: number | PathLossSpread;
+  /** +/- dB of jitter on each frame's signal. Default DEFAULT_LINK_JITTER_DB (0.5). */
+  readonly linkJitterDb?: number;
+  /** The data rate every device starts at; default the fastest its link carries at full power with 8 dB to spare. */
+  readonly initialDataRate?: number;
+  /** Each device asks DeviceTimeReq in the first uplink of its session. Default false. */
+  readonly deviceTime?: boolean;
+  /** Each device asks LinkCheckReq every N uplinks; 0 = never (default). */
+  readonly linkCheckEveryUplinks?: number;
+}
+
+export interface MemberOptions extends LorawanFleetShape, MemberLinkOptions {
   readonly region: Region;
   readonly gateways: number;
   readonly replays?: number;
   readonly corruptMics?: number;
   /** OTAA devices join again even when `saved` holds a session. */
   readonly rejoin?: boolean;
-  /** Default true. */
-  readonly adr?: boolean;
-  /** Every device's path loss, or the range each device's is drawn from. Default DEFAULT_PATH_LOSS_DB. */
-  readonly pathLossDb?: number | PathLossSpread;
-  /** Default DEFAULT_LINK_JITTER_DB. */
-  readonly linkJitterDb?: number;
-  /** The data rate every device starts at; default: the fastest its link carries with a margin. */
-  readonly initialDataRate?: number;
-  readonly deviceTime?: boolean;
-  readonly linkCheckEveryUplinks?: number;
 }
 
 /** A new device starts at the fastest data rate its link carries at full power with this much to spare, dB. */

@@ -12,8 +12,6 @@ export interface Route {
 
 export interface Router {
   topicFor(stream: string): string;
-  /** Event time for a payload of `stream` received at `receivedAtMs` (never throws; falls back to receivedAtMs). */
-  eventTimeMs(stream: string, payload: Uint8Array, receivedAtMs: number): number;
   /** The payload field `stream`'s event time is read from, if its route names one (for NewRecord.eventTimeField). */
   eventTimeField(stream: string): string | undefined;
 }
@@ -44,24 +42,20 @@ export function createRouter(defaultTopic: string, routes: readonly Route[]): Ro
     topicFor(stream) {
       return routeFor(stream)?.topic ?? defaultTopic;
     },
-    eventTimeMs(stream, payload, receivedAtMs) {
-      const field = routeFor(stream)?.eventTimeField;
-      return field === undefined ? receivedAtMs : payloadEventTime(payload, field, receivedAtMs, receivedAtMs);
-    },
     eventTimeField: (stream) => routeFor(stream)?.eventTimeField,
   };
 }
 
-/** The event time a record is stored with: read from its payload when it names a field (see NewRecord.eventTimeField). */
+/**
+ * The event time a record is stored with: read from its payload when it names a field (see
+ * NewRecord.eventTimeField) and the value there is plausible (never throws), else its eventTimeMs.
+ */
 export function eventTimeOf(record: NewRecord): number {
   const field = record.eventTimeField;
-  return field === undefined ? record.eventTimeMs : payloadEventTime(record.payload, field, record.receivedAtMs, record.eventTimeMs);
-}
-
-function payloadEventTime(payload: Uint8Array, field: string, receivedAtMs: number, fallbackMs: number): number {
-  const candidate = readTimestampField(payload, field);
-  if (candidate === null) return fallbackMs;
-  return plausibleEventTime(candidate, receivedAtMs) ?? fallbackMs;
+  if (field === undefined) return record.eventTimeMs;
+  const candidate = readTimestampField(record.payload, field);
+  if (candidate === null) return record.eventTimeMs;
+  return plausibleEventTime(candidate, record.receivedAtMs) ?? record.eventTimeMs;
 }
 
 /** Longer strings are no timestamps: they are not even decoded. */
