@@ -4,7 +4,9 @@
 // do (authorization.ts), the sockets (listeners.ts). Everything a client controls is bounded there or in the modules
 // beside them: bytes of unfinished packets (packet-size-guard.ts), password checks (login-guard.ts), topics and
 // subscriptions (device-acl.ts), retained messages and session queues (bounded-persistence.ts), and the log lines it causes.
+// The bus that relays publishes to subscribers matches topics only while someone subscribes (relay-emitter.ts).
 import './quiet-debug.ts'; // before aedes: see there
+import './buffer-list-reads.ts'; // mqtt-packet's byte reads without a Buffer view each: see there
 import type { AddressInfo } from 'node:net';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';
@@ -16,6 +18,7 @@ import { createRejections } from '../rejections.ts';
 import { createAuthentication } from './authentication.ts';
 import { createAuthorization } from './authorization.ts';
 import { createBoundedPersistence, type PersistenceLimits } from './bounded-persistence.ts';
+import { createRelayEmitter } from './relay-emitter.ts';
 import type { Identity } from './device-acl.ts';
 import { createDownlinkTracker, type MqttDownlink } from './device-downlink.ts';
 import { createListeners } from './listeners.ts';
@@ -129,6 +132,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
       // Checked in authenticate instead, so a refusal carries a defined return code (aedes answers 6).
       keepaliveLimit: 0,
       maxClientsIdLength: 128,
+      mq: createRelayEmitter(),
       persistence: createBoundedPersistence(
         options.persistence,
         (limit, detail) => {
