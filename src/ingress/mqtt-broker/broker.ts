@@ -7,6 +7,7 @@
 // The bus that relays publishes to subscribers matches topics only while someone subscribes (relay-emitter.ts).
 import './quiet-debug.ts'; // before aedes: see there
 import './buffer-list-reads.ts'; // mqtt-packet's byte reads without a Buffer view each: see there
+import './puback-writes.ts'; // a PUBACK as one write: see there
 import type { AddressInfo } from 'node:net';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
 import type { Component, HealthReport } from '../../core/lifecycle.ts';

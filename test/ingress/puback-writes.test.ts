@@ -1,0 +1,102 @@
+// The single-write PUBACK (puback-writes.ts) against mqtt-packet's own writeToStream: the same bytes, return
+// value and stream errors for every packet id and for packets it leaves to mqtt-packet; PUBACKs written to one
+// socket in the same turn leave in one write; and aedes, with real clients, acknowledges through it.
+import assert from 'node:assert/strict';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import { PassThrough, Writable } from 'node:stream';
+import { test } from 'node:test';
+import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
+import { installSingleWritePuback, mqttPacketExports } from '../../src/ingress/mqtt-broker/puback-writes.ts';
+
+const exportsOfMqttPacket = mqttPacketExports();
+const generic = installSingleWritePuback(exportsOfMqttPacket);
+const patched = exportsOfMqttPacket.writeToStream;
+
+/** Writes one packet to a fresh stream; resolves with the bytes, the return value and any destroy error. */
+async function written(write: typeof generic, packet: object, options?: unknown): Promise<unknown> {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  let error: string | null = null;
+  stream.on('error', (cause) => {
+    error = cause.message;
+  });
+  let returned: unknown;
+  try {
+    returned = write(packet, stream, options);
+  } catch (cause) {
+    returned = `threw ${(cause as Error).message}`;
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  return { bytes: Buffer.concat(chunks).toString('hex'), returned, error };
+}
+
+test("a PUBACK is mqtt-packet's bytes and return value for every packet id", async () => {
+  for (let id = 0; id <= 0xffff; id += id < 300 ? 1 : 251) {
+    const packet = { cmd: 'puback', messageId: id };
+    assert.deepEqual(await written(patched, packet), await written(generic, packet), `messageId ${id}`);
+  }
+  const last = { cmd: 'puback', messageId: 0xffff };
+  assert.deepEqual(await written(patched, last), await written(generic, last));
+});
+
+test('odd packet ids, MQTT 5 options and other packets go to mqtt-packet, with its results', async () => {
+  const cases: [object, unknown][] = [
+    [{ cmd: 'puback' }, undefined],
+    [{ cmd: 'puback', messageId: -1 }, undefined],
+    [{ cmd: 'puback', messageId: 1.5 }, undefined],
+    [{ cmd: 'puback', messageId: '7' }, undefined],
+    [{ cmd: 'puback', messageId: 7, reasonCode: 16 }, { protocolVersion: 5 }],
+    [{ cmd: 'puback', messageId: 7, reasonCode: 16 }, undefined],
+    [{ cmd: 'pubrec', messageId: 7 }, undefined],
+    [{ cmd: 'pingresp' }, undefined],
+    [{ cmd: 'publish', topic: 'devices/m-1/commands/dim', payload: Buffer.from('50'), qos: 1, messageId: 9 }, undefined],
+  ];
+  for (const [packet, options] of cases) {
+    assert.deepEqual(await written(patched, packet, options), await written(generic, packet, options), JSON.stringify(packet));
+  }
+});
+
+test('PUBACKs to one socket in the same turn leave in one write', async () => {
+  const writes: number[] = [];
+  const stream = new Writable({
+    writev(chunks, callback) {
+      writes.push(chunks.length);
+      callback();
+    },
+    write(_chunk, _encoding, callback) {
+      writes.push(1);
+      callback();
+    },
+  });
+  for (let id = 1; id <= 8; id++) patched({ cmd: 'puback', messageId: id }, stream);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(writes, [8], 'one writev of the eight');
+  assert.equal(stream.writableCorked, 0, 'uncorked again');
+});
+
+test('aedes acknowledges QoS 1 publishes through it, to mqtt.js and to a raw socket', async (t) => {
+  const broker = await Aedes.createBroker();
+  const server = createServer((socket) => broker.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, clientId: 'm-1', reconnectPeriod: 0 });
+  t.after(async () => {
+    await client.endAsync(true);
+    await new Promise((resolve) => broker.close(() => resolve(undefined)));
+    await new Promise((resolve) => server.close(() => resolve(undefined)));
+  });
+  await Promise.all(Array.from({ length: 50 }, (_, n) => client.publishAsync('devices/m-1/telemetry', String(n), { qos: 1 })));
+
+  // CONNECT (client id "raw"), then PUBLISH QoS 1 with packet id 0x1234: the broker answers CONNACK, PUBACK 1234.
+  const raw = connect(port, '127.0.0.1');
+  const received: Buffer[] = [];
+  raw.on('data', (chunk: Buffer) => received.push(chunk));
+  const connectPacket = Buffer.from('100f00044d5154540402003c0003726177', 'hex');
+  const publishPacket = Buffer.concat([Buffer.from('32120009', 'hex'), Buffer.from('devices/x'), Buffer.from('1234', 'hex'), Buffer.from('hello')]);
+  raw.write(Buffer.concat([connectPacket, publishPacket]));
+  for (let waited = 0; Buffer.concat(received).length < 8 && waited < 5000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  raw.destroy();
+  assert.equal(Buffer.concat(received).toString('hex'), '20020000' + '40021234');
+});
