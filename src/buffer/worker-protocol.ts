@@ -121,39 +121,70 @@ export function unpackPayloads(packed: PackedPayloads): Buffer[] {
 export type WithoutPayload<T extends { payload: Uint8Array }> = Omit<T, 'payload'>;
 
 /**
- * New records cross to the buffer's thread as columns: strings in arrays, both times of every record in one
- * transferred Float64Array, payloads packed. Structured clone of one object per record (and the rest-spread
- * that made it) cost more on the main thread than the SQLite insert does on the other.
+ * New records cross to the buffer's thread as columns: keys in an array, streams and sources as indexes into
+ * their few distinct values (a commit of thousands of records has a handful of each), both times of every
+ * record in one transferred Float64Array, metas only where there is one, payloads packed. Structured clone
+ * of one object per record (and the rest-spread that made it) cost more on the main thread than the SQLite
+ * insert does on the other, and a string per record and column was most of what was left.
  */
 export interface PackedRecords {
   readonly keys: readonly string[];
-  readonly streams: readonly string[];
-  readonly sources: readonly RecordSource[];
+  /** The distinct streams, and per record the index of its own there. */
+  readonly streamNames: readonly string[];
+  readonly streamIndexes: Int32Array;
+  /** The distinct sources, and per record the index of its own there. */
+  readonly sourceNames: readonly RecordSource[];
+  readonly sourceIndexes: Int32Array;
   /** receivedAtMs, eventTimeMs per record, in order. */
   readonly times: Float64Array;
   /** The distinct eventTimeFields of these records, and per record the index of its own there (-1: none). */
   readonly eventTimeFields: readonly string[];
   readonly eventTimeFieldIndexes: Int32Array;
-  /** null for the usual empty meta. */
-  readonly metas: readonly (Readonly<Record<string, string>> | null)[];
+  /** The records with a non-empty meta (the usual meta is empty): their indexes, and their metas. */
+  readonly metaIndexes: readonly number[];
+  readonly metas: readonly Readonly<Record<string, string>>[];
   readonly payloads: PackedPayloads;
+}
+
+/** Indexes of values into their distinct list, which grows as new ones come. */
+function dictionary<T extends string>(): { readonly names: T[]; indexOf(value: T): number } {
+  const names: T[] = [];
+  const indexes = new Map<T, number>();
+  return {
+    names,
+    indexOf(value) {
+      let index = indexes.get(value);
+      if (index === undefined) {
+        index = names.push(value) - 1;
+        indexes.set(value, index);
+      }
+      return index;
+    },
+  };
 }
 
 export function packRecords(records: readonly NewRecord[]): { readonly packed: PackedRecords; readonly transfer: ArrayBuffer[] } {
   const count = records.length;
   const keys = new Array<string>(count);
-  const streams = new Array<string>(count);
-  const sources = new Array<RecordSource>(count);
-  const metas = new Array<Readonly<Record<string, string>> | null>(count);
+  const streams = dictionary<string>();
+  const streamIndexes = new Int32Array(count);
+  const sources = dictionary<RecordSource>();
+  const sourceIndexes = new Int32Array(count);
+  const metaIndexes: number[] = [];
+  const metas: Readonly<Record<string, string>>[] = [];
   const times = new Float64Array(count * 2);
   const eventTimeFields: string[] = [];
   const eventTimeFieldIndexes = new Int32Array(count);
+  const payloads = new Array<Uint8Array>(count);
   for (let index = 0; index < count; index++) {
     const record = records[index] as NewRecord;
     keys[index] = record.key;
-    streams[index] = record.stream;
-    sources[index] = record.source;
-    metas[index] = hasEntries(record.meta) ? record.meta : null;
+    streamIndexes[index] = streams.indexOf(record.stream);
+    sourceIndexes[index] = sources.indexOf(record.source);
+    if (hasEntries(record.meta)) {
+      metaIndexes.push(index);
+      metas.push(record.meta);
+    }
     times[index * 2] = record.receivedAtMs;
     times[index * 2 + 1] = record.eventTimeMs;
     const field = record.eventTimeField;
@@ -164,11 +195,25 @@ export function packRecords(records: readonly NewRecord[]): { readonly packed: P
       if (fieldIndex < 0) fieldIndex = eventTimeFields.push(field) - 1;
       eventTimeFieldIndexes[index] = fieldIndex;
     }
+    payloads[index] = record.payload;
   }
-  const payloads = packPayloads(records.map((record) => record.payload));
+  const packedPayloads = packPayloads(payloads);
+  const columns = [packedPayloads.bytes, times.buffer, eventTimeFieldIndexes.buffer, streamIndexes.buffer, sourceIndexes.buffer] as ArrayBuffer[];
   return {
-    packed: { keys, streams, sources, times, eventTimeFields, eventTimeFieldIndexes, metas, payloads },
-    transfer: [payloads.bytes, times.buffer as ArrayBuffer, eventTimeFieldIndexes.buffer as ArrayBuffer],
+    packed: {
+      keys,
+      streamNames: streams.names,
+      streamIndexes,
+      sourceNames: sources.names,
+      sourceIndexes,
+      times,
+      eventTimeFields,
+      eventTimeFieldIndexes,
+      metaIndexes,
+      metas,
+      payloads: packedPayloads,
+    },
+    transfer: columns,
   };
 }
 
@@ -177,18 +222,22 @@ const NO_META: Readonly<Record<string, string>> = Object.freeze({});
 
 export function unpackRecords(packed: PackedRecords): NewRecord[] {
   const payloads = unpackPayloads(packed.payloads);
-  return packed.keys.map(
-    (key, index): NewRecord => ({
-      key,
-      stream: packed.streams[index] as string,
-      source: packed.sources[index] as RecordSource,
+  const metaOf = new Map<number, Readonly<Record<string, string>>>();
+  for (let at = 0; at < packed.metaIndexes.length; at++) metaOf.set(packed.metaIndexes[at] as number, packed.metas[at] as Readonly<Record<string, string>>);
+  const records = new Array<NewRecord>(packed.keys.length);
+  for (let index = 0; index < records.length; index++) {
+    records[index] = {
+      key: packed.keys[index] as string,
+      stream: packed.streamNames[packed.streamIndexes[index] as number] as string,
+      source: packed.sourceNames[packed.sourceIndexes[index] as number] as RecordSource,
       receivedAtMs: packed.times[index * 2] as number,
       eventTimeMs: packed.times[index * 2 + 1] as number,
       eventTimeField: packed.eventTimeFields[packed.eventTimeFieldIndexes[index] as number],
       payload: payloads[index] as Buffer,
-      meta: packed.metas[index] ?? NO_META,
-    }),
-  );
+      meta: metaOf.size === 0 ? NO_META : (metaOf.get(index) ?? NO_META),
+    };
+  }
+  return records;
 }
 
 function hasEntries(meta: Readonly<Record<string, string>>): boolean {
