@@ -7,6 +7,29 @@ import type { GatewayProcess } from '../helpers/gateway-process.ts';
 
 const SIM = fileURLToPath(new URL('../../dist/firmware-sim/cli.js', import.meta.url));
 const AEDES_ALONE = fileURLToPath(new URL('./aedes-alone.mjs', import.meta.url));
+const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
+
+/** How the systemd unit starts node: its NODE_OPTIONS, and the flags on its command line that NODE_OPTIONS may not hold. */
+export interface UnitNode {
+  readonly options: string;
+  readonly args: readonly string[];
+}
+
+/** The node flags of systemd/iotgw.service, so the figures are the deployed ones. */
+export function unitNode(): UnitNode {
+  const lines = readFileSync(UNIT, 'utf8').split('\n');
+  const prefix = 'Environment="NODE_OPTIONS=';
+  const environment = lines.find((line) => line.startsWith(prefix));
+  const options = environment === undefined ? '' : environment.slice(prefix.length, environment.lastIndexOf('"'));
+  // ExecStart=/usr/bin/env node --flag ... /opt/iotgw/dist/src/cli.js run ...: the flags between node and the script.
+  const words = (lines.find((line) => line.startsWith('ExecStart=')) ?? '').split(/\s+/);
+  const args: string[] = [];
+  for (const word of words.slice(words.indexOf('node') + 1)) {
+    if (!word.startsWith('--')) break;
+    args.push(word);
+  }
+  return { options, args };
+}
 
 export const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -93,11 +116,11 @@ export function cpuSeconds(pid: number, mainThreadOnly = false): number {
 }
 
 /** aedes alone (aedes-alone.mjs: the broker the gateway embeds, no storage, no Kafka) in its own process. */
-export async function startAedesAlone(nodeOptions: string): Promise<{ readonly port: number; readonly pid: number; stop(): void }> {
+export async function startAedesAlone(node: UnitNode): Promise<{ readonly port: number; readonly pid: number; stop(): void }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [AEDES_ALONE, String(port)], {
+  const child = spawn(process.execPath, [...node.args, AEDES_ALONE, String(port)], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+    env: { ...process.env, NODE_OPTIONS: node.options },
   });
   await new Promise<void>((resolve, reject) => {
     child.stdout?.once('data', () => resolve());

@@ -26,7 +26,7 @@ import { parsePhyPayload } from '../../src/ingress/lorawan/phy-payload.ts';
 import type { Txpk } from '../../src/ingress/semtech-udp/packets.ts';
 import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock, type TopicTail, tailTopic } from '../helpers/kafka-mock.ts';
-import { metric, percentile, say, sleep } from './bench-tools.ts';
+import { metric, percentile, say, sleep, type UnitNode } from './bench-tools.ts';
 import { type CommandBridge, missingCommandBridgeTools, type ReferenceBroker, startCommandBridge, startReferenceBroker } from './command-reference.ts';
 
 const { Kafka, logLevel } = kafkajs;
@@ -57,7 +57,8 @@ export interface CommandLatencyOptions {
   /** Devices per path (MQTT, Class C, TTN). */
   readonly devices: number;
   /** The gateway's node flags (the systemd unit's NODE_OPTIONS). */
-  readonly nodeOptions: string;
+  /** The unit's node flags. */
+  readonly node: UnitNode;
 }
 
 /** One command offered to a pipeline. */
@@ -403,8 +404,8 @@ async function setUp(): Promise<Setup> {
   };
 }
 
-async function startGateway(setup: Setup, fetchWaitMs: number, nodeOptions: string): Promise<GatewayProcess> {
-  const gateway = await launchGateway(writeGatewayConfig(setup.dir, setup.config(fetchWaitMs)), { NODE_OPTIONS: nodeOptions });
+async function startGateway(setup: Setup, fetchWaitMs: number, node: UnitNode): Promise<GatewayProcess> {
+  const gateway = await launchGateway(writeGatewayConfig(setup.dir, setup.config(fetchWaitMs)), { NODE_OPTIONS: node.options }, node.args);
   const deadline = performance.now() + 30_000;
   while ((await gateway.metric('iotgw_commands_consumer_up')) !== 1) {
     if (performance.now() > deadline) throw new Error('the gateway did not join its command consumer group within 30 s');
@@ -571,7 +572,7 @@ export async function benchCommandLatency(options: CommandLatencyOptions): Promi
   const sender = await createSender(setup.kafka.brokers);
   const receipts = tailTopic(setup.kafka.brokers, RECEIPTS);
   const referenceBroker: ReferenceBroker | null = missing.length === 0 ? await startReferenceBroker() : null;
-  let gateway: GatewayProcess | null = await startGateway(setup, defaultWaitMs, options.nodeOptions);
+  let gateway: GatewayProcess | null = await startGateway(setup, defaultWaitMs, options.node);
   const forwarder = createSimulatedForwarder({ gatewayEui: GATEWAY_EUI, server: { host: '127.0.0.1', port: setup.udpPort }, keepaliveMs: 1_000 });
   await forwarder.start();
   const bridges: CommandBridge[] = [];
@@ -673,7 +674,7 @@ export async function benchCommandLatency(options: CommandLatencyOptions): Promi
     // MQTT again with the shorter fetch wait: the same gateway (buffer, consumer group) restarted with it.
     await gateway.kill('SIGTERM');
     gateway = null;
-    gateway = await startGateway(setup, REDUCED_FETCH_WAIT_MS, options.nodeOptions);
+    gateway = await startGateway(setup, REDUCED_FETCH_WAIT_MS, options.node);
     await mqttAt(REDUCED_FETCH_WAIT_MS, gateway);
 
     // Everything measured: print, once the last receipts are in Kafka and read back.

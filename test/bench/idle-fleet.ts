@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { startKafkaMock } from '../helpers/kafka-mock.ts';
-import { rssMb, runSim, say } from './bench-tools.ts';
+import { rssMb, runSim, say, type UnitNode } from './bench-tools.ts';
 
 const TOPIC = 'bench.idle';
 
-export async function benchIdleFleet(devices: number, seconds: number, nodeOptions: string): Promise<void> {
+export async function benchIdleFleet(devices: number, seconds: number, node: UnitNode): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'iotgw-bench-idle-'));
   const kafka = await startKafkaMock({ brokers: 1, topics: [{ name: TOPIC, partitions: 3 }] });
   const configPath = writeGatewayConfig(dir, {
@@ -21,7 +21,7 @@ export async function benchIdleFleet(devices: number, seconds: number, nodeOptio
     kafka: { brokers: [...kafka.brokers], topic: TOPIC },
     buffer: { path: join(dir, 'buffer.db') },
   });
-  const gateway = await launchGateway(configPath, { NODE_OPTIONS: nodeOptions });
+  const gateway = await launchGateway(configPath, { NODE_OPTIONS: node.options }, node.args);
   const pid = gateway.child.pid as number;
   try {
     const baseline = rssMb(pid, 'VmRSS');

@@ -6,20 +6,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { startKafkaMock } from '../helpers/kafka-mock.ts';
-import { rssMb, runSim, say, startAedesAlone } from './bench-tools.ts';
+import { rssMb, runSim, say, startAedesAlone, type UnitNode } from './bench-tools.ts';
 
 const TOPIC = 'bench.memory';
 
-export async function benchMemoryVsAedes(devices: number, seconds: number, nodeOptions: string): Promise<void> {
-  const aedesPeak = await aedesAlonePeakMb(devices, seconds, nodeOptions);
-  const gatewayPeak = await gatewayPeakMb(devices, seconds, nodeOptions);
+export async function benchMemoryVsAedes(devices: number, seconds: number, node: UnitNode): Promise<void> {
+  const aedesPeak = await aedesAlonePeakMb(devices, seconds, node);
+  const gatewayPeak = await gatewayPeakMb(devices, seconds, node);
   say('');
   say(`10. peak RSS at ${devices.toLocaleString('en-US')} devices and 2,500 msg/s for ${seconds} s, fresh processes, the unit's node flags`);
   say(`   gateway ${gatewayPeak} MB, aedes alone ${aedesPeak} MB: ${(gatewayPeak / aedesPeak).toFixed(2)}x`);
 }
 
-async function aedesAlonePeakMb(devices: number, seconds: number, nodeOptions: string): Promise<number> {
-  const aedes = await startAedesAlone(nodeOptions);
+async function aedesAlonePeakMb(devices: number, seconds: number, node: UnitNode): Promise<number> {
+  const aedes = await startAedesAlone(node);
   try {
     await runSim({ port: aedes.port, devices, rate: 2500, seconds, seed: 10 });
     return rssMb(aedes.pid, 'VmHWM');
@@ -28,7 +28,7 @@ async function aedesAlonePeakMb(devices: number, seconds: number, nodeOptions: s
   }
 }
 
-async function gatewayPeakMb(devices: number, seconds: number, nodeOptions: string): Promise<number> {
+async function gatewayPeakMb(devices: number, seconds: number, node: UnitNode): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'iotgw-bench-memory-'));
   const kafka = await startKafkaMock({ brokers: 1, topics: [{ name: TOPIC, partitions: 3 }] });
   const configPath = writeGatewayConfig(dir, {
@@ -39,7 +39,7 @@ async function gatewayPeakMb(devices: number, seconds: number, nodeOptions: stri
     kafka: { brokers: [...kafka.brokers], topic: TOPIC },
     buffer: { path: join(dir, 'buffer.db') },
   });
-  const gateway = await launchGateway(configPath, { NODE_OPTIONS: nodeOptions });
+  const gateway = await launchGateway(configPath, { NODE_OPTIONS: node.options }, node.args);
   try {
     await runSim({ port: gateway.mqttPort, devices, rate: 2500, seconds, seed: 10 });
     return rssMb(gateway.child.pid as number, 'VmHWM');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { startKafkaMock } from '../helpers/kafka-mock.ts';
-import { runSim, say } from './bench-tools.ts';
+import { runSim, say, unitNode } from './bench-tools.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,7 +33,8 @@ const configPath = writeGatewayConfig(work, {
   kafka: { brokers: [...kafka.brokers], topic: TOPIC, routes: [{ stream: 'telemetry', event_time_field: 'ts' }] },
   buffer: { path: join(work, 'buffer.db') },
 });
-const gateway = await launchGateway(configPath, { NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=512' }, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+const node = unitNode();
+const gateway = await launchGateway(configPath, { NODE_OPTIONS: node.options }, [...node.args, '--cpu-prof', `--cpu-prof-dir=${dir}`]);
 try {
   const sim = await runSim({ port: gateway.mqttPort, devices: Number(args.devices), rate: 0, seconds: Number(args.seconds), seed: 1, inflight: 8 });
   say(`closed loop: ${sim.acked} readings acknowledged in ${(sim.activeMs / 1000).toFixed(1)} s (${Math.round(sim.ackedPerSecond)}/s)`);

@@ -22,7 +22,7 @@
 //      bridge; 200 commands per path at 20/s, its own gateway and mock cluster (command-latency.ts)
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/core/log.ts';
 import { freeUdpPort, type GatewayProcess, launchGateway, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, startKafkaMock } from '../helpers/kafka-mock.ts';
-import { cpuSeconds, metric, rssMb, runSim, say, sleep } from './bench-tools.ts';
+import { cpuSeconds, metric, rssMb, runSim, say, sleep, unitNode } from './bench-tools.ts';
 import { benchCommandLatency } from './command-latency.ts';
 import { benchCompression } from './compression.ts';
 import { benchDrainVsRtt } from './drain-vs-rtt.ts';
@@ -51,7 +51,6 @@ import { benchVersusReference, REFERENCE_TOPIC } from './versus-reference.ts';
 const TOPIC = 'bench.telemetry';
 const TTN_APPLICATION = 'bench-ttn';
 const CLIMATE_FORMATTER = fileURLToPath(new URL('../fixtures/formatters/climate-sensor.js', import.meta.url));
-const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
 const SCENARIOS = ['mqtt', 'reference', 'lorawan', 'ttn', 'formatter', 'compression', 'idle', 'memory', 'commands'] as const;
 
 const { values: args } = parseArgs({
@@ -329,18 +328,9 @@ async function main(): Promise<void> {
   if (selected('mqtt') || selected('reference') || selected('lorawan') || selected('ttn')) await gatewayScenarios();
   if (selected('formatter')) benchFormatters();
   if (selected('compression')) await benchCompression();
-  if (selected('idle')) await benchIdleFleet(10_000, SECONDS * 2, unitNodeOptions());
-  if (selected('memory')) await benchMemoryVsAedes(DEVICES, SECONDS, unitNodeOptions());
-  if (selected('commands')) await benchCommandLatency({ commands: 200, ratePerS: 20, devices: 10, nodeOptions: unitNodeOptions() });
-}
-
-/** The node flags the systemd unit runs the gateway with (its NODE_OPTIONS), so the memory figures are the deployed ones. */
-function unitNodeOptions(): string {
-  const prefix = 'Environment="NODE_OPTIONS=';
-  const line = readFileSync(UNIT, 'utf8')
-    .split('\n')
-    .find((candidate) => candidate.startsWith(prefix));
-  return line === undefined ? '' : line.slice(prefix.length, line.lastIndexOf('"'));
+  if (selected('idle')) await benchIdleFleet(10_000, SECONDS * 2, unitNode());
+  if (selected('memory')) await benchMemoryVsAedes(DEVICES, SECONDS, unitNode());
+  if (selected('commands')) await benchCommandLatency({ commands: 200, ratePerS: 20, devices: 10, node: unitNode() });
 }
 
 /** Scenarios 1-6: one gateway process against the Kafka mock, fed by firmware-sim, Semtech UDP and the TTS stand-in. */
@@ -382,11 +372,11 @@ async function gatewayScenarios(): Promise<void> {
       ? {}
       : { ttn: { enabled: true, url: standIn.url, username: standIn.username, password_file: ttnKeyFile, codec: 'cayenne-lpp' as const } }),
   });
-  const nodeOptions = unitNodeOptions();
-  const gateway = await launchGateway(configPath, { NODE_OPTIONS: [process.env.NODE_OPTIONS, nodeOptions].filter(Boolean).join(' ') });
+  const node = unitNode();
+  const gateway = await launchGateway(configPath, { NODE_OPTIONS: [process.env.NODE_OPTIONS, node.options].filter(Boolean).join(' ') }, node.args);
   const pid = gateway.child.pid as number;
   say('gateway: own process, SQLite WAL synchronous=FULL with group commit, acks=all to librdkafka mock cluster (3 brokers, 6 partitions)');
-  say(`gateway node flags as in systemd/iotgw.service: NODE_OPTIONS=${nodeOptions === '' ? '(none)' : nodeOptions}`);
+  say(`gateway node flags as in systemd/iotgw.service: ${[...node.args, `NODE_OPTIONS=${node.options === '' ? '(none)' : node.options}`].join(' ')}`);
 
   try {
     if (selected('mqtt') || selected('reference')) {
@@ -397,7 +387,7 @@ async function gatewayScenarios(): Promise<void> {
         inflight: INGEST_INFLIGHT,
         brokers: kafka.brokers,
         topic: TOPIC,
-        aedesNodeOptions: nodeOptions,
+        aedesNode: node,
       });
     }
     if (selected('mqtt')) {

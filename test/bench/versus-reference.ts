@@ -12,7 +12,7 @@
 import kafkajs from 'kafkajs';
 import type { GatewayProcess } from '../helpers/gateway-process.ts';
 import { topicOffsets } from '../helpers/kafka-mock.ts';
-import { cpuSeconds, percentile, rssMb, runSim, say, sleep, startAedesAlone } from './bench-tools.ts';
+import { cpuSeconds, percentile, rssMb, runSim, say, sleep, startAedesAlone, type UnitNode } from './bench-tools.ts';
 import { missingReferenceTools, startReferencePipeline } from './reference-pipeline.ts';
 
 const { Kafka, logLevel } = kafkajs;
@@ -29,7 +29,7 @@ export interface VersusOptions {
   /** The gateway's topic for device readings. */
   readonly topic: string;
   /** Node flags for aedes alone (the unit's), measured as the floor of what any aedes-based gateway costs. */
-  readonly aedesNodeOptions: string;
+  readonly aedesNode: UnitNode;
 }
 
 interface Pipeline {
@@ -137,7 +137,7 @@ async function closedLoop(pipeline: Pipeline, options: VersusOptions, seed: numb
 async function aedesFloor(options: VersusOptions, g: ClosedLoop, r: ClosedLoop): Promise<void> {
   const runs: { ackedPerS: number; cpuUs: number }[] = [];
   for (let round = 0; round < options.rounds; round++) {
-    const aedes = await startAedesAlone(options.aedesNodeOptions);
+    const aedes = await startAedesAlone(options.aedesNode);
     try {
       const cpuBefore = cpuSeconds(aedes.pid);
       const sim = await runSim({
