@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { installInPlaceReads, mqttPacketBufferList } from '../../src/ingress/mqtt-broker/buffer-list-reads.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 type List = {
   append(buf: Buffer): List;
@@ -21,14 +22,6 @@ const original = installInPlaceReads(BufferList as never) as unknown as Record<
   'readUInt8' | 'readUInt16BE' | 'readUInt32BE' | 'toString',
   (...args: unknown[]) => unknown
 >;
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
 
 /** The bytes cut into 1 to 4 pieces at random points, appended to a list. */
 function listOf(bytes: Buffer, next: () => number): List {
@@ -53,7 +46,7 @@ function outcome(run: () => unknown): unknown {
 }
 
 test("the in-place reads give bl's value or bl's error for every offset", () => {
-  const next = random(7);
+  const next = seededRandom(7);
   // No fractional offsets: bl's own read of those can return uninitialised bytes (its copy leaves a gap), so
   // it is not comparable with itself; the fallback sends them to bl all the same.
   const odd: unknown[] = [undefined, -1, -3, Number.NaN, Number.POSITIVE_INFINITY, '1', null];
@@ -75,7 +68,7 @@ test("the in-place reads give bl's value or bl's error for every offset", () => 
 });
 
 test("toString gives bl's text for every range and encoding, across piece boundaries and multi-byte characters", () => {
-  const next = random(11);
+  const next = seededRandom(11);
   const texts = ['devices/m-1/telemetry', 'zähler/é/€/𝄞', '', 'a'];
   for (let round = 0; round < 300; round++) {
     const bytes = Buffer.from(texts[round % texts.length] as string, 'utf8');
@@ -100,7 +93,7 @@ test('mqtt-packet parses through the in-place reads every packet it wrote, howev
     generate(packet: object): Buffer;
     parser(options: object): { on(event: string, listener: (value: never) => void): void; parse(buf: Buffer): number };
   };
-  const next = random(3);
+  const next = seededRandom(3);
   const sent = Array.from({ length: 300 }, (_, index) => ({
     cmd: 'publish' as const,
     topic: `devices/meter-${index}/télémetrie`,

@@ -2,12 +2,14 @@
 // value and stream errors for every packet id and for packets it leaves to mqtt-packet; PUBACKs written to one
 // socket in the same turn leave in one write; and aedes, with real clients, acknowledges through it.
 import assert from 'node:assert/strict';
-import { type AddressInfo, connect, createServer } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { installSingleWritePuback, mqttPacketExports } from '../../src/ingress/mqtt-broker/puback-writes.ts';
+import { listenAedes } from '../helpers/aedes-listener.ts';
+import { connectPacket, publishPacket } from '../helpers/mqtt-wire.ts';
 
 const exportsOfMqttPacket = mqttPacketExports();
 const generic = installSingleWritePuback(exportsOfMqttPacket);
@@ -78,8 +80,7 @@ test('PUBACKs to one socket in the same turn leave in one write', async () => {
 
 test('aedes acknowledges QoS 1 publishes through it, to mqtt.js and to a raw socket', async (t) => {
   const broker = await Aedes.createBroker();
-  const server = createServer((socket) => broker.handle(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const server = await listenAedes(broker, new Set(), 0);
   const { port } = server.address() as AddressInfo;
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, clientId: 'm-1', reconnectPeriod: 0 });
   t.after(async () => {
@@ -89,13 +90,11 @@ test('aedes acknowledges QoS 1 publishes through it, to mqtt.js and to a raw soc
   });
   await Promise.all(Array.from({ length: 50 }, (_, n) => client.publishAsync('devices/m-1/telemetry', String(n), { qos: 1 })));
 
-  // CONNECT (client id "raw"), then PUBLISH QoS 1 with packet id 0x1234: the broker answers CONNACK, PUBACK 1234.
+  // CONNECT, then PUBLISH QoS 1 with packet id 0x1234: the broker answers CONNACK, PUBACK 1234.
   const raw = connect(port, '127.0.0.1');
   const received: Buffer[] = [];
   raw.on('data', (chunk: Buffer) => received.push(chunk));
-  const connectPacket = Buffer.from('100f00044d5154540402003c0003726177', 'hex');
-  const publishPacket = Buffer.concat([Buffer.from('32120009', 'hex'), Buffer.from('devices/x'), Buffer.from('1234', 'hex'), Buffer.from('hello')]);
-  raw.write(Buffer.concat([connectPacket, publishPacket]));
+  raw.write(Buffer.concat([connectPacket({ clientId: 'raw' }), publishPacket('devices/x', Buffer.from('hello'), 1, 0x1234)]));
   for (let waited = 0; Buffer.concat(received).length < 8 && waited < 5000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
   raw.destroy();
   assert.equal(Buffer.concat(received).toString('hex'), '20020000' + '40021234');

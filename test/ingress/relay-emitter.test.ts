@@ -2,26 +2,20 @@
 // same deliveries as a plain mqemitter under any sequence of subscribes and unsubscribes, and in a real aedes
 // with real clients a subscriber gets every publish while it subscribes, however often it comes and goes.
 import assert from 'node:assert/strict';
-import { type AddressInfo, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Aedes } from 'aedes';
 import mqemitter from 'mqemitter';
 import mqtt from 'mqtt';
 import { AEDES_MQ_CONCURRENCY, createRelayEmitter } from '../../src/ingress/mqtt-broker/relay-emitter.ts';
+import { listenAedes } from '../helpers/aedes-listener.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
 test('the bus delivers exactly what a plain mqemitter delivers, through random subscribes and removals', async () => {
-  const next = random(5);
+  const next = seededRandom(5);
   const patterns = ['devices/#', 'devices/+/telemetry', 'devices/m-1/commands/#', '$SYS/+/heartbeat', '#', 'other/x'];
   const topics = ['devices/m-1/telemetry', 'devices/m-1/commands/dim', 'other/x', '$SYS/b/heartbeat', 'devices/m-2/telemetry'];
   const relay = createRelayEmitter();
@@ -79,8 +73,7 @@ test("aedes' own $SYS listeners do not count; the concurrency is aedes' default"
 test('in a real aedes, a subscriber that comes and goes receives every publish while it subscribes', async (t) => {
   const relay = createRelayEmitter();
   const broker = await Aedes.createBroker({ mq: relay });
-  const server = createServer((socket) => broker.handle(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const server = await listenAedes(broker, new Set(), 0);
   const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const device = await mqtt.connectAsync(url, { protocolVersion: 4, clientId: 'm-1', reconnectPeriod: 0 });
   t.after(async () => {
