@@ -10,6 +10,7 @@ import { openWorkerBuffer } from '../../src/buffer/worker-buffer.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
 import { createAcceptBatcher } from '../../src/ingress/accept-batcher.ts';
 import { type Authorization, createAuthorization } from '../../src/ingress/mqtt-broker/authorization.ts';
+import type { Identity } from '../../src/ingress/mqtt-broker/device-acl.ts';
 import { createRejections } from '../../src/ingress/rejections.ts';
 import { createRouter } from '../../src/record/routes.ts';
 import { captureLog } from '../helpers/capture-log.ts';
@@ -18,7 +19,9 @@ import { tempDir } from '../helpers/temp-dir.ts';
 
 const DEVICE = { id: 'em-1' } as Client;
 
-async function setup(t: TestContext, maxRecords = 1000) {
+const DEVICE_IDENTITY = (client: Client): Identity | undefined => (client === DEVICE ? { kind: 'device', deviceId: 'em-1' } : undefined);
+
+async function setup(t: TestContext, maxRecords = 1000, identityOf = DEVICE_IDENTITY) {
   const path = join(tempDir(t), 'buffer.db');
   const logs = captureLog();
   const metrics = createMetrics({ processMetrics: false });
@@ -34,7 +37,7 @@ async function setup(t: TestContext, maxRecords = 1000) {
       acceptThen: batcher.acceptThen,
       router: createRouter('records', []),
       rejections: createRejections({ source: 'mqtt', what: 'MQTT message', intervalMs: 60_000 }, { log: logs.log, metrics }),
-      identityOf: (client) => (client === DEVICE ? { kind: 'device', deviceId: 'em-1' } : undefined),
+      identityOf,
       nowMs: Date.now,
     },
   );
@@ -45,14 +48,14 @@ async function setup(t: TestContext, maxRecords = 1000) {
   return { path, batcher, authorization, rejected };
 }
 
-function publish(qos: 0 | 1, payload: string): PublishPacket {
-  return { cmd: 'publish', topic: 'devices/em-1/telemetry', payload: Buffer.from(payload), qos, retain: false, dup: false, messageId: 1 } as PublishPacket;
+function publish(qos: 0 | 1, payload: string, topic = 'devices/em-1/telemetry'): PublishPacket {
+  return { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false, messageId: 1 } as PublishPacket;
 }
 
 /** Calls the hook as aedes does, keeping each done call with the payloads in the buffer file at that moment. */
-function authorize(authorization: Authorization, path: string, packet: PublishPacket) {
+function authorize(authorization: Authorization, path: string, packet: PublishPacket, client = DEVICE) {
   const calls: { readonly error: Error | null; readonly stored: string[] }[] = [];
-  authorization.authorizePublish(DEVICE, packet, (error) => calls.push({ error, stored: storedRows(path).map((row) => row.payload) }));
+  authorization.authorizePublish(client, packet, (error) => calls.push({ error, stored: storedRows(path).map((row) => row.payload) }));
   return calls;
 }
 
@@ -107,4 +110,35 @@ test('a refused commit: QoS 1 gets done(error) after it, QoS 0 only the count; s
     storedRows(h.path).map((row) => row.payload),
     ['fill'],
   );
+});
+
+test('a topic published again is decided as the first time, per identity: another topic or a reloaded grant is decided afresh', async (t) => {
+  const account = { id: 'dashboard' } as Client;
+  const identities = new Map<Client, Identity>([[account, { kind: 'client', username: 'ops', publish: ['devices/em-1/#'], subscribe: [] }]]);
+  const h = await setup(t, 1000, (client) => identities.get(client));
+  const errors = async (topic: string, payload: string) => {
+    const calls = authorize(h.authorization, h.path, publish(1, payload, topic), account);
+    await h.batcher.flush();
+    return calls.map((call) => call.error?.message ?? null);
+  };
+  assert.deepEqual(await errors('devices/em-1/telemetry', 'a'), [null]);
+  assert.deepEqual(await errors('devices/em-1/telemetry', 'b'), [null], 'the same topic again');
+  assert.deepEqual(await errors('devices/em-2/telemetry', 'c'), ['account ops may not publish to devices/em-2/telemetry']);
+  assert.deepEqual(await errors('devices/em-1/status', 'd'), [null], 'another topic under the grant');
+  assert.deepEqual(await errors('devices/em-1/status', 'e'), [null]);
+  // A reload that changes the account's grant gives the client a new identity (broker.ts): the old decision is not used.
+  identities.set(account, { kind: 'client', username: 'ops', publish: ['devices/em-2/#'], subscribe: [] });
+  assert.deepEqual(await errors('devices/em-1/status', 'f'), ['account ops may not publish to devices/em-1/status']);
+  assert.deepEqual(await errors('devices/em-2/telemetry', 'g'), [null]);
+  assert.deepEqual(
+    storedRows(h.path).map((row) => [row.key, row.stream, row.payload, row.meta['published-by']]),
+    [
+      ['em-1', 'telemetry', 'a', 'ops'],
+      ['em-1', 'telemetry', 'b', 'ops'],
+      ['em-1', 'status', 'd', 'ops'],
+      ['em-1', 'status', 'e', 'ops'],
+      ['em-2', 'telemetry', 'g', 'ops'],
+    ],
+  );
+  assert.equal(await h.rejected('not-authorized'), 2);
 });

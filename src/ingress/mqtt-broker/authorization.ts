@@ -10,7 +10,7 @@ import { printable } from '../../shared/input-text.ts';
 import type { AcceptThen } from '../ingress.ts';
 import type { Rejections } from '../rejections.ts';
 import type { MqttIngressOptions } from './broker.ts';
-import { type Identity, canSubscribe, decidePublish } from './device-acl.ts';
+import { type Identity, type PublishDecision, canSubscribe, decidePublish } from './device-acl.ts';
 
 export type AuthorizationOptions = Pick<MqttIngressOptions, 'maxPayloadBytes'>;
 
@@ -40,8 +40,26 @@ const NO_META: Readonly<Record<string, string>> = Object.freeze({});
 /** Subscriptions one client may hold. */
 const MAX_SUBSCRIPTIONS_PER_CLIENT = 32;
 
+/** The last topic an identity was allowed to publish to, and the decision for it. */
+interface AllowedTopic {
+  readonly topic: string;
+  readonly decision: PublishDecision & { readonly allowed: true };
+}
+
 export function createAuthorization(options: AuthorizationOptions, deps: AuthorizationDeps): Authorization {
   const subscriptionCounts = new WeakMap<Client, number>();
+  // A device publishes to the same topic over and over: its last allowed decision is kept (one per identity,
+  // gone with it; a reload that changes a grant makes a new identity), so the common PUBLISH neither re-parses
+  // its topic nor makes new strings for the record's key and stream.
+  const lastAllowed = new WeakMap<Identity, AllowedTopic>();
+
+  function decide(identity: Identity, topic: string): PublishDecision {
+    const last = lastAllowed.get(identity);
+    if (last !== undefined && last.topic === topic) return last.decision;
+    const decision = decidePublish(identity, topic);
+    if (decision.allowed) lastAllowed.set(identity, { topic, decision });
+    return decision;
+  }
 
   function reject(reason: string, subject: string, message: string, extra: Record<string, unknown> = {}): void {
     const client = printable(subject, 64);
@@ -84,7 +102,7 @@ export function createAuthorization(options: AuthorizationOptions, deps: Authori
         done(new Error('not authenticated'));
         return;
       }
-      const decision = decidePublish(identity, packet.topic);
+      const decision = decide(identity, packet.topic);
       if (!decision.allowed) {
         reject(decision.reason, subject, `publish refused: ${printable(decision.detail, 200)}`, { topic: printable(packet.topic, 128) });
         done(new Error(decision.detail));
