@@ -2,7 +2,7 @@
 // (and the match is skipped); once a session stores subscriptions they are found, and after it is cleaned not.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createBoundedPersistence } from '../../src/ingress/mqtt-broker/bounded-persistence.ts';
+import { createBoundedPersistence, settledWith } from '../../src/ingress/mqtt-broker/bounded-persistence.ts';
 
 interface Persistence {
   addSubscriptions(client: { id: string }, subs: readonly { topic: string; qos: number }[]): Promise<void>;
@@ -26,4 +26,35 @@ test('offline subscribers are found exactly while a persistent session holds sub
   assert.deepEqual(await clientIds('devices/m-1/commands/dim'), [], 'all sessions cleaned: nobody');
   await persistence.addSubscriptions({ id: 'm-3' }, [{ topic: 'devices/m-3/#', qos: 1 }]);
   assert.deepEqual(await clientIds('devices/m-3/commands/dim'), ['m-3'], 'a new session after that is found again');
+});
+
+test('the answers known at once call back within then, and behave as settled promises to await and Promise', async () => {
+  const value = Object.freeze(['subscription']);
+  const answer = settledWith(value);
+  const seen: unknown[] = [];
+  const chained = answer.then((got) => {
+    seen.push(got);
+  });
+  assert.deepEqual(seen, [value], 'onFulfilled ran before then returned (aedes chains nothing after it)');
+  assert.equal(await chained, undefined);
+  assert.equal(await answer, value, 'await adopts it');
+  assert.deepEqual(await Promise.all([answer, settledWith(2)]), [value, 2]);
+  assert.equal(await answer.then((got) => got.length + 1), 2, 'a value returned from onFulfilled is the chained result');
+  assert.equal(await answer.then(), value, 'then without onFulfilled passes the value on');
+  const thrown = new Error('listener bug');
+  await assert.rejects(
+    answer.then(() => {
+      throw thrown;
+    }),
+    (error) => error === thrown,
+    'a throw in onFulfilled becomes the chained rejection, as with a promise',
+  );
+  let finished = false;
+  assert.equal(await answer.finally(() => (finished = true)), value);
+  assert.ok(finished);
+
+  const persistence = createBoundedPersistence(LIMITS, () => undefined) as Persistence;
+  let found: readonly unknown[] | undefined;
+  void persistence.subscriptionsByTopic('devices/m-1/telemetry').then((subs) => (found = subs));
+  assert.deepEqual(found, [], 'with no persistent session the lookup answers within then');
 });

@@ -40,11 +40,38 @@ interface MemoryPersistence {
 /** What a topic without offline subscribers matches (aedes only reads it). */
 const NO_SUBSCRIPTIONS: readonly unknown[] = Object.freeze([]);
 /**
- * The answers of the per-PUBLISH calls when there is nothing to look up or queue, settled once: aedes only
- * calls `.then` on them, and a new promise for each publish was garbage at tens of thousands a second.
+ * An answer known when it is asked for, as a thenable that calls `onFulfilled` at once. aedes calls the two
+ * per-PUBLISH lookups below in its chain after each PUBACK (enqueueOffline, then outgoingEnqueueCombi) and
+ * only chains `.then(onFulfilled, onRejected)` on them as the last thing it does; a promise there cost two
+ * allocations and two microtask hops per publish, at tens of thousands of publishes a second. `await` and
+ * `Promise.resolve` adopt it like any thenable (asynchronously, as for a promise).
  */
-const NO_SUBSCRIPTIONS_FOUND: Promise<readonly unknown[]> = Promise.resolve(NO_SUBSCRIPTIONS);
-const NOTHING_QUEUED: Promise<void> = Promise.resolve();
+export function settledWith<T>(value: T): Promise<T> {
+  const settled = {
+    // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose, for aedes' `.then` (see above)
+    then(onFulfilled?: ((value: T) => unknown) | null): unknown {
+      if (typeof onFulfilled !== 'function') return settled;
+      try {
+        const result = onFulfilled(value);
+        // aedes' callbacks return nothing: answering with a shared settled thenable keeps this allocation-free.
+        return result === undefined ? SETTLED_VOID : Promise.resolve(result);
+      } catch (error) {
+        return Promise.reject(error); // as a promise's then would: the throw becomes the chained rejection
+      }
+    },
+    catch: () => settled,
+    finally: (onFinally?: (() => void) | null) => {
+      onFinally?.();
+      return settled;
+    },
+    [Symbol.toStringTag]: 'SettledAnswer',
+  };
+  return settled as unknown as Promise<T>;
+}
+
+const SETTLED_VOID = settledWith<void>(undefined);
+const NO_SUBSCRIPTIONS_FOUND = settledWith<readonly unknown[]>(NO_SUBSCRIPTIONS);
+const NOTHING_QUEUED = SETTLED_VOID;
 
 function payloadBytes(packet: PacketLike): number {
   return typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
