@@ -5,31 +5,12 @@ import { freePort } from '../helpers/gateway-process.ts';
 import { fileURLToPath } from 'node:url';
 import type { GatewayProcess } from '../helpers/gateway-process.ts';
 
+import type { UnitNode } from '../helpers/unit-node.ts';
+
+export { type UnitNode, unitNode } from '../helpers/unit-node.ts';
+
 const SIM = fileURLToPath(new URL('../../dist/firmware-sim/cli.js', import.meta.url));
 const AEDES_ALONE = fileURLToPath(new URL('./aedes-alone.mjs', import.meta.url));
-const UNIT = fileURLToPath(new URL('../../systemd/iotgw.service', import.meta.url));
-
-/** How the systemd unit starts node: its NODE_OPTIONS, and the flags on its command line that NODE_OPTIONS may not hold. */
-export interface UnitNode {
-  readonly options: string;
-  readonly args: readonly string[];
-}
-
-/** The node flags of systemd/iotgw.service, so the figures are the deployed ones. */
-export function unitNode(): UnitNode {
-  const lines = readFileSync(UNIT, 'utf8').split('\n');
-  const prefix = 'Environment="NODE_OPTIONS=';
-  const environment = lines.find((line) => line.startsWith(prefix));
-  const options = environment === undefined ? '' : environment.slice(prefix.length, environment.lastIndexOf('"'));
-  // ExecStart=/usr/bin/env node --flag ... /opt/iotgw/dist/src/cli.js run ...: the flags between node and the script.
-  const words = (lines.find((line) => line.startsWith('ExecStart=')) ?? '').split(/\s+/);
-  const args: string[] = [];
-  for (const word of words.slice(words.indexOf('node') + 1)) {
-    if (!word.startsWith('--')) break;
-    args.push(word);
-  }
-  return { options, args };
-}
 
 export const say = (line: string): void => {
   process.stdout.write(`${line}\n`);

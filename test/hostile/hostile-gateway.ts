@@ -16,11 +16,10 @@ import { allAckedRead, checkDelivery } from '../helpers/delivery-check.ts';
 import { type GatewayProcess, freePort, freeUdpPort, startGatewayProcess, writeGatewayConfig } from '../helpers/gateway-process.ts';
 import { type KafkaMock, kafkaMockFor, readTopic } from '../helpers/kafka-mock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { unitNode } from '../helpers/unit-node.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const TOPIC = 'hostile.records';
-/** The unit's NODE_OPTIONS (systemd/iotgw.service): an attack that grows the heap past 512 MB aborts the process. */
-const UNIT_NODE_OPTIONS = '--max-semi-space-size=8 --max-old-space-size=512';
 export const FLEET_PASSWORD = 'fleet-device-secret';
 
 export interface HostileGateway {
@@ -74,7 +73,7 @@ export async function startHostileGateway(t: TestContext, options: HostileOption
     ...(options.lorawan === true ? { lorawan: { enabled: true, udp: { host: '127.0.0.1', port: udpPort } } } : {}),
   };
   const config = options.config?.(base) ?? base;
-  const gateway = await startGatewayProcess(t, writeGatewayConfig(dir, config), { NODE_OPTIONS: UNIT_NODE_OPTIONS });
+  const gateway = await startGatewayProcess(t, writeGatewayConfig(dir, config), { NODE_OPTIONS: unitNode().options });
   const pid = gateway.child.pid ?? 0;
   let peak = rssBytes(pid);
   const sampler = setInterval(() => {
