@@ -53,8 +53,13 @@ export function writeGatewayConfig(dir: string, config: ConfigInput): string {
 }
 
 /** Starts the gateway for a test; it is killed when the test ends. */
-export async function startGatewayProcess(t: TestContext, configPath: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
-  const gateway = await launchGateway(configPath, env);
+export async function startGatewayProcess(
+  t: TestContext,
+  configPath: string,
+  env: NodeJS.ProcessEnv = {},
+  nodeArgs: readonly string[] = [],
+): Promise<GatewayProcess> {
+  const gateway = await launchGateway(configPath, env, nodeArgs);
   t.after(() => gateway.kill('SIGKILL'));
   return gateway;
 }

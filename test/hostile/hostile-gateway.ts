@@ -73,7 +73,8 @@ export async function startHostileGateway(t: TestContext, options: HostileOption
     ...(options.lorawan === true ? { lorawan: { enabled: true, udp: { host: '127.0.0.1', port: udpPort } } } : {}),
   };
   const config = options.config?.(base) ?? base;
-  const gateway = await startGatewayProcess(t, writeGatewayConfig(dir, config), { NODE_OPTIONS: unitNode().options });
+  const node = unitNode();
+  const gateway = await startGatewayProcess(t, writeGatewayConfig(dir, config), { NODE_OPTIONS: node.options }, node.args);
   const pid = gateway.child.pid ?? 0;
   let peak = rssBytes(pid);
   const sampler = setInterval(() => {

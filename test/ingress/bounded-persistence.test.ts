@@ -8,6 +8,7 @@ interface Persistence {
   addSubscriptions(client: { id: string }, subs: readonly { topic: string; qos: number }[]): Promise<void>;
   cleanSubscriptions(client: { id: string }): Promise<void>;
   subscriptionsByTopic(topic: string): Promise<readonly { clientId: string; topic: string }[]>;
+  outgoingEnqueueCombi(subs: readonly { clientId: string }[], packet: { topic: string; payload: Buffer }): Promise<void>;
 }
 
 const LIMITS = { maxRetainedMessages: 10, maxRetainedBytes: 1024, maxSessions: 10, maxQueuedPerClient: 10, maxQueuedBytes: 1024 };
@@ -52,9 +53,19 @@ test('the answers known at once call back within then, and behave as settled pro
   let finished = false;
   assert.equal(await answer.finally(() => (finished = true)), value);
   assert.ok(finished);
+  await assert.rejects(
+    answer.finally(() => {
+      throw thrown;
+    }),
+    (error) => error === thrown,
+    'a throw in onFinally rejects, as with a promise',
+  );
 
   const persistence = createBoundedPersistence(LIMITS, () => undefined) as Persistence;
   let found: readonly unknown[] | undefined;
   void persistence.subscriptionsByTopic('devices/m-1/telemetry').then((subs) => (found = subs));
   assert.deepEqual(found, [], 'with no persistent session the lookup answers within then');
+  let queued = false;
+  void persistence.outgoingEnqueueCombi([], { topic: 'devices/m-1/telemetry', payload: Buffer.from('1') }).then(() => (queued = true));
+  assert.ok(queued, 'nothing to queue answers within then');
 });

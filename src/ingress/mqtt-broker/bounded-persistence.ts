@@ -44,7 +44,8 @@ const NO_SUBSCRIPTIONS: readonly unknown[] = Object.freeze([]);
  * per-PUBLISH lookups below in its chain after each PUBACK (enqueueOffline, then outgoingEnqueueCombi) and
  * only chains `.then(onFulfilled, onRejected)` on them as the last thing it does; a promise there cost two
  * allocations and two microtask hops per publish, at tens of thousands of publishes a second. `await` and
- * `Promise.resolve` adopt it like any thenable (asynchronously, as for a promise).
+ * `Promise.resolve` adopt it like any thenable (asynchronously, as for a promise); it is not `instanceof
+ * Promise`, and nothing here or in aedes asks.
  */
 export function settledWith<T>(value: T): Promise<T> {
   const settled = {
@@ -60,10 +61,8 @@ export function settledWith<T>(value: T): Promise<T> {
       }
     },
     catch: () => settled,
-    finally: (onFinally?: (() => void) | null) => {
-      onFinally?.();
-      return settled;
-    },
+    // Not on aedes' path: a real promise, so onFinally runs later and a throw in it rejects, as for any promise.
+    finally: (onFinally?: (() => void) | null) => Promise.resolve(value).finally(onFinally),
     [Symbol.toStringTag]: 'SettledAnswer',
   };
   return settled as unknown as Promise<T>;
