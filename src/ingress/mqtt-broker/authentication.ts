@@ -145,15 +145,18 @@ export function createAuthentication(options: AuthenticationOptions, deps: Authe
       admission.release(ok);
       metrics.mqttPasswordChecks.inc({ result: ok ? 'ok' : 'failed' });
     }
-    if (ok) verified.set(username, password);
+    // A reload during the check may have changed or removed the name's password: only the current one is remembered.
+    if (ok && configuredHash(username) === hash) verified.set(username, password);
     return ok;
+  }
+
+  function configuredHash(username: string): string | undefined {
+    return devices.get(username) ?? clients.get(username)?.passwordHash;
   }
 
   async function passwordIdentity(clientId: string, username: string, password: Buffer | undefined, address: string): Promise<Identity> {
     if (loginGuard.isThrottled(address)) throw authError(NOT_AUTHORIZED, 'throttled', `too many failed logins from ${address}; wait a minute`);
-    const deviceHash = devices.get(username);
-    const account = clients.get(username);
-    const hash = deviceHash ?? account?.passwordHash;
+    const hash = configuredHash(username);
     if (hash === undefined || password === undefined) {
       loginGuard.noteFailure(address); // an unknown name costs an attempt too, without hashing
       throw authError(BAD_USERNAME_OR_PASSWORD, 'bad-credentials', 'wrong username or password');
@@ -161,6 +164,18 @@ export function createAuthentication(options: AuthenticationOptions, deps: Authe
     if (!(await checkPassword(username, password.toString('utf8'), hash, address))) {
       throw authError(BAD_USERNAME_OR_PASSWORD, 'bad-credentials', 'wrong username or password');
     }
+    // A reload may have come while the password was checked (scrypt, perhaps queued behind other logins): the
+    // login stands only if the checked hash is still the name's, and it takes the grant configured now.
+    if (configuredHash(username) !== hash) {
+      throw authError(BAD_USERNAME_OR_PASSWORD, 'bad-credentials', 'the password was changed or the name removed while it was checked; connect again');
+    }
+    return credentialIdentity(clientId, username);
+  }
+
+  /** The identity of a name whose password just verified against its configured hash. */
+  function credentialIdentity(clientId: string, username: string): Identity {
+    const deviceHash = devices.get(username);
+    const account = clients.get(username);
     if (deviceHash !== undefined) {
       // The client id is the device's identity on the broker: binding it stops one device from taking over another's session.
       if (clientId !== username) throw authError(IDENTIFIER_REJECTED, 'identifier-rejected', `device "${username}" must connect with client id "${username}"`);
