@@ -8,20 +8,11 @@ import { hashPassword } from './ingress/mqtt-broker/password-hash.ts';
 import { createGateway } from './main.ts';
 import { configAdvice } from './config/advice.ts';
 import { startTimeIssues } from './config/start-checks.ts';
-import { loadConfig } from './config/load.ts';
+import { loadConfigIsolated } from './config/load-isolated.ts';
 import type { Config } from './config/schema.ts';
 import { CommandError } from './ops/commands/command-error.ts';
-import { DEVICE_IMPORT_HELP, deviceImportCommand } from './ops/commands/device-import.ts';
 import { LORAWAN_SESSIONS_HELP, sessionsExportCommand, sessionsImportCommand } from './ops/commands/lorawan-sessions.ts';
-import {
-  bufferExportCommand,
-  bufferStatsCommand,
-  commandsCancelCommand,
-  commandsListCommand,
-  deviceAddCommand,
-  type Io,
-  statusCommand,
-} from './ops/commands/ops-commands.ts';
+import type { Io } from './ops/commands/ops-commands.ts';
 import { createLogger, type Logger } from './core/log.ts';
 import { packageVersion } from './ops/status.ts';
 import { SHUTDOWN_DEADLINE_MS, createShutdown } from './ops/shutdown.ts';
@@ -111,9 +102,17 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-function readConfig(path: string | undefined): Config {
+/**
+ * The config, or exit 78 with its issues. `run` loads it in a worker thread (load-isolated.ts), so the long-lived
+ * process never holds the schema; commands that run and exit load it here. The command modules are imported
+ * when their command runs for the same reason: they use the schema.
+ */
+async function readConfig(path: string | undefined, isolated = false): Promise<Config> {
   try {
-    return loadConfig({ path: path ?? process.env.IOTGW_CONFIG });
+    const options = { path: path ?? process.env.IOTGW_CONFIG };
+    if (isolated) return await loadConfigIsolated(options);
+    const { loadConfig } = await import('./config/load.ts');
+    return loadConfig(options);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`iotgw: ${error.message}\n`);
@@ -148,7 +147,7 @@ function createGatewayOrExit(config: Config, log: Logger): ReturnType<typeof cre
 }
 
 async function run(configPath: string | undefined): Promise<void> {
-  const config = readConfig(configPath);
+  const config = await readConfig(configPath, true);
   const log = createLogger({ level: config.log.level, gatewayId: config.gateway_id });
   if (configPath === undefined && process.env.IOTGW_CONFIG === undefined) {
     log.info('no --config given: using built-in defaults (see config/iotgw.example.yaml)');
@@ -178,7 +177,7 @@ async function run(configPath: string | undefined): Promise<void> {
     log,
     metrics: gateway.metrics,
     notifier,
-    readConfig: () => loadConfig({ path: configPath ?? process.env.IOTGW_CONFIG }),
+    readConfig: () => loadConfigIsolated({ path: configPath ?? process.env.IOTGW_CONFIG }),
     reloadDevices: (next) => gateway.reloadDevices(next),
     statusLine: () => statusSummary(gateway.readiness(), null),
   });
@@ -286,8 +285,8 @@ function scryptCost(cost: string | undefined): number {
 
 function deviceAdd(values: OptionValues, ids: readonly string[], io: Io): Promise<void> {
   const cost = scryptCost(values.cost);
-  return runCommand(() =>
-    deviceAddCommand(
+  return runCommand(async () =>
+    (await import('./ops/commands/ops-commands.ts')).deviceAddCommand(
       {
         configPath: values.config ?? process.env.IOTGW_CONFIG,
         ids,
@@ -316,8 +315,8 @@ function deviceAdd(values: OptionValues, ids: readonly string[], io: Io): Promis
 }
 
 function deviceImport(values: OptionValues, files: readonly string[], io: Io): Promise<void> {
-  return runCommand(() =>
-    deviceImportCommand(
+  return runCommand(async () =>
+    (await import('./ops/commands/device-import.ts')).deviceImportCommand(
       {
         configPath: values.config ?? process.env.IOTGW_CONFIG,
         files,
@@ -333,9 +332,9 @@ function deviceImport(values: OptionValues, files: readonly string[], io: Io): P
 }
 
 function lorawanSessionsImport(values: OptionValues, files: readonly string[], io: Io): Promise<void> {
-  return runCommand(() =>
+  return runCommand(async () =>
     sessionsImportCommand(
-      readConfig(values.config),
+      await readConfig(values.config),
       { files, keyFile: values['key-file'], all: values.all === true, replace: values.replace === true, dryRun: values['dry-run'] === true },
       io,
     ),
@@ -350,8 +349,8 @@ function lorawanSummary(config: Config): string {
   return `, LoRaWAN ${lorawan.region}${subBand} on UDP ${lorawan.udp.host}:${lorawan.udp.port}, ${lorawan.devices.length} devices`;
 }
 
-function configCheck(configPath: string | undefined): void {
-  const config = readConfig(configPath);
+async function configCheck(configPath: string | undefined): Promise<void> {
+  const config = await readConfig(configPath);
   const source = configPath ?? process.env.IOTGW_CONFIG ?? 'built-in defaults';
   const issues = startTimeIssues(config, createLogger({ level: 'silent', gatewayId: config.gateway_id }));
   if (issues.length > 0) {
@@ -388,7 +387,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   const isDeviceImport = positionals[0] === 'device' && positionals[1] === 'import';
   if (values.help === true && isDeviceImport) {
-    process.stdout.write(`${DEVICE_IMPORT_HELP}\n`);
+    process.stdout.write(`${(await import('./ops/commands/device-import.ts')).DEVICE_IMPORT_HELP}\n`);
     return;
   }
   const isLorawanSessions = positionals[0] === 'lorawan' && positionals[1] === 'sessions';
@@ -404,29 +403,38 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (positionals[0] === 'device' && positionals[1] === 'add') return deviceAdd(values, positionals.slice(2), io);
   if (isDeviceImport) return deviceImport(values, positionals.slice(2), io);
   if (isLorawanSessions && positionals[2] === 'import') return lorawanSessionsImport(values, positionals.slice(3), io);
+  const ops = () => import('./ops/commands/ops-commands.ts');
   if (positionals[0] === 'commands' && positionals[1] === 'cancel') {
-    return runCommand(() => commandsCancelCommand(readConfig(values.config), { url: values.url }, positionals.slice(2), io));
+    return runCommand(async () => (await ops()).commandsCancelCommand(await readConfig(values.config), { url: values.url }, positionals.slice(2), io));
   }
   const command = positionals.join(' ');
   switch (command) {
     case 'buffer stats':
-      return runCommand(() => bufferStatsCommand(readConfig(values.config), { json: values.json === true }, io));
+      return runCommand(async () => (await ops()).bufferStatsCommand(await readConfig(values.config), { json: values.json === true }, io));
     case 'lorawan sessions export':
-      return runCommand(() =>
-        sessionsExportCommand(readConfig(values.config), { out: values.out, keyFile: values['key-file'], stdoutIsTerminal: process.stdout.isTTY === true }, io),
+      return runCommand(async () =>
+        sessionsExportCommand(
+          await readConfig(values.config),
+          { out: values.out, keyFile: values['key-file'], stdoutIsTerminal: process.stdout.isTTY === true },
+          io,
+        ),
       );
     case 'buffer export':
-      return runCommand(() => bufferExportCommand(readConfig(values.config), { out: values.out, deadLetters: values['dead-letters'] === true }, io));
+      return runCommand(async () =>
+        (await ops()).bufferExportCommand(await readConfig(values.config), { out: values.out, deadLetters: values['dead-letters'] === true }, io),
+      );
     case 'status':
-      return runCommand(() => statusCommand(readConfig(values.config), { url: values.url, json: values.json === true }, io));
+      return runCommand(async () => (await ops()).statusCommand(await readConfig(values.config), { url: values.url, json: values.json === true }, io));
     case 'commands list':
-      return runCommand(() => commandsListCommand(readConfig(values.config), { url: values.url, json: values.json === true, device: values.device }, io));
+      return runCommand(async () =>
+        (await ops()).commandsListCommand(await readConfig(values.config), { url: values.url, json: values.json === true, device: values.device }, io),
+      );
     case 'run':
       return run(values.config);
     case 'config check':
       return configCheck(values.config);
     case 'config print':
-      process.stdout.write(stringify(maskSecrets(readConfig(values.config))));
+      process.stdout.write(stringify(maskSecrets(await readConfig(values.config))));
       return;
     case 'hash-password':
       return hashPasswordFromStdin(values.cost);

@@ -2,11 +2,12 @@
 // every commit waits for an fsync (milliseconds on an SD card); on the main thread that would stall
 // MQTT parsing and PUBACKs for every device. Here the main thread keeps accepting into the next group
 // commit while the worker syncs the last one, and the inserts use the second core.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Component, HealthReport } from '../core/lifecycle.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { BufferFullError, GatewayError } from '../errors.ts';
+import { siblingModule, startModuleWorker } from '../shared/module-worker.ts';
 import type { NewRecord, StoredRecord } from '../record/record.ts';
 import { unpackOutcomes } from './append-result.ts';
 import type { BufferStats, RecordBuffer } from './record-buffer.ts';
@@ -46,11 +47,7 @@ export interface WorkerBuffer extends RecordBuffer, Component {
 /** A buffer thread with requests outstanding that answers nothing for this long is wedged: health says down. */
 export const BUFFER_STALL_MS = 20_000;
 
-// Built (`tsc`), the worker is buffer-worker.js beside this file. Run from source under tsx (development,
-// tests), it is .ts: Node 20 does not pass --import loader hooks on to worker threads (22 does), so the
-// worker registers tsx itself before loading the module.
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(FROM_SOURCE ? './buffer-worker.ts' : './buffer-worker.js', import.meta.url);
+const WORKER_URL = siblingModule(import.meta.url, 'buffer-worker');
 
 // The worker is a second V8 isolate with its own young generation, which V8 sizes from the host's memory
 // (32 MB of new space on a large host). A store alone keeps a few MB live (prepared statements, the append or
@@ -67,10 +64,7 @@ function startWorker(workerData: BufferWorkerData): Worker {
   const transferList = workerData.companion === null ? [] : [workerData.companion.port];
   // A companion (Kafka client, record encoding) allocates per record too: give the young generation room for it.
   const resourceLimits = workerData.companion === null ? WORKER_RESOURCE_LIMITS : COMPANION_RESOURCE_LIMITS;
-  if (!FROM_SOURCE) return new Worker(WORKER_URL, { workerData, transferList, resourceLimits });
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData, transferList, resourceLimits });
+  return startModuleWorker(WORKER_URL, { workerData, transferList, resourceLimits });
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;

@@ -2,7 +2,7 @@
 // months: `iotgw config check` prints these as notes after "configuration OK" (install.sh shows them), and the
 // gateway logs them once at start. Nothing here stops the gateway.
 import { isAbsolute, relative } from 'node:path';
-import { stateDirectory } from './load.ts';
+import { stateDirectory } from './environment.ts';
 import type { Config } from './schema.ts';
 
 const LOOPBACK = /^(127\.|::1$|localhost$)/;

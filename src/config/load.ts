@@ -6,7 +6,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, errorMessage } from '../errors.ts';
+import { deepFreeze, expandVariables, stateDirectory } from './environment.ts';
 import { type Config, configSchema } from './schema.ts';
+
+export { expandVariables, stateDirectory } from './environment.ts';
 
 export interface LoadConfigOptions {
   /** YAML file; undefined means built-in defaults plus the environment. */
@@ -119,12 +122,6 @@ function overlayEnvironment(raw: Record<string, unknown>, env: NodeJS.ProcessEnv
   return result;
 }
 
-/** The service's state directory (systemd StateDirectory=; the first one when several are listed), or null outside systemd. */
-export function stateDirectory(env: NodeJS.ProcessEnv): string | null {
-  const first = env.STATE_DIRECTORY?.split(':')[0];
-  return first === undefined || first === '' ? null : first;
-}
-
 /** Under systemd the buffer lives in the state directory unless the file says otherwise. */
 function defaultToStateDirectory(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   const directory = stateDirectory(env);
@@ -226,10 +223,6 @@ function mergeLorawanDevicesFile(raw: Record<string, unknown>, env: NodeJS.Proce
   return { path, firstIndex: inline.length };
 }
 
-export function expandVariables(text: string, env: NodeJS.ProcessEnv = process.env): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, name: string) => env[name] ?? '');
-}
-
 function describeIssue(issue: z.core.$ZodIssue, devicesFile: DevicesFileSpan | null = null): string {
   let key = issue.path.map(String).join('.');
   const [section, list, index, ...rest] = issue.path;
@@ -302,12 +295,4 @@ function checkCrossField(config: Config): string[] {
     );
   }
   return issues;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -23,8 +23,8 @@ export interface ConfigReloadDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly notifier: Pick<SystemdNotifier, 'reloading' | 'ready'>;
-  /** Reads and validates the config file as at start; throws ConfigError. */
-  readonly readConfig: () => Config;
+  /** Reads and validates the config file as at start; throws (or rejects with) ConfigError. */
+  readonly readConfig: () => Config | Promise<Config>;
   readonly reloadDevices: (next: Config) => Promise<DeviceReload>;
   /** The STATUS= line for READY=1 after the reload. */
   readonly statusLine: () => string;
@@ -52,7 +52,7 @@ export function createConfigReload(initial: Config, deps: ConfigReloadDeps): Con
     try {
       let next: Config;
       try {
-        next = deps.readConfig();
+        next = await deps.readConfig();
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
         metrics.configReloads.inc({ result: 'refused' });

@@ -2,7 +2,7 @@
 // The key file is read here, when the gateway is built, so a missing, malformed or exposed key stops the start
 // with a ConfigError (exit 78) instead of failing an hour later.
 import { RAW_CODEC } from '../../codecs/payload-codec.ts';
-import { expandVariables } from '../../config/load.ts';
+import { expandVariables } from '../../config/environment.ts';
 import type { Config } from '../../config/schema.ts';
 import { ConfigError } from '../../errors.ts';
 import { deviceProfileFromEntry } from './lorawan-config.ts';

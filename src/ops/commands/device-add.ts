@@ -5,7 +5,7 @@
 import { chownSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { Document, isMap, isSeq, parseDocument, type YAMLSeq } from 'yaml';
 import { errorMessage } from '../../errors.ts';
-import { expandVariables } from '../../config/load.ts';
+import { expandVariables } from '../../config/environment.ts';
 import { deviceId } from '../../config/schema.ts';
 import { CommandError } from './command-error.ts';
 
