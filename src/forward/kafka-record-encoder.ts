@@ -147,9 +147,27 @@ function bytesFieldSize(field: unknown): number {
   return varIntSize(length) + length;
 }
 
+/** Longest string whose length prefix is one byte (zigzag(63) = 126). */
+const ONE_BYTE_LENGTH = 63;
+
 function writeBytesField(buf: Buffer, at: number, field: unknown): number {
   if (field === null || field === undefined) return writeVarInt(buf, at, -1);
   if (typeof field === 'string') {
+    // A short ASCII string (a key, a header name or value) is written in one pass, its one-byte length prefix
+    // after it; at the first non-ASCII character the field is written again from the start, as below.
+    const chars = field.length;
+    if (chars <= ONE_BYTE_LENGTH) {
+      let index = 0;
+      for (; index < chars; index++) {
+        const code = field.charCodeAt(index);
+        if (code > 0x7f) break;
+        buf[at + 1 + index] = code;
+      }
+      if (index === chars) {
+        buf[at] = chars << 1;
+        return at + 1 + chars;
+      }
+    }
     const length = utf8Length(field);
     const next = writeVarInt(buf, at, length);
     return next + writeText(buf, next, field, length);

@@ -27,7 +27,19 @@ function assertSameBytes(fields: RecordFields, label: string): void {
   assert.deepEqual(bytesOf(gatewayRecord, fields), bytesOf(kafkajsRecord, fields), label);
 }
 
-const TEXTS = ['', 'meter-000123', 'devices/meter-1/telemetry', 'zähler-ü-€-😀', 'x'.repeat(200), '2026-12-06T15:00:00.123Z'];
+// Lengths around 63 and 64 characters: the longest string with a one-byte length prefix, and the first with two.
+const TEXTS = [
+  '',
+  'meter-000123',
+  'devices/meter-1/telemetry',
+  'zähler-ü-€-😀',
+  'x'.repeat(200),
+  '2026-12-06T15:00:00.123Z',
+  'a'.repeat(63),
+  'b'.repeat(64),
+  `${'c'.repeat(62)}é`,
+  `${'d'.repeat(63)}é`,
+];
 const DELTAS = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, 2 ** 30, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 32 + 5, 1e12, -1e12, 2 ** 53 - 1, -(2 ** 53 - 1)];
 
 test('kafkajs is loaded with the gateway record encoder and partition grouping installed', () => {
