@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { packRecords, unpackRecords } from '../../src/buffer/worker-protocol.ts';
 import type { NewRecord, RecordSource } from '../../src/record/record.ts';
-import { seededRandom } from '../helpers/seeded-random.ts';
+import { createRandom } from '../../firmware-sim/fleet.ts';
 
 const SOURCES: readonly RecordSource[] = ['mqtt', 'semtech-udp', 'ttn', 'serial-radio', 'commands'];
 
@@ -34,7 +34,7 @@ function crossed(sent: readonly NewRecord[]): NewRecord[] {
 }
 
 test('every record comes back field for field, for commits of any mix', () => {
-  const next = seededRandom(9);
+  const next = createRandom(9);
   for (const [count, streams] of [
     [1, 1],
     [0, 1],
@@ -55,7 +55,7 @@ test('every record comes back field for field, for commits of any mix', () => {
 });
 
 test('streams and sources cross once per distinct value, not once per record', () => {
-  const sent = records(seededRandom(4), 1000, 2);
+  const sent = records(createRandom(4), 1000, 2);
   const { packed } = packRecords(sent);
   assert.ok(packed.streamNames.length <= 2, `${packed.streamNames.length} stream names`);
   assert.ok(packed.sourceNames.length <= SOURCES.length);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { installInPlaceReads, mqttPacketBufferList } from '../../src/ingress/mqtt-broker/buffer-list-reads.ts';
-import { seededRandom } from '../helpers/seeded-random.ts';
+import { createRandom } from '../../firmware-sim/fleet.ts';
 
 type List = {
   append(buf: Buffer): List;
@@ -46,7 +46,7 @@ function outcome(run: () => unknown): unknown {
 }
 
 test("the in-place reads give bl's value or bl's error for every offset", () => {
-  const next = seededRandom(7);
+  const next = createRandom(7);
   // No fractional offsets: bl's own read of those can return uninitialised bytes (its copy leaves a gap), so
   // it is not comparable with itself; the fallback sends them to bl all the same.
   const odd: unknown[] = [undefined, -1, -3, Number.NaN, Number.POSITIVE_INFINITY, '1', null];
@@ -68,7 +68,7 @@ test("the in-place reads give bl's value or bl's error for every offset", () => 
 });
 
 test("toString gives bl's text for every range and encoding, across piece boundaries and multi-byte characters", () => {
-  const next = seededRandom(11);
+  const next = createRandom(11);
   const texts = ['devices/m-1/telemetry', 'zähler/é/€/𝄞', '', 'a'];
   for (let round = 0; round < 300; round++) {
     const bytes = Buffer.from(texts[round % texts.length] as string, 'utf8');
@@ -93,7 +93,7 @@ test('mqtt-packet parses through the in-place reads every packet it wrote, howev
     generate(packet: object): Buffer;
     parser(options: object): { on(event: string, listener: (value: never) => void): void; parse(buf: Buffer): number };
   };
-  const next = seededRandom(3);
+  const next = createRandom(3);
   const sent = Array.from({ length: 300 }, (_, index) => ({
     cmd: 'publish' as const,
     topic: `devices/meter-${index}/télémetrie`,

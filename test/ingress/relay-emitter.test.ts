@@ -10,12 +10,12 @@ import mqtt from 'mqtt';
 import { AEDES_MQ_CONCURRENCY, createRelayEmitter } from '../../src/ingress/mqtt-broker/relay-emitter.ts';
 import { listenAedes } from '../helpers/aedes-listener.ts';
 import { waitFor } from '../helpers/wait-for.ts';
-import { seededRandom } from '../helpers/seeded-random.ts';
+import { createRandom } from '../../firmware-sim/fleet.ts';
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 test('the bus delivers exactly what a plain mqemitter delivers, through random subscribes and removals', async () => {
-  const next = seededRandom(5);
+  const next = createRandom(5);
   const patterns = ['devices/#', 'devices/+/telemetry', 'devices/m-1/commands/#', '$SYS/+/heartbeat', '#', 'other/x'];
   const topics = ['devices/m-1/telemetry', 'devices/m-1/commands/dim', 'other/x', '$SYS/b/heartbeat', 'devices/m-2/telemetry'];
   const relay = createRelayEmitter();

@@ -7,6 +7,7 @@ import { decodeCayenneLpp } from '../../../src/codecs/cayenne-lpp.ts';
 import { cryptFrmPayload, decodeJoinAccept, verifyDataFrameMic, verifyJoinRequestMic } from '../../../src/ingress/lorawan/frame-crypto.ts';
 import { fullFrameCounter } from '../../../src/ingress/lorawan/frame-counter.ts';
 import { MTYPES, type PhyRejectReason, parsePhyPayload } from '../../../src/ingress/lorawan/phy-payload.ts';
+import { createRandom as prng } from '../../../firmware-sim/fleet.ts';
 
 const SEED = 0x10ba_4a11;
 const KEY = Buffer.from('2b7e151628aed2a6abf7158809cf4f3c', 'hex');
@@ -19,18 +20,6 @@ const REASONS: ReadonlySet<PhyRejectReason> = new Set([
   'fport0-with-fopts',
   'length-mismatch',
 ]);
-
-/** mulberry32: a small, well-mixed 32-bit PRNG; enough to spread inputs, and reproducible from the seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface Vectors {
   readonly id: string;

@@ -7,21 +7,10 @@ import { encodePullResp } from '../../../src/ingress/semtech-udp/downlink-packet
 import { encodePullData, encodePushData, encodeTxAck } from '../../../src/ingress/semtech-udp/packet-encoders.ts';
 import type { DatagramParseResult } from '../../../src/ingress/semtech-udp/packets.ts';
 import { parseDatagram } from '../../../src/ingress/semtech-udp/parse-datagram.ts';
+import { createRandom } from '../../../firmware-sim/fleet.ts';
 
 const SEED = 0x5eed_0001;
 const REASONS = new Set(['too-short', 'too-long', 'unknown-version', 'unknown-identifier', 'bad-length', 'bad-json', 'bad-field']);
-
-/** mulberry32: tiny, seedable, good enough to spread inputs. */
-function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const EUI = 'aa555a0000000000';
 const TOKEN = Buffer.from([0x12, 0x34]);
