@@ -173,7 +173,7 @@ export function packRecords(records: readonly NewRecord[]): { readonly packed: P
   const metaIndexes: number[] = [];
   const metas: Readonly<Record<string, string>>[] = [];
   const times = new Float64Array(count * 2);
-  const eventTimeFields: string[] = [];
+  const eventTimeFields = dictionary<string>();
   const eventTimeFieldIndexes = new Int32Array(count);
   const payloads = new Array<Uint8Array>(count);
   for (let index = 0; index < count; index++) {
@@ -188,13 +188,7 @@ export function packRecords(records: readonly NewRecord[]): { readonly packed: P
     times[index * 2] = record.receivedAtMs;
     times[index * 2 + 1] = record.eventTimeMs;
     const field = record.eventTimeField;
-    if (field === undefined) eventTimeFieldIndexes[index] = -1;
-    else {
-      // Fields come from the routes in the config: a handful at most.
-      let fieldIndex = eventTimeFields.indexOf(field);
-      if (fieldIndex < 0) fieldIndex = eventTimeFields.push(field) - 1;
-      eventTimeFieldIndexes[index] = fieldIndex;
-    }
+    eventTimeFieldIndexes[index] = field === undefined ? -1 : eventTimeFields.indexOf(field);
     payloads[index] = record.payload;
   }
   const packedPayloads = packPayloads(payloads);
@@ -207,7 +201,7 @@ export function packRecords(records: readonly NewRecord[]): { readonly packed: P
       sourceNames: sources.names,
       sourceIndexes,
       times,
-      eventTimeFields,
+      eventTimeFields: eventTimeFields.names,
       eventTimeFieldIndexes,
       metaIndexes,
       metas,
