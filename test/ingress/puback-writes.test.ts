@@ -1,6 +1,7 @@
 // The single-write PUBACK (puback-writes.ts) against mqtt-packet's own writeToStream: the same bytes, return
 // value and stream errors for every packet id and for packets it leaves to mqtt-packet; PUBACKs written to one
-// socket in the same turn leave in one write; and aedes, with real clients, acknowledges through it.
+// socket in the same turn leave in one write, in order with its other packets; and aedes, with real clients,
+// acknowledges through it.
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
@@ -60,22 +61,66 @@ test('odd packet ids, MQTT 5 options and other packets go to mqtt-packet, with i
   }
 });
 
-test('PUBACKs to one socket in the same turn leave in one write', async () => {
-  const writes: number[] = [];
+/** A socket stand-in that records each write request's bytes (a writev's chunks joined). */
+function recordingStream(): { stream: Writable; writes: string[] } {
+  const writes: string[] = [];
   const stream = new Writable({
     writev(chunks, callback) {
-      writes.push(chunks.length);
+      writes.push(Buffer.concat(chunks.map(({ chunk }) => chunk as Buffer)).toString('hex'));
       callback();
     },
-    write(_chunk, _encoding, callback) {
-      writes.push(1);
+    write(chunk: Buffer, _encoding, callback) {
+      writes.push(chunk.toString('hex'));
       callback();
     },
   });
-  for (let id = 1; id <= 8; id++) patched({ cmd: 'puback', messageId: id }, stream);
+  return { stream, writes };
+}
+
+const pubackHex = (id: number) => `4002${id.toString(16).padStart(4, '0')}`;
+
+test('PUBACKs to one socket in the same turn leave in one write, in order, each socket its own', async () => {
+  const one = recordingStream();
+  const two = recordingStream();
+  for (let id = 1; id <= 8; id++) {
+    patched({ cmd: 'puback', messageId: id }, one.stream);
+    patched({ cmd: 'puback', messageId: 0x100 + id }, two.stream);
+  }
+  assert.deepEqual(one.writes, [], 'nothing written before the end of the turn');
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(writes, [8], 'one writev of the eight');
-  assert.equal(stream.writableCorked, 0, 'uncorked again');
+  assert.deepEqual(one.writes, [[1, 2, 3, 4, 5, 6, 7, 8].map(pubackHex).join('')]);
+  assert.deepEqual(two.writes, [[1, 2, 3, 4, 5, 6, 7, 8].map((id) => pubackHex(0x100 + id)).join('')]);
+
+  patched({ cmd: 'puback', messageId: 9 }, one.stream);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(one.writes.at(-1), pubackHex(9), 'the next turn writes again');
+});
+
+test('another packet for the socket leaves after the PUBACKs written before it and before those after it', async () => {
+  const { stream, writes } = recordingStream();
+  patched({ cmd: 'puback', messageId: 1 }, stream);
+  patched({ cmd: 'puback', messageId: 2 }, stream);
+  patched({ cmd: 'pingresp' }, stream);
+  patched({ cmd: 'puback', messageId: 3 }, stream);
+  const command = { cmd: 'publish', topic: 'd/c', payload: Buffer.from('x'), qos: 0 };
+  patched(command, stream);
+  patched({ cmd: 'puback', messageId: 4 }, stream);
+  await new Promise((resolve) => setImmediate(resolve));
+  const expected = await written(generic, command);
+  assert.equal(writes.join(''), pubackHex(1) + pubackHex(2) + 'd000' + pubackHex(3) + (expected as { bytes: string }).bytes + pubackHex(4));
+});
+
+test('PUBACKs noted for a socket destroyed or ended before the end of the turn are dropped, as a corked write was', async () => {
+  const destroyed = recordingStream();
+  const ended = recordingStream();
+  const errors: Error[] = [];
+  for (const { stream } of [destroyed, ended]) stream.on('error', (error) => errors.push(error));
+  patched({ cmd: 'puback', messageId: 1 }, destroyed.stream);
+  patched({ cmd: 'puback', messageId: 1 }, ended.stream);
+  destroyed.stream.destroy();
+  ended.stream.end();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual([destroyed.writes, ended.writes, errors], [[], [], []]);
 });
 
 test('aedes acknowledges QoS 1 publishes through it, to mqtt.js and to a raw socket', async (t) => {
