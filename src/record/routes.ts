@@ -2,6 +2,7 @@
 // timestamp field when the route names one and the value is plausible, else the gateway's receive time.
 import { readJsonField } from './json-field.ts';
 import type { NewRecord } from './record.ts';
+import { parseTimestampText } from './timestamp-text.ts';
 
 export interface Route {
   /** Stream name, or '*' for every stream. */
@@ -73,7 +74,7 @@ export function readTimestampField(payload: Uint8Array, field: string): number |
     return Math.round(value < 1e11 ? value * 1000 : value);
   }
   if (typeof value === 'string') {
-    const parsed = Date.parse(value);
+    const parsed = parseTimestampText(value);
     return Number.isNaN(parsed) ? null : parsed;
   }
   return null;
