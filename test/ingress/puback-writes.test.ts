@@ -110,7 +110,7 @@ test('another packet for the socket leaves after the PUBACKs written before it a
   assert.equal(writes.join(''), pubackHex(1) + pubackHex(2) + 'd000' + pubackHex(3) + (expected as { bytes: string }).bytes + pubackHex(4));
 });
 
-test('PUBACKs noted for a socket destroyed or ended before the end of the turn are dropped, as a corked write was', async () => {
+test('PUBACKs noted for a socket destroyed or ended before the end of the turn are dropped (aedes destroys client sockets, dropping corked writes)', async () => {
   const destroyed = recordingStream();
   const ended = recordingStream();
   const errors: Error[] = [];
@@ -121,6 +121,50 @@ test('PUBACKs noted for a socket destroyed or ended before the end of the turn a
   ended.stream.end();
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual([destroyed.writes, ended.writes, errors], [[], [], []]);
+});
+
+test('a stream whose write writes again, as an in-memory pair may, gets every PUBACK once and in order', async () => {
+  const writes: string[] = [];
+  let reentered = false;
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      writes.push(chunk.toString('hex'));
+      callback();
+    },
+  });
+  const write = stream.write.bind(stream);
+  stream.write = ((chunk: Buffer) => {
+    const result = write(chunk);
+    if (!reentered) {
+      reentered = true;
+      patched({ cmd: 'puback', messageId: 2 }, stream);
+      patched({ cmd: 'pingresp' }, stream);
+      patched({ cmd: 'puback', messageId: 3 }, stream);
+    }
+    return result;
+  }) as typeof stream.write;
+  patched({ cmd: 'puback', messageId: 1 }, stream);
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(writes.join(''), pubackHex(1) + pubackHex(2) + 'd000' + pubackHex(3));
+});
+
+test("a socket whose write throws is destroyed with the error; the turn's other sockets still get theirs, and it is not stuck", async () => {
+  const good = recordingStream();
+  const bad = recordingStream();
+  const failure = new Error('write failed');
+  bad.stream.write = () => {
+    throw failure;
+  };
+  const errors: Error[] = [];
+  bad.stream.on('error', (error) => errors.push(error));
+  patched({ cmd: 'puback', messageId: 1 }, bad.stream);
+  patched({ cmd: 'puback', messageId: 1 }, good.stream);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(good.writes, [pubackHex(1)]);
+  assert.deepEqual([bad.stream.destroyed, errors], [true, [failure]]);
+  patched({ cmd: 'puback', messageId: 2 }, good.stream);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(good.writes, [pubackHex(1), pubackHex(2)]);
 });
 
 test('aedes acknowledges QoS 1 publishes through it, to mqtt.js and to a raw socket', async (t) => {

@@ -3,9 +3,10 @@
 // joins into a writev: per PUBLISH three write requests, a tick callback and the writev's array. Here a plain
 // 3.1.1 PUBACK is 4 bytes noted for its socket, and at the end of the turn (one tick callback for all
 // sockets) each socket gets its PUBACKs as one buffer in one write: a commit answers hundreds of devices at
-// once, and a write request per PUBACK through the stream's buffering was a tenth of the main thread. The
-// bytes, their order and the return value (true, as mqtt-packet's) are the same: any other packet for a
-// socket first sends the PUBACKs noted for it. An MQTT 5 packet or an odd packet id goes to mqtt-packet.
+// once, and a write request per PUBACK through the stream's buffering plus the writev were a tenth of the
+// main thread (two thirds of it the kernel's writev, which stays). The bytes, their order and the return
+// value (true, as mqtt-packet's) are the same: any other packet for a socket first sends the PUBACKs noted
+// for it. An MQTT 5 packet or an odd packet id goes to mqtt-packet.
 // Imported by broker.ts: aedes reads `writeToStream` from mqtt-packet's exports at each write.
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
@@ -35,29 +36,39 @@ const notedBySocket = new WeakMap<Writable, NotedAcks>();
 /** The sockets with PUBACKs noted this turn. */
 let noted: NotedAcks[] = [];
 
-/** Writes a socket's noted PUBACKs as one buffer; a socket destroyed meanwhile drops them, as a corked one did. */
+/**
+ * Writes a socket's noted PUBACKs as one buffer. A socket destroyed or ended meanwhile drops them: aedes ends
+ * no client socket, it destroys them, and a destroyed corked socket dropped its PUBACKs too.
+ */
 function send(acks: NotedAcks): void {
   const { stream, ids } = acks;
   const count = ids.length;
   if (count === 0) return;
-  if (!stream.destroyed && !stream.writableEnded) {
-    const bytes = Buffer.allocUnsafe(count * 4);
-    for (let n = 0, at = 0; n < count; n++, at += 4) {
-      const id = ids[n] as number;
-      bytes[at] = PUBACK;
-      bytes[at + 1] = 2;
-      bytes[at + 2] = id >> 8;
-      bytes[at + 3] = id & 0xff;
-    }
-    stream.write(bytes);
+  const bytes = Buffer.allocUnsafe(count * 4);
+  for (let n = 0, at = 0; n < count; n++, at += 4) {
+    const id = ids[n] as number;
+    bytes[at] = PUBACK;
+    bytes[at + 1] = 2;
+    bytes[at + 2] = id >> 8;
+    bytes[at + 3] = id & 0xff;
   }
+  // Emptied before the write: a stream whose write calls back into writeToStream notes or sends anew.
   ids.length = 0;
+  if (!stream.destroyed && !stream.writableEnded) stream.write(bytes);
 }
 
 function sendNoted(): void {
   const sockets = noted;
   noted = [];
-  for (const acks of sockets) send(acks);
+  for (const acks of sockets) {
+    try {
+      send(acks);
+    } catch (error) {
+      // aedes' write.js caught a throwing write; here it would end the process and skip the other sockets.
+      // The socket is closed instead, as for any socket error (its device resends what was not acknowledged).
+      acks.stream.destroy(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
 }
 
 /** Installs the batched PUBACK (once); returns mqtt-packet's own writeToStream, for tests. */
