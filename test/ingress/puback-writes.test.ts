@@ -11,6 +11,7 @@ import mqtt from 'mqtt';
 import { installSingleWritePuback, mqttPacketExports } from '../../src/ingress/mqtt-broker/puback-writes.ts';
 import { listenAedes } from '../helpers/aedes-listener.ts';
 import { connectPacket, publishPacket } from '../helpers/mqtt-wire.ts';
+import { connectUnread } from '../helpers/unread-connection.ts';
 
 const exportsOfMqttPacket = mqttPacketExports();
 const generic = installSingleWritePuback(exportsOfMqttPacket);
@@ -165,6 +166,45 @@ test("a socket whose write throws is destroyed with the error; the turn's other 
   patched({ cmd: 'puback', messageId: 2 }, good.stream);
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(good.writes, [pubackHex(1), pubackHex(2)]);
+});
+
+test('a PUBACK returns false while the socket waits for drain, and true again once it drained', async () => {
+  let complete: (() => void) | null = null;
+  const stream = new Writable({
+    highWaterMark: 8,
+    write(_chunk, _encoding, callback) {
+      complete = callback;
+    },
+  });
+  assert.equal(patched({ cmd: 'puback', messageId: 1 }, stream), true);
+  assert.equal(patched({ cmd: 'puback', messageId: 2 }, stream), true);
+  await new Promise((resolve) => setImmediate(resolve)); // 8 bytes written, not yet taken: past the mark
+  assert.equal(stream.writableNeedDrain, true);
+  assert.equal(patched({ cmd: 'puback', messageId: 3 }, stream), false, 'the socket is backed up');
+  const drained = new Promise((resolve) => stream.once('drain', resolve));
+  (complete as unknown as () => void)();
+  await new Promise((resolve) => setImmediate(resolve));
+  (complete as unknown as () => void)(); // PUBACK 3's write
+  await drained;
+  assert.equal(patched({ cmd: 'puback', messageId: 4 }, stream), true);
+});
+
+test('a client that never reads its PUBACKs: aedes stops reading it past the high-water mark and closes it after drainTimeout', async (t) => {
+  const broker = await Aedes.createBroker({ drainTimeout: 300 });
+  t.after(() => new Promise((resolve) => broker.close(() => resolve(undefined))));
+  const clientErrors: string[] = [];
+  broker.on('clientError', (_client, error) => clientErrors.push(error.message));
+  const { connection, publish } = await connectUnread(broker, 'deaf');
+  const closedWith = new Promise<string>((resolve) => connection.once('error', (error) => resolve(error.message)));
+  await publish('devices/deaf/telemetry', 20, 50);
+  // The CONNACK's first byte is written and never taken, so everything after it is buffered: the second
+  // chunk's PUBACKs see the connection backed up, and aedes reads nothing after them.
+  const buffered = connection.writableLength;
+  assert.ok(buffered <= 4 + 2 * 50 * 4, `${buffered} bytes (the CONNACK and PUBACKs) buffered for 1,000 publishes`);
+  assert.ok(connection.readableLength > 15 * 50 * 10, `${connection.readableLength} bytes left unread`);
+  assert.equal(await closedWith, 'drain timeout');
+  // aedes fails each publish still waiting with the same error.
+  assert.deepEqual(new Set(clientErrors), new Set(['drain timeout']));
 });
 
 test('aedes acknowledges QoS 1 publishes through it, to mqtt.js and to a raw socket', async (t) => {

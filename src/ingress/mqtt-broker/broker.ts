@@ -23,6 +23,7 @@ import { createRelayEmitter } from './relay-emitter.ts';
 import type { Identity } from './device-acl.ts';
 import { createDownlinkTracker, type MqttDownlink } from './device-downlink.ts';
 import { createListeners } from './listeners.ts';
+import { DRAIN_TIMEOUT_MS, reportUnreadConnections } from './unread-connections.ts';
 
 export interface MqttIngressOptions {
   readonly host: string;
@@ -130,6 +131,8 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
   function brokerOptions(): AedesOptions {
     return {
       connectTimeout: options.connectTimeoutMs,
+      // A client that takes nothing the broker sends for this long, with more waiting, is closed.
+      drainTimeout: DRAIN_TIMEOUT_MS,
       // Checked in authenticate instead, so a refusal carries a defined return code (aedes answers 6).
       keepaliveLimit: 0,
       maxClientsIdLength: 128,
@@ -178,6 +181,7 @@ export function createMqttIngress(options: MqttIngressOptions, deps: MqttIngress
       broker.on('client', () => metrics.mqttConnectedClients.inc());
       broker.on('clientDisconnect', () => metrics.mqttConnectedClients.dec());
       broker.on('clientError', (client, error) => log.debug({ client: printable(client.id, 64), err: error }, 'client error'));
+      reportUnreadConnections(broker, DRAIN_TIMEOUT_MS, refuseConnection);
       broker.on('connectionError', (client, error) => log.debug({ client: printable(client.id ?? '', 64), err: error }, 'connection error'));
       await listeners.listen();
       const bound = listeners.address();

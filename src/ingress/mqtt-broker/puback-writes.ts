@@ -4,9 +4,12 @@
 // 3.1.1 PUBACK is 4 bytes noted for its socket, and at the end of the turn (one tick callback for all
 // sockets) each socket gets its PUBACKs as one buffer in one write: a commit answers hundreds of devices at
 // once, and a write request per PUBACK through the stream's buffering plus the writev were a tenth of the
-// main thread (two thirds of it the kernel's writev, which stays). The bytes, their order and the return
-// value (true, as mqtt-packet's) are the same: any other packet for a socket first sends the PUBACKs noted
-// for it. An MQTT 5 packet or an odd packet id goes to mqtt-packet.
+// main thread (two thirds of it the kernel's writev, which stays). The bytes and their order are the same:
+// any other packet for a socket first sends the PUBACKs noted for it. An MQTT 5 packet or an odd packet id
+// goes to mqtt-packet. Unlike mqtt-packet, which always returns true for a PUBACK, this returns false while
+// the socket's write buffer is past its high-water mark: aedes then waits for 'drain' before it reads that
+// client's next packets (and closes it after its drainTimeout), so a device that never reads its PUBACKs
+// cannot grow them without bound.
 // Imported by broker.ts: aedes reads `writeToStream` from mqtt-packet's exports at each write.
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
@@ -95,7 +98,8 @@ export function installSingleWritePuback(mqttPacket: MqttPacketExports): WriteTo
       noted.push(acks);
     }
     acks.ids.push(id);
-    return true;
+    // Only a stream that said so waits for 'drain' (writableNeedDrain is set by a write that returned false).
+    return stream.writableNeedDrain !== true;
   };
   Object.defineProperty(writeToStream, 'generic', { value: generic });
   // Other properties of mqtt-packet's function (cacheNumbers) stay reachable on it.
