@@ -183,3 +183,44 @@ test('identity and protocol edges: an account cannot take a device session, keep
   assert.match(String(keepaliveLine?.msg), /keepalive 0 s is not accepted/);
   await stage.finish();
 });
+
+test('an account that publishes QoS 1 and never reads its PUBACKs: the gateway stops reading it, memory stays bounded', async (t) => {
+  // Before: the gateway read all such a client sent and queued every PUBACK it did not read: 43 million
+  // publishes in 90 s, and the client was never slowed. (An account's publish outside devices/ is relayed,
+  // not stored, so nothing but the PUBACKs piles up.)
+  const hash = await hashPassword('lab-secret', { ln: 10, r: 8, p: 1 });
+  const stage = await startHostileGateway(t, {
+    config: (base) => ({
+      ...base,
+      mqtt: { ...base.mqtt, clients: [{ username: 'lab', password_hash: hash, publish: ['lab/#'], subscribe: [] }] },
+    }),
+  });
+  const socket = connectTcp({ port: stage.mqttPort, host: '127.0.0.1' });
+  socket.on('error', () => undefined);
+  const connack = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+  socket.write(connectPacket({ clientId: 'lab-1', username: 'lab', password: 'lab-secret' }));
+  assert.equal((await connack)[3], 0, 'CONNACK accepted');
+  socket.pause(); // from here on nothing the gateway sends is read
+
+  // Publish as fast as the socket takes it, until a write has waited 5 s for 'drain': the gateway stopped
+  // reading, and the kernel's buffers both ways are full. The kernel holds a few MB of PUBACKs before the
+  // gateway's own buffer sees any, so this takes some hundred thousand publishes.
+  const batch = Buffer.concat(Array.from({ length: 200 }, (_, index) => publishPacket('lab/deaf', Buffer.from('1'), 1, index + 1)));
+  let published = 0;
+  let blocked = false;
+  const deadline = Date.now() + 90_000;
+  while (!blocked && Date.now() < deadline) {
+    published += 200;
+    if (socket.write(batch)) {
+      if (published % 20_000 === 0) await new Promise((resolve) => setImmediate(resolve));
+      continue;
+    }
+    blocked = !(await Promise.race([new Promise((resolve) => socket.once('drain', () => resolve(true))), sleep(5000).then(() => false)]));
+  }
+  t.diagnostic(`the client was ${blocked ? '' : 'never '}stopped, after ${published.toLocaleString('en-US')} publishes`);
+  assert.ok(blocked, `the gateway stopped reading a client that reads nothing (${published} publishes sent)`);
+  socket.destroy();
+  const { peakRssBytes, report } = await stage.finish();
+  t.diagnostic(`peak RSS ${(peakRssBytes / MB).toFixed(0)} MB; fleet acknowledged ${report.ackedPerSecond.toFixed(0)}/s of 200/s offered`);
+  assert.ok(peakRssBytes < MEMORY_BOUND, `peak RSS ${(peakRssBytes / MB).toFixed(0)} MB < ${MEMORY_BOUND / MB} MB`);
+});
