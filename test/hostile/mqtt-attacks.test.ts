@@ -202,7 +202,7 @@ test('an account that publishes QoS 1 and never reads its PUBACKs: the gateway s
   assert.equal((await connack)[3], 0, 'CONNACK accepted');
   socket.pause(); // from here on nothing the gateway sends is read
 
-  // Publish as fast as the socket takes it, until a write has waited 5 s for 'drain': the gateway stopped
+  // Publish as fast as the socket takes it, until a write has waited 10 s for 'drain': the gateway stopped
   // reading, and the kernel's buffers both ways are full. The kernel holds a few MB of PUBACKs before the
   // gateway's own buffer sees any, so this takes some hundred thousand publishes.
   const batch = Buffer.concat(Array.from({ length: 200 }, (_, index) => publishPacket('lab/deaf', Buffer.from('1'), 1, index + 1)));
@@ -215,7 +215,7 @@ test('an account that publishes QoS 1 and never reads its PUBACKs: the gateway s
       if (published % 20_000 === 0) await new Promise((resolve) => setImmediate(resolve));
       continue;
     }
-    blocked = !(await Promise.race([new Promise((resolve) => socket.once('drain', () => resolve(true))), sleep(5000).then(() => false)]));
+    blocked = !(await Promise.race([new Promise((resolve) => socket.once('drain', () => resolve(true))), sleep(10_000).then(() => false)]));
   }
   t.diagnostic(`the client was ${blocked ? '' : 'never '}stopped, after ${published.toLocaleString('en-US')} publishes`);
   assert.ok(blocked, `the gateway stopped reading a client that reads nothing (${published} publishes sent)`);

@@ -4,14 +4,15 @@
 // acknowledges through it.
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect } from 'node:net';
-import { PassThrough, Writable } from 'node:stream';
-import { test } from 'node:test';
+import { Duplex, PassThrough, Writable } from 'node:stream';
+import { type TestContext, test } from 'node:test';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { installSingleWritePuback, mqttPacketExports } from '../../src/ingress/mqtt-broker/puback-writes.ts';
 import { listenAedes } from '../helpers/aedes-listener.ts';
 import { connectPacket, publishPacket } from '../helpers/mqtt-wire.ts';
 import { connectUnread } from '../helpers/unread-connection.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 
 const exportsOfMqttPacket = mqttPacketExports();
 const generic = installSingleWritePuback(exportsOfMqttPacket);
@@ -168,26 +169,135 @@ test("a socket whose write throws is destroyed with the error; the turn's other 
   assert.deepEqual(good.writes, [pubackHex(1), pubackHex(2)]);
 });
 
-test('a PUBACK returns false while the socket waits for drain, and true again once it drained', async () => {
+test("a PUBACK noted while the socket waits for drain answers false and leaves at 'drain', in order", async () => {
+  const writes: string[] = [];
   let complete: (() => void) | null = null;
   const stream = new Writable({
     highWaterMark: 8,
-    write(_chunk, _encoding, callback) {
+    write(chunk: Buffer, _encoding, callback) {
+      writes.push(chunk.toString('hex'));
       complete = callback;
     },
   });
+  const takeWrite = () => (complete as unknown as () => void)();
   assert.equal(patched({ cmd: 'puback', messageId: 1 }, stream), true);
   assert.equal(patched({ cmd: 'puback', messageId: 2 }, stream), true);
   await new Promise((resolve) => setImmediate(resolve)); // 8 bytes written, not yet taken: past the mark
   assert.equal(stream.writableNeedDrain, true);
   assert.equal(patched({ cmd: 'puback', messageId: 3 }, stream), false, 'the socket is backed up');
-  const drained = new Promise((resolve) => stream.once('drain', resolve));
-  (complete as unknown as () => void)();
+  assert.equal(patched({ cmd: 'puback', messageId: 4 }, stream), false);
   await new Promise((resolve) => setImmediate(resolve));
-  (complete as unknown as () => void)(); // PUBACK 3's write
-  await drained;
-  assert.equal(patched({ cmd: 'puback', messageId: 4 }, stream), true);
+  assert.deepEqual(writes, [pubackHex(1) + pubackHex(2)], 'held until the socket drains');
+  assert.equal(stream.writableLength, 8, "PUBACKs 3 and 4 are not even in the stream's buffer");
+  takeWrite();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(writes, [pubackHex(1) + pubackHex(2), pubackHex(3) + pubackHex(4)]);
+  takeWrite();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(patched({ cmd: 'puback', messageId: 5 }, stream), true, 'drained');
 });
+
+/** aedes answering publishes as the gateway's group commit does: all that arrived meanwhile at once, a little later. */
+async function relayingBroker(t: TestContext, drainTimeout: number): Promise<{ broker: Aedes; relayed: number[] }> {
+  let committing: ((error: null) => void)[] = [];
+  const broker = await Aedes.createBroker({
+    drainTimeout,
+    authorizePublish(_client, _packet, callback) {
+      if (committing.length === 0) {
+        setTimeout(() => {
+          const answered = committing;
+          committing = [];
+          for (const answer of answered) answer(null);
+        }, 5);
+      }
+      committing.push(callback);
+    },
+  });
+  t.after(() => new Promise((resolve) => broker.close(() => resolve(undefined))));
+  const relayed: number[] = [];
+  broker.subscribe(
+    'lab/+',
+    (packet, callback) => {
+      relayed.push(Number(packet.payload.toString()));
+      callback();
+    },
+    () => undefined,
+  );
+  return { broker, relayed };
+}
+
+/**
+ * A device's connection whose link the test drives: a write reaches the device when made, and is taken off
+ * the wire (its callback) at once, or, once `slow()`, only when `take()` says so; after `stall()`, never.
+ */
+function drivenConnection(): { connection: Duplex; slow(): void; take(): void; stall(): void; ackedIds(): number[] } {
+  const received: Buffer[] = [];
+  let mode: 'fast' | 'slow' | 'stalled' = 'fast';
+  let waiting: (() => void) | null = null;
+  const connection = new Duplex({
+    writableHighWaterMark: 16,
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      received.push(chunk);
+      if (mode === 'fast') callback();
+      else if (mode === 'slow') waiting = callback;
+    },
+  });
+  connection.on('error', () => undefined);
+  return {
+    connection,
+    slow: () => {
+      mode = 'slow';
+    },
+    take: () => {
+      const callback = waiting;
+      waiting = null;
+      callback?.();
+    },
+    stall: () => {
+      mode = 'stalled';
+    },
+    ackedIds: () => {
+      const ids: number[] = [];
+      for (const chunk of received) for (let at = 0; at + 4 <= chunk.length && chunk[at] === 0x40; at += 4) ids.push(chunk.readUInt16BE(at + 2));
+      return ids;
+    },
+  };
+}
+
+for (const ending of ['the drain timeout closes it', 'the device drops']) {
+  test(`every PUBACK a device received is for a publish aedes relayed, when the link stalls and ${ending}`, async (t) => {
+    const { broker, relayed } = await relayingBroker(t, 300);
+    const device = drivenConnection();
+    broker.handle(device.connection);
+    device.connection.push(connectPacket({ clientId: 'lte-1' }));
+    await waitFor(() => broker.connectedClients === 1, 'the connection');
+    const publishes = (first: number) =>
+      Buffer.concat(Array.from({ length: 10 }, (_, n) => publishPacket(`lab/${first + n}`, Buffer.from(String(first + n)), 1, first + n)));
+    // PUBACKs 1-10 reach the device but are slow to leave the socket: it is past its high-water mark.
+    device.slow();
+    device.connection.push(publishes(1));
+    await waitFor(() => device.ackedIds().length === 10, 'PUBACKs 1-10');
+    // 11-20 are acknowledged by the commit meanwhile; then the first write is taken, and the link stalls.
+    device.connection.push(publishes(11));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    device.stall();
+    device.take();
+    // 21-30 arrive and are acknowledged by the commit while nothing leaves the socket any more.
+    device.connection.push(publishes(21));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    if (ending === 'the device drops') device.connection.destroy();
+    await waitFor(() => device.connection.destroyed, 'the close', 5000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const acked = device.ackedIds();
+    assert.deepEqual(
+      acked.filter((ackedId) => !relayed.includes(ackedId)),
+      [],
+      `acknowledged ${acked.join(',')}; relayed ${[...relayed].sort((a, b) => a - b).join(',')}`,
+    );
+    assert.ok(acked.length >= 10, `the device got PUBACKs ${acked.join(',')}`);
+  });
+}
 
 test('a client that never reads its PUBACKs: aedes stops reading it past the high-water mark and closes it after drainTimeout', async (t) => {
   const broker = await Aedes.createBroker({ drainTimeout: 300 });

@@ -25,7 +25,7 @@ test('a connection closed for not reading is reported once, naming the client an
   assert.equal(refused.length, 1);
   const [reason, subject, message] = refused[0] as [string, string, string];
   assert.deepEqual([reason, subject], ['not-reading', 'meter-17']);
-  assert.match(message, /^meter-17: connection closed: it read nothing the gateway sent \(PUBACKs, commands\) for 0\.3 s; .*firmware and link$/);
+  assert.match(message, /^meter-17: connection closed: what the gateway sent it \(PUBACKs, commands\) did not drain for 0\.3 s; .*firmware and link$/);
 });
 
 test('other client errors are not reported as not reading', async (t) => {

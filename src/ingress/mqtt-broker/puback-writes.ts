@@ -4,12 +4,13 @@
 // 3.1.1 PUBACK is 4 bytes noted for its socket, and at the end of the turn (one tick callback for all
 // sockets) each socket gets its PUBACKs as one buffer in one write: a commit answers hundreds of devices at
 // once, and a write request per PUBACK through the stream's buffering plus the writev were a tenth of the
-// main thread (two thirds of it the kernel's writev, which stays). The bytes and their order are the same:
-// any other packet for a socket first sends the PUBACKs noted for it. An MQTT 5 packet or an odd packet id
-// goes to mqtt-packet. Unlike mqtt-packet, which always returns true for a PUBACK, this returns false while
-// the socket's write buffer is past its high-water mark: aedes then waits for 'drain' before it reads that
-// client's next packets (and closes it after its drainTimeout), so a device that never reads its PUBACKs
-// cannot grow them without bound.
+// main thread (two thirds of it the kernel's writev, which stays). The bytes are the same, and PUBACKs leave
+// in the order aedes wrote them: any other packet for a socket first sends the PUBACKs noted for it. An MQTT 5
+// packet or an odd packet id goes to mqtt-packet. Unlike mqtt-packet, which always returns true for a PUBACK,
+// this returns false while the socket's write buffer is past its high-water mark, and writes that PUBACK at
+// 'drain' (after any other packet written meanwhile): aedes then reads none of that client's next packets
+// until then (and closes it after its drainTimeout), so a device that never reads its PUBACKs cannot grow
+// them without bound.
 // Imported by broker.ts: aedes reads `writeToStream` from mqtt-packet's exports at each write.
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
@@ -29,10 +30,13 @@ export function mqttPacketExports(): MqttPacketExports {
 
 const PUBACK = 0x40;
 
-/** The packet ids of the PUBACKs noted for one socket this turn, in the order aedes wrote them. */
+/** The PUBACKs of one socket not yet written, in the order aedes wrote them. */
 interface NotedAcks {
   readonly stream: Writable;
+  /** Noted this turn: written at its end. */
   readonly ids: number[];
+  /** Noted while the socket waited for 'drain': written when it drains. */
+  readonly held: number[];
 }
 
 const notedBySocket = new WeakMap<Writable, NotedAcks>();
@@ -40,11 +44,11 @@ const notedBySocket = new WeakMap<Writable, NotedAcks>();
 let noted: NotedAcks[] = [];
 
 /**
- * Writes a socket's noted PUBACKs as one buffer. A socket destroyed or ended meanwhile drops them: aedes ends
- * no client socket, it destroys them, and a destroyed corked socket dropped its PUBACKs too.
+ * Writes the PUBACKs of `ids` as one buffer and empties the list (before the write: a stream whose write calls
+ * back into writeToStream notes anew). A socket destroyed or ended meanwhile drops them: aedes ends no client
+ * socket, it destroys them, and a destroyed corked socket dropped its PUBACKs too.
  */
-function send(acks: NotedAcks): void {
-  const { stream, ids } = acks;
+function writeAcks(stream: Writable, ids: number[]): void {
   const count = ids.length;
   if (count === 0) return;
   const bytes = Buffer.allocUnsafe(count * 4);
@@ -55,23 +59,25 @@ function send(acks: NotedAcks): void {
     bytes[at + 2] = id >> 8;
     bytes[at + 3] = id & 0xff;
   }
-  // Emptied before the write: a stream whose write calls back into writeToStream notes or sends anew.
   ids.length = 0;
   if (!stream.destroyed && !stream.writableEnded) stream.write(bytes);
+}
+
+/** Writes, and closes the socket with the error if its write throws (aedes' write.js caught that; a tick callback would end the process). */
+function writeAcksOrClose(stream: Writable, ids: number[]): void {
+  try {
+    writeAcks(stream, ids);
+  } catch (error) {
+    // The socket is closed, as for any socket error (its device resends what was not acknowledged).
+    stream.destroy(error instanceof Error ? error : new Error(String(error)));
+  }
 }
 
 function sendNoted(): void {
   const sockets = noted;
   noted = [];
-  for (const acks of sockets) {
-    try {
-      send(acks);
-    } catch (error) {
-      // aedes' write.js caught a throwing write; here it would end the process and skip the other sockets.
-      // The socket is closed instead, as for any socket error (its device resends what was not acknowledged).
-      acks.stream.destroy(error instanceof Error ? error : new Error(String(error)));
-    }
-  }
+  // One socket's failure must not leave the turn's other sockets unsent.
+  for (const acks of sockets) writeAcksOrClose(acks.stream, acks.ids);
 }
 
 /** Installs the batched PUBACK (once); returns mqtt-packet's own writeToStream, for tests. */
@@ -85,21 +91,32 @@ export function installSingleWritePuback(mqttPacket: MqttPacketExports): WriteTo
     if (packet.cmd !== 'puback' || options !== undefined || typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffff) {
       // PUBACKs noted for this socket were written first: they leave first.
       const acks = notedBySocket.get(stream);
-      if (acks !== undefined) send(acks);
+      if (acks !== undefined) writeAcks(stream, acks.ids);
       return generic(packet, stream, options);
     }
     let acks = notedBySocket.get(stream);
     if (acks === undefined) {
-      acks = { stream, ids: [] };
+      acks = { stream, ids: [], held: [] };
       notedBySocket.set(stream, acks);
+    }
+    // A stream past its high-water mark (a write returned false) waits for 'drain', and so does aedes on false:
+    // it reads no more of that client until then, and closes it after its drainTimeout. aedes relays a QoS 1
+    // publish only when its PUBACK's write calls back, and fails that callback if the socket closes first, so
+    // such a PUBACK leaves at 'drain' too: a device never holds a PUBACK for a publish that was not relayed.
+    if (stream.writableNeedDrain === true) {
+      if (acks.held.length === 0) {
+        const waiting = acks;
+        stream.once('drain', () => writeAcksOrClose(stream, waiting.held));
+      }
+      acks.held.push(id);
+      return false;
     }
     if (acks.ids.length === 0) {
       if (noted.length === 0) process.nextTick(sendNoted);
       noted.push(acks);
     }
     acks.ids.push(id);
-    // Only a stream that said so waits for 'drain' (writableNeedDrain is set by a write that returned false).
-    return stream.writableNeedDrain !== true;
+    return true;
   };
   Object.defineProperty(writeToStream, 'generic', { value: generic });
   // Other properties of mqtt-packet's function (cacheNumbers) stay reachable on it.

@@ -20,7 +20,7 @@ export function reportUnreadConnections(broker: Aedes, drainTimeoutMs: number, r
     refuse(
       'not-reading',
       client.id,
-      `${printable(client.id, 64)}: connection closed: it read nothing the gateway sent (PUBACKs, commands) for ${drainTimeoutMs / 1000} s; it may resend what was not acknowledged when it reconnects; check the device's firmware and link`,
+      `${printable(client.id, 64)}: connection closed: what the gateway sent it (PUBACKs, commands) did not drain for ${drainTimeoutMs / 1000} s; it may resend what was not acknowledged when it reconnects; check the device's firmware and link`,
     );
   });
 }
