@@ -10,7 +10,7 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { installSingleWritePuback, mqttPacketExports } from '../../src/ingress/mqtt-broker/puback-writes.ts';
 import { listenAedes } from '../helpers/aedes-listener.ts';
-import { connectPacket, publishPacket } from '../helpers/mqtt-wire.ts';
+import { connectPacket, mqttPacket, mqttString, publishPacket } from '../helpers/mqtt-wire.ts';
 import { connectUnread } from '../helpers/unread-connection.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -179,6 +179,7 @@ test("a PUBACK noted while the socket waits for drain answers false and leaves a
       complete = callback;
     },
   });
+  stream.on('readable', () => undefined); // as a connection aedes reads
   const takeWrite = () => (complete as unknown as () => void)();
   assert.equal(patched({ cmd: 'puback', messageId: 1 }, stream), true);
   assert.equal(patched({ cmd: 'puback', messageId: 2 }, stream), true);
@@ -298,6 +299,35 @@ for (const ending of ['the drain timeout closes it', 'the device drops']) {
     assert.ok(acked.length >= 10, `the device got PUBACKs ${acked.join(',')}`);
   });
 }
+
+test('a client aedes closes while PUBACKs are held (takeover, revoke, stop) gets none of them: their publishes were not relayed', async (t) => {
+  const { broker, relayed } = await relayingBroker(t, 60_000);
+  const device = drivenConnection();
+  broker.handle(device.connection);
+  device.connection.push(connectPacket({ clientId: 'lte-2' }));
+  // A subscription (a device on its commands topic) makes aedes destroy the socket a turn after close().
+  device.connection.push(mqttPacket(0x82, Buffer.from([0, 1]), mqttString('devices/lte-2/commands'), Buffer.from([1])));
+  await waitFor(() => broker.connectedClients === 1, 'the connection');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const publishes = (first: number) =>
+    Buffer.concat(Array.from({ length: 10 }, (_, n) => publishPacket(`lab/${first + n}`, Buffer.from(String(first + n)), 1, first + n)));
+  device.slow();
+  device.connection.push(publishes(1));
+  await waitFor(() => device.ackedIds().length === 10, 'PUBACKs 1-10');
+  device.connection.push(publishes(11));
+  await new Promise((resolve) => setTimeout(resolve, 30)); // 11-20 committed, their PUBACKs held
+  const client = Object.values((broker as unknown as { clients: Record<string, { close(): void }> }).clients)[0];
+  client?.close();
+  device.take(); // the link takes the first write in the same turn: 'drain' before the socket is destroyed
+  await waitFor(() => device.connection.destroyed, 'the close');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const acked = device.ackedIds();
+  assert.deepEqual(
+    acked.filter((ackedId) => !relayed.includes(ackedId)),
+    [],
+    `acknowledged ${acked.join(',')}; relayed ${[...relayed].sort((a, b) => a - b).join(',')}`,
+  );
+});
 
 test('a client that never reads its PUBACKs: aedes stops reading it past the high-water mark and closes it after drainTimeout', async (t) => {
   const broker = await Aedes.createBroker({ drainTimeout: 300 });

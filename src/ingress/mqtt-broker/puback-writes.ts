@@ -106,7 +106,13 @@ export function installSingleWritePuback(mqttPacket: MqttPacketExports): WriteTo
     if (stream.writableNeedDrain === true) {
       if (acks.held.length === 0) {
         const waiting = acks;
-        stream.once('drain', () => writeAcksOrClose(stream, waiting.held));
+        stream.once('drain', () => {
+          // A client aedes closed meanwhile (same-id takeover, a revoked device, the broker stopping) had those
+          // callbacks failed, so no relay; aedes stops reading it at once (its 'readable' listener goes) but
+          // destroys the socket later, and may emit 'drain' itself first. Its held PUBACKs are dropped.
+          if (stream.listenerCount('readable') === 0) waiting.held.length = 0;
+          else writeAcksOrClose(stream, waiting.held);
+        });
       }
       acks.held.push(id);
       return false;
