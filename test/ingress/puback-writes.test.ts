@@ -266,6 +266,28 @@ function drivenConnection(): { connection: Duplex; slow(): void; take(): void; s
   };
 }
 
+/** Ten QoS 1 publishes, ids and payloads `first` to `first + 9`, each to its own topic under lab/. */
+function tenPublishes(first: number): Buffer {
+  return Buffer.concat(Array.from({ length: 10 }, (_, n) => publishPacket(`lab/${first + n}`, Buffer.from(String(first + n)), 1, first + n)));
+}
+
+/** PUBACKs 1-10 reach the device but are slow to leave its socket (past the mark); 11-20 are committed meanwhile, their PUBACKs held. */
+async function backUp(device: ReturnType<typeof drivenConnection>): Promise<void> {
+  device.slow();
+  device.connection.push(tenPublishes(1));
+  await waitFor(() => device.ackedIds().length === 10, 'PUBACKs 1-10');
+  device.connection.push(tenPublishes(11));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+function assertEveryAckRelayed(acked: readonly number[], relayed: readonly number[]): void {
+  assert.deepEqual(
+    acked.filter((ackedId) => !relayed.includes(ackedId)),
+    [],
+    `acknowledged ${acked.join(',')}; relayed ${[...relayed].sort((a, b) => a - b).join(',')}`,
+  );
+}
+
 for (const ending of ['the drain timeout closes it', 'the device drops']) {
   test(`every PUBACK a device received is for a publish aedes relayed, when the link stalls and ${ending}`, async (t) => {
     const { broker, relayed } = await relayingBroker(t, 300);
@@ -273,29 +295,18 @@ for (const ending of ['the drain timeout closes it', 'the device drops']) {
     broker.handle(device.connection);
     device.connection.push(connectPacket({ clientId: 'lte-1' }));
     await waitFor(() => broker.connectedClients === 1, 'the connection');
-    const publishes = (first: number) =>
-      Buffer.concat(Array.from({ length: 10 }, (_, n) => publishPacket(`lab/${first + n}`, Buffer.from(String(first + n)), 1, first + n)));
-    // PUBACKs 1-10 reach the device but are slow to leave the socket: it is past its high-water mark.
-    device.slow();
-    device.connection.push(publishes(1));
-    await waitFor(() => device.ackedIds().length === 10, 'PUBACKs 1-10');
-    // 11-20 are acknowledged by the commit meanwhile; then the first write is taken, and the link stalls.
-    device.connection.push(publishes(11));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await backUp(device);
+    // The first write is taken, and the link stalls.
     device.stall();
     device.take();
     // 21-30 arrive and are acknowledged by the commit while nothing leaves the socket any more.
-    device.connection.push(publishes(21));
+    device.connection.push(tenPublishes(21));
     await new Promise((resolve) => setTimeout(resolve, 20));
     if (ending === 'the device drops') device.connection.destroy();
     await waitFor(() => device.connection.destroyed, 'the close', 5000);
     await new Promise((resolve) => setTimeout(resolve, 50));
     const acked = device.ackedIds();
-    assert.deepEqual(
-      acked.filter((ackedId) => !relayed.includes(ackedId)),
-      [],
-      `acknowledged ${acked.join(',')}; relayed ${[...relayed].sort((a, b) => a - b).join(',')}`,
-    );
+    assertEveryAckRelayed(acked, relayed);
     assert.ok(acked.length >= 10, `the device got PUBACKs ${acked.join(',')}`);
   });
 }
@@ -309,24 +320,13 @@ test('a client aedes closes while PUBACKs are held (takeover, revoke, stop) gets
   device.connection.push(mqttPacket(0x82, Buffer.from([0, 1]), mqttString('devices/lte-2/commands'), Buffer.from([1])));
   await waitFor(() => broker.connectedClients === 1, 'the connection');
   await new Promise((resolve) => setTimeout(resolve, 20));
-  const publishes = (first: number) =>
-    Buffer.concat(Array.from({ length: 10 }, (_, n) => publishPacket(`lab/${first + n}`, Buffer.from(String(first + n)), 1, first + n)));
-  device.slow();
-  device.connection.push(publishes(1));
-  await waitFor(() => device.ackedIds().length === 10, 'PUBACKs 1-10');
-  device.connection.push(publishes(11));
-  await new Promise((resolve) => setTimeout(resolve, 30)); // 11-20 committed, their PUBACKs held
+  await backUp(device);
   const client = Object.values((broker as unknown as { clients: Record<string, { close(): void }> }).clients)[0];
   client?.close();
   device.take(); // the link takes the first write in the same turn: 'drain' before the socket is destroyed
   await waitFor(() => device.connection.destroyed, 'the close');
   await new Promise((resolve) => setTimeout(resolve, 50));
-  const acked = device.ackedIds();
-  assert.deepEqual(
-    acked.filter((ackedId) => !relayed.includes(ackedId)),
-    [],
-    `acknowledged ${acked.join(',')}; relayed ${[...relayed].sort((a, b) => a - b).join(',')}`,
-  );
+  assertEveryAckRelayed(device.ackedIds(), relayed);
 });
 
 test('a client that never reads its PUBACKs: aedes stops reading it past the high-water mark and closes it after drainTimeout', async (t) => {
