@@ -4,14 +4,14 @@
 // acknowledges through it.
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect } from 'node:net';
-import { Duplex, PassThrough, Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { installSingleWritePuback, mqttPacketExports } from '../../src/ingress/mqtt-broker/puback-writes.ts';
 import { listenAedes } from '../helpers/aedes-listener.ts';
 import { connectPacket, mqttPacket, mqttString, publishPacket } from '../helpers/mqtt-wire.ts';
-import { connectUnread } from '../helpers/unread-connection.ts';
+import { connectUnread, drivenConnection } from '../helpers/unread-connection.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const exportsOfMqttPacket = mqttPacketExports();
@@ -225,45 +225,6 @@ async function relayingBroker(t: TestContext, drainTimeout: number): Promise<{ b
     () => undefined,
   );
   return { broker, relayed };
-}
-
-/**
- * A device's connection whose link the test drives: a write reaches the device when made, and is taken off
- * the wire (its callback) at once, or, once `slow()`, only when `take()` says so; after `stall()`, never.
- */
-function drivenConnection(): { connection: Duplex; slow(): void; take(): void; stall(): void; ackedIds(): number[] } {
-  const received: Buffer[] = [];
-  let mode: 'fast' | 'slow' | 'stalled' = 'fast';
-  let waiting: (() => void) | null = null;
-  const connection = new Duplex({
-    writableHighWaterMark: 16,
-    read() {},
-    write(chunk: Buffer, _encoding, callback) {
-      received.push(chunk);
-      if (mode === 'fast') callback();
-      else if (mode === 'slow') waiting = callback;
-    },
-  });
-  connection.on('error', () => undefined);
-  return {
-    connection,
-    slow: () => {
-      mode = 'slow';
-    },
-    take: () => {
-      const callback = waiting;
-      waiting = null;
-      callback?.();
-    },
-    stall: () => {
-      mode = 'stalled';
-    },
-    ackedIds: () => {
-      const ids: number[] = [];
-      for (const chunk of received) for (let at = 0; at + 4 <= chunk.length && chunk[at] === 0x40; at += 4) ids.push(chunk.readUInt16BE(at + 2));
-      return ids;
-    },
-  };
 }
 
 /** Ten QoS 1 publishes, ids and payloads `first` to `first + 9`, each to its own topic under lab/. */

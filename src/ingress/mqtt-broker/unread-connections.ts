@@ -6,11 +6,10 @@
 // device's to resend.
 import type { Aedes, Client } from 'aedes';
 import { printable } from '../../shared/input-text.ts';
+import type { RefuseConnection } from './listeners.ts';
 
 /** How long a connection may go without taking anything the gateway sent, with more waiting (aedes' default). */
 export const DRAIN_TIMEOUT_MS = 60_000;
-
-export type RefuseConnection = (reason: string, subject: string, message: string) => void;
 
 export function reportUnreadConnections(broker: Aedes, drainTimeoutMs: number, refuse: RefuseConnection): void {
   const reported = new WeakSet<Client>();
